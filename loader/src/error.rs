@@ -1,0 +1,227 @@
+//! Every way a boot can be refused, each with its own isa-debug-exit code.
+//!
+//! The loader writes `code` to the isa-debug-exit port (0xf4); QEMU then exits with
+//! status `(code << 1) | 1`. Codes 0 and 1 are what Hermit kernels themselves write
+//! (QEMU status 1 and 3), so the loader's codes start at 0x10 and never collide with
+//! a kernel's own result. CPU exceptions use `0x40 + vector` (QEMU status
+//! `129 + 2 * vector`). The table in `docs/exit-codes.md` lists them; a test keeps
+//! the two in step.
+
+use core::fmt;
+
+/// The loader's exit codes, as written to the isa-debug-exit port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// The Multiboot information carried no module: QEMU was started without `-initrd`.
+    NoModule = 0x10,
+    /// The module does not start with the ELF magic.
+    NotElf = 0x11,
+    /// ELF, but not 64-bit little endian.
+    WrongClass = 0x12,
+    /// ELF64, but not for x86_64.
+    WrongMachine = 0x13,
+    /// Neither `ET_EXEC` nor `ET_DYN`.
+    WrongType = 0x14,
+    /// Headers, notes or dynamic section are broken or point outside the file.
+    MalformedElf = 0x15,
+    /// No HERMIT note: not a Hermit application.
+    NoHermitNote = 0x16,
+    /// A HERMIT note with an entry version this loader cannot serve.
+    UnsupportedEntryVersion = 0x17,
+    /// `DT_NEEDED`: the application wants shared libraries.
+    NeedsSharedLibrary = 0x18,
+    /// A `PT_LOAD` segment's file range lies outside the file.
+    SegmentOutsideFile = 0x19,
+    /// A relocation type the loader does not implement.
+    UnsupportedRelocation = 0x1a,
+    /// The kernel image would overlap the loader, the MBI, the module or the area
+    /// reserved for boot data.
+    LayoutOverlap = 0x1b,
+    /// Not enough RAM for the kernel image or for boot data.
+    NotEnoughMemory = 0x1c,
+    /// The Multiboot hand-over itself is unusable (magic, missing memory map).
+    BadMultiboot = 0x1d,
+    /// A bug in the loader: a Rust panic.
+    LoaderPanic = 0x1e,
+    /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
+    CpuException = 0x40,
+}
+
+impl ExitCode {
+    /// Every code, in table order (for docs and tests).
+    pub const ALL: [ExitCode; 16] = [
+        ExitCode::NoModule,
+        ExitCode::NotElf,
+        ExitCode::WrongClass,
+        ExitCode::WrongMachine,
+        ExitCode::WrongType,
+        ExitCode::MalformedElf,
+        ExitCode::NoHermitNote,
+        ExitCode::UnsupportedEntryVersion,
+        ExitCode::NeedsSharedLibrary,
+        ExitCode::SegmentOutsideFile,
+        ExitCode::UnsupportedRelocation,
+        ExitCode::LayoutOverlap,
+        ExitCode::NotEnoughMemory,
+        ExitCode::BadMultiboot,
+        ExitCode::LoaderPanic,
+        ExitCode::CpuException,
+    ];
+
+    /// The value written to the isa-debug-exit port.
+    pub const fn port_value(self) -> u8 {
+        self as u8
+    }
+
+    /// The exit status QEMU reports for this code.
+    pub const fn qemu_status(self) -> i32 {
+        ((self as i32) << 1) | 1
+    }
+
+    /// The exit status QEMU reports for CPU exception `vector`.
+    pub const fn exception_status(vector: u8) -> i32 {
+        (((ExitCode::CpuException as u8 + vector) as i32) << 1) | 1
+    }
+
+    /// A short stable name, used in messages and in the docs table.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ExitCode::NoModule => "no-module",
+            ExitCode::NotElf => "not-elf",
+            ExitCode::WrongClass => "wrong-class",
+            ExitCode::WrongMachine => "wrong-machine",
+            ExitCode::WrongType => "wrong-type",
+            ExitCode::MalformedElf => "malformed-elf",
+            ExitCode::NoHermitNote => "no-hermit-note",
+            ExitCode::UnsupportedEntryVersion => "unsupported-entry-version",
+            ExitCode::NeedsSharedLibrary => "needs-shared-library",
+            ExitCode::SegmentOutsideFile => "segment-outside-file",
+            ExitCode::UnsupportedRelocation => "unsupported-relocation",
+            ExitCode::LayoutOverlap => "layout-overlap",
+            ExitCode::NotEnoughMemory => "not-enough-memory",
+            ExitCode::BadMultiboot => "bad-multiboot",
+            ExitCode::LoaderPanic => "loader-panic",
+            ExitCode::CpuException => "cpu-exception",
+        }
+    }
+}
+
+/// Why the loader refuses to boot, with the context the message names.
+///
+/// `Display` gives the one line the loader prints before it exits; it always names
+/// what was found, so the user does not need a debugger to see why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    NoModule,
+    NotElf { magic: [u8; 4] },
+    WrongClass { class: u8, data: u8 },
+    WrongMachine { machine: u16 },
+    WrongType { e_type: u16 },
+    MalformedElf { what: &'static str },
+    NoHermitNote,
+    UnsupportedEntryVersion { version: u8 },
+    NeedsSharedLibrary,
+    SegmentOutsideFile { index: usize, offset: u64, size: u64, file_len: u64 },
+    UnsupportedRelocation { r_type: u32, offset: u64 },
+    /// `what` overlaps `other`; both ranges are physical `[start, end)`.
+    LayoutOverlap { what: &'static str, start: u64, end: u64, other: &'static str, other_start: u64, other_end: u64 },
+    NotEnoughMemory { what: &'static str, start: u64, end: u64 },
+    BadMultiboot { what: &'static str },
+}
+
+impl LoadError {
+    pub const fn exit_code(&self) -> ExitCode {
+        match self {
+            LoadError::NoModule => ExitCode::NoModule,
+            LoadError::NotElf { .. } => ExitCode::NotElf,
+            LoadError::WrongClass { .. } => ExitCode::WrongClass,
+            LoadError::WrongMachine { .. } => ExitCode::WrongMachine,
+            LoadError::WrongType { .. } => ExitCode::WrongType,
+            LoadError::MalformedElf { .. } => ExitCode::MalformedElf,
+            LoadError::NoHermitNote => ExitCode::NoHermitNote,
+            LoadError::UnsupportedEntryVersion { .. } => ExitCode::UnsupportedEntryVersion,
+            LoadError::NeedsSharedLibrary => ExitCode::NeedsSharedLibrary,
+            LoadError::SegmentOutsideFile { .. } => ExitCode::SegmentOutsideFile,
+            LoadError::UnsupportedRelocation { .. } => ExitCode::UnsupportedRelocation,
+            LoadError::LayoutOverlap { .. } => ExitCode::LayoutOverlap,
+            LoadError::NotEnoughMemory { .. } => ExitCode::NotEnoughMemory,
+            LoadError::BadMultiboot { .. } => ExitCode::BadMultiboot,
+        }
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::NoModule => {
+                write!(f, "no Multiboot module: pass the Hermit application with -initrd")
+            }
+            LoadError::NotElf { magic } => write!(
+                f,
+                "the module is not an ELF file (starts with {:02x} {:02x} {:02x} {:02x})",
+                magic[0], magic[1], magic[2], magic[3]
+            ),
+            LoadError::WrongClass { class, data } => write!(
+                f,
+                "the module is not a 64-bit little-endian ELF (EI_CLASS {class}, EI_DATA {data})"
+            ),
+            LoadError::WrongMachine { machine } => {
+                write!(f, "the module is not for x86_64 (e_machine {machine})")
+            }
+            LoadError::WrongType { e_type } => write!(
+                f,
+                "the module is neither ET_EXEC nor ET_DYN (e_type {e_type})"
+            ),
+            LoadError::MalformedElf { what } => write!(f, "malformed ELF: {what}"),
+            LoadError::NoHermitNote => write!(
+                f,
+                "no HERMIT note (type 0x5a00) in the module: not a Hermit application"
+            ),
+            LoadError::UnsupportedEntryVersion { version } => write!(
+                f,
+                "HERMIT entry version {version} is not supported (this loader serves 3 and 4)"
+            ),
+            LoadError::NeedsSharedLibrary => write!(
+                f,
+                "the application needs shared libraries (DT_NEEDED): Hermit apps must be static"
+            ),
+            LoadError::SegmentOutsideFile { index, offset, size, file_len } => write!(
+                f,
+                "PT_LOAD segment {index} (file offset {offset:#x}, size {size:#x}) lies outside the {file_len:#x}-byte file"
+            ),
+            LoadError::UnsupportedRelocation { r_type, offset } => write!(
+                f,
+                "unsupported relocation type {r_type} at offset {offset:#x}"
+            ),
+            LoadError::LayoutOverlap { what, start, end, other, other_start, other_end } => write!(
+                f,
+                "{what} [{start:#x}, {end:#x}) overlaps {other} [{other_start:#x}, {other_end:#x})"
+            ),
+            LoadError::NotEnoughMemory { what, start, end } => write!(
+                f,
+                "not enough RAM: {what} [{start:#x}, {end:#x}) is not in usable memory"
+            ),
+            LoadError::BadMultiboot { what } => write!(f, "unusable Multiboot information: {what}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_clear_of_kernel_results() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ExitCode::ALL {
+            assert!(code.port_value() >= 0x10, "{code:?} collides with kernel codes");
+            assert!(seen.insert(code.port_value()), "{code:?} repeats a value");
+            assert!(seen.len() <= ExitCode::ALL.len());
+        }
+        // Exception codes stay within an 8-bit exit status and above the refusals.
+        assert_eq!(ExitCode::exception_status(0), 129);
+        assert_eq!(ExitCode::exception_status(31), 191);
+        assert_eq!(ExitCode::NoModule.qemu_status(), 33);
+    }
+}

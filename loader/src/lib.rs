@@ -1,0 +1,10 @@
+//! The loader's pure logic: ELF inspection and loading, relocation, memory layout,
+//! page-table construction, FDT and boot-info building. Nothing here touches
+//! hardware, so all of it builds and is tested on the host; the bare-metal binary
+//! (`main.rs` and `arch/`) only gathers inputs and hands memory slices to it.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+pub mod error;

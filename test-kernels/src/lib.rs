@@ -1,0 +1,2 @@
+//! Shared checks of the test kernels.
+#![cfg_attr(not(test), no_std)]

@@ -1,0 +1,1 @@
+//! Decoding of the loader boot trace (grows with the trace issue).
