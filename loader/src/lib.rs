@@ -8,3 +8,8 @@
 extern crate alloc;
 
 pub mod error;
+pub mod elf;
+pub mod layout;
+pub mod paging;
+pub mod fdt;
+pub mod bootinfo;
