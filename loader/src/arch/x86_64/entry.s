@@ -1,0 +1,114 @@
+// Multiboot entry and the switch to long mode.
+//
+// Machine state on entry (Multiboot 1, as QEMU provides it):
+//   1. 32-bit protected mode, flat segments, paging off, interrupts off;
+//   2. EAX = 0x2BADB002, EBX = physical address of the Multiboot information;
+//   3. no stack, .bss contents unspecified.
+// What this file does, in order: record the TSC, zero .bss, take a stack, enable
+// SSE (the precompiled core uses it), identity-map the first 4 GiB with 2 MiB pages
+// for the loader's own use, enable long mode and paging, load a 64-bit GDT, and
+// call `loader_main(magic, mbi)` with the stack 16-byte aligned before the call.
+// The TSC is recorded at entry, after paging is on and after the far jump, so that
+// the trace can time the mode switch.
+
+.section .multiboot, "a"
+.balign 4
+    .long {mb_magic}
+    .long {mb_flags}
+    .long {mb_checksum}
+
+.section .text.start32, "ax"
+.code32
+.global start32
+start32:
+    cli
+    cld
+    mov esi, eax                        // Keep the Multiboot magic for loader_main.
+    rdtsc
+    mov [{stamps}], eax
+    mov [{stamps} + 4], edx
+
+    // Zero .bss: the boot page tables and the stacks live there.
+    mov edi, offset __bss_start
+    mov ecx, offset __bss_end
+    sub ecx, edi
+    xor eax, eax
+    rep stosb
+
+    lea esp, [{stack} + {stack_size}]
+
+    // SSE on: CR0.EM clear, CR0.MP set; CR4.OSFXSR and CR4.OSXMMEXCPT set.
+    // CR4.PAE is a prerequisite of long mode.
+    mov eax, cr0
+    and eax, ~{cr0_em}
+    or eax, {cr0_mp}
+    mov cr0, eax
+    mov eax, cr4
+    or eax, {cr4_pae} | {cr4_osfxsr} | {cr4_osxmmexcpt}
+    mov cr4, eax
+
+    // PML4[0] -> PDPT; PDPT[0..4] -> four PDs; each PD entry a 2 MiB page.
+    lea eax, [{tables} + 4096 + {pte_present} + {pte_writable}]
+    mov [{tables}], eax
+    lea edi, [{tables} + 4096]
+    lea eax, [{tables} + 8192 + {pte_present} + {pte_writable}]
+    mov ecx, 4
+1:
+    mov [edi], eax
+    add eax, 4096
+    add edi, 8
+    loop 1b
+    lea edi, [{tables} + 8192]
+    mov eax, {pte_present} + {pte_writable} + {pte_huge}
+    mov ecx, 2048
+2:
+    mov [edi], eax
+    add eax, 0x200000
+    add edi, 8
+    loop 2b
+
+    lea eax, [{tables}]
+    mov cr3, eax
+    mov ecx, {msr_efer}
+    rdmsr
+    or eax, {efer_lme}
+    wrmsr
+    mov eax, cr0
+    or eax, {cr0_pg}
+    mov cr0, eax
+
+    rdtsc
+    mov [{stamps} + 8], eax
+    mov [{stamps} + 12], edx
+
+    lgdt [gdt_pointer]
+    // A far return loads CS with the 64-bit code segment.
+    push {code_selector}
+    lea eax, [start64]
+    push eax
+    retf
+
+.code64
+start64:
+    mov ax, {data_selector}
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    mov fs, ax
+    mov gs, ax
+    rdtsc
+    mov [{stamps} + 16], eax
+    mov [{stamps} + 20], edx
+    mov edi, esi                        // loader_main(magic, mbi)
+    mov esi, ebx
+    call {loader_main}
+    ud2
+
+// The GDT pointer for lgdt in 32-bit mode: limit, then base (the upper half of the
+// .quad is ignored there and is zero anyway, the GDT being below 4 GiB).
+.section .rodata
+.balign 8
+    .word 0
+gdt_pointer:
+    .word {gdt_size} - 1
+    .quad {gdt}

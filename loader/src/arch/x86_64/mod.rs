@@ -1,0 +1,176 @@
+//! Everything that touches the x86_64 machine directly: the Multiboot entry and the
+//! switch to long mode, the GDT, exception handling, port I/O, the TSC, the
+//! freestanding memory functions and the jump into the kernel. The rest of the
+//! loader is safe Rust on top of these.
+
+pub mod exceptions;
+pub mod mem;
+
+use core::arch::{asm, global_asm};
+
+use x86_64::structures::gdt::DescriptorFlags;
+
+/// The Multiboot 1 header magic.
+const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
+/// Header flags: bit 0 aligns modules on pages, bit 1 asks for the memory map.
+const MULTIBOOT_FLAGS: u32 = (1 << 0) | (1 << 1);
+/// What EAX holds when a Multiboot loader starts us.
+pub const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
+
+const CR0_MP: u32 = 1 << 1;
+const CR0_EM: u32 = 1 << 2;
+const CR0_PG: u32 = 1 << 31;
+const CR4_PAE: u32 = 1 << 5;
+const CR4_OSFXSR: u32 = 1 << 9;
+const CR4_OSXMMEXCPT: u32 = 1 << 10;
+const MSR_EFER: u32 = 0xC000_0080;
+const EFER_LME: u32 = 1 << 8;
+const PTE_PRESENT: u32 = 1 << 0;
+const PTE_WRITABLE: u32 = 1 << 1;
+const PTE_HUGE: u32 = 1 << 7;
+
+/// The loader's GDT: null, 64-bit code, data. It stays in the loader image, which the
+/// hand-over page tables keep mapped, because the kernel runs on it until it loads
+/// its own.
+static GDT: [u64; 3] = [
+    0,
+    DescriptorFlags::KERNEL_CODE64.bits(),
+    DescriptorFlags::KERNEL_DATA.bits(),
+];
+const CODE_SELECTOR: u16 = 1 << 3;
+const DATA_SELECTOR: u16 = 2 << 3;
+
+/// The loader's own stack (the kernel gets a separate one).
+const STACK_SIZE: usize = 64 * 1024;
+#[repr(C, align(16))]
+struct Stack([u8; STACK_SIZE]);
+static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
+
+/// Identity map of the first 4 GiB (PML4, PDPT, four PDs of 2 MiB pages) that the
+/// loader runs on. The kernel gets page tables built by `rusty_loader::paging`.
+#[repr(C, align(4096))]
+struct BootTables([[u64; 512]; 6]);
+static mut BOOT_TABLES: BootTables = BootTables([[0; 512]; 6]);
+
+/// How much of the physical address space the boot tables map.
+pub const BOOT_IDENTITY_LIMIT: u64 = 4 << 30;
+
+/// TSC values recorded by the start-up code before any Rust runs. Kept in `.data`
+/// because start32 records the first one before it zeroes `.bss`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EarlyStamps {
+    pub entry: u64,
+    pub paging_on: u64,
+    pub long_mode: u64,
+}
+#[unsafe(link_section = ".data.early_stamps")]
+static mut EARLY_STAMPS: EarlyStamps = EarlyStamps { entry: 1, paging_on: 1, long_mode: 1 };
+
+/// The TSC values start32 recorded.
+pub fn early_stamps() -> EarlyStamps {
+    // SAFETY: start32 wrote these before Rust ran; nothing writes them afterwards.
+    unsafe { core::ptr::read_volatile(&raw const EARLY_STAMPS) }
+}
+
+global_asm!(
+    include_str!("entry.s"),
+    mb_magic = const MULTIBOOT_MAGIC,
+    mb_flags = const MULTIBOOT_FLAGS,
+    mb_checksum = const 0u32.wrapping_sub(MULTIBOOT_MAGIC.wrapping_add(MULTIBOOT_FLAGS)),
+    stamps = sym EARLY_STAMPS,
+    stack = sym LOADER_STACK,
+    stack_size = const STACK_SIZE,
+    cr0_em = const CR0_EM,
+    cr0_mp = const CR0_MP,
+    cr0_pg = const CR0_PG,
+    cr4_pae = const CR4_PAE,
+    cr4_osfxsr = const CR4_OSFXSR,
+    cr4_osxmmexcpt = const CR4_OSXMMEXCPT,
+    tables = sym BOOT_TABLES,
+    pte_present = const PTE_PRESENT,
+    pte_writable = const PTE_WRITABLE,
+    pte_huge = const PTE_HUGE,
+    msr_efer = const MSR_EFER,
+    efer_lme = const EFER_LME,
+    gdt = sym GDT,
+    gdt_size = const core::mem::size_of::<[u64; 3]>(),
+    code_selector = const CODE_SELECTOR,
+    data_selector = const DATA_SELECTOR,
+    loader_main = sym crate::loader_main,
+);
+
+/// The loader image's bounds, from the linker script.
+pub fn loader_image() -> (u64, u64) {
+    unsafe extern "C" {
+        static __loader_start: u8;
+        static __loader_end: u8;
+    }
+    // Only the addresses of the linker symbols are taken, never their contents.
+    (&raw const __loader_start as u64, &raw const __loader_end as u64)
+}
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects; the loader runs at CPL 0 where it is allowed.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Writes one byte to an I/O port.
+fn outb(port: u16, value: u8) {
+    // SAFETY: the loader owns the machine; the ports written are the debug-exit and
+    // serial ports, whose writes have no memory-safety effect.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+}
+
+/// The isa-debug-exit device's port (QEMU `-device isa-debug-exit,iobase=0xf4`).
+const DEBUG_EXIT_PORT: u16 = 0xf4;
+
+/// Ends the QEMU run with status `(value << 1) | 1`. Without the isa-debug-exit
+/// device the write does nothing, so halt forever with interrupts off afterwards.
+pub fn exit_qemu(value: u8) -> ! {
+    outb(DEBUG_EXIT_PORT, value);
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Everything the jump into the kernel needs.
+pub struct HandOver {
+    /// Physical address of the PML4 of the kernel's page tables.
+    pub pml4: u64,
+    /// The lowest address of the kernel's zeroed 32 KiB stack (the ABI wants the
+    /// lowest address; the kernel adds the size itself).
+    pub stack: u64,
+    /// The boot info, passed in rdi.
+    pub boot_info: u64,
+    /// The kernel's relocated entry point.
+    pub entry: u64,
+}
+
+/// Switches to the kernel's page tables and jumps to its entry with rdi = boot info,
+/// rsi = 0 (the boot CPU), rsp = the stack's lowest address, interrupts off.
+///
+/// # Safety
+/// The page tables must identity-map the loader's code, GDT and IDT, the kernel,
+/// the stack and the boot info; the kernel must have been loaded and relocated.
+pub unsafe fn hand_over(to: &HandOver) -> ! {
+    // SAFETY: the caller guarantees the new page tables keep this code mapped at the
+    // same address, so the instruction after `mov cr3` is still there.
+    unsafe {
+        asm!(
+            "cli",
+            "mov cr3, rax",
+            "mov rsp, rcx",
+            "xor esi, esi",
+            "xor ebp, ebp",
+            "jmp rdx",
+            in("rax") to.pml4,
+            in("rcx") to.stack,
+            in("rdx") to.entry,
+            in("rdi") to.boot_info,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,15 @@
+//! The project's build and run automation, as a library so that the QEMU
+//! integration tests (`xtask/tests`) build and boot exactly as `cargo xtask` does.
+
+pub mod build;
+pub mod qemu;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (the parent of this crate's directory).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
