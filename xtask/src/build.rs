@@ -69,13 +69,14 @@ fn cargo_build(
         sh.push_env("RUSTFLAGS", flags),
         sh.push_env("CARGO_PROFILE_DEV_PANIC", "abort"),
         sh.push_env("CARGO_PROFILE_RELEASE_PANIC", "abort"),
-        // Never inherit the outer build's encoded flags (e.g. when run from cargo test).
-        sh.push_env("CARGO_ENCODED_RUSTFLAGS", ""),
     );
     cmd!(
         sh,
         "cargo build --quiet -p {package} {bin_args...} --features bare-metal --target {HOST_TARGET} --target-dir {target_dir} {release...}"
     )
+    // An outer cargo (e.g. `cargo test` running this) may export encoded flags, which
+    // would take precedence over RUSTFLAGS.
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
     .run()
     .with_context(|| format!("building {package} failed"))?;
     Ok(target_dir.join(HOST_TARGET).join(profile.dir_name()))

@@ -32,7 +32,8 @@ pub struct QemuConfig {
     pub smp: u32,
     pub kvm: bool,
     pub loader: PathBuf,
-    pub app: PathBuf,
+    /// The application, given with `-initrd`; None boots without a module.
+    pub app: Option<PathBuf>,
     /// The `-append` text (kernel arguments, then `-- app args`); None: no `-append`.
     pub append: Option<String>,
     /// Anything else, appended last.
@@ -49,7 +50,7 @@ impl QemuConfig {
             smp: 1,
             kvm: false,
             loader: loader.into(),
-            app: app.into(),
+            app: Some(app.into()),
             append: None,
             extra_args: Vec::new(),
         }
@@ -87,8 +88,10 @@ impl QemuConfig {
         }
         args.push("-kernel".into());
         args.push(self.loader.clone().into_os_string());
-        args.push("-initrd".into());
-        args.push(self.app.clone().into_os_string());
+        if let Some(app) = &self.app {
+            args.push("-initrd".into());
+            args.push(app.clone().into_os_string());
+        }
         if let Some(append) = &self.append {
             args.push("-append".into());
             args.push(append.into());

@@ -1,0 +1,144 @@
+//! Boots every test kernel through the loader in QEMU (TCG) under both machine
+//! types and several memory and CPU configurations, and checks what each kernel
+//! reported against what the test knows: exit status 3 (every in-kernel check
+//! passed), the command line QEMU built, the app arguments, the memory map, the
+//! kernel image placement.
+
+mod common;
+
+use common::{artifacts, boot, config, parse_range, KernelReport};
+use xtask::qemu::{Machine, QemuConfig};
+
+const TWO_MIB: u64 = 2 << 20;
+
+/// Boots and checks everything a good boot must show; returns the report.
+fn check_good_boot(config: &QemuConfig, kernel_name: &str) -> KernelReport {
+    let run = boot(config);
+    let serial = run.serial_text();
+    assert_eq!(
+        run.status,
+        Some(3),
+        "expected the kernel to report success (QEMU status 3)\ncommand: {}\nserial:\n{serial}\nstderr:\n{}",
+        config.display(),
+        run.stderr
+    );
+    let report = KernelReport::parse(&serial);
+    assert_eq!(report.verdict.as_deref(), Some("ok"), "serial:\n{serial}");
+    assert_eq!(report.one("kernel"), kernel_name);
+
+    // The command line reaches the kernel unchanged, file name included.
+    assert_eq!(report.one("cmdline"), config.multiboot_command_line(), "serial:\n{serial}");
+    let expected_args = config
+        .append
+        .as_deref()
+        .and_then(|a| a.split_once("-- ").map(|(_, args)| args.trim().to_string()))
+        .unwrap_or_default();
+    assert_eq!(report.one("args"), expected_args);
+
+    // The image lies in usable RAM as reported by the MBI memory map.
+    let (image_start, image_end) = parse_range(report.one("image"));
+    assert!(image_start < image_end);
+    let ram: Vec<(u64, u64)> = report.all("mem").into_iter().map(parse_range).collect();
+    assert!(!ram.is_empty(), "no memory regions reported\n{serial}");
+    assert!(
+        ram.iter().any(|&(s, e)| s <= image_start && image_end <= e),
+        "image {image_start:#x}-{image_end:#x} outside RAM {ram:x?}"
+    );
+    report
+}
+
+fn machine_config(app: &std::path::Path, machine: Machine) -> QemuConfig {
+    let mut config = config(app);
+    config.machine = machine;
+    config.append = Some("-freq 2800 -- first second".to_string());
+    config
+}
+
+fn check_dyn_placement(report: &KernelReport) {
+    let (start, _) = parse_range(report.one("image"));
+    assert_eq!(start % TWO_MIB, 0, "ET_DYN kernels are placed 2 MiB aligned");
+}
+
+fn check_fdt_memory(report: &KernelReport) {
+    let mut mbi: Vec<_> = report.all("mem").into_iter().map(parse_range).collect();
+    let mut fdt: Vec<_> = report.all("fdt-mem").into_iter().map(parse_range).collect();
+    mbi.sort();
+    fdt.sort();
+    assert_eq!(mbi, fdt, "FDT memory nodes must equal the MBI's usable regions");
+}
+
+#[test]
+fn hello_dyn_boots_on_pc() {
+    let report = check_good_boot(&machine_config(&artifacts().kernels.hello_dyn, Machine::Pc), "hello-dyn");
+    check_dyn_placement(&report);
+    check_fdt_memory(&report);
+}
+
+#[test]
+fn hello_dyn_boots_on_microvm() {
+    let report =
+        check_good_boot(&machine_config(&artifacts().kernels.hello_dyn, Machine::Microvm), "hello-dyn");
+    check_dyn_placement(&report);
+    check_fdt_memory(&report);
+}
+
+#[test]
+fn legacy_dyn_boots_on_pc() {
+    let report = check_good_boot(&machine_config(&artifacts().kernels.legacy_dyn, Machine::Pc), "legacy-dyn");
+    check_dyn_placement(&report);
+}
+
+#[test]
+fn legacy_dyn_boots_on_microvm() {
+    let report =
+        check_good_boot(&machine_config(&artifacts().kernels.legacy_dyn, Machine::Microvm), "legacy-dyn");
+    check_dyn_placement(&report);
+}
+
+#[test]
+fn hello_exec_boots_on_pc() {
+    let report = check_good_boot(&machine_config(&artifacts().kernels.hello_exec, Machine::Pc), "hello-exec");
+    assert_eq!(parse_range(report.one("image")).0, 0x80_0000);
+}
+
+#[test]
+fn hello_exec_boots_on_microvm() {
+    let report =
+        check_good_boot(&machine_config(&artifacts().kernels.hello_exec, Machine::Microvm), "hello-exec");
+    assert_eq!(parse_range(report.one("image")).0, 0x80_0000);
+}
+
+#[test]
+fn boots_without_append() {
+    let config = config(&artifacts().kernels.hello_dyn);
+    check_good_boot(&config, "hello-dyn");
+}
+
+#[test]
+fn boots_with_four_cpus() {
+    for kernel in [&artifacts().kernels.hello_dyn, &artifacts().kernels.legacy_dyn] {
+        let mut config = machine_config(kernel, Machine::Pc);
+        config.smp = 4;
+        let name = kernel.file_name().unwrap().to_str().unwrap();
+        check_good_boot(&config, name);
+    }
+}
+
+#[test]
+fn boots_with_ram_above_4_gib() {
+    // 5 GiB on pc puts RAM below the PCI hole and again above 4 GiB.
+    let mut config = machine_config(&artifacts().kernels.hello_dyn, Machine::Pc);
+    config.memory = "5G".to_string();
+    let report = check_good_boot(&config, "hello-dyn");
+    let ram: Vec<_> = report.all("mem").into_iter().map(parse_range).collect();
+    assert!(ram.iter().any(|&(s, _)| s >= 4 << 30), "expected a region above 4 GiB: {ram:x?}");
+    check_fdt_memory(&report);
+}
+
+#[test]
+fn boots_with_large_memory_on_microvm() {
+    let mut config = machine_config(&artifacts().kernels.legacy_dyn, Machine::Microvm);
+    config.memory = "2G".to_string();
+    config.smp = 4;
+    check_good_boot(&config, "legacy-dyn");
+}

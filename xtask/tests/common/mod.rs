@@ -1,0 +1,87 @@
+//! Shared pieces of the QEMU integration tests: building the artifacts once per test
+//! binary, booting, and reading what a test kernel reported.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use xshell::Shell;
+use xtask::build::{self, LoaderArtifacts, Profile, TestKernels};
+use xtask::qemu::{self, Captured, QemuConfig};
+
+/// Long enough for a TCG boot on a loaded two-core machine; a hang still ends.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Artifacts {
+    pub loader: LoaderArtifacts,
+    pub kernels: TestKernels,
+}
+
+/// Builds the loader and the test kernels once (a no-op when `cargo xtask test`
+/// built them already).
+pub fn artifacts() -> &'static Artifacts {
+    static ARTIFACTS: OnceLock<Artifacts> = OnceLock::new();
+    ARTIFACTS.get_or_init(|| {
+        let sh = Shell::new().expect("a shell");
+        sh.change_dir(xtask::project_root());
+        Artifacts {
+            loader: build::build_loader(&sh, Profile::Debug).expect("the loader builds"),
+            kernels: build::build_test_kernels(&sh, Profile::Debug).expect("the test kernels build"),
+        }
+    })
+}
+
+/// A config for booting `app` with the debug loader.
+pub fn config(app: impl Into<PathBuf>) -> QemuConfig {
+    QemuConfig::new(&artifacts().loader.image, app)
+}
+
+pub fn boot(config: &QemuConfig) -> Captured {
+    let run = qemu::run_captured(config, BOOT_TIMEOUT).expect("QEMU starts");
+    assert!(!run.timed_out, "QEMU timed out\ncommand: {}\nserial:\n{}", config.display(), run.serial_text());
+    run
+}
+
+/// What a test kernel printed: `tk: key=value` facts and its verdict.
+pub struct KernelReport {
+    pub facts: Vec<(String, String)>,
+    pub verdict: Option<String>,
+}
+
+impl KernelReport {
+    pub fn parse(serial: &str) -> KernelReport {
+        let mut facts = Vec::new();
+        let mut verdict = None;
+        for line in serial.lines() {
+            let Some(rest) = line.strip_prefix("tk: ") else { continue };
+            match rest.split_once('=') {
+                Some((key, value)) if !key.contains(' ') => facts.push((key.to_string(), value.to_string())),
+                _ => verdict = Some(rest.to_string()),
+            }
+        }
+        KernelReport { facts, verdict }
+    }
+
+    /// The value of a fact that must appear exactly once.
+    pub fn one(&self, key: &str) -> &str {
+        let values = self.all(key);
+        assert_eq!(values.len(), 1, "fact {key} should appear once, got {values:?}");
+        values[0]
+    }
+
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.facts.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+/// Parses `<hex>-<hex>` (with or without 0x).
+pub fn parse_range(text: &str) -> (u64, u64) {
+    let (a, b) = text.split_once('-').unwrap_or_else(|| panic!("not a range: {text}"));
+    (parse_hex(a), parse_hex(b))
+}
+
+pub fn parse_hex(text: &str) -> u64 {
+    u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {text}"))
+}

@@ -1,0 +1,182 @@
+//! Every refusal of the loader, booted in QEMU: each bad input must end with its
+//! documented exit status and one clear line naming what was found — never a hang,
+//! a triple fault or a panic. The bad inputs are made here from a good test kernel,
+//! one defect each.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{artifacts, boot, config};
+use goblin::elf::dynamic::{DT_NEEDED, DT_NULL};
+use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::Elf;
+use rusty_loader::error::ExitCode;
+
+/// Writes `bytes` to a file named after the case, in the test's scratch directory.
+fn write_case(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = xtask::project_root().join("target/test-inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn hello_dyn() -> Vec<u8> {
+    std::fs::read(&artifacts().kernels.hello_dyn).unwrap()
+}
+
+/// Boots `app` and checks the status and that the loader's error line says `message`.
+fn check_refusal(app: Option<PathBuf>, code: ExitCode, message: &str) {
+    let mut config = config("unused");
+    config.app = app;
+    let run = boot(&config);
+    let serial = run.serial_text();
+    assert_eq!(run.status, Some(code.qemu_status()), "expected {code:?}\nserial:\n{serial}");
+    let line = serial
+        .lines()
+        .find(|l| l.starts_with("rusty-loader: error:"))
+        .unwrap_or_else(|| panic!("no error line\nserial:\n{serial}"));
+    assert!(line.contains(message), "error line {line:?} should mention {message:?}");
+    assert!(line.contains(code.name()), "error line {line:?} should name the code {}", code.name());
+}
+
+fn le16(bytes: &mut [u8], at: usize, value: u16) {
+    bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
+}
+
+fn le64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+fn find(bytes: &[u8], needle: &[u8]) -> usize {
+    bytes.windows(needle.len()).position(|w| w == needle).expect("pattern present")
+}
+
+#[test]
+fn no_module() {
+    check_refusal(None, ExitCode::NoModule, "-initrd");
+}
+
+#[test]
+fn not_an_elf() {
+    let app = write_case("not-elf", b"#!/bin/sh\necho this is not a kernel\n");
+    check_refusal(Some(app), ExitCode::NotElf, "23 21 2f 62");
+}
+
+#[test]
+fn elf32() {
+    let mut elf = hello_dyn();
+    elf[4] = 1; // EI_CLASS = ELFCLASS32
+    check_refusal(Some(write_case("elf32", &elf)), ExitCode::WrongClass, "EI_CLASS 1");
+}
+
+#[test]
+fn wrong_machine() {
+    let mut elf = hello_dyn();
+    le16(&mut elf, 18, 183); // EM_AARCH64
+    check_refusal(Some(write_case("aarch64", &elf)), ExitCode::WrongMachine, "e_machine 183");
+}
+
+#[test]
+fn relocatable_object() {
+    let mut elf = hello_dyn();
+    le16(&mut elf, 16, 1); // ET_REL
+    check_refusal(Some(write_case("et-rel", &elf)), ExitCode::WrongType, "e_type 1");
+}
+
+#[test]
+fn no_hermit_note() {
+    let mut elf = hello_dyn();
+    let at = find(&elf, b"HERMIT\0");
+    elf[at..at + 6].copy_from_slice(b"HERMIX");
+    check_refusal(Some(write_case("no-note", &elf)), ExitCode::NoHermitNote, "HERMIT note");
+}
+
+#[test]
+fn entry_version_2() {
+    let mut elf = hello_dyn();
+    // The 1-byte descriptor follows the 8-byte-padded name "HERMIT\0".
+    let at = find(&elf, b"HERMIT\0") + 8;
+    assert_eq!(elf[at], 4, "the test kernels carry entry version 4");
+    elf[at] = 2;
+    check_refusal(Some(write_case("entry-v2", &elf)), ExitCode::UnsupportedEntryVersion, "version 2");
+}
+
+/// File offset of the first dynamic entry with tag `tag`.
+fn dynamic_entry_offset(elf_bytes: &[u8], tag: u64) -> usize {
+    let elf = Elf::parse(elf_bytes).unwrap();
+    let dynamic = elf.program_headers.iter().find(|p| p.p_type == goblin::elf::program_header::PT_DYNAMIC).unwrap();
+    let base = dynamic.p_offset as usize;
+    (0..dynamic.p_filesz as usize / 16)
+        .map(|i| base + i * 16)
+        .find(|&at| u64::from_le_bytes(elf_bytes[at..at + 8].try_into().unwrap()) == tag)
+        .expect("dynamic entry present")
+}
+
+#[test]
+fn needs_shared_library() {
+    let mut elf = hello_dyn();
+    // Turn the terminating DT_NULL into a DT_NEEDED: the loader must refuse before
+    // it would ever look for the (absent) string.
+    let at = dynamic_entry_offset(&elf, DT_NULL);
+    le64(&mut elf, at, DT_NEEDED);
+    check_refusal(Some(write_case("dt-needed", &elf)), ExitCode::NeedsSharedLibrary, "DT_NEEDED");
+}
+
+#[test]
+fn segment_outside_file() {
+    let mut elf = hello_dyn();
+    let parsed = Elf::parse(&elf).unwrap();
+    let phoff = parsed.header.e_phoff as usize;
+    let index = parsed.program_headers.iter().position(|p| p.p_type == PT_LOAD && p.p_filesz > 0).unwrap();
+    let len = elf.len() as u64;
+    // p_offset is at +8 in an ELF64 program header.
+    le64(&mut elf, phoff + index * 56 + 8, len + 0x1000);
+    check_refusal(Some(write_case("segment-outside", &elf)), ExitCode::SegmentOutsideFile, "outside");
+}
+
+#[test]
+fn unsupported_relocation() {
+    let mut elf = hello_dyn();
+    let parsed = Elf::parse(&elf).unwrap();
+    let rela = parsed.section_headers.iter().find(|s| parsed.shdr_strtab.get_at(s.sh_name) == Some(".rela.dyn")).unwrap();
+    let at = rela.sh_offset as usize + 8; // r_info of the first entry
+    // R_X86_64_PC32 (2): never produced for a static PIE, not served by the loader.
+    le64(&mut elf, at, 2);
+    check_refusal(Some(write_case("reloc-pc32", &elf)), ExitCode::UnsupportedRelocation, "type 2");
+}
+
+#[test]
+fn kernel_overlaps_module() {
+    // An ET_EXEC kernel must go to 0x800000; padded to 8 MiB, its own file (the
+    // module, right after the loader) reaches over that address.
+    let mut elf = std::fs::read(&artifacts().kernels.hello_exec).unwrap();
+    elf.resize(8 << 20, 0);
+    check_refusal(Some(write_case("exec-overlap", &elf)), ExitCode::LayoutOverlap, "overlaps module");
+}
+
+#[test]
+fn not_enough_memory() {
+    let mut config = config(&artifacts().kernels.hello_dyn);
+    config.memory = "8M".to_string();
+    let run = boot(&config);
+    let serial = run.serial_text();
+    assert_eq!(run.status, Some(ExitCode::NotEnoughMemory.qemu_status()), "serial:\n{serial}");
+    assert!(serial.contains("not enough RAM"), "serial:\n{serial}");
+}
+
+#[test]
+fn fault_after_hand_over_is_reported() {
+    // An entry point far outside the image faults on the first instruction fetch; the
+    // loader's IDT is still live then and must report it instead of a triple fault.
+    let mut elf = hello_dyn();
+    le64(&mut elf, 24, 0x4000_0000);
+    let app = write_case("bad-entry", &elf);
+    let mut config = config(&app);
+    config.app = Some(app);
+    let run = boot(&config);
+    let serial = run.serial_text();
+    assert_eq!(run.status, Some(ExitCode::exception_status(14)), "serial:\n{serial}");
+    assert!(serial.contains("CPU exception 14 (page fault) in the kernel, after hand-over"), "serial:\n{serial}");
+}
