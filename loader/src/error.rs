@@ -44,13 +44,18 @@ pub enum ExitCode {
     BadMultiboot = 0x1d,
     /// A bug in the loader: a Rust panic.
     LoaderPanic = 0x1e,
+    /// The identity mappings for the hand-over page tables are inconsistent
+    /// (misaligned, overlapping, not identity-mappable) or leave the tables unmapped.
+    BadMapping = 0x1f,
+    /// The flattened device tree for the kernel could not be built.
+    FdtBuild = 0x20,
     /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
     CpuException = 0x40,
 }
 
 impl ExitCode {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [ExitCode; 16] = [
+    pub const ALL: [ExitCode; 18] = [
         ExitCode::NoModule,
         ExitCode::NotElf,
         ExitCode::WrongClass,
@@ -66,6 +71,8 @@ impl ExitCode {
         ExitCode::NotEnoughMemory,
         ExitCode::BadMultiboot,
         ExitCode::LoaderPanic,
+        ExitCode::BadMapping,
+        ExitCode::FdtBuild,
         ExitCode::CpuException,
     ];
 
@@ -102,6 +109,8 @@ impl ExitCode {
             ExitCode::NotEnoughMemory => "not-enough-memory",
             ExitCode::BadMultiboot => "bad-multiboot",
             ExitCode::LoaderPanic => "loader-panic",
+            ExitCode::BadMapping => "bad-mapping",
+            ExitCode::FdtBuild => "fdt-build",
             ExitCode::CpuException => "cpu-exception",
         }
     }
@@ -128,6 +137,10 @@ pub enum LoadError {
     LayoutOverlap { what: &'static str, start: u64, end: u64, other: &'static str, other_start: u64, other_end: u64 },
     NotEnoughMemory { what: &'static str, start: u64, end: u64 },
     BadMultiboot { what: &'static str },
+    /// A page mapping `[start, end)` cannot be built: `what` says why.
+    BadMapping { what: &'static str, start: u64, end: u64 },
+    /// The device-tree writer refused: `what` says why.
+    FdtBuild { what: &'static str },
 }
 
 impl LoadError {
@@ -147,6 +160,8 @@ impl LoadError {
             LoadError::LayoutOverlap { .. } => ExitCode::LayoutOverlap,
             LoadError::NotEnoughMemory { .. } => ExitCode::NotEnoughMemory,
             LoadError::BadMultiboot { .. } => ExitCode::BadMultiboot,
+            LoadError::BadMapping { .. } => ExitCode::BadMapping,
+            LoadError::FdtBuild { .. } => ExitCode::FdtBuild,
         }
     }
 }
@@ -203,6 +218,10 @@ impl fmt::Display for LoadError {
                 "not enough RAM: {what} [{start:#x}, {end:#x}) is not in usable memory"
             ),
             LoadError::BadMultiboot { what } => write!(f, "unusable Multiboot information: {what}"),
+            LoadError::BadMapping { what, start, end } => {
+                write!(f, "bad page mapping [{start:#x}, {end:#x}): {what}")
+            }
+            LoadError::FdtBuild { what } => write!(f, "cannot build the device tree: {what}"),
         }
     }
 }
