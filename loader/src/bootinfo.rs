@@ -1,1 +1,159 @@
-//! (to be written)
+//! The boot information the kernel receives in `rdi`.
+//!
+//! Built through hermit-entry's [`BootInfo`] and converted to its 128-byte
+//! `#[repr(C)]` [`RawBootInfo`], the layout every kernel with entry version 3 or 4
+//! reads. Like upstream Multiboot loaders, the physical memory range is left 0..0
+//! (kernels take the memory map from the FDT or the MBI); the serial port is always
+//! 0x3f8 because every kernel 0.6–0.13 unwraps it.
+
+use core::num::{NonZeroU16, NonZeroU64};
+
+use hermit_entry::boot_info::{
+    BootInfo, HardwareInfo, LoadInfo, PlatformInfo, RawBootInfo, SerialPortBase, TlsInfo,
+};
+
+use crate::error::LoadError;
+use crate::layout::Region;
+
+/// The COM1 port base.
+const COM1: SerialPortBase = NonZeroU16::new(0x3f8).unwrap();
+
+/// What goes into the boot info.
+#[derive(Clone, Copy, Debug)]
+pub struct BootInfoInput {
+    /// The kernel image as placed.
+    pub kernel_image: Region,
+    /// The relocated `PT_TLS` segment, if the kernel has one.
+    pub tls: Option<TlsInfo>,
+    /// The FDT's physical address, 0 for none.
+    pub device_tree: u64,
+    /// The full Multiboot command line, file name included, pointing into QEMU's
+    /// buffer (which stays mapped).
+    pub command_line: Option<&'static str>,
+    /// The MBI's physical address.
+    pub mbi_addr: u64,
+}
+
+/// The [`RawBootInfo`] the kernel gets in `rdi`: physical range 0..0, serial port
+/// 0x3f8, platform Multiboot with the command line and MBI address.
+///
+/// Refuses an MBI address of 0, which the Multiboot platform info cannot express.
+pub fn raw_boot_info(input: &BootInfoInput) -> Result<RawBootInfo, LoadError> {
+    let multiboot_info_addr = NonZeroU64::new(input.mbi_addr).ok_or(LoadError::BadMultiboot {
+        what: "the MBI address is 0",
+    })?;
+    let boot_info = BootInfo {
+        hardware_info: HardwareInfo {
+            phys_addr_range: 0..0,
+            serial_port_base: Some(COM1),
+            device_tree: NonZeroU64::new(input.device_tree),
+        },
+        load_info: LoadInfo {
+            kernel_image_addr_range: input.kernel_image.start..input.kernel_image.end,
+            tls_info: input.tls,
+        },
+        platform_info: PlatformInfo::Multiboot {
+            command_line: input.command_line,
+            multiboot_info_addr,
+        },
+    };
+    Ok(RawBootInfo::from(boot_info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, size_of};
+
+    /// Reads a `T` at byte `offset` of the raw boot info, as the kernel does.
+    fn read<T: Copy>(raw: &RawBootInfo, offset: usize) -> T {
+        assert!(offset + size_of::<T>() <= size_of::<RawBootInfo>());
+        let base = (raw as *const RawBootInfo).cast::<u8>();
+        // SAFETY: the read lies inside `raw` (checked above), `read_unaligned` has no
+        // alignment requirement, and the callers only read fields of integer type
+        // (never padding), whose every bit pattern is valid.
+        unsafe { base.add(offset).cast::<T>().read_unaligned() }
+    }
+
+    #[test]
+    fn offsets_match_the_abi_table() {
+        assert_eq!(size_of::<RawBootInfo>(), 128);
+        assert_eq!(align_of::<RawBootInfo>(), 8);
+
+        let command_line: &'static str = Box::leak(
+            "/kernels/hello -freq 2000 -- x"
+                .to_string()
+                .into_boxed_str(),
+        );
+        let input = BootInfoInput {
+            kernel_image: Region::new(0x80_0000, 0xa3_4000),
+            tls: Some(TlsInfo {
+                start: 0x81_0000,
+                filesz: 0x10,
+                memsz: 0x48,
+                align: 0x10,
+            }),
+            device_tree: 0x14_2000,
+            command_line: Some(command_line),
+            mbi_addr: 0x9500,
+        };
+        let raw = raw_boot_info(&input).unwrap();
+
+        let u64_fields: [(usize, u64, &str); 12] = [
+            (0, 0, "physical memory start"),
+            (8, 0, "physical memory end"),
+            (24, 0x14_2000, "device tree"),
+            (32, 0x80_0000, "kernel image start"),
+            (40, 0xa3_4000, "kernel image end"),
+            (48, 0x81_0000, "TLS start"),
+            (56, 0x10, "TLS filesz"),
+            (64, 0x48, "TLS memsz"),
+            (72, 0x10, "TLS align"),
+            (88, command_line.as_ptr() as u64, "command line pointer"),
+            (96, command_line.len() as u64, "command line length"),
+            (104, 0x9500, "MBI address"),
+        ];
+        for (offset, expected, name) in u64_fields {
+            assert_eq!(read::<u64>(&raw, offset), expected, "{name} at {offset}");
+        }
+        assert_eq!(read::<u16>(&raw, 16), 0x3f8, "serial port base");
+        assert_eq!(read::<u32>(&raw, 80), 0, "platform tag Multiboot");
+    }
+
+    #[test]
+    fn absent_fields_are_zero() {
+        let input = BootInfoInput {
+            kernel_image: Region::new(0x80_0000, 0x90_0000),
+            tls: None,
+            device_tree: 0,
+            command_line: None,
+            mbi_addr: 0x9500,
+        };
+        let raw = raw_boot_info(&input).unwrap();
+        for offset in [24, 48, 56, 64, 72, 88, 96] {
+            assert_eq!(read::<u64>(&raw, offset), 0, "offset {offset}");
+        }
+        assert_eq!(
+            read::<u16>(&raw, 16),
+            0x3f8,
+            "the serial port is always given"
+        );
+    }
+
+    #[test]
+    fn refuses_a_zero_mbi_address() {
+        let input = BootInfoInput {
+            kernel_image: Region::new(0x80_0000, 0x90_0000),
+            tls: None,
+            device_tree: 0,
+            command_line: None,
+            mbi_addr: 0,
+        };
+        assert_eq!(
+            raw_boot_info(&input).map(|_| ()),
+            Err(LoadError::BadMultiboot {
+                what: "the MBI address is 0"
+            })
+        );
+    }
+}
