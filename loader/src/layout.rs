@@ -304,7 +304,7 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
         end: u64::MAX,
     };
     for (region, what) in kept {
-        if region.end > owned.start {
+        if !region.is_empty() && region.end > owned.start {
             return Err(overlap(
                 what,
                 region,
@@ -762,6 +762,15 @@ mod tests {
                 ..qemu(dyn_kernel(0x10_0000, 0))
             },
             Ok((Region::new(0x80_0000, 0x90_0000), qemu_mappings(0xa0_0000))),
+        );
+        let no_data = LayoutInput {
+            boot_data: Region::new(0x100_0000, 0x100_0000),
+            ..qemu(exec_kernel(0x80_0000, 0x93_4567))
+        };
+        check(
+            "an empty command-line buffer needs no place",
+            no_data,
+            Ok((Region::new(0x80_0000, 0x93_4567), qemu_mappings(0xa0_0000))),
         );
         check(
             "empty memory map",
