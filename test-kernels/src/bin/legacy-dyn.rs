@@ -1,2 +1,22 @@
+//! legacy-dyn: the "older generation" test kernel.
+//!
+//! An `ET_DYN` static PIE with the HERMIT note (entry version 4) but no GNU ABI tag
+//! and no TLS, like the kernels 0.6–0.10 built in 2024. It checks what those kernels
+//! need besides the common checks: the recursive PML4[511] entry, nothing mapped at
+//! or above the image end rounded up to 2 MiB, and that the boot info reports no TLS.
+
 #![no_std]
 #![no_main]
+
+use test_kernels::kernel::{Generation, Kind, Spec};
+
+test_kernels::hermit_note!();
+test_kernels::entry_point!(SPEC);
+
+const SPEC: Spec = Spec {
+    name: "legacy-dyn",
+    greeting: None,
+    kind: Kind::Dyn,
+    generation: Generation::Older,
+    tls: None,
+};
