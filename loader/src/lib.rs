@@ -13,3 +13,4 @@ pub mod layout;
 pub mod paging;
 pub mod fdt;
 pub mod bootinfo;
+pub mod cmdline;

@@ -15,16 +15,20 @@ extern crate alloc;
 mod arch;
 mod console;
 mod heap;
+#[cfg(feature = "trace")]
+mod logger;
 mod mbi;
+mod trace;
 
 use alloc::boxed::Box;
 
 use rusty_loader::bootinfo::{raw_boot_info, BootInfoInput};
+use rusty_loader::cmdline;
 use rusty_loader::elf::{self, ElfKind};
 use rusty_loader::error::{ExitCode, LoadError};
 use rusty_loader::layout::{plan_layout, KernelPlacement, LayoutInput, Region};
-use rusty_loader::paging::build_page_tables;
-use rusty_loader::{fdt, paging};
+use rusty_loader::paging::{build_page_tables, PageSize};
+use rusty_loader::fdt;
 use x86_64::structures::paging::PageTable;
 
 use crate::arch::HandOver;
@@ -46,8 +50,23 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     arch::exceptions::install();
     console::init();
     heap::init();
+    let stamps = arch::early_stamps();
+    #[cfg(feature = "trace")]
+    logger::set_time_base(stamps.entry);
+    let (image_start, image_end) = arch::loader_image();
+    trace::loader_start(
+        trace::FORMAT_VERSION,
+        build_id(),
+        image_start,
+        image_end,
+        u64::from(mbi_addr),
+    );
+    trace::multiboot_entry(0);
+    trace::paging_enabled(stamps.paging_on.wrapping_sub(stamps.entry));
+    trace::long_mode_entered(stamps.long_mode.wrapping_sub(stamps.entry));
     match boot(magic, mbi_addr) {
         Ok(hand_over) => {
+            trace::hand_over(hand_over.entry, hand_over.boot_info, hand_over.stack, now());
             arch::exceptions::mark_handed_over();
             // SAFETY: `boot` built page tables that identity-map the loader image (code,
             // GDT, IDT, stack, boot info, FDT, tables), the MBI and the kernel, and loaded
@@ -58,14 +77,45 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     }
 }
 
+/// The build identity in `LoaderStart`: xtask patches this placeholder after linking
+/// with a hash of the defmt table, which the decoder recomputes from the ELF it is
+/// given, so a trace is never decoded with the wrong table.
+#[unsafe(no_mangle)]
+#[used]
+static RUSTY_LOADER_BUILD_ID: [u8; 8] = *b"BUILD-ID";
+
+fn build_id() -> u64 {
+    // A volatile read, so the compiler cannot fold in the placeholder.
+    // SAFETY: a plain read of an initialised static.
+    u64::from_le_bytes(unsafe { core::ptr::read_volatile(&raw const RUSTY_LOADER_BUILD_ID) })
+}
+
+/// Ticks since the Multiboot entry (the trace's time base).
+fn now() -> u64 {
+    arch::rdtsc().wrapping_sub(arch::early_stamps().entry)
+}
+
 /// Loads the kernel and prepares everything the hand-over needs.
 fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
         return Err(LoadError::BadMultiboot { what: "EAX does not hold the Multiboot magic" });
     }
     let info = mbi::read(mbi_addr)?;
-    let kernel = elf::inspect(info.module_bytes)?;
+    for region in &info.memory_map {
+        trace::memory_region(region.start, region.end, region.kind);
+    }
+    let command_line = info.command_line.unwrap_or("");
+    let split = cmdline::split(command_line);
+    let offset = |at: Option<usize>| at.map_or(u16::MAX, |at| at.min(usize::from(u16::MAX - 1)) as u16);
+    trace::command_line(offset(split.kernel_args_at), offset(split.app_args_at), command_line);
+    let (tsc_khz, source) = match cmdline::freq_mhz(command_line) {
+        Some(mhz) => (mhz.saturating_mul(1000), arch::freq::Source::CommandLine),
+        None => arch::freq::detect(),
+    };
+    trace::frequency(tsc_khz, source_name(source));
+    trace::module(info.module.start, info.module.end);
 
+    let kernel = elf::inspect(info.module_bytes)?;
     let (loader_start, loader_end) = arch::loader_image();
     let placement = match kernel.kind {
         ElfKind::Dyn => KernelPlacement::Dyn { size: kernel.size(), align: kernel.align },
@@ -86,58 +136,150 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
             end: layout.kernel.end,
         });
     }
+    let bias = kernel.bias(layout.kernel_base);
+    let entry = kernel.entry_point(bias);
+    let kind = match kernel.kind {
+        ElfKind::Dyn => name!("dyn"),
+        ElfKind::Exec => name!("exec"),
+    };
+    trace::kernel(kind, kernel.entry_version, kernel.segments.len() as u8, layout.kernel.start, entry);
+    if let Some(version) = kernel.kernel_version {
+        trace::kernel_version(version.major, version.minor, version.patch);
+    }
+    // One layout meets the rules of every kernel generation (see docs/ARCHITECTURE.md);
+    // the generation is traced so a reader knows which rules the kernel relies on.
+    let generation = match kernel.kernel_version {
+        Some(v) if (v.major, v.minor) >= (0, 11) => name!("0.11+"),
+        Some(_) => name!("0.6-0.10"),
+        None => name!("0.6-0.10 (no ABI tag)"),
+    };
+    trace::generation(generation, name!("universal"));
 
     // SAFETY: plan_layout checked that the kernel region is usable RAM that overlaps
     // nothing the loader uses, and the boot page tables identity-map it (checked above).
     let image = unsafe {
         core::slice::from_raw_parts_mut(layout.kernel.start as *mut u8, layout.kernel.len() as usize)
     };
-    let bias = kernel.bias(layout.kernel_base);
     for segment in &kernel.segments {
-        kernel.load_segment(segment, bias, image)?;
+        let ticks = kernel.load_segment_timed(segment, image, arch::rdtsc)?;
+        trace::segment_loaded(
+            segment.index as u8,
+            segment.vaddr,
+            segment.vaddr.wrapping_add(bias),
+            segment.file_size,
+            segment.mem_size,
+            segment.flags as u8,
+            ticks.copy,
+            ticks.zero,
+        );
     }
     kernel.zero_gaps(bias, image);
-    kernel.relocate(bias, image)?;
+    let start = arch::rdtsc();
+    let relocations = kernel.relocate(bias, image)?;
+    trace::relocated(
+        relocations.relative,
+        relocations.abs64,
+        relocations.glob_dat,
+        relocations.skipped_weak,
+        arch::rdtsc() - start,
+    );
+    let tls = kernel.tls_info(bias);
+    if let Some(tls) = &tls {
+        trace::tls(tls.start, tls.filesz, tls.memsz, tls.align);
+    }
 
-    let fdt = fdt::build_fdt(&info.ram, info.command_line.unwrap_or(""), None)?;
+    let start = arch::rdtsc();
+    let fdt = fdt::build_fdt(&info.ram, command_line, (tsc_khz > 0).then_some(tsc_khz))?;
     // The heap lives in the loader image, which stays mapped and below the kernel, so
     // leaking is how these buffers are handed to the kernel.
     let fdt: &'static [u8] = fdt.leak();
+    trace::device_tree(fdt.as_ptr() as u64, fdt.len() as u32, arch::rdtsc() - start);
     let boot_info = Box::leak(Box::new(raw_boot_info(&BootInfoInput {
         kernel_image: layout.kernel,
-        tls: kernel.tls_info(bias),
+        tls,
         device_tree: fdt.as_ptr() as u64,
         command_line: info.command_line,
         mbi_addr: u64::from(mbi_addr),
-    })));
+    })?));
+    let boot_info_addr = boot_info as *const _ as u64;
+    trace::boot_info(boot_info_addr, core::mem::size_of_val(boot_info) as u32);
 
+    let start = arch::rdtsc();
     // SAFETY: the arena is used only here, once, on the only CPU.
     let arena = unsafe { &mut *(&raw mut PAGE_TABLE_ARENA) };
     let arena_phys = arena.as_ptr() as u64;
-    let (pml4, _stats) = build_page_tables(&layout.mappings, arena, arena_phys)?;
-    let _ = paging::translate;
+    let (pml4, stats) = build_page_tables(&layout.mappings, arena, arena_phys)?;
+    let ticks = arch::rdtsc() - start;
+    for mapping in &layout.mappings {
+        let page_kib = match mapping.page_size {
+            PageSize::Size4K => 4,
+            PageSize::Size2M => 2048,
+        };
+        trace::mapping(mapping.start, mapping.end, page_kib, mapping.writable);
+    }
+    trace::page_tables(pml4, stats.tables as u16, stats.bytes_4k, stats.bytes_2m, ticks);
 
     // SAFETY: the stack is used only here, once, before the kernel owns it.
     let stack = unsafe { &mut (*(&raw mut KERNEL_STACK)).0 };
     stack.fill(0);
+    trace::stack(stack.as_ptr() as u64, KERNEL_STACK_SIZE as u32);
 
-    Ok(HandOver {
-        pml4,
-        stack: stack.as_ptr() as u64,
-        boot_info: boot_info as *const _ as u64,
-        entry: kernel.entry_point(bias),
-    })
+    Ok(HandOver { pml4, stack: stack.as_ptr() as u64, boot_info: boot_info_addr, entry })
+}
+
+fn source_name(source: arch::freq::Source) -> trace::Name {
+    use arch::freq::Source;
+    match source {
+        Source::CommandLine => name!("cmdline"),
+        Source::CpuidCrystal => name!("cpuid-15h"),
+        Source::CpuidBase => name!("cpuid-16h"),
+        Source::Hypervisor => name!("hypervisor"),
+        Source::Pit => name!("pit"),
+        Source::Unknown => name!("unknown"),
+    }
 }
 
 /// Prints the refusal and exits QEMU with its code.
 fn fail(error: &LoadError) -> ! {
     let code = error.exit_code();
+    trace::refused(code.port_value(), code_name(code), &alloc::format!("{error}"));
     console::print_line(format_args!(
         "error: {error} (exit code {}, QEMU status {})",
         code.name(),
         code.qemu_status()
     ));
     arch::exit_qemu(code.port_value())
+}
+
+/// The exit code's name as a trace string.
+fn code_name(code: ExitCode) -> trace::Name {
+    // Each arm interns its own literal; the names match `ExitCode::name`, which a host
+    // test checks against this list through docs/exit-codes.md.
+    macro_rules! names {
+        ($($variant:ident => $name:literal),* $(,)?) => {
+            match code { $(ExitCode::$variant => name!($name),)* }
+        };
+    }
+    names!(
+        NoModule => "no-module",
+        NotElf => "not-elf",
+        WrongClass => "wrong-class",
+        WrongMachine => "wrong-machine",
+        WrongType => "wrong-type",
+        MalformedElf => "malformed-elf",
+        NoHermitNote => "no-hermit-note",
+        UnsupportedEntryVersion => "unsupported-entry-version",
+        NeedsSharedLibrary => "needs-shared-library",
+        SegmentOutsideFile => "segment-outside-file",
+        UnsupportedRelocation => "unsupported-relocation",
+        LayoutOverlap => "layout-overlap",
+        NotEnoughMemory => "not-enough-memory",
+        BadMultiboot => "bad-multiboot",
+        LoaderPanic => "loader-panic",
+        BadMapping => "bad-mapping",
+        FdtBuild => "fdt-build",
+        CpuException => "cpu-exception",
+    )
 }
 
 #[panic_handler]

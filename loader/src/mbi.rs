@@ -31,8 +31,18 @@ impl MemoryManagement for IdentityMemory {
     unsafe fn deallocate(&mut self, _addr: PAddr) {}
 }
 
+/// One memory-map entry as the MBI gives it.
+pub struct MapEntry {
+    pub start: u64,
+    pub end: u64,
+    /// 1 usable, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective.
+    pub kind: u32,
+}
+
 /// What the loader takes from the Multiboot information.
 pub struct BootInputs {
+    /// Every memory-map entry, for the trace.
+    pub memory_map: Vec<MapEntry>,
     /// Usable RAM regions (memory map type 1), in map order.
     pub ram: Vec<Region>,
     /// The pages holding the MBI and its memory map.
@@ -69,15 +79,24 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
     let mbi_start = u64::from(mbi_addr);
     let mut mbi_span = Region { start: mbi_start, end: mbi_start + 116 };
     let mut ram = Vec::new();
+    let mut memory_map = Vec::new();
     let regions = mb
         .memory_regions()
         .ok_or(LoadError::BadMultiboot { what: "no memory map (flags bit 6 clear)" })?;
     for region in regions {
         let entry = region as *const _ as u64;
         mbi_span = Region { start: mbi_span.start.min(entry), end: mbi_span.end.max(entry + 24) };
-        if region.memory_type() == MemoryType::Available && region.length() > 0 {
-            let start = region.base_address();
-            let end = start.saturating_add(region.length());
+        let start = region.base_address();
+        let end = start.saturating_add(region.length());
+        let kind = match region.memory_type() {
+            MemoryType::Available => 1,
+            MemoryType::Reserved => 2,
+            MemoryType::ACPI => 3,
+            MemoryType::NVS => 4,
+            MemoryType::Defect => 5,
+        };
+        memory_map.push(MapEntry { start, end, kind });
+        if kind == 1 && end > start {
             ram.push(Region { start, end });
         }
     }
@@ -117,6 +136,7 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
 
     let boot_data = boot_data.map_or(Region { start: 0, end: 0 }, |r| page_span(r.start, r.end));
     Ok(BootInputs {
+        memory_map,
         ram,
         mbi_region: page_span(mbi_span.start, mbi_span.end),
         command_line,

@@ -1,1 +1,4 @@
-//! Decoding of the loader boot trace (grows with the trace issue).
+//! rusty-trace's library: decoding the loader's boot trace from a serial stream and
+//! building reports from it.
+
+pub mod build_id;

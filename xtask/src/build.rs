@@ -30,6 +30,30 @@ impl Profile {
     }
 }
 
+/// How much the loader traces: a defmt level (`DEFMT_LOG`), or no tracing at all
+/// (only the fatal-error text line; for overhead comparisons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl TraceLevel {
+    fn defmt_log(self) -> &'static str {
+        match self {
+            TraceLevel::Off | TraceLevel::Error => "error",
+            TraceLevel::Warn => "warn",
+            TraceLevel::Info => "info",
+            TraceLevel::Debug => "debug",
+            TraceLevel::Trace => "trace",
+        }
+    }
+}
+
 /// The loader's build outputs.
 #[derive(Clone, Debug)]
 pub struct LoaderArtifacts {
@@ -41,9 +65,11 @@ pub struct LoaderArtifacts {
 
 /// Where `cargo xtask build` puts the loader: `target/x86_64/<profile>/rusty-loader`
 /// and the 64-bit ELF beside it as `rusty-loader.elf`.
-pub fn loader_artifacts(profile: Profile) -> LoaderArtifacts {
+/// The build without tracing goes beside it as `rusty-loader-notrace(.elf)`.
+pub fn loader_artifacts(profile: Profile, trace: TraceLevel) -> LoaderArtifacts {
     let dir = project_root().join("target/x86_64").join(profile.dir_name());
-    LoaderArtifacts { image: dir.join("rusty-loader"), elf: dir.join("rusty-loader.elf") }
+    let name = if trace == TraceLevel::Off { "rusty-loader-notrace" } else { "rusty-loader" };
+    LoaderArtifacts { image: dir.join(name), elf: dir.join(format!("{name}.elf")) }
 }
 
 /// Rustflags shared by every freestanding binary.
@@ -54,14 +80,18 @@ const FREESTANDING_FLAGS: &[&str] = &[
     "-C link-arg=-Wl,--build-id=none",
 ];
 
-fn cargo_build(
-    sh: &Shell,
-    package: &str,
-    bins: &[&str],
+struct CargoBuild<'a> {
+    package: &'a str,
+    bins: &'a [&'a str],
+    features: &'a str,
     profile: Profile,
-    target_dir: &Path,
-    rustflags: &[&str],
-) -> Result<PathBuf> {
+    target_dir: &'a Path,
+    rustflags: &'a [&'a str],
+    defmt_log: &'a str,
+}
+
+fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
+    let CargoBuild { package, bins, features, profile, target_dir, rustflags, defmt_log } = build;
     let flags = FREESTANDING_FLAGS.iter().chain(rustflags).copied().collect::<Vec<_>>().join(" ");
     let release = (profile == Profile::Release).then_some("--release");
     let bin_args: Vec<String> = bins.iter().flat_map(|b| ["--bin".to_string(), b.to_string()]).collect();
@@ -69,10 +99,11 @@ fn cargo_build(
         sh.push_env("RUSTFLAGS", flags),
         sh.push_env("CARGO_PROFILE_DEV_PANIC", "abort"),
         sh.push_env("CARGO_PROFILE_RELEASE_PANIC", "abort"),
+        sh.push_env("DEFMT_LOG", defmt_log),
     );
     cmd!(
         sh,
-        "cargo build --quiet -p {package} {bin_args...} --features bare-metal --target {HOST_TARGET} --target-dir {target_dir} {release...}"
+        "cargo build --quiet -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...}"
     )
     // An outer cargo (e.g. `cargo test` running this) may export encoded flags, which
     // would take precedence over RUSTFLAGS.
@@ -82,27 +113,41 @@ fn cargo_build(
     Ok(target_dir.join(HOST_TARGET).join(profile.dir_name()))
 }
 
-/// Builds the loader and writes both of its artifacts.
-pub fn build_loader(sh: &Shell, profile: Profile) -> Result<LoaderArtifacts> {
+/// Builds the loader and writes both of its artifacts. With tracing, the build
+/// identity (a hash of the defmt table) is stamped into the ELF before the 32-bit
+/// copy is made, so both carry it.
+pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<LoaderArtifacts> {
     let root = project_root();
+    let traced = trace != TraceLevel::Off;
+    let mut rustflags = vec![
+        "-C relocation-model=static",
+        "-C link-arg=-static",
+        "-C link-arg=-no-pie",
+        "-C link-arg=-Tlink.ld",
+    ];
+    if traced {
+        rustflags.push("-C link-arg=-Tdefmt.x");
+    }
     let out = cargo_build(
         sh,
-        "rusty-loader",
-        &["rusty-loader"],
-        profile,
-        &root.join("target/bare-metal/loader"),
-        &[
-            "-C relocation-model=static",
-            "-C link-arg=-static",
-            "-C link-arg=-no-pie",
-            "-C link-arg=-Tlink.ld",
-        ],
+        CargoBuild {
+            package: "rusty-loader",
+            bins: &["rusty-loader"],
+            features: if traced { "bare-metal,trace" } else { "bare-metal" },
+            profile,
+            target_dir: &root.join(if traced { "target/bare-metal/loader" } else { "target/bare-metal/loader-notrace" }),
+            rustflags: &rustflags,
+            defmt_log: trace.defmt_log(),
+        },
     )?;
-    let artifacts = loader_artifacts(profile);
+    let artifacts = loader_artifacts(profile, trace);
     let dir = artifacts.image.parent().expect("artifact paths have a parent");
     std::fs::create_dir_all(dir)?;
-    std::fs::copy(out.join("rusty-loader"), &artifacts.elf)
-        .context("copying the loader ELF")?;
+    let mut elf = std::fs::read(out.join("rusty-loader")).context("reading the linked loader")?;
+    if traced {
+        trace_decoder::build_id::stamp_build_id(&mut elf).context("stamping the build identity")?;
+    }
+    std::fs::write(&artifacts.elf, &elf).context("writing the loader ELF")?;
     to_elf32(sh, &artifacts.elf, &artifacts.image)?;
     Ok(artifacts)
 }
@@ -154,24 +199,32 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
     let root = project_root();
     let pie = cargo_build(
         sh,
-        "test-kernels",
-        &["hello-dyn", "legacy-dyn"],
-        profile,
-        &root.join("target/bare-metal/kernels-pie"),
-        &["-C relocation-model=pie"],
+        CargoBuild {
+            package: "test-kernels",
+            bins: &["hello-dyn", "legacy-dyn"],
+            features: "bare-metal",
+            profile,
+            target_dir: &root.join("target/bare-metal/kernels-pie"),
+            rustflags: &["-C relocation-model=pie"],
+            defmt_log: "error",
+        },
     )?;
     let exec = cargo_build(
         sh,
-        "test-kernels",
-        &["hello-exec"],
-        profile,
-        &root.join("target/bare-metal/kernels-exec"),
-        &[
-            "-C relocation-model=static",
-            "-C link-arg=-static",
-            "-C link-arg=-no-pie",
-            "-C link-arg=-Wl,--image-base=0x800000",
-        ],
+        CargoBuild {
+            package: "test-kernels",
+            bins: &["hello-exec"],
+            features: "bare-metal",
+            profile,
+            target_dir: &root.join("target/bare-metal/kernels-exec"),
+            rustflags: &[
+                "-C relocation-model=static",
+                "-C link-arg=-static",
+                "-C link-arg=-no-pie",
+                "-C link-arg=-Wl,--image-base=0x800000",
+            ],
+            defmt_log: "error",
+        },
     )?;
     let out = test_kernel_dir(profile);
     std::fs::create_dir_all(&out)?;

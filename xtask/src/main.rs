@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xshell::Shell;
-use xtask::build::{self, Profile};
+use xtask::build::{self, Profile, TraceLevel};
 use xtask::qemu::{self, Machine, QemuConfig};
 
 #[derive(Parser)]
@@ -27,6 +27,10 @@ enum Command {
         /// Optimised build (what users time).
         #[arg(long)]
         release: bool,
+        /// Trace verbosity compiled into the loader (`off`: no trace, only the
+        /// fatal-error line).
+        #[arg(long, value_enum, default_value = "info")]
+        trace_level: TraceLevel,
     },
     /// Boot an application in QEMU with the loader and show its serial output.
     ///
@@ -49,6 +53,9 @@ struct BootOptions {
     /// Use an optimised loader build.
     #[arg(long)]
     release: bool,
+    /// Trace verbosity compiled into the loader.
+    #[arg(long, value_enum, default_value = "info")]
+    trace_level: TraceLevel,
     /// Use the microvm machine type instead of pc.
     #[arg(long)]
     microvm: bool,
@@ -90,8 +97,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let sh = Shell::new()?;
     sh.change_dir(xtask::project_root());
     match cli.command {
-        Command::Build { release } => {
-            let loader = build::build_loader(&sh, profile(release))?;
+        Command::Build { release, trace_level } => {
+            let loader = build::build_loader(&sh, profile(release), trace_level)?;
             let kernels = build::build_test_kernels(&sh, profile(release))?;
             println!("loader:       {}", loader.image.display());
             println!("loader (ELF): {}", loader.elf.display());
@@ -102,7 +109,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Run { app, boot, qemu_args } => {
             let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
-            let loader = build::build_loader(&sh, profile(boot.release))?;
+            let loader = build::build_loader(&sh, profile(boot.release), boot.trace_level)?;
             let app = match app {
                 Some(app) => app,
                 None => build::build_test_kernels(&sh, profile(boot.release))?.hello_dyn,
@@ -133,7 +140,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Command::Test => {
-            build::build_loader(&sh, Profile::Debug)?;
+            build::build_loader(&sh, Profile::Debug, TraceLevel::Info)?;
+            build::build_loader(&sh, Profile::Debug, TraceLevel::Off)?;
             build::build_test_kernels(&sh, Profile::Debug)?;
             xshell::cmd!(sh, "cargo test --workspace").run()?;
             Ok(ExitCode::SUCCESS)

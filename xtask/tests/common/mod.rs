@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use xshell::Shell;
-use xtask::build::{self, LoaderArtifacts, Profile, TestKernels};
+use xtask::build::{self, LoaderArtifacts, Profile, TestKernels, TraceLevel};
 use xtask::qemu::{self, Captured, QemuConfig};
 
 /// Long enough for a TCG boot on a loaded two-core machine; a hang still ends.
@@ -27,7 +27,7 @@ pub fn artifacts() -> &'static Artifacts {
         let sh = Shell::new().expect("a shell");
         sh.change_dir(xtask::project_root());
         Artifacts {
-            loader: build::build_loader(&sh, Profile::Debug).expect("the loader builds"),
+            loader: build::build_loader(&sh, Profile::Debug, TraceLevel::Info).expect("the loader builds"),
             kernels: build::build_test_kernels(&sh, Profile::Debug).expect("the test kernels build"),
         }
     })

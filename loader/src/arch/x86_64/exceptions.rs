@@ -84,7 +84,16 @@ const EXCEPTION_NAMES: [&str; 32] = [
 extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     let vector = (frame.vector & 31) as u8;
     let cr2 = x86_64::registers::control::Cr2::read_raw();
-    let whose = if HANDED_OVER.load(Ordering::Relaxed) { "in the kernel, after hand-over" } else { "in the loader" };
+    let in_kernel = HANDED_OVER.load(Ordering::Relaxed);
+    let whose = if in_kernel { "in the kernel, after hand-over" } else { "in the loader" };
+    // A fault in the middle of writing a frame must not start another one.
+    #[cfg(feature = "trace")]
+    let can_trace = !crate::logger::frame_in_progress();
+    #[cfg(not(feature = "trace"))]
+    let can_trace = true;
+    if can_trace {
+        crate::trace::cpu_exception(vector, frame.error_code, frame.rip, cr2, in_kernel);
+    }
     crate::console::fatal_exception(vector, EXCEPTION_NAMES[vector as usize], whose, frame, cr2);
     super::exit_qemu(crate::ExitCode::CpuException.port_value() + vector)
 }

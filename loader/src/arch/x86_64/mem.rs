@@ -76,3 +76,10 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// loader is built with `panic = abort`; it is never called.
 #[unsafe(no_mangle)]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Referenced by the precompiled `alloc`'s landing pads, which `panic = abort` never
+/// reaches; if one ever did, stopping is the only sound answer.
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    super::exit_qemu(crate::ExitCode::LoaderPanic.port_value())
+}

@@ -4,6 +4,7 @@
 //! loader is safe Rust on top of these.
 
 pub mod exceptions;
+pub mod freq;
 pub mod mem;
 
 use core::arch::{asm, global_asm};

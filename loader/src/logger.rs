@@ -1,0 +1,68 @@
+//! The defmt global logger: frames go to the serial port, each preceded by the two
+//! bytes `FF 00`, so that text (the kernel's output, the loader's error line) and
+//! frames share one stream and a reader can always tell them apart: a frame ends at
+//! its `00`, text runs from there to the next `FF 00`.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use defmt::Encoder;
+
+use crate::{arch, console};
+
+/// Written before every frame; see the module comment.
+pub const FRAME_MARKER: [u8; 2] = [0xFF, 0x00];
+
+/// The TSC at the Multiboot entry, subtracted from every timestamp.
+static mut TIME_BASE: u64 = 0;
+
+/// Sets the time base: timestamps count ticks since `entry_tsc`.
+pub fn set_time_base(entry_tsc: u64) {
+    // SAFETY: written once, before the first event, on the only CPU.
+    unsafe { TIME_BASE = entry_tsc };
+}
+
+/// Ticks since the Multiboot entry.
+pub fn now() -> u64 {
+    // SAFETY: only read after `set_time_base`; a plain u64 on one CPU.
+    arch::rdtsc().wrapping_sub(unsafe { TIME_BASE })
+}
+
+defmt::timestamp!("{=u64}", now());
+
+/// One frame at a time: set between acquire and release.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+static mut ENCODER: Encoder = Encoder::new();
+
+/// True while a frame is being written (an exception handler must not start one).
+pub fn frame_in_progress() -> bool {
+    TAKEN.load(Ordering::Relaxed)
+}
+
+#[defmt::global_logger]
+struct SerialLogger;
+
+// SAFETY: `acquire` refuses re-entry, so the encoder is used by one frame at a time;
+// the loader runs on one CPU with interrupts off.
+unsafe impl defmt::Logger for SerialLogger {
+    fn acquire() {
+        if TAKEN.swap(true, Ordering::Acquire) {
+            panic!("defmt logger re-entered");
+        }
+        console::write_bytes(&FRAME_MARKER);
+        // SAFETY: TAKEN grants exclusive use of the encoder until release.
+        unsafe { (*(&raw mut ENCODER)).start_frame(console::write_bytes) }
+    }
+
+    unsafe fn flush() {}
+
+    unsafe fn release() {
+        // SAFETY: called after acquire, which granted exclusive use.
+        unsafe { (*(&raw mut ENCODER)).end_frame(console::write_bytes) }
+        TAKEN.store(false, Ordering::Release);
+    }
+
+    unsafe fn write(bytes: &[u8]) {
+        // SAFETY: called between acquire and release.
+        unsafe { (*(&raw mut ENCODER)).write(bytes, console::write_bytes) }
+    }
+}
