@@ -2,3 +2,4 @@
 //! building reports from it.
 
 pub mod build_id;
+pub mod stream;

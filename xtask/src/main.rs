@@ -66,7 +66,7 @@ struct BootOptions {
     #[arg(long, default_value_t = 1)]
     smp: u32,
     /// Kernel arguments (and `-- app args`), passed with -append.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     append: Option<String>,
     /// Seconds before QEMU is stopped.
     #[arg(long, default_value_t = 60)]

@@ -165,8 +165,9 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// The serial output without the loader's trace frames.
     pub fn serial_text(&self) -> String {
-        String::from_utf8_lossy(&self.serial).into_owned()
+        String::from_utf8_lossy(&trace_decoder::stream::text_only(&self.serial)).into_owned()
     }
 }
 

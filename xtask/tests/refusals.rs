@@ -168,13 +168,11 @@ fn not_enough_memory() {
 
 #[test]
 fn fault_after_hand_over_is_reported() {
-    // An entry point far outside the image faults on the first instruction fetch; the
-    // loader's IDT is still live then and must report it instead of a triple fault.
-    let mut elf = hello_dyn();
-    le64(&mut elf, 24, 0x4000_0000);
-    let app = write_case("bad-entry", &elf);
-    let mut config = config(&app);
-    config.app = Some(app);
+    // Given the app argument `fault`, hello-dyn touches an unmapped page before it has
+    // an IDT of its own; the loader's IDT is still live then and must report the page
+    // fault instead of letting the machine triple-fault.
+    let mut config = config(&artifacts().kernels.hello_dyn);
+    config.append = Some("-- fault".to_string());
     let run = boot(&config);
     let serial = run.serial_text();
     assert_eq!(run.status, Some(ExitCode::exception_status(14)), "serial:\n{serial}");
