@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
@@ -126,17 +126,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if boot.verbose {
                 eprintln!("{}", config.display());
             }
-            let mut child = config
-                .command()
-                .spawn()
-                .with_context(|| format!("starting {}", config.display()))?;
             let (status, timed_out) =
-                qemu::wait_with_timeout(&mut child, Duration::from_secs(boot.timeout))?;
+                qemu::run_text_only(&config, Duration::from_secs(boot.timeout))?;
             if timed_out {
                 eprintln!("error: QEMU did not finish within {} s and was stopped", boot.timeout);
                 return Ok(ExitCode::from(124));
             }
-            let code = status.and_then(|s| s.code()).unwrap_or(1);
+            let code = status.unwrap_or(1);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
         Command::Test => {

@@ -225,3 +225,37 @@ pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
         ),
     }
 }
+
+/// Runs QEMU showing its serial output live, without the trace frames (which are
+/// binary). Returns the exit status and whether the run timed out.
+pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<(Option<i32>, bool)> {
+    use std::io::Write;
+    use trace_decoder::stream::{Demux, Piece};
+
+    let mut child = config
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {}", config.display()))?;
+    let mut serial = child.stdout.take().expect("stdout is piped");
+    let printer = std::thread::spawn(move || {
+        let mut demux = Demux::new();
+        let stdout = std::io::stdout();
+        let mut show = |piece: Piece| {
+            if let Piece::Text(text) = piece {
+                let mut out = stdout.lock();
+                let _ = out.write_all(&text);
+                let _ = out.flush();
+            }
+        };
+        let mut buffer = [0u8; 4096];
+        while let Ok(n @ 1..) = serial.read(&mut buffer) {
+            demux.feed(&buffer[..n], &mut show);
+        }
+        demux.finish(&mut show);
+    });
+    let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
+    let _ = printer.join();
+    Ok((status.and_then(|s| s.code()), timed_out))
+}
