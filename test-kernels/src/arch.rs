@@ -208,14 +208,16 @@ pub fn mapped_bytes(addr: u64, len: u64) -> Result<&'static [u8], u64> {
     if len == 0 {
         return Ok(&[]);
     }
-    let end = addr.checked_add(len).ok_or(addr)?;
+    // The last byte, not one past it: a range may end at the top of the address
+    // space (the recursive PML4 view does).
+    let last = addr.checked_add(len - 1).ok_or(addr)?;
     let cr3 = cr3();
     let mut va = addr & !(paging::SIZE_4K - 1);
-    while va < end {
+    loop {
         let m = paging::translate(&IdentityTables, cr3, va).ok_or(va.max(addr))?;
-        va = m.virt.wrapping_add(m.size);
-        if va == 0 {
-            break;
+        match m.virt.checked_add(m.size) {
+            Some(next) if next <= last => va = next,
+            _ => break,
         }
     }
     let len = usize::try_from(len).map_err(|_| addr)?;
@@ -224,6 +226,17 @@ pub fn mapped_bytes(addr: u64, len: u64) -> Result<&'static [u8], u64> {
     // kernels writes to while the slice is alive: they write only their own statics
     // and stack.
     Ok(unsafe { core::slice::from_raw_parts(addr as *const u8, len) })
+}
+
+/// The aligned u64 at `addr`, if its page is present in the live page tables;
+/// otherwise `addr`. Unlike [`mapped_bytes`] this can read the very top of the address
+/// space (a slice may not end at 2^64).
+pub fn mapped_u64(addr: u64) -> Result<u64, u64> {
+    if !addr.is_multiple_of(8) || paging::translate(&IdentityTables, cr3(), addr).is_none() {
+        return Err(addr);
+    }
+    // SAFETY: aligned, and its page is present, so the read cannot fault.
+    Ok(unsafe { core::ptr::read_volatile(addr as *const u64) })
 }
 
 /// The first non-zero u64 in `[start, end)` (both 8-byte aligned), after checking
@@ -729,11 +742,12 @@ pub struct EntryState {
     pub rflags: u64,
 }
 
-/// Emits the entry point `_start` of a kernel described by the [`crate::kernel::Spec`]
+/// Emits the entry point `_start` of a kernel described by the `kernel::Spec`
 /// given, like Hermit's own: move rsp from the stack's lowest address (what the
 /// loader passes) to its top, clear rbp, then call Rust. Before that it saves the
-/// loader's rsp and RFLAGS (for the checks) and enables SSE, which the precompiled
-/// `core` uses and which the loader need not have turned on.
+/// loader's rsp and RFLAGS (for the checks), checks that relocations were applied at
+/// all (reporting it with port I/O alone if not), and enables SSE, which the
+/// precompiled `core` uses and which the loader need not have turned on.
 #[macro_export]
 macro_rules! entry_point {
     ($spec:expr) => {
@@ -751,6 +765,13 @@ macro_rules! entry_point {
             "xor ebp, ebp",
             "pushfq",
             "pop rcx",
+            // Before any call: Rust code calls through the GOT (rustc's GOTPCREL
+            // relocations are not relaxed to direct calls), so without relocations the
+            // first call would jump to nowhere. A slot holding `_start` (a RELATIVE
+            // relocation in the PIE) must hold where `_start` really is.
+            "lea rax, [rip + _start]",
+            "cmp rax, qword ptr [rip + tk_relocation_probe]",
+            "jne tk_relocations_missing",
             // CR0: clear EM, set MP; CR4: set OSFXSR and OSXMMEXCPT.
             "mov rax, cr0",
             "and rax, ~(1 << 2)",
@@ -764,9 +785,42 @@ macro_rules! entry_point {
             "cli",
             "hlt",
             "jmp 2b",
+            // Report the missing relocations with nothing but port I/O: print the
+            // message by polling the UART, then exit with the relocation group's value.
+            "tk_relocations_missing:",
+            "lea rsi, [rip + tk_relocations_message]",
+            "3:",
+            "movzx ecx, byte ptr [rsi]",
+            "test ecx, ecx",
+            "jz 5f",
+            "4:",
+            "mov dx, 0x3fd",
+            "in al, dx",
+            "test al, 0x20",
+            "jz 4b",
+            "mov dx, 0x3f8",
+            "mov eax, ecx",
+            "out dx, al",
+            "inc rsi",
+            "jmp 3b",
+            "5:",
+            "mov dx, 0xf4",
+            "mov eax, {relocation_exit}",
+            "out dx, eax",
+            "jmp 2b",
             ".size _start, . - _start",
             ".popsection",
+            ".pushsection .data.rel.ro.tk_relocation_probe,\"aw\",@progbits",
+            ".balign 8",
+            "tk_relocation_probe:",
+            ".quad _start",
+            ".popsection",
+            ".pushsection .rodata.tk_relocations_message,\"a\",@progbits",
+            "tk_relocations_message:",
+            ".asciz \"tk: FAIL relocated-early: the R_X86_64_RELATIVE slot holding _start was not relocated\\n\"",
+            ".popsection",
             main = sym __tk_rust_start,
+            relocation_exit = const $crate::report::Group::Relocation.exit_value(),
         );
 
         extern "C" fn __tk_rust_start(boot_info: u64, rsi: u64, stack_low: u64, rflags: u64) -> ! {

@@ -36,8 +36,9 @@
 //!   line>`, `args=<application arguments after "--", space-separated>`,
 //!   `mem=<start>-<end>` per usable (type 1) MBI memory-map region,
 //!   `fdt-mem=<start>-<end>` per FDT memory node, `fs-base=` (kernels with TLS),
-//!   `cr3=`, and `page-tables=<n> pages-4k=<n> pages-2m=<n> pages-1g=<n>` (counts in
-//!   decimal). Later facts are missing if an earlier check failed.
+//!   `cr3=`, `page-tables=<n> pages-4k=<n> pages-2m=<n> pages-1g=<n>` (counts in
+//!   decimal), and `stack-used=` (the kernel's own deepest stack use). Later facts are
+//!   missing if an earlier check failed.
 //! - `tk: check=<group>` after each group of checks passed.
 //! - `tk: ok` last, then the kernel writes 1 to port 0xf4 (QEMU exits with 3).
 //! - `tk: FAIL <check>: <detail>` on the first failed check, then the kernel writes its
@@ -50,15 +51,15 @@
 //! | 1 | 3 | success | — |
 //! | 2 | 5 | bootinfo | `bootinfo-pointer` (rdi non-zero, 8-aligned), `serial-port` (0x3f8), `platform` (0 = Multiboot), `phys-range` (0, 0), `mbi-address`, `fdt-address` (non-zero), `image-range` (non-empty), `bootinfo-below-image` |
 //! | 3 | 7 | cpu-state | `rsi-zero`, `interrupts-off` (RFLAGS.IF), `long-mode` (CR0.PE/PG, CR4.PAE, EFER.LME/LMA) |
-//! | 4 | 9 | stack | `stack-aligned` (rsp at entry 4 KiB aligned), `stack-zeroed` (the 32 KiB not yet used by the kernel), `stack-below-image` |
+//! | 4 | 9 | stack | `stack-aligned` (rsp at entry 4 KiB aligned), `stack-zeroed` (the 32 KiB not yet used by the kernel), `stack-below-image`, `stack-headroom` (the kernel itself left 8 KiB of the stack unused) |
 //! | 5 | 11 | image | `image-start` (= the kernel's own ELF header, `__ehdr_start`), `elf-header`, `elf-type`, `image-placement` (`ET_DYN`: non-zero 2 MiB boundary; `ET_EXEC`: 0x800000, no bias), `image-range` (= first `PT_LOAD` .. end of the last, moved by the bias; end may be rounded up to 4 KiB), `own-code-in-image`, `entry-point` (e_entry + bias = `_start`), `data-copied` (a `.data` static) |
-//! | 6 | 13 | relocation | `relocated-pointer`, `relocated-slice`, `relocated-fn-table` (statics holding addresses equal the addresses taken PC-relative) |
+//! | 6 | 13 | relocation | `relocated-early` (checked in `_start` before any call, reported with port I/O alone: Rust code calls through the GOT, so it cannot run without relocations), `relocated-pointer`, `relocated-slice`, `relocated-fn-table` (statics holding addresses equal the addresses taken PC-relative) |
 //! | 7 | 15 | bss | `bss-zeroed` (a 64 KiB static), `bss-writable` |
 //! | 8 | 17 | tls | `tls-fields` (boot info = `PT_TLS` moved by the bias, or zeros without TLS), `tls-layout`, `tls-offsets`, `tls-fs-self`, `tls-fs-data`, `tls-fs-bss`, `tls-fs-write` (FS base on a variant II block built from the boot info's TLS image) |
 //! | 9 | 19 | cmdline | `cmdline-pointer`, `mbi-cmdline-flag`, `cmdline-terminated`, `cmdline-matches-mbi` (boot info bytes = the MBI's NUL-terminated command line), `cmdline-below-image` |
 //! | 10 | 21 | memory | `mbi-below-image`, `mbi-header`, `mmap-flag`, `mmap-entries`, `mmap-usable`, `image-in-usable-ram` |
 //! | 11 | 23 | fdt | `fdt-header` (magic, version, size), `fdt-below-image`, `fdt-structure`, `fdt-memory` (one memory node per usable MBI region, same range), `fdt-bootargs` (= the command line) |
-//! | 12 | 25 | paging | `*-mapped` (boot info, image (writable), stack (writable), MBI, memory map, command line and FDT identity-mapped), `pml4-ps-bit`, `nx-without-nxe`, `page-0-unmapped`, `ebda-unmapped` (0x9f000 and the page at the end of low RAM), `bios-area-unmapped` (0xe0000–0xfffff, no large page either), `smp-trampoline-4k` (no large page covers 0x8000); newer: `tables-identity-mapped`, `no-1gib-pages`; older: `recursive-pml4` (PML4[511] → PML4, present, writable), `recursive-read` (0xffff_ffff_ffff_f000 reads the PML4), `nothing-above-image` (nothing from the image end rounded up to 2 MiB to the end of the lower half) |
+//! | 12 | 25 | paging | `*-mapped` (boot info, image (writable), stack (writable), MBI, memory map, command line and FDT identity-mapped), `pml4-ps-bit`, `nx-without-nxe`, `page-0-unmapped`, `ebda-unmapped` (0x9f000 and the page at the end of low RAM), `bios-area-unmapped` (0xe0000–0xfffff, no large page either), `smp-trampoline-4k` (no large page covers 0x8000); newer: `tables-identity-mapped`, `no-1gib-pages`; older: `recursive-pml4` (`PML4[511]` → PML4, present, writable), `recursive-read` (0xffff_ffff_ffff_f000 reads the PML4), `nothing-above-image` (nothing from the image end rounded up to 2 MiB to the end of the lower half) |
 //! | 13 | 27 | panic | `panic` (a Rust panic in the kernel) |
 //! | 14 | 29 | exception | `exception` (a CPU exception: vector, error code, rip, rsp, cr2) |
 //!

@@ -29,7 +29,7 @@ pub const SIZE_2M: u64 = 1 << 21;
 pub const SIZE_1G: u64 = 1 << 30;
 /// The lower canonical half ends here.
 pub const LOWER_HALF_END: u64 = 1 << 47;
-/// The address at which the recursive entry PML4[511] shows the PML4 itself.
+/// The address at which the recursive entry `PML4[511]` shows the PML4 itself.
 pub const RECURSIVE_PML4: u64 = 0xffff_ffff_ffff_f000;
 
 /// Reads page-table entries by the physical address of their table.
@@ -425,7 +425,7 @@ pub fn check_survey(s: &Survey, nxe: bool, identity_tables: bool, no_1g: bool) -
     Ok(())
 }
 
-/// The older kernels' rule: PML4[511] points at the PML4 itself, present and
+/// The older kernels' rule: `PML4[511]` points at the PML4 itself, present and
 /// writable. (Reading through it is checked separately: that needs real memory.)
 pub fn check_recursive_entry<T: Tables + ?Sized>(t: &T, cr3: u64) -> Check {
     let root = cr3 & ADDR_MASK;
@@ -527,7 +527,7 @@ pub(crate) mod fake {
             }
         }
 
-        /// Sets PML4[511] to point at the PML4.
+        /// Sets `PML4[511]` to point at the PML4.
         pub fn recursive(&mut self) {
             let root = self.root;
             self.tables.get_mut(&root).unwrap()[511] = root | PRESENT | WRITABLE;
@@ -541,7 +541,7 @@ pub(crate) mod fake {
 
     /// This loader's layout for a kernel at 2 MiB..`kernel_end`, tables at 1 MiB+:
     /// MBI page 0x9000 read-only, 4 KiB pages 1–2 MiB, 2 MiB pages up to the kernel's
-    /// end rounded up to 2 MiB, PML4[511] recursive.
+    /// end rounded up to 2 MiB, `PML4[511]` recursive.
     pub fn loader_layout(kernel_end: u64) -> FakeTables {
         let mut t = FakeTables::new(0x10_0000 + 0x8000);
         t.map(0x9000, 0x9000, SIZE_4K, 0);

@@ -2,7 +2,7 @@
 //!
 //! An `ET_DYN` static PIE with the HERMIT note (entry version 4) but no GNU ABI tag
 //! and no TLS, like the kernels 0.6–0.10 built in 2024. It checks what those kernels
-//! need besides the common checks: the recursive PML4[511] entry, nothing mapped at
+//! need besides the common checks: the recursive `PML4[511]` entry, nothing mapped at
 //! or above the image end rounded up to 2 MiB, and that the boot info reports no TLS.
 
 #![no_std]
