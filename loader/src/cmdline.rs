@@ -41,12 +41,18 @@ pub fn split(text: &str) -> CommandLineSplit {
         }
         kernel_args_at.get_or_insert(at);
     }
-    CommandLineSplit { kernel_args_at, app_args_at }
+    CommandLineSplit {
+        kernel_args_at,
+        app_args_at,
+    }
 }
 
 /// The kernel's `-freq <MHz>` argument, if given and valid (before any `--`).
 pub fn freq_mhz(text: &str) -> Option<u32> {
-    let mut kernel_words = words(text).skip(1).map(|(_, w)| w).take_while(|&w| w != "--");
+    let mut kernel_words = words(text)
+        .skip(1)
+        .map(|(_, w)| w)
+        .take_while(|&w| w != "--");
     while let Some(word) = kernel_words.next() {
         if word == "-freq" {
             return kernel_words.next()?.parse().ok().filter(|&mhz| mhz > 0);
@@ -61,8 +67,16 @@ mod tests {
 
     fn check_split(text: &str, kernel: Option<&str>, app: Option<&str>) {
         let split = split(text);
-        assert_eq!(split.kernel_args_at.map(|at| &text[at..]), kernel, "kernel args of {text:?}");
-        assert_eq!(split.app_args_at.map(|at| &text[at..]), app, "app args of {text:?}");
+        assert_eq!(
+            split.kernel_args_at.map(|at| &text[at..]),
+            kernel,
+            "kernel args of {text:?}"
+        );
+        assert_eq!(
+            split.app_args_at.map(|at| &text[at..]),
+            app,
+            "app args of {text:?}"
+        );
     }
 
     #[test]
@@ -70,7 +84,11 @@ mod tests {
         check_split("", None, None);
         check_split("/tmp/loader ", None, None);
         check_split("/tmp/loader -freq 2800", Some("-freq 2800"), None);
-        check_split("/tmp/loader -freq 2800 -- a b", Some("-freq 2800 -- a b"), Some("a b"));
+        check_split(
+            "/tmp/loader -freq 2800 -- a b",
+            Some("-freq 2800 -- a b"),
+            Some("a b"),
+        );
         check_split("loader -- a  b", Some("-- a  b"), Some("a  b"));
         check_split("loader  --", Some("--"), None);
         check_split("loader x\t--\ty", Some("x\t--\ty"), Some("y"));
@@ -84,6 +102,10 @@ mod tests {
         assert_eq!(freq_mhz("loader -freq"), None);
         assert_eq!(freq_mhz("loader -freq fast"), None);
         assert_eq!(freq_mhz("loader -freq 0"), None);
-        assert_eq!(freq_mhz("-freq 2800"), None, "the first word is the file name");
+        assert_eq!(
+            freq_mhz("-freq 2800"),
+            None,
+            "the first word is the file name"
+        );
     }
 }

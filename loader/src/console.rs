@@ -16,7 +16,9 @@ static SERIAL: Spinlock<Option<Uart16550<PioBackend>>> = Spinlock::new(None);
 /// Programs the UART. Output before this (or without a UART) is dropped, not hung.
 pub fn init() {
     // SAFETY: COM1 is a valid port range and the loader is the only user.
-    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else { return };
+    let Ok(mut uart) = (unsafe { Uart16550::new_port(COM1) }) else {
+        return;
+    };
     if uart.init(Config::default()).is_ok() {
         *SERIAL.lock() = Some(uart);
     }

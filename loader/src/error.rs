@@ -123,24 +123,64 @@ impl ExitCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadError {
     NoModule,
-    NotElf { magic: [u8; 4] },
-    WrongClass { class: u8, data: u8 },
-    WrongMachine { machine: u16 },
-    WrongType { e_type: u16 },
-    MalformedElf { what: &'static str },
+    NotElf {
+        magic: [u8; 4],
+    },
+    WrongClass {
+        class: u8,
+        data: u8,
+    },
+    WrongMachine {
+        machine: u16,
+    },
+    WrongType {
+        e_type: u16,
+    },
+    MalformedElf {
+        what: &'static str,
+    },
     NoHermitNote,
-    UnsupportedEntryVersion { version: u8 },
+    UnsupportedEntryVersion {
+        version: u8,
+    },
     NeedsSharedLibrary,
-    SegmentOutsideFile { index: usize, offset: u64, size: u64, file_len: u64 },
-    UnsupportedRelocation { r_type: u32, offset: u64 },
+    SegmentOutsideFile {
+        index: usize,
+        offset: u64,
+        size: u64,
+        file_len: u64,
+    },
+    UnsupportedRelocation {
+        r_type: u32,
+        offset: u64,
+    },
     /// `what` overlaps `other`; both ranges are physical `[start, end)`.
-    LayoutOverlap { what: &'static str, start: u64, end: u64, other: &'static str, other_start: u64, other_end: u64 },
-    NotEnoughMemory { what: &'static str, start: u64, end: u64 },
-    BadMultiboot { what: &'static str },
+    LayoutOverlap {
+        what: &'static str,
+        start: u64,
+        end: u64,
+        other: &'static str,
+        other_start: u64,
+        other_end: u64,
+    },
+    NotEnoughMemory {
+        what: &'static str,
+        start: u64,
+        end: u64,
+    },
+    BadMultiboot {
+        what: &'static str,
+    },
     /// A page mapping `[start, end)` cannot be built: `what` says why.
-    BadMapping { what: &'static str, start: u64, end: u64 },
+    BadMapping {
+        what: &'static str,
+        start: u64,
+        end: u64,
+    },
     /// The device-tree writer refused: `what` says why.
-    FdtBuild { what: &'static str },
+    FdtBuild {
+        what: &'static str,
+    },
 }
 
 impl LoadError {
@@ -234,7 +274,10 @@ mod tests {
     fn codes_are_distinct_and_clear_of_kernel_results() {
         let mut seen = std::collections::HashSet::new();
         for code in ExitCode::ALL {
-            assert!(code.port_value() >= 0x10, "{code:?} collides with kernel codes");
+            assert!(
+                code.port_value() >= 0x10,
+                "{code:?} collides with kernel codes"
+            );
             assert!(seen.insert(code.port_value()), "{code:?} repeats a value");
             assert!(seen.len() <= ExitCode::ALL.len());
         }

@@ -16,5 +16,9 @@ static ALLOCATOR: LockedHeap = LockedHeap::empty();
 /// Hands the heap area to the allocator. Call once, before any allocation.
 pub fn init() {
     // SAFETY: the area is a static used by nothing else, and init runs once.
-    unsafe { ALLOCATOR.lock().init(&raw mut HEAP_AREA as *mut u8, HEAP_SIZE) };
+    unsafe {
+        ALLOCATOR
+            .lock()
+            .init(&raw mut HEAP_AREA as *mut u8, HEAP_SIZE)
+    };
 }

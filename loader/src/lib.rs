@@ -7,10 +7,10 @@
 
 extern crate alloc;
 
-pub mod error;
-pub mod elf;
-pub mod layout;
-pub mod paging;
-pub mod fdt;
 pub mod bootinfo;
 pub mod cmdline;
+pub mod elf;
+pub mod error;
+pub mod fdt;
+pub mod layout;
+pub mod paging;

@@ -26,9 +26,9 @@ use rusty_loader::bootinfo::{raw_boot_info, BootInfoInput};
 use rusty_loader::cmdline;
 use rusty_loader::elf::{self, ElfKind};
 use rusty_loader::error::{ExitCode, LoadError};
+use rusty_loader::fdt;
 use rusty_loader::layout::{plan_layout, KernelPlacement, LayoutInput, Region};
 use rusty_loader::paging::{build_page_tables, PageSize};
-use rusty_loader::fdt;
 use x86_64::structures::paging::PageTable;
 
 use crate::arch::HandOver;
@@ -98,7 +98,9 @@ fn now() -> u64 {
 /// Loads the kernel and prepares everything the hand-over needs.
 fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
-        return Err(LoadError::BadMultiboot { what: "EAX does not hold the Multiboot magic" });
+        return Err(LoadError::BadMultiboot {
+            what: "EAX does not hold the Multiboot magic",
+        });
     }
     let info = mbi::read(mbi_addr)?;
     for region in &info.memory_map {
@@ -106,8 +108,13 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     }
     let command_line = info.command_line.unwrap_or("");
     let split = cmdline::split(command_line);
-    let offset = |at: Option<usize>| at.map_or(u16::MAX, |at| at.min(usize::from(u16::MAX - 1)) as u16);
-    trace::command_line(offset(split.kernel_args_at), offset(split.app_args_at), command_line);
+    let offset =
+        |at: Option<usize>| at.map_or(u16::MAX, |at| at.min(usize::from(u16::MAX - 1)) as u16);
+    trace::command_line(
+        offset(split.kernel_args_at),
+        offset(split.app_args_at),
+        command_line,
+    );
     let (tsc_khz, source) = match cmdline::freq_mhz(command_line) {
         Some(mhz) => (mhz.saturating_mul(1000), arch::freq::Source::CommandLine),
         None => arch::freq::detect(),
@@ -118,12 +125,21 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     let kernel = elf::inspect(info.module_bytes)?;
     let (loader_start, loader_end) = arch::loader_image();
     let placement = match kernel.kind {
-        ElfKind::Dyn => KernelPlacement::Dyn { size: kernel.size(), align: kernel.align },
-        ElfKind::Exec => KernelPlacement::Exec { start: kernel.vaddr_start, end: kernel.vaddr_end },
+        ElfKind::Dyn => KernelPlacement::Dyn {
+            size: kernel.size(),
+            align: kernel.align,
+        },
+        ElfKind::Exec => KernelPlacement::Exec {
+            start: kernel.vaddr_start,
+            end: kernel.vaddr_end,
+        },
     };
     let layout = plan_layout(&LayoutInput {
         ram: &info.ram,
-        loader: Region { start: loader_start, end: loader_end },
+        loader: Region {
+            start: loader_start,
+            end: loader_end,
+        },
         mbi: info.mbi_region,
         boot_data: info.boot_data,
         module: info.module,
@@ -142,7 +158,13 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         ElfKind::Dyn => name!("dyn"),
         ElfKind::Exec => name!("exec"),
     };
-    trace::kernel(kind, kernel.entry_version, kernel.segments.len() as u8, layout.kernel.start, entry);
+    trace::kernel(
+        kind,
+        kernel.entry_version,
+        kernel.segments.len() as u8,
+        layout.kernel.start,
+        entry,
+    );
     if let Some(version) = kernel.kernel_version {
         trace::kernel_version(version.major, version.minor, version.patch);
     }
@@ -158,7 +180,10 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     // SAFETY: plan_layout checked that the kernel region is usable RAM that overlaps
     // nothing the loader uses, and the boot page tables identity-map it (checked above).
     let image = unsafe {
-        core::slice::from_raw_parts_mut(layout.kernel.start as *mut u8, layout.kernel.len() as usize)
+        core::slice::from_raw_parts_mut(
+            layout.kernel.start as *mut u8,
+            layout.kernel.len() as usize,
+        )
     };
     for segment in &kernel.segments {
         let ticks = kernel.load_segment_timed(segment, image, arch::rdtsc)?;
@@ -217,14 +242,25 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         };
         trace::mapping(mapping.start, mapping.end, page_kib, mapping.writable);
     }
-    trace::page_tables(pml4, stats.tables as u16, stats.bytes_4k, stats.bytes_2m, ticks);
+    trace::page_tables(
+        pml4,
+        stats.tables as u16,
+        stats.bytes_4k,
+        stats.bytes_2m,
+        ticks,
+    );
 
     // SAFETY: the stack is used only here, once, before the kernel owns it.
     let stack = unsafe { &mut (*(&raw mut KERNEL_STACK)).0 };
     stack.fill(0);
     trace::stack(stack.as_ptr() as u64, KERNEL_STACK_SIZE as u32);
 
-    Ok(HandOver { pml4, stack: stack.as_ptr() as u64, boot_info: boot_info_addr, entry })
+    Ok(HandOver {
+        pml4,
+        stack: stack.as_ptr() as u64,
+        boot_info: boot_info_addr,
+        entry,
+    })
 }
 
 fn source_name(source: arch::freq::Source) -> trace::Name {
@@ -242,7 +278,11 @@ fn source_name(source: arch::freq::Source) -> trace::Name {
 /// Prints the refusal and exits QEMU with its code.
 fn fail(error: &LoadError) -> ! {
     let code = error.exit_code();
-    trace::refused(code.port_value(), code_name(code), &alloc::format!("{error}"));
+    trace::refused(
+        code.port_value(),
+        code_name(code),
+        &alloc::format!("{error}"),
+    );
     console::print_line(format_args!(
         "error: {error} (exit code {}, QEMU status {})",
         code.name(),

@@ -59,13 +59,19 @@ pub struct BootInputs {
 const PAGE: u64 = 4096;
 
 fn page_span(start: u64, end: u64) -> Region {
-    Region { start: start & !(PAGE - 1), end: end.next_multiple_of(PAGE) }
+    Region {
+        start: start & !(PAGE - 1),
+        end: end.next_multiple_of(PAGE),
+    }
 }
 
 fn hull(a: Option<Region>, start: u64, end: u64) -> Option<Region> {
     Some(match a {
         None => Region { start, end },
-        Some(r) => Region { start: r.start.min(start), end: r.end.max(end) },
+        Some(r) => Region {
+            start: r.start.min(start),
+            end: r.end.max(end),
+        },
     })
 }
 
@@ -73,19 +79,28 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
     let mut memory = IdentityMemory;
     // SAFETY: the address comes from EBX at Multiboot entry; IdentityMemory only hands
     // out mapped ranges.
-    let mb = unsafe { Multiboot::from_ptr(u64::from(mbi_addr), &mut memory) }
-        .ok_or(LoadError::BadMultiboot { what: "the MBI address is not in mapped memory" })?;
+    let mb = unsafe { Multiboot::from_ptr(u64::from(mbi_addr), &mut memory) }.ok_or(
+        LoadError::BadMultiboot {
+            what: "the MBI address is not in mapped memory",
+        },
+    )?;
 
     let mbi_start = u64::from(mbi_addr);
-    let mut mbi_span = Region { start: mbi_start, end: mbi_start + 116 };
+    let mut mbi_span = Region {
+        start: mbi_start,
+        end: mbi_start + 116,
+    };
     let mut ram = Vec::new();
     let mut memory_map = Vec::new();
-    let regions = mb
-        .memory_regions()
-        .ok_or(LoadError::BadMultiboot { what: "no memory map (flags bit 6 clear)" })?;
+    let regions = mb.memory_regions().ok_or(LoadError::BadMultiboot {
+        what: "no memory map (flags bit 6 clear)",
+    })?;
     for region in regions {
         let entry = region as *const _ as u64;
-        mbi_span = Region { start: mbi_span.start.min(entry), end: mbi_span.end.max(entry + 24) };
+        mbi_span = Region {
+            start: mbi_span.start.min(entry),
+            end: mbi_span.end.max(entry + 24),
+        };
         let start = region.base_address();
         let end = start.saturating_add(region.length());
         let kind = match region.memory_type() {
@@ -101,15 +116,19 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
         }
     }
     if ram.is_empty() {
-        return Err(LoadError::BadMultiboot { what: "the memory map lists no usable RAM" });
+        return Err(LoadError::BadMultiboot {
+            what: "the memory map lists no usable RAM",
+        });
     }
 
     let mut boot_data = None;
     let command_line = match mb.command_line() {
         Some(line) => {
             // The crate does not check the encoding; do it before trusting the &str.
-            let line = core::str::from_utf8(line.as_bytes())
-                .map_err(|_| LoadError::BadMultiboot { what: "the command line is not UTF-8" })?;
+            let line =
+                core::str::from_utf8(line.as_bytes()).map_err(|_| LoadError::BadMultiboot {
+                    what: "the command line is not UTF-8",
+                })?;
             let start = line.as_ptr() as u64;
             boot_data = hull(boot_data, start, start + line.len() as u64 + 1);
             Some(line)
@@ -126,12 +145,20 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
         boot_data = hull(boot_data, start, start + name.len() as u64 + 1);
     }
     if module.end < module.start || module.end > BOOT_IDENTITY_LIMIT {
-        return Err(LoadError::BadMultiboot { what: "module 0 has an impossible address range" });
+        return Err(LoadError::BadMultiboot {
+            what: "module 0 has an impossible address range",
+        });
     }
-    let module_region = Region { start: module.start, end: module.end };
+    let module_region = Region {
+        start: module.start,
+        end: module.end,
+    };
     // SAFETY: the module range is below 4 GiB (checked), hence mapped, and QEMU filled it.
     let module_bytes = unsafe {
-        core::slice::from_raw_parts(module.start as *const u8, (module.end - module.start) as usize)
+        core::slice::from_raw_parts(
+            module.start as *const u8,
+            (module.end - module.start) as usize,
+        )
     };
 
     let boot_data = boot_data.map_or(Region { start: 0, end: 0 }, |r| page_span(r.start, r.end));

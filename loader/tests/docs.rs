@@ -15,7 +15,12 @@ fn rows(markdown: &str, first: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
     markdown
         .lines()
         .filter_map(|line| line.strip_prefix('|'))
-        .map(|line| line.split('|').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect::<Vec<_>>())
+        .map(|line| {
+            line.split('|')
+                .map(|c| c.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+        })
         .filter(|cells| cells.first().is_some_and(|c| first(c)))
         .collect()
 }
@@ -54,8 +59,20 @@ fn events_in_code() -> Vec<(String, String, String)> {
             .join(" ");
         let mut words = body.split_whitespace();
         let level = words.next().expect("a level").to_string();
-        let name = words.next().expect("a name").split('(').next().unwrap().to_string();
-        let format = body.split("=> \"").nth(1).expect("a format string").trim_end().trim_end_matches('"').to_string();
+        let name = words
+            .next()
+            .expect("a name")
+            .split('(')
+            .next()
+            .unwrap()
+            .to_string();
+        let format = body
+            .split("=> \"")
+            .nth(1)
+            .expect("a format string")
+            .trim_end()
+            .trim_end_matches('"')
+            .to_string();
         events.push((name, level, format));
         rest = &rest[end..];
     }
@@ -65,10 +82,20 @@ fn events_in_code() -> Vec<(String, String, String)> {
 #[test]
 fn trace_format_table_matches_the_code() {
     let doc = read("../docs/trace-format.md");
-    let table = rows(&doc, |c| c.starts_with('`') && c.chars().nth(1).is_some_and(|ch| ch.is_ascii_uppercase()));
+    let table = rows(&doc, |c| {
+        c.starts_with('`') && c.chars().nth(1).is_some_and(|ch| ch.is_ascii_uppercase())
+    });
     let code = events_in_code();
-    assert!(code.len() >= 20, "expected the whole event set, found {}", code.len());
-    assert_eq!(table.len(), code.len(), "one row per event in docs/trace-format.md");
+    assert!(
+        code.len() >= 20,
+        "expected the whole event set, found {}",
+        code.len()
+    );
+    assert_eq!(
+        table.len(),
+        code.len(),
+        "one row per event in docs/trace-format.md"
+    );
     for (row, (_, level, format)) in table.iter().zip(&code) {
         assert_eq!(row[0], format!("`{format}`"), "format string");
         assert_eq!(row[1], *level, "level of {format}");

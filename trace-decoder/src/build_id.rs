@@ -12,7 +12,9 @@ pub const BUILD_ID_SYMBOL: &str = "RUSTY_LOADER_BUILD_ID";
 /// FNV-1a, 64 bit: tiny, stable across Rust versions, and good enough to tell two
 /// tables apart (this is an identity check, not a security boundary).
 fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3))
+    bytes.iter().fold(hash, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
+    })
 }
 
 /// Hashes the defmt table of a loader ELF: every symbol in the `.defmt` section (its
@@ -67,7 +69,9 @@ pub fn build_id_offset(elf_bytes: &[u8]) -> Result<usize> {
 pub fn stamp_build_id(elf_bytes: &mut [u8]) -> Result<u64> {
     let id = table_build_id(elf_bytes)?;
     let offset = build_id_offset(elf_bytes)?;
-    let slot = elf_bytes.get_mut(offset..offset + 8).context("the build-identity slot is outside the file")?;
+    let slot = elf_bytes
+        .get_mut(offset..offset + 8)
+        .context("the build-identity slot is outside the file")?;
     slot.copy_from_slice(&id.to_le_bytes());
     Ok(id)
 }
@@ -75,7 +79,9 @@ pub fn stamp_build_id(elf_bytes: &mut [u8]) -> Result<u64> {
 /// Reads the identity stamped into a loader ELF.
 pub fn stamped_build_id(elf_bytes: &[u8]) -> Result<u64> {
     let offset = build_id_offset(elf_bytes)?;
-    let slot = elf_bytes.get(offset..offset + 8).context("the build-identity slot is outside the file")?;
+    let slot = elf_bytes
+        .get(offset..offset + 8)
+        .context("the build-identity slot is outside the file")?;
     Ok(u64::from_le_bytes(slot.try_into().expect("8 bytes")))
 }
 

@@ -37,7 +37,11 @@ impl Default for Demux {
 
 impl Demux {
     pub fn new() -> Self {
-        Demux { state: State::Text, text: Vec::new(), frame: Vec::new() }
+        Demux {
+            state: State::Text,
+            text: Vec::new(),
+            frame: Vec::new(),
+        }
     }
 
     /// Consumes `bytes`; text collected so far is handed out at the end of each call
@@ -134,7 +138,15 @@ mod tests {
     fn separates_text_and_frames() {
         let stream = b"hello\n\xff\x00\x00\x09\x60\x01\x00kernel text\n\xff\x00\x0b\x4c\x00";
         let (got, rest) = pieces(&[stream]);
-        assert_eq!(got, vec![text(b"hello\n"), frame(b"\x09\x60\x01"), text(b"kernel text\n"), frame(b"\x0b\x4c")]);
+        assert_eq!(
+            got,
+            vec![
+                text(b"hello\n"),
+                frame(b"\x09\x60\x01"),
+                text(b"kernel text\n"),
+                frame(b"\x0b\x4c")
+            ]
+        );
         assert_eq!(rest, None);
     }
 
@@ -146,7 +158,15 @@ mod tests {
             let (a, b) = stream.split_at(split);
             assert_eq!(pieces(&[a, b]).0, whole, "split at {split}");
         }
-        assert_eq!(whole, vec![text(b"a"), frame(b"\x01\x02"), text(b"b\xffc\xff"), frame(b"\x03")]);
+        assert_eq!(
+            whole,
+            vec![
+                text(b"a"),
+                frame(b"\x01\x02"),
+                text(b"b\xffc\xff"),
+                frame(b"\x03")
+            ]
+        );
     }
 
     #[test]

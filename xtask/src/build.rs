@@ -67,9 +67,18 @@ pub struct LoaderArtifacts {
 /// and the 64-bit ELF beside it as `rusty-loader.elf`.
 /// The build without tracing goes beside it as `rusty-loader-notrace(.elf)`.
 pub fn loader_artifacts(profile: Profile, trace: TraceLevel) -> LoaderArtifacts {
-    let dir = project_root().join("target/x86_64").join(profile.dir_name());
-    let name = if trace == TraceLevel::Off { "rusty-loader-notrace" } else { "rusty-loader" };
-    LoaderArtifacts { image: dir.join(name), elf: dir.join(format!("{name}.elf")) }
+    let dir = project_root()
+        .join("target/x86_64")
+        .join(profile.dir_name());
+    let name = if trace == TraceLevel::Off {
+        "rusty-loader-notrace"
+    } else {
+        "rusty-loader"
+    };
+    LoaderArtifacts {
+        image: dir.join(name),
+        elf: dir.join(format!("{name}.elf")),
+    }
 }
 
 /// Rustflags shared by every freestanding binary.
@@ -91,10 +100,26 @@ struct CargoBuild<'a> {
 }
 
 fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
-    let CargoBuild { package, bins, features, profile, target_dir, rustflags, defmt_log } = build;
-    let flags = FREESTANDING_FLAGS.iter().chain(rustflags).copied().collect::<Vec<_>>().join(" ");
+    let CargoBuild {
+        package,
+        bins,
+        features,
+        profile,
+        target_dir,
+        rustflags,
+        defmt_log,
+    } = build;
+    let flags = FREESTANDING_FLAGS
+        .iter()
+        .chain(rustflags)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
     let release = (profile == Profile::Release).then_some("--release");
-    let bin_args: Vec<String> = bins.iter().flat_map(|b| ["--bin".to_string(), b.to_string()]).collect();
+    let bin_args: Vec<String> = bins
+        .iter()
+        .flat_map(|b| ["--bin".to_string(), b.to_string()])
+        .collect();
     let _env = (
         sh.push_env("RUSTFLAGS", flags),
         sh.push_env("CARGO_PROFILE_DEV_PANIC", "abort"),
@@ -133,15 +158,26 @@ pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<L
         CargoBuild {
             package: "rusty-loader",
             bins: &["rusty-loader"],
-            features: if traced { "bare-metal,trace" } else { "bare-metal" },
+            features: if traced {
+                "bare-metal,trace"
+            } else {
+                "bare-metal"
+            },
             profile,
-            target_dir: &root.join(if traced { "target/bare-metal/loader" } else { "target/bare-metal/loader-notrace" }),
+            target_dir: &root.join(if traced {
+                "target/bare-metal/loader"
+            } else {
+                "target/bare-metal/loader-notrace"
+            }),
             rustflags: &rustflags,
             defmt_log: trace.defmt_log(),
         },
     )?;
     let artifacts = loader_artifacts(profile, trace);
-    let dir = artifacts.image.parent().expect("artifact paths have a parent");
+    let dir = artifacts
+        .image
+        .parent()
+        .expect("artifact paths have a parent");
     std::fs::create_dir_all(dir)?;
     let mut elf = std::fs::read(out.join("rusty-loader")).context("reading the linked loader")?;
     if traced {
@@ -155,17 +191,27 @@ pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<L
 /// QEMU boots only 32-bit Multiboot ELFs: convert a copy of the 64-bit one.
 fn to_elf32(sh: &Shell, input: &Path, output: &Path) -> Result<()> {
     let objcopy = find_objcopy(sh)?;
-    cmd!(sh, "{objcopy} -O elf32-i386 {input} {output}").run().context("objcopy to elf32-i386")?;
+    cmd!(sh, "{objcopy} -O elf32-i386 {input} {output}")
+        .run()
+        .context("objcopy to elf32-i386")?;
     Ok(())
 }
 
 fn find_objcopy(sh: &Shell) -> Result<PathBuf> {
     let sysroot = cmd!(sh, "rustc --print sysroot").read()?;
-    let llvm = Path::new(&sysroot).join("lib/rustlib").join(HOST_TARGET).join("bin/rust-objcopy");
+    let llvm = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(HOST_TARGET)
+        .join("bin/rust-objcopy");
     if llvm.exists() {
         return Ok(llvm);
     }
-    if cmd!(sh, "objcopy --version").quiet().ignore_stdout().run().is_ok() {
+    if cmd!(sh, "objcopy --version")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .is_ok()
+    {
         return Ok(PathBuf::from("objcopy"));
     }
     bail!("no objcopy found: install binutils or the llvm-tools rustup component")
@@ -190,7 +236,9 @@ impl TestKernels {
 
 /// Where the test kernels end up: `target/test-kernels/<profile>/<name>`.
 pub fn test_kernel_dir(profile: Profile) -> PathBuf {
-    project_root().join("target/test-kernels").join(profile.dir_name())
+    project_root()
+        .join("target/test-kernels")
+        .join(profile.dir_name())
 }
 
 /// Builds the test kernels: the ET_DYN ones as static PIEs, the ET_EXEC one at
@@ -229,7 +277,8 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
     let out = test_kernel_dir(profile);
     std::fs::create_dir_all(&out)?;
     let install = |from: &Path, name: &str| -> Result<PathBuf> {
-        let mut bytes = std::fs::read(from.join(name)).with_context(|| format!("reading {name}"))?;
+        let mut bytes =
+            std::fs::read(from.join(name)).with_context(|| format!("reading {name}"))?;
         mark_standalone(&mut bytes)?;
         let path = out.join(name);
         std::fs::write(&path, bytes)?;

@@ -13,7 +13,11 @@ use xtask::build::{self, Profile, TraceLevel};
 use xtask::qemu::{self, Machine, QemuConfig};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, boot and test rusty-loader", version)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, boot and test rusty-loader",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -90,14 +94,21 @@ fn main() -> ExitCode {
 }
 
 fn profile(release: bool) -> Profile {
-    if release { Profile::Release } else { Profile::Debug }
+    if release {
+        Profile::Release
+    } else {
+        Profile::Debug
+    }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let sh = Shell::new()?;
     sh.change_dir(xtask::project_root());
     match cli.command {
-        Command::Build { release, trace_level } => {
+        Command::Build {
+            release,
+            trace_level,
+        } => {
             let loader = build::build_loader(&sh, profile(release), trace_level)?;
             let kernels = build::build_test_kernels(&sh, profile(release))?;
             println!("loader:       {}", loader.image.display());
@@ -107,7 +118,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { app, boot, qemu_args } => {
+        Command::Run {
+            app,
+            boot,
+            qemu_args,
+        } => {
             let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
             let loader = build::build_loader(&sh, profile(boot.release), boot.trace_level)?;
             let app = match app {
@@ -116,7 +131,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let config = QemuConfig {
                 qemu,
-                machine: if boot.microvm { Machine::Microvm } else { Machine::Pc },
+                machine: if boot.microvm {
+                    Machine::Microvm
+                } else {
+                    Machine::Pc
+                },
                 memory: boot.memory,
                 smp: boot.smp,
                 append: boot.append,
@@ -129,7 +148,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (status, timed_out) =
                 qemu::run_text_only(&config, Duration::from_secs(boot.timeout))?;
             if timed_out {
-                eprintln!("error: QEMU did not finish within {} s and was stopped", boot.timeout);
+                eprintln!(
+                    "error: QEMU did not finish within {} s and was stopped",
+                    boot.timeout
+                );
                 return Ok(ExitCode::from(124));
             }
             let code = status.unwrap_or(1);

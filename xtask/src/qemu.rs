@@ -118,12 +118,19 @@ impl QemuConfig {
 
     /// The Multiboot command line QEMU hands the loader: `"<kernel file> <append>"`.
     pub fn multiboot_command_line(&self) -> String {
-        format!("{} {}", self.loader.display(), self.append.as_deref().unwrap_or(""))
+        format!(
+            "{} {}",
+            self.loader.display(),
+            self.append.as_deref().unwrap_or("")
+        )
     }
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -148,7 +155,9 @@ impl Outcome {
         match status {
             Some(3) => Outcome::KernelSuccess,
             Some(1) => Outcome::KernelFailure,
-            Some(s) if s % 2 == 1 && (0..=255).contains(&s) => Outcome::Exited { value: (s >> 1) as u8 },
+            Some(s) if s % 2 == 1 && (0..=255).contains(&s) => Outcome::Exited {
+                value: (s >> 1) as u8,
+            },
             _ => Outcome::NoStatus,
         }
     }
@@ -187,7 +196,13 @@ pub fn run_captured(config: &QemuConfig, timeout: Duration) -> Result<Captured> 
     let wall = start.elapsed();
     let serial = stdout.join().unwrap_or_default();
     let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
-    Ok(Captured { status: status.and_then(|s| s.code()), serial, stderr, timed_out, wall })
+    Ok(Captured {
+        status: status.and_then(|s| s.code()),
+        serial,
+        stderr,
+        timed_out,
+        wall,
+    })
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
@@ -199,7 +214,10 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8
 }
 
 /// Waits for the child, killing it after `timeout`.
-pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(Option<ExitStatus>, bool)> {
+pub fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<(Option<ExitStatus>, bool)> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -216,7 +234,9 @@ pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<(Option
 
 /// Finds QEMU or explains how to install it.
 pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
-    let qemu = explicit.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
+    let qemu = explicit
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("qemu-system-x86_64"));
     match Command::new(&qemu).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Ok(s) if s.success() => Ok(qemu),
         _ => anyhow::bail!(

@@ -27,7 +27,11 @@ fn check_good_boot(config: &QemuConfig, kernel_name: &str) -> KernelReport {
     assert_eq!(report.one("kernel"), kernel_name);
 
     // The command line reaches the kernel unchanged, file name included.
-    assert_eq!(report.one("cmdline"), config.multiboot_command_line(), "serial:\n{serial}");
+    assert_eq!(
+        report.one("cmdline"),
+        config.multiboot_command_line(),
+        "serial:\n{serial}"
+    );
     let expected_args = config
         .append
         .as_deref()
@@ -56,7 +60,11 @@ fn machine_config(app: &std::path::Path, machine: Machine) -> QemuConfig {
 
 fn check_dyn_placement(report: &KernelReport) {
     let (start, _) = parse_range(report.one("image"));
-    assert_eq!(start % TWO_MIB, 0, "ET_DYN kernels are placed 2 MiB aligned");
+    assert_eq!(
+        start % TWO_MIB,
+        0,
+        "ET_DYN kernels are placed 2 MiB aligned"
+    );
 }
 
 fn check_fdt_memory(report: &KernelReport) {
@@ -64,47 +72,65 @@ fn check_fdt_memory(report: &KernelReport) {
     let mut fdt: Vec<_> = report.all("fdt-mem").into_iter().map(parse_range).collect();
     mbi.sort();
     fdt.sort();
-    assert_eq!(mbi, fdt, "FDT memory nodes must equal the MBI's usable regions");
+    assert_eq!(
+        mbi, fdt,
+        "FDT memory nodes must equal the MBI's usable regions"
+    );
 }
 
 #[test]
 fn hello_dyn_boots_on_pc() {
-    let report = check_good_boot(&machine_config(&artifacts().kernels.hello_dyn, Machine::Pc), "hello-dyn");
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.hello_dyn, Machine::Pc),
+        "hello-dyn",
+    );
     check_dyn_placement(&report);
     check_fdt_memory(&report);
 }
 
 #[test]
 fn hello_dyn_boots_on_microvm() {
-    let report =
-        check_good_boot(&machine_config(&artifacts().kernels.hello_dyn, Machine::Microvm), "hello-dyn");
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.hello_dyn, Machine::Microvm),
+        "hello-dyn",
+    );
     check_dyn_placement(&report);
     check_fdt_memory(&report);
 }
 
 #[test]
 fn legacy_dyn_boots_on_pc() {
-    let report = check_good_boot(&machine_config(&artifacts().kernels.legacy_dyn, Machine::Pc), "legacy-dyn");
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.legacy_dyn, Machine::Pc),
+        "legacy-dyn",
+    );
     check_dyn_placement(&report);
 }
 
 #[test]
 fn legacy_dyn_boots_on_microvm() {
-    let report =
-        check_good_boot(&machine_config(&artifacts().kernels.legacy_dyn, Machine::Microvm), "legacy-dyn");
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.legacy_dyn, Machine::Microvm),
+        "legacy-dyn",
+    );
     check_dyn_placement(&report);
 }
 
 #[test]
 fn hello_exec_boots_on_pc() {
-    let report = check_good_boot(&machine_config(&artifacts().kernels.hello_exec, Machine::Pc), "hello-exec");
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.hello_exec, Machine::Pc),
+        "hello-exec",
+    );
     assert_eq!(parse_range(report.one("image")).0, 0x80_0000);
 }
 
 #[test]
 fn hello_exec_boots_on_microvm() {
-    let report =
-        check_good_boot(&machine_config(&artifacts().kernels.hello_exec, Machine::Microvm), "hello-exec");
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.hello_exec, Machine::Microvm),
+        "hello-exec",
+    );
     assert_eq!(parse_range(report.one("image")).0, 0x80_0000);
 }
 
@@ -116,7 +142,10 @@ fn boots_without_append() {
 
 #[test]
 fn boots_with_four_cpus() {
-    for kernel in [&artifacts().kernels.hello_dyn, &artifacts().kernels.legacy_dyn] {
+    for kernel in [
+        &artifacts().kernels.hello_dyn,
+        &artifacts().kernels.legacy_dyn,
+    ] {
         let mut config = machine_config(kernel, Machine::Pc);
         config.smp = 4;
         let name = kernel.file_name().unwrap().to_str().unwrap();
@@ -131,7 +160,10 @@ fn boots_with_ram_above_4_gib() {
     config.memory = "5G".to_string();
     let report = check_good_boot(&config, "hello-dyn");
     let ram: Vec<_> = report.all("mem").into_iter().map(parse_range).collect();
-    assert!(ram.iter().any(|&(s, _)| s >= 4 << 30), "expected a region above 4 GiB: {ram:x?}");
+    assert!(
+        ram.iter().any(|&(s, _)| s >= 4 << 30),
+        "expected a region above 4 GiB: {ram:x?}"
+    );
     check_fdt_memory(&report);
 }
 

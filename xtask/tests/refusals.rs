@@ -32,13 +32,24 @@ fn check_refusal(app: Option<PathBuf>, code: ExitCode, message: &str) {
     config.app = app;
     let run = boot(&config);
     let serial = run.serial_text();
-    assert_eq!(run.status, Some(code.qemu_status()), "expected {code:?}\nserial:\n{serial}");
+    assert_eq!(
+        run.status,
+        Some(code.qemu_status()),
+        "expected {code:?}\nserial:\n{serial}"
+    );
     let line = serial
         .lines()
         .find(|l| l.starts_with("rusty-loader: error:"))
         .unwrap_or_else(|| panic!("no error line\nserial:\n{serial}"));
-    assert!(line.contains(message), "error line {line:?} should mention {message:?}");
-    assert!(line.contains(code.name()), "error line {line:?} should name the code {}", code.name());
+    assert!(
+        line.contains(message),
+        "error line {line:?} should mention {message:?}"
+    );
+    assert!(
+        line.contains(code.name()),
+        "error line {line:?} should name the code {}",
+        code.name()
+    );
 }
 
 fn le16(bytes: &mut [u8], at: usize, value: u16) {
@@ -50,7 +61,10 @@ fn le64(bytes: &mut [u8], at: usize, value: u64) {
 }
 
 fn find(bytes: &[u8], needle: &[u8]) -> usize {
-    bytes.windows(needle.len()).position(|w| w == needle).expect("pattern present")
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("pattern present")
 }
 
 #[test]
@@ -68,21 +82,33 @@ fn not_an_elf() {
 fn elf32() {
     let mut elf = hello_dyn();
     elf[4] = 1; // EI_CLASS = ELFCLASS32
-    check_refusal(Some(write_case("elf32", &elf)), ExitCode::WrongClass, "EI_CLASS 1");
+    check_refusal(
+        Some(write_case("elf32", &elf)),
+        ExitCode::WrongClass,
+        "EI_CLASS 1",
+    );
 }
 
 #[test]
 fn wrong_machine() {
     let mut elf = hello_dyn();
     le16(&mut elf, 18, 183); // EM_AARCH64
-    check_refusal(Some(write_case("aarch64", &elf)), ExitCode::WrongMachine, "e_machine 183");
+    check_refusal(
+        Some(write_case("aarch64", &elf)),
+        ExitCode::WrongMachine,
+        "e_machine 183",
+    );
 }
 
 #[test]
 fn relocatable_object() {
     let mut elf = hello_dyn();
     le16(&mut elf, 16, 1); // ET_REL
-    check_refusal(Some(write_case("et-rel", &elf)), ExitCode::WrongType, "e_type 1");
+    check_refusal(
+        Some(write_case("et-rel", &elf)),
+        ExitCode::WrongType,
+        "e_type 1",
+    );
 }
 
 #[test]
@@ -90,7 +116,11 @@ fn no_hermit_note() {
     let mut elf = hello_dyn();
     let at = find(&elf, b"HERMIT\0");
     elf[at..at + 6].copy_from_slice(b"HERMIX");
-    check_refusal(Some(write_case("no-note", &elf)), ExitCode::NoHermitNote, "HERMIT note");
+    check_refusal(
+        Some(write_case("no-note", &elf)),
+        ExitCode::NoHermitNote,
+        "HERMIT note",
+    );
 }
 
 #[test]
@@ -100,13 +130,21 @@ fn entry_version_2() {
     let at = find(&elf, b"HERMIT\0") + 8;
     assert_eq!(elf[at], 4, "the test kernels carry entry version 4");
     elf[at] = 2;
-    check_refusal(Some(write_case("entry-v2", &elf)), ExitCode::UnsupportedEntryVersion, "version 2");
+    check_refusal(
+        Some(write_case("entry-v2", &elf)),
+        ExitCode::UnsupportedEntryVersion,
+        "version 2",
+    );
 }
 
 /// File offset of the first dynamic entry with tag `tag`.
 fn dynamic_entry_offset(elf_bytes: &[u8], tag: u64) -> usize {
     let elf = Elf::parse(elf_bytes).unwrap();
-    let dynamic = elf.program_headers.iter().find(|p| p.p_type == goblin::elf::program_header::PT_DYNAMIC).unwrap();
+    let dynamic = elf
+        .program_headers
+        .iter()
+        .find(|p| p.p_type == goblin::elf::program_header::PT_DYNAMIC)
+        .unwrap();
     let base = dynamic.p_offset as usize;
     (0..dynamic.p_filesz as usize / 16)
         .map(|i| base + i * 16)
@@ -121,7 +159,11 @@ fn needs_shared_library() {
     // it would ever look for the (absent) string.
     let at = dynamic_entry_offset(&elf, DT_NULL);
     le64(&mut elf, at, DT_NEEDED);
-    check_refusal(Some(write_case("dt-needed", &elf)), ExitCode::NeedsSharedLibrary, "DT_NEEDED");
+    check_refusal(
+        Some(write_case("dt-needed", &elf)),
+        ExitCode::NeedsSharedLibrary,
+        "DT_NEEDED",
+    );
 }
 
 #[test]
@@ -129,22 +171,38 @@ fn segment_outside_file() {
     let mut elf = hello_dyn();
     let parsed = Elf::parse(&elf).unwrap();
     let phoff = parsed.header.e_phoff as usize;
-    let index = parsed.program_headers.iter().position(|p| p.p_type == PT_LOAD && p.p_filesz > 0).unwrap();
+    let index = parsed
+        .program_headers
+        .iter()
+        .position(|p| p.p_type == PT_LOAD && p.p_filesz > 0)
+        .unwrap();
     let len = elf.len() as u64;
     // p_offset is at +8 in an ELF64 program header.
     le64(&mut elf, phoff + index * 56 + 8, len + 0x1000);
-    check_refusal(Some(write_case("segment-outside", &elf)), ExitCode::SegmentOutsideFile, "outside");
+    check_refusal(
+        Some(write_case("segment-outside", &elf)),
+        ExitCode::SegmentOutsideFile,
+        "outside",
+    );
 }
 
 #[test]
 fn unsupported_relocation() {
     let mut elf = hello_dyn();
     let parsed = Elf::parse(&elf).unwrap();
-    let rela = parsed.section_headers.iter().find(|s| parsed.shdr_strtab.get_at(s.sh_name) == Some(".rela.dyn")).unwrap();
+    let rela = parsed
+        .section_headers
+        .iter()
+        .find(|s| parsed.shdr_strtab.get_at(s.sh_name) == Some(".rela.dyn"))
+        .unwrap();
     let at = rela.sh_offset as usize + 8; // r_info of the first entry
-    // R_X86_64_PC32 (2): never produced for a static PIE, not served by the loader.
+                                          // R_X86_64_PC32 (2): never produced for a static PIE, not served by the loader.
     le64(&mut elf, at, 2);
-    check_refusal(Some(write_case("reloc-pc32", &elf)), ExitCode::UnsupportedRelocation, "type 2");
+    check_refusal(
+        Some(write_case("reloc-pc32", &elf)),
+        ExitCode::UnsupportedRelocation,
+        "type 2",
+    );
 }
 
 #[test]
@@ -153,7 +211,11 @@ fn kernel_overlaps_module() {
     // module, right after the loader) reaches over that address.
     let mut elf = std::fs::read(&artifacts().kernels.hello_exec).unwrap();
     elf.resize(8 << 20, 0);
-    check_refusal(Some(write_case("exec-overlap", &elf)), ExitCode::LayoutOverlap, "overlaps module");
+    check_refusal(
+        Some(write_case("exec-overlap", &elf)),
+        ExitCode::LayoutOverlap,
+        "overlaps module",
+    );
 }
 
 #[test]
@@ -162,19 +224,43 @@ fn not_enough_memory() {
     config.memory = "8M".to_string();
     let run = boot(&config);
     let serial = run.serial_text();
-    assert_eq!(run.status, Some(ExitCode::NotEnoughMemory.qemu_status()), "serial:\n{serial}");
+    assert_eq!(
+        run.status,
+        Some(ExitCode::NotEnoughMemory.qemu_status()),
+        "serial:\n{serial}"
+    );
     assert!(serial.contains("not enough RAM"), "serial:\n{serial}");
 }
 
 #[test]
 fn fault_after_hand_over_is_reported() {
-    // Given the app argument `fault`, hello-dyn touches an unmapped page before it has
-    // an IDT of its own; the loader's IDT is still live then and must report the page
-    // fault instead of letting the machine triple-fault.
-    let mut config = config(&artifacts().kernels.hello_dyn);
-    config.append = Some("-- fault".to_string());
-    let run = boot(&config);
+    // Point the entry at a `ud2` inside the kernel's code: the first instruction the
+    // kernel runs faults before it has an IDT of its own. The loader's IDT is still
+    // live then and must report the fault instead of letting the machine triple-fault.
+    let mut elf = hello_dyn();
+    let parsed = Elf::parse(&elf).unwrap();
+    let text = parsed
+        .program_headers
+        .iter()
+        .find(|p| p.p_type == PT_LOAD && p.is_executable())
+        .expect("an executable segment");
+    let (start, end) = (
+        text.p_offset as usize,
+        (text.p_offset + text.p_filesz) as usize,
+    );
+    let ud2 = start + find(&elf[start..end], &[0x0f, 0x0b]);
+    let entry = text.p_vaddr + (ud2 - start) as u64;
+    le64(&mut elf, 24, entry);
+    let app = write_case("entry-at-ud2", &elf);
+    let run = boot(&config(&app));
     let serial = run.serial_text();
-    assert_eq!(run.status, Some(ExitCode::exception_status(14)), "serial:\n{serial}");
-    assert!(serial.contains("CPU exception 14 (page fault) in the kernel, after hand-over"), "serial:\n{serial}");
+    assert_eq!(
+        run.status,
+        Some(ExitCode::exception_status(6)),
+        "serial:\n{serial}"
+    );
+    assert!(
+        serial.contains("CPU exception 6 (invalid opcode) in the kernel, after hand-over"),
+        "serial:\n{serial}"
+    );
 }

@@ -27,8 +27,10 @@ pub fn artifacts() -> &'static Artifacts {
         let sh = Shell::new().expect("a shell");
         sh.change_dir(xtask::project_root());
         Artifacts {
-            loader: build::build_loader(&sh, Profile::Debug, TraceLevel::Info).expect("the loader builds"),
-            kernels: build::build_test_kernels(&sh, Profile::Debug).expect("the test kernels build"),
+            loader: build::build_loader(&sh, Profile::Debug, TraceLevel::Info)
+                .expect("the loader builds"),
+            kernels: build::build_test_kernels(&sh, Profile::Debug)
+                .expect("the test kernels build"),
         }
     })
 }
@@ -40,7 +42,12 @@ pub fn config(app: impl Into<PathBuf>) -> QemuConfig {
 
 pub fn boot(config: &QemuConfig) -> Captured {
     let run = qemu::run_captured(config, BOOT_TIMEOUT).expect("QEMU starts");
-    assert!(!run.timed_out, "QEMU timed out\ncommand: {}\nserial:\n{}", config.display(), run.serial_text());
+    assert!(
+        !run.timed_out,
+        "QEMU timed out\ncommand: {}\nserial:\n{}",
+        config.display(),
+        run.serial_text()
+    );
     run
 }
 
@@ -55,9 +62,13 @@ impl KernelReport {
         let mut facts = Vec::new();
         let mut verdict = None;
         for line in serial.lines() {
-            let Some(rest) = line.strip_prefix("tk: ") else { continue };
+            let Some(rest) = line.strip_prefix("tk: ") else {
+                continue;
+            };
             match rest.split_once('=') {
-                Some((key, value)) if !key.contains(' ') => facts.push((key.to_string(), value.to_string())),
+                Some((key, value)) if !key.contains(' ') => {
+                    facts.push((key.to_string(), value.to_string()))
+                }
                 _ => verdict = Some(rest.to_string()),
             }
         }
@@ -67,21 +78,32 @@ impl KernelReport {
     /// The value of a fact that must appear exactly once.
     pub fn one(&self, key: &str) -> &str {
         let values = self.all(key);
-        assert_eq!(values.len(), 1, "fact {key} should appear once, got {values:?}");
+        assert_eq!(
+            values.len(),
+            1,
+            "fact {key} should appear once, got {values:?}"
+        );
         values[0]
     }
 
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.facts.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.facts
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
 /// Parses `<hex>-<hex>` (with or without 0x).
 pub fn parse_range(text: &str) -> (u64, u64) {
-    let (a, b) = text.split_once('-').unwrap_or_else(|| panic!("not a range: {text}"));
+    let (a, b) = text
+        .split_once('-')
+        .unwrap_or_else(|| panic!("not a range: {text}"));
     (parse_hex(a), parse_hex(b))
 }
 
 pub fn parse_hex(text: &str) -> u64 {
-    u64::from_str_radix(text.trim().trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {text}"))
+    u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("not hex: {text}"))
 }

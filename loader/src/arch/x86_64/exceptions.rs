@@ -72,20 +72,49 @@ pub fn mark_handed_over() {
 }
 
 const EXCEPTION_NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range exceeded",
-    "invalid opcode", "device not available", "double fault", "coprocessor segment overrun",
-    "invalid TSS", "segment not present", "stack-segment fault", "general protection fault",
-    "page fault", "reserved", "x87 floating-point", "alignment check", "machine check",
-    "SIMD floating-point", "virtualization", "control protection", "reserved", "reserved",
-    "reserved", "reserved", "reserved", "reserved", "hypervisor injection",
-    "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range exceeded",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor segment overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack-segment fault",
+    "general protection fault",
+    "page fault",
+    "reserved",
+    "x87 floating-point",
+    "alignment check",
+    "machine check",
+    "SIMD floating-point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     let vector = (frame.vector & 31) as u8;
     let cr2 = x86_64::registers::control::Cr2::read_raw();
     let in_kernel = HANDED_OVER.load(Ordering::Relaxed);
-    let whose = if in_kernel { "in the kernel, after hand-over" } else { "in the loader" };
+    let whose = if in_kernel {
+        "in the kernel, after hand-over"
+    } else {
+        "in the loader"
+    };
     // A fault in the middle of writing a frame must not start another one.
     #[cfg(feature = "trace")]
     let can_trace = !crate::logger::frame_in_progress();

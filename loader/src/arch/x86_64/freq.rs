@@ -96,14 +96,18 @@ const MAX_POLLS: u32 = 5_000_000;
 fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: reading the PIT and port B has no memory-safety effect.
-    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
     value
 }
 
 fn outb(port: u16, value: u8) {
     // SAFETY: programming PIT channel 2 and port B has no memory-safety effect; the
     // speaker stays off.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Counts TSC ticks over 2 ms of PIT channel 2. None without a working PIT.

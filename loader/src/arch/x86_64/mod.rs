@@ -66,7 +66,11 @@ pub struct EarlyStamps {
     pub long_mode: u64,
 }
 #[unsafe(link_section = ".data.early_stamps")]
-static mut EARLY_STAMPS: EarlyStamps = EarlyStamps { entry: 1, paging_on: 1, long_mode: 1 };
+static mut EARLY_STAMPS: EarlyStamps = EarlyStamps {
+    entry: 1,
+    paging_on: 1,
+    long_mode: 1,
+};
 
 /// The TSC values start32 recorded.
 pub fn early_stamps() -> EarlyStamps {
@@ -108,7 +112,10 @@ pub fn loader_image() -> (u64, u64) {
         static __loader_end: u8;
     }
     // Only the addresses of the linker symbols are taken, never their contents.
-    (&raw const __loader_start as u64, &raw const __loader_end as u64)
+    (
+        &raw const __loader_start as u64,
+        &raw const __loader_end as u64,
+    )
 }
 
 /// Reads the time-stamp counter.
@@ -121,7 +128,9 @@ pub fn rdtsc() -> u64 {
 fn outb(port: u16, value: u8) {
     // SAFETY: the loader owns the machine; the ports written are the debug-exit and
     // serial ports, whose writes have no memory-safety effect.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
 }
 
 /// The isa-debug-exit device's port (QEMU `-device isa-debug-exit,iobase=0xf4`).
