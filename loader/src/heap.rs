@@ -8,6 +8,7 @@ const HEAP_SIZE: usize = 512 * 1024;
 
 #[repr(C, align(4096))]
 struct HeapArea([u8; HEAP_SIZE]);
+#[unsafe(link_section = ".noinit.heap_area")]
 static mut HEAP_AREA: HeapArea = HeapArea([0; HEAP_SIZE]);
 
 #[global_allocator]

@@ -36,6 +36,7 @@ use crate::arch::HandOver;
 /// How many 4 KiB pages the hand-over page tables may use: PML4, PDPT, the table of
 /// 4 KiB pages below 2 MiB, and one PD per GiB mapped (up to 61 GiB).
 const PAGE_TABLE_ARENA_PAGES: usize = 64;
+#[unsafe(link_section = ".noinit.page_table_arena")]
 static mut PAGE_TABLE_ARENA: [PageTable; PAGE_TABLE_ARENA_PAGES] =
     [const { PageTable::new() }; PAGE_TABLE_ARENA_PAGES];
 
@@ -43,6 +44,7 @@ static mut PAGE_TABLE_ARENA: [PageTable; PAGE_TABLE_ARENA_PAGES] =
 const KERNEL_STACK_SIZE: usize = 32 * 1024;
 #[repr(C, align(4096))]
 struct KernelStack([u8; KERNEL_STACK_SIZE]);
+#[unsafe(link_section = ".noinit.kernel_stack")]
 static mut KERNEL_STACK: KernelStack = KernelStack([0; KERNEL_STACK_SIZE]);
 
 /// Called by the start-up code in long mode with the Multiboot magic and MBI address.
@@ -53,17 +55,11 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     let stamps = arch::early_stamps();
     #[cfg(feature = "trace")]
     logger::set_time_base(stamps.entry);
-    let (image_start, image_end) = arch::loader_image();
-    trace::loader_start(
-        trace::FORMAT_VERSION,
-        build_id(),
-        image_start,
-        image_end,
-        u64::from(mbi_addr),
+    trace::loader_start(trace::FORMAT_VERSION, build_id(), u64::from(mbi_addr));
+    trace::mode_switch(
+        stamps.paging_on.wrapping_sub(stamps.entry),
+        stamps.long_mode.wrapping_sub(stamps.entry),
     );
-    trace::multiboot_entry(0);
-    trace::paging_enabled(stamps.paging_on.wrapping_sub(stamps.entry));
-    trace::long_mode_entered(stamps.long_mode.wrapping_sub(stamps.entry));
     match boot(magic, mbi_addr) {
         Ok(hand_over) => {
             trace::hand_over(hand_over.entry, hand_over.boot_info, hand_over.stack, now());
@@ -158,24 +154,31 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         ElfKind::Dyn => name!("dyn"),
         ElfKind::Exec => name!("exec"),
     };
+    // One layout meets the rules of every kernel generation (see docs/ARCHITECTURE.md);
+    // the generation is traced so a reader knows which rules the kernel relies on.
+    // Kernels without the ABI-tag note are older than 0.10.
+    let version = kernel.kernel_version.unwrap_or(elf::HermitVersion {
+        major: 0,
+        minor: 0,
+        patch: 0,
+    });
+    let generation = if (version.major, version.minor) >= (0, 11) {
+        name!("0.11+")
+    } else {
+        name!("0.6-0.10")
+    };
+    let narrow = |n: u32| n.min(u32::from(u8::MAX)) as u8;
     trace::kernel(
         kind,
         kernel.entry_version,
+        narrow(version.major),
+        narrow(version.minor),
+        narrow(version.patch),
+        generation,
         kernel.segments.len() as u8,
         layout.kernel.start,
         entry,
     );
-    if let Some(version) = kernel.kernel_version {
-        trace::kernel_version(version.major, version.minor, version.patch);
-    }
-    // One layout meets the rules of every kernel generation (see docs/ARCHITECTURE.md);
-    // the generation is traced so a reader knows which rules the kernel relies on.
-    let generation = match kernel.kernel_version {
-        Some(v) if (v.major, v.minor) >= (0, 11) => name!("0.11+"),
-        Some(_) => name!("0.6-0.10"),
-        None => name!("0.6-0.10 (no ABI tag)"),
-    };
-    trace::generation(generation, name!("universal"));
 
     // SAFETY: plan_layout checked that the kernel region is usable RAM that overlaps
     // nothing the loader uses, and the boot page tables identity-map it (checked above).
@@ -227,7 +230,6 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         mbi_addr: u64::from(mbi_addr),
     })?));
     let boot_info_addr = boot_info as *const _ as u64;
-    trace::boot_info(boot_info_addr, core::mem::size_of_val(boot_info) as u32);
 
     let start = arch::rdtsc();
     // SAFETY: the arena is used only here, once, on the only CPU.
@@ -243,6 +245,7 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         trace::mapping(mapping.start, mapping.end, page_kib, mapping.writable);
     }
     trace::page_tables(
+        name!("universal"),
         pml4,
         stats.tables as u16,
         stats.bytes_4k,
@@ -253,7 +256,6 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     // SAFETY: the stack is used only here, once, before the kernel owns it.
     let stack = unsafe { &mut (*(&raw mut KERNEL_STACK)).0 };
     stack.fill(0);
-    trace::stack(stack.as_ptr() as u64, KERNEL_STACK_SIZE as u32);
 
     Ok(HandOver {
         pml4,

@@ -49,22 +49,17 @@ macro_rules! name {
 }
 
 event!(
-    /// First event: the format version and the build identity, then where the loader
-    /// and the MBI are.
-    info loader_start(format: u8, build: u64, image_start: u64, image_end: u64, mbi: u64)
-    => "LoaderStart format={=u8} build={=u64:#x} image_start={=u64:#x} image_end={=u64:#x} mbi={=u64:#x}"
+    /// First event: the trace format version and the build identity (see "Identity"
+    /// in docs/trace-format.md), and the MBI address. The loader image's own range is
+    /// in the ELF (symbols `__loader_start`, `__loader_end`).
+    info loader_start(format: u8, build: u64, mbi: u64)
+    => "LoaderStart format={=u8} build={=u64:#x} mbi={=u64:#x}"
 );
 event!(
-    /// The TSC at the Multiboot entry (0 by definition: the time base).
-    info multiboot_entry(tsc: u64) => "MultibootEntry tsc={=u64}"
-);
-event!(
-    /// The TSC right after paging was enabled by the 32-bit start-up code.
-    info paging_enabled(tsc: u64) => "PagingEnabled tsc={=u64}"
-);
-event!(
-    /// The TSC at the first 64-bit instruction.
-    info long_mode_entered(tsc: u64) => "LongModeEntered tsc={=u64}"
+    /// The mode switch, timed by the 32-bit start-up code before any Rust ran: ticks
+    /// from the Multiboot entry (time 0) to paging on, and to the first 64-bit
+    /// instruction.
+    info mode_switch(paging: u64, long_mode: u64) => "ModeSwitch paging={=u64} long_mode={=u64}"
 );
 event!(
     /// One entry of the Multiboot memory map; kind 1 is usable RAM.
@@ -87,20 +82,12 @@ event!(
     info module(start: u64, end: u64) => "Module start={=u64:#x} end={=u64:#x}"
 );
 event!(
-    /// The validated application: ELF type, HERMIT entry version, its load base and
-    /// relocated entry point, the number of PT_LOAD segments.
-    info kernel(kind: Name, entry_version: u8, segments: u8, base: u64, entry: u64)
-    => "Kernel kind={=istr} entry_version={=u8} segments={=u8} base={=u64:#x} entry={=u64:#x}"
-);
-event!(
-    /// The kernel version from the GNU ABI-tag note (absent on kernels before 0.10).
-    info kernel_version(major: u32, minor: u32, patch: u32)
-    => "KernelVersion major={=u32} minor={=u32} patch={=u32}"
-);
-event!(
-    /// Which paging rules the hand-over tables follow and why.
-    info generation(generation: Name, contract: Name)
-    => "Generation generation={=istr} contract={=istr}"
+    /// The validated application: ELF type, HERMIT entry version, kernel version from
+    /// the GNU ABI-tag note (0.0.0 when absent, as on kernels before 0.10), the
+    /// generation whose rules it relies on, its PT_LOAD count, load base and relocated
+    /// entry point.
+    info kernel(kind: Name, entry_version: u8, major: u8, minor: u8, patch: u8, generation: Name, segments: u8, base: u64, entry: u64)
+    => "Kernel kind={=istr} entry_version={=u8} version={=u8}.{=u8}.{=u8} generation={=istr} segments={=u8} base={=u64:#x} entry={=u64:#x}"
 );
 event!(
     /// One PT_LOAD segment copied and zeroed: its ELF address, where it went, sizes,
@@ -124,10 +111,11 @@ event!(
     => "Mapping start={=u64:#x} end={=u64:#x} page_kib={=u32} writable={=bool}"
 );
 event!(
-    /// The hand-over page tables: PML4 address, table pages used, bytes mapped per
-    /// page size, and the ticks spent building them.
-    info page_tables(pml4: u64, tables: u16, bytes_4k: u64, bytes_2m: u64, ticks: u64)
-    => "PageTables pml4={=u64:#x} tables={=u16} bytes_4k={=u64:#x} bytes_2m={=u64:#x} ticks={=u64}"
+    /// The hand-over page tables: the rules they follow (`universal`: one layout for
+    /// every kernel generation), PML4 address, table pages used, bytes mapped per page
+    /// size, and the ticks spent building them.
+    info page_tables(contract: Name, pml4: u64, tables: u16, bytes_4k: u64, bytes_2m: u64, ticks: u64)
+    => "PageTables contract={=istr} pml4={=u64:#x} tables={=u16} bytes_4k={=u64:#x} bytes_2m={=u64:#x} ticks={=u64}"
 );
 event!(
     /// The flattened device tree handed to the kernel.
@@ -135,15 +123,9 @@ event!(
     => "DeviceTree addr={=u64:#x} size={=u32} ticks={=u64}"
 );
 event!(
-    /// The boot info (rdi).
-    info boot_info(addr: u64, size: u32) => "BootInfo addr={=u64:#x} size={=u32}"
-);
-event!(
-    /// The kernel's zeroed stack (rsp is its lowest address).
-    info stack(bottom: u64, size: u32) => "Stack bottom={=u64:#x} size={=u32}"
-);
-event!(
-    /// The last event: the jump into the kernel.
+    /// The last event: the jump into the kernel. `rdi` is the boot info (a 128-byte
+    /// `RawBootInfo`), `rsp` the lowest address of the zeroed 32 KiB stack (both sizes
+    /// are fixed by the ABI), `tsc` the ticks at the jump.
     info hand_over(entry: u64, rdi: u64, rsp: u64, tsc: u64)
     => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x} tsc={=u64}"
 );

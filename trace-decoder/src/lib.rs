@@ -2,4 +2,5 @@
 //! building reports from it.
 
 pub mod build_id;
+pub mod decode;
 pub mod stream;

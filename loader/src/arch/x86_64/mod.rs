@@ -45,6 +45,7 @@ const DATA_SELECTOR: u16 = 2 << 3;
 const STACK_SIZE: usize = 64 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; STACK_SIZE]);
+#[unsafe(link_section = ".noinit.loader_stack")]
 static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
 
 /// Identity map of the first 4 GiB (PML4, PDPT, four PDs of 2 MiB pages) that the

@@ -1,0 +1,321 @@
+//! The boot trace against the truth: each test kernel is booted, its serial stream
+//! decoded with the loader ELF, and every event compared with what the test knows
+//! independently — the application's ELF program headers and relocations, QEMU's
+//! command line, and what the kernel itself reported about its memory map, boot
+//! info, image, TLS, stack and device tree.
+
+mod common;
+
+use std::path::Path;
+
+use common::{artifacts, boot, config, parse_hex, parse_range, KernelReport};
+use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::Elf;
+use trace_decoder::decode::{decode_recording, Decoded, Event, TraceTable};
+use xtask::qemu::{Machine, QemuConfig};
+
+struct TracedBoot {
+    decoded: Decoded,
+    report: KernelReport,
+    /// Bytes on the wire that belong to frames (markers included).
+    frame_bytes: usize,
+}
+
+fn table() -> TraceTable {
+    let elf = std::fs::read(&artifacts().loader.elf).unwrap();
+    TraceTable::from_elf(&elf).expect("the loader ELF has a defmt table")
+}
+
+fn traced_boot(config: &QemuConfig) -> TracedBoot {
+    let run = boot(config);
+    assert_eq!(run.status, Some(3), "serial:\n{}", run.serial_text());
+    let decoded = decode_recording(&table(), &run.serial).expect("the stream decodes");
+    assert_eq!(decoded.malformed_frames, 0);
+    assert!(!decoded.truncated);
+    let report = KernelReport::parse(&String::from_utf8_lossy(&decoded.text));
+    let frame_bytes = run.serial.len() - decoded.text.len();
+    TracedBoot {
+        decoded,
+        report,
+        frame_bytes,
+    }
+}
+
+fn one<'a>(events: &'a [Event], name: &str) -> &'a Event {
+    let found: Vec<_> = events.iter().filter(|e| e.name == name).collect();
+    assert_eq!(found.len(), 1, "expected one {name} event, got {found:?}");
+    found[0]
+}
+
+fn num(event: &Event, key: &str) -> u64 {
+    event
+        .u64(key)
+        .unwrap_or_else(|| panic!("{} has no numeric {key}: {event:?}", event.name))
+}
+
+/// Every check that holds for every kernel.
+fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
+    let events = &traced.decoded.events;
+    let report = &traced.report;
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+
+    // Order: identity first, hand-over last, timestamps never go back.
+    assert_eq!(names[0], "LoaderStart", "{names:?}");
+    assert_eq!(*names.last().unwrap(), "HandOver", "{names:?}");
+    assert!(
+        events.windows(2).all(|w| w[0].timestamp <= w[1].timestamp),
+        "timestamps must be monotonic"
+    );
+    let start = &events[0];
+    assert_eq!(num(start, "format"), 1);
+    assert_eq!(num(start, "build"), table().build_id());
+    assert_eq!(num(start, "mbi"), parse_hex(report.one("mbi")));
+
+    // The mode switch, timed by the start-up code, precedes every other timestamp.
+    let mode_switch = one(events, "ModeSwitch");
+    let (paging, long_mode) = (num(mode_switch, "paging"), num(mode_switch, "long_mode"));
+    assert!(
+        0 < paging && paging < long_mode && long_mode < start.timestamp,
+        "{paging} {long_mode}"
+    );
+
+    // Usable memory regions equal what the kernel read from the MBI.
+    let mut traced_ram: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|e| e.name == "MemoryRegion" && e.u64("kind") == Some(1))
+        .map(|e| (num(e, "start"), num(e, "end")))
+        .collect();
+    let mut kernel_ram: Vec<(u64, u64)> = report.all("mem").into_iter().map(parse_range).collect();
+    traced_ram.sort();
+    kernel_ram.sort();
+    assert_eq!(traced_ram, kernel_ram);
+
+    // The command line is QEMU's: the file name, then the -append text.
+    let line = one(events, "CommandLine");
+    let text = line.get("text").unwrap();
+    assert_eq!(text, config.multiboot_command_line());
+    if let Some(append) = &config.append {
+        assert_eq!(
+            &text[num(line, "kernel_args_at") as usize..],
+            append.as_str()
+        );
+        let app_args = append.split_once("-- ").map(|(_, a)| a).unwrap();
+        assert_eq!(&text[num(line, "app_args_at") as usize..], app_args);
+    }
+    let frequency = one(events, "Frequency");
+    assert_eq!(
+        (frequency.get("khz"), frequency.get("source")),
+        (Some("2800000"), Some("cmdline"))
+    );
+
+    // Segments equal the application's program headers, moved by the load bias.
+    let bytes = std::fs::read(kernel_path).unwrap();
+    let elf = Elf::parse(&bytes).unwrap();
+    let (image_start, image_end) = parse_range(report.one("image"));
+    let kernel = one(events, "Kernel");
+    assert_eq!(num(kernel, "base"), image_start);
+    assert_eq!(num(kernel, "entry_version"), 4);
+    let bias = parse_hex(report.one("bias"));
+    assert_eq!(num(kernel, "entry"), elf.entry + bias);
+    let loads: Vec<_> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .collect();
+    assert_eq!(num(kernel, "segments"), loads.len() as u64);
+    let segments: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.name == "SegmentLoaded")
+        .collect();
+    assert_eq!(segments.len(), loads.len());
+    for (event, header) in segments.iter().zip(&loads) {
+        assert_eq!(num(event, "vaddr"), header.p_vaddr);
+        assert_eq!(num(event, "addr"), header.p_vaddr + bias);
+        assert_eq!(num(event, "filesz"), header.p_filesz);
+        assert_eq!(num(event, "memsz"), header.p_memsz);
+        assert_eq!(num(event, "flags"), u64::from(header.p_flags));
+        let addr = num(event, "addr");
+        assert!(
+            image_start <= addr && addr + header.p_memsz <= image_end,
+            "segment inside the image"
+        );
+    }
+
+    // Relocations: as many RELATIVE ones as the ELF has.
+    let relocated = one(events, "Relocated");
+    let relative = elf
+        .dynrelas
+        .iter()
+        .filter(|r| r.r_type == goblin::elf::reloc::R_X86_64_RELATIVE)
+        .count();
+    assert_eq!(num(relocated, "relative"), relative as u64);
+
+    // TLS, device tree, boot info and stack as the kernel found them.
+    let tls: Vec<u64> = report.one("tls").split(',').map(parse_hex).collect();
+    match events.iter().find(|e| e.name == "Tls") {
+        Some(event) => assert_eq!(
+            vec![
+                num(event, "start"),
+                num(event, "filesz"),
+                num(event, "memsz"),
+                num(event, "align")
+            ],
+            tls
+        ),
+        None => assert_eq!(tls, vec![0, 0, 0, 0]),
+    }
+    assert_eq!(
+        num(one(events, "DeviceTree"), "addr"),
+        parse_hex(report.one("fdt"))
+    );
+    let boot_info = parse_hex(report.one("bootinfo"));
+    let (stack_bottom, stack_top) = parse_range(report.one("stack"));
+    assert_eq!(stack_top - stack_bottom, 32 * 1024, "the ABI's stack size");
+    let tables = one(events, "PageTables");
+    assert_eq!(num(tables, "pml4"), parse_hex(report.one("cr3")));
+
+    let hand_over = one(events, "HandOver");
+    assert_eq!(num(hand_over, "entry"), elf.entry + bias);
+    assert_eq!(num(hand_over, "rdi"), boot_info);
+    assert_eq!(num(hand_over, "rsp"), stack_bottom);
+}
+
+fn traced_config(app: &Path, machine: Machine) -> QemuConfig {
+    let mut config = config(app);
+    config.machine = machine;
+    config.append = Some("-freq 2800 -- first second".to_string());
+    config
+}
+
+#[test]
+fn hello_dyn_trace_matches_the_truth() {
+    let app = &artifacts().kernels.hello_dyn;
+    let config = traced_config(app, Machine::Pc);
+    let traced = traced_boot(&config);
+    check_trace(app, &config, &traced);
+    let kernel = one(&traced.decoded.events, "Kernel");
+    assert_eq!(
+        kernel.get("version"),
+        Some("0.13.0"),
+        "from the ABI-tag note"
+    );
+    assert_eq!(kernel.get("generation"), Some("0.11+"));
+    assert_eq!(kernel.get("kind"), Some("dyn"));
+}
+
+#[test]
+fn legacy_dyn_trace_matches_the_truth_on_microvm() {
+    let app = &artifacts().kernels.legacy_dyn;
+    let config = traced_config(app, Machine::Microvm);
+    let traced = traced_boot(&config);
+    check_trace(app, &config, &traced);
+    let kernel = one(&traced.decoded.events, "Kernel");
+    assert_eq!(kernel.get("version"), Some("0.0.0"), "no ABI-tag note");
+    assert_eq!(kernel.get("generation"), Some("0.6-0.10"));
+    assert!(traced.decoded.events.iter().all(|e| e.name != "Tls"));
+}
+
+#[test]
+fn hello_exec_trace_matches_the_truth() {
+    let app = &artifacts().kernels.hello_exec;
+    let config = traced_config(app, Machine::Pc);
+    let traced = traced_boot(&config);
+    check_trace(app, &config, &traced);
+    assert_eq!(
+        one(&traced.decoded.events, "Kernel").get("kind"),
+        Some("exec")
+    );
+    let relocated = one(&traced.decoded.events, "Relocated");
+    assert_eq!(num(relocated, "relative"), 0);
+}
+
+#[test]
+fn trace_stays_small() {
+    let app = &artifacts().kernels.hello_dyn;
+    let config = traced_config(app, Machine::Pc);
+    let traced = traced_boot(&config);
+    let regions = traced
+        .decoded
+        .events
+        .iter()
+        .filter(|e| e.name == "MemoryRegion")
+        .count();
+    let segments = traced
+        .decoded
+        .events
+        .iter()
+        .filter(|e| e.name == "SegmentLoaded")
+        .count();
+    let command_line = config.multiboot_command_line().len();
+    println!(
+        "trace: {} bytes on the wire, {} events ({regions} memory regions, {segments} segments, {command_line}-byte command line)",
+        traced.frame_bytes,
+        traced.decoded.events.len()
+    );
+    // The budget: 480 bytes for the trace of a demo boot (22 events, 7 memory
+    // regions, 4 segments: about 470 measured), plus the command line, which the
+    // trace carries verbatim and whose length the user chooses. A new event or field
+    // that breaks this should be worth its bytes.
+    assert!(
+        traced.frame_bytes <= 480 + command_line,
+        "the trace grew to {} bytes",
+        traced.frame_bytes
+    );
+}
+
+/// Decodes the raw stream exactly as stock `defmt-print` does: all bytes into one
+/// stream decoder, skipping what does not decode. The markers and text must cost
+/// no event.
+#[test]
+fn stock_defmt_decoding_reads_every_event() {
+    let app = &artifacts().kernels.hello_dyn;
+    let config = traced_config(app, Machine::Pc);
+    let run = boot(&config);
+    let ours = decode_recording(&table(), &run.serial).unwrap().events;
+
+    let elf = std::fs::read(&artifacts().loader.elf).unwrap();
+    let table = defmt_decoder::Table::parse(&elf).unwrap().unwrap();
+    let mut decoder = table.new_stream_decoder();
+    decoder.received(&run.serial);
+    let mut messages = Vec::new();
+    loop {
+        match decoder.decode() {
+            Ok(frame) => messages.push(frame.display_message().to_string()),
+            Err(defmt_decoder::DecodeError::Malformed) => continue,
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+        }
+    }
+    let names: Vec<String> = messages
+        .iter()
+        .map(|m| m.split(' ').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = ours.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(names, expected);
+
+    // With the defmt-print binary installed, the real thing must agree too.
+    if let Ok(output) = std::process::Command::new("defmt-print")
+        .arg("-e")
+        .arg(&artifacts().loader.elf)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&run.serial)?;
+            child.wait_with_output()
+        })
+    {
+        let printed = String::from_utf8_lossy(&output.stdout);
+        for name in &expected {
+            assert!(
+                printed.contains(name.as_str()),
+                "defmt-print did not show {name}:\n{printed}"
+            );
+        }
+        assert_eq!(
+            printed.lines().filter(|l| l.contains(" INFO ")).count(),
+            expected.len(),
+            "{printed}"
+        );
+    }
+}
