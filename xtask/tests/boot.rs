@@ -174,3 +174,15 @@ fn boots_with_large_memory_on_microvm() {
     config.smp = 4;
     check_good_boot(&config, "legacy-dyn");
 }
+
+#[test]
+fn loader_without_tracing_boots_and_sends_no_frames() {
+    let mut config = machine_config(&artifacts().kernels.hello_dyn, Machine::Pc);
+    config.loader = artifacts().loader_notrace.image.clone();
+    let run = common::boot(&config);
+    assert!(
+        !run.serial.contains(&0xFF),
+        "no frame markers without tracing"
+    );
+    check_good_boot(&config, "hello-dyn");
+}

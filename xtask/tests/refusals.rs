@@ -12,6 +12,21 @@ use goblin::elf::dynamic::{DT_NEEDED, DT_NULL};
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
 use rusty_loader::error::ExitCode;
+use trace_decoder::decode::{decode_recording, TraceTable};
+
+/// The trace of a failed boot ends with its error event, carrying these fields.
+fn check_error_event(serial: &[u8], name: &str, fields: &[(&str, &str)]) {
+    let elf = std::fs::read(&artifacts().loader.elf).unwrap();
+    let table = TraceTable::from_elf(&elf).unwrap();
+    let events = decode_recording(&table, serial)
+        .expect("the stream decodes")
+        .events;
+    let last = events.last().expect("a trace");
+    assert_eq!(last.name, name, "the last event: {events:#?}");
+    for (key, value) in fields {
+        assert_eq!(last.get(key), Some(*value), "{key} of {last:?}");
+    }
+}
 
 /// Writes `bytes` to a file named after the case, in the test's scratch directory.
 fn write_case(name: &str, bytes: &[u8]) -> PathBuf {
@@ -230,6 +245,7 @@ fn not_enough_memory() {
         "serial:\n{serial}"
     );
     assert!(serial.contains("not enough RAM"), "serial:\n{serial}");
+    check_error_event(&run.serial, "Refused", &[("name", "not-enough-memory")]);
 }
 
 #[test]
@@ -262,5 +278,10 @@ fn fault_after_hand_over_is_reported() {
     assert!(
         serial.contains("CPU exception 6 (invalid opcode) in the kernel, after hand-over"),
         "serial:\n{serial}"
+    );
+    check_error_event(
+        &run.serial,
+        "CpuException",
+        &[("vector", "6"), ("in_kernel", "true")],
     );
 }

@@ -16,6 +16,8 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct Artifacts {
     pub loader: LoaderArtifacts,
+    /// The loader built without tracing.
+    pub loader_notrace: LoaderArtifacts,
     pub kernels: TestKernels,
 }
 
@@ -27,6 +29,8 @@ pub fn artifacts() -> &'static Artifacts {
         let sh = Shell::new().expect("a shell");
         sh.change_dir(xtask::project_root());
         Artifacts {
+            loader_notrace: build::build_loader(&sh, Profile::Debug, TraceLevel::Off)
+                .expect("the loader builds without tracing"),
             loader: build::build_loader(&sh, Profile::Debug, TraceLevel::Info)
                 .expect("the loader builds"),
             kernels: build::build_test_kernels(&sh, Profile::Debug)
