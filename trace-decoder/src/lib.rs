@@ -4,3 +4,4 @@
 pub mod build_id;
 pub mod decode;
 pub mod stream;
+pub mod report;

@@ -197,7 +197,7 @@ fn to_elf32(sh: &Shell, input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
-fn find_objcopy(sh: &Shell) -> Result<PathBuf> {
+pub fn find_objcopy(sh: &Shell) -> Result<PathBuf> {
     let sysroot = cmd!(sh, "rustc --print sysroot").read()?;
     let llvm = Path::new(&sysroot)
         .join("lib/rustlib")

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod qemu;
+pub mod record;
 
 use std::path::{Path, PathBuf};
 

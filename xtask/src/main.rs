@@ -50,6 +50,9 @@ enum Command {
     },
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
+    /// Boot the test kernels and save their raw serial streams, with the loader ELF,
+    /// as the decoder's test data (trace-decoder/tests/recordings/).
+    Record,
 }
 
 #[derive(clap::Args)]
@@ -156,6 +159,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let code = status.unwrap_or(1);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Command::Record => {
+            xtask::record::record(&sh)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Test => {
             build::build_loader(&sh, Profile::Debug, TraceLevel::Info)?;

@@ -38,6 +38,8 @@ pub struct QemuConfig {
     pub append: Option<String>,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
+    /// Where QEMU runs (relative paths above are relative to it); None: here.
+    pub working_dir: Option<PathBuf>,
 }
 
 impl QemuConfig {
@@ -53,6 +55,7 @@ impl QemuConfig {
             app: Some(app.into()),
             append: None,
             extra_args: Vec::new(),
+            working_dir: None,
         }
     }
 
@@ -104,6 +107,9 @@ impl QemuConfig {
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.qemu);
         command.args(self.args());
+        if let Some(dir) = &self.working_dir {
+            command.current_dir(dir);
+        }
         command
     }
 
