@@ -1,6 +1,7 @@
 //! The project's build and run automation, as a library so that the QEMU
 //! integration tests (`xtask/tests`) build and boot exactly as `cargo xtask` does.
 
+pub mod bench;
 pub mod build;
 pub mod qemu;
 pub mod record;

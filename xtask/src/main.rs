@@ -50,6 +50,17 @@ enum Command {
     },
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
+    /// Measure, side by side in one run: tracing overhead on boot time, trace size vs
+    /// a text log, segment copy throughput vs host memcpy, decoder throughput vs
+    /// defmt-print. Prints ratios (see docs/benchmarks.md).
+    Bench {
+        /// Boots per variant for the wall-time comparison.
+        #[arg(long, default_value_t = 10)]
+        boots: usize,
+        /// Copies of a recorded boot concatenated for the decoder comparison.
+        #[arg(long, default_value_t = 2000)]
+        decoder_copies: usize,
+    },
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
     Record,
@@ -159,6 +170,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let code = status.unwrap_or(1);
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        Command::Bench {
+            boots,
+            decoder_copies,
+        } => {
+            let rows = xtask::bench::run(
+                &sh,
+                &xtask::bench::Options {
+                    boots,
+                    decoder_copies,
+                },
+            )?;
+            xtask::bench::print(&rows);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Record => {
             xtask::record::record(&sh)?;

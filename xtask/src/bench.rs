@@ -1,0 +1,177 @@
+//! `cargo xtask bench`: what tracing costs and how fast the pieces are, each measured
+//! against a baseline in the same run and printed as a ratio (these machines are
+//! noisy: only side-by-side figures mean anything).
+//!
+//! 1. Boot wall time of the demo app with the traced loader vs the loader built
+//!    without tracing (alternating runs, medians): the tracing overhead.
+//! 2. Bytes of the defmt trace vs the same events as a plain text log (one
+//!    `[timestamp] message` line each, as a text-logging loader would print them).
+//! 3. The loader's segment copy throughput (from its own `SegmentLoaded` ticks and
+//!    the TSC frequency) vs the same copy done by `memcpy` on the host.
+//! 4. rusty-trace's decoding throughput vs stock defmt-print on the same input.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use trace_decoder::decode::{decode_recording, TraceTable};
+use xshell::Shell;
+
+use crate::build::{self, Profile, TraceLevel};
+use crate::qemu::{self, QemuConfig};
+
+/// One row of the result table.
+pub struct Row {
+    pub measure: &'static str,
+    pub baseline: String,
+    pub ours: String,
+    /// ours / baseline, in the unit of the row (time, bytes or throughput).
+    pub ratio: f64,
+    pub reading: &'static str,
+}
+
+pub struct Options {
+    pub boots: usize,
+    pub decoder_copies: usize,
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn rate(bytes_per_second: f64) -> String {
+    if bytes_per_second >= 1e9 {
+        format!("{:.2} GB/s", bytes_per_second / 1e9)
+    } else {
+        format!("{:.1} MB/s", bytes_per_second / 1e6)
+    }
+}
+
+pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
+    let qemu = qemu::find_qemu(None)?;
+    let traced = build::build_loader(sh, Profile::Release, TraceLevel::Info)?;
+    let untraced = build::build_loader(sh, Profile::Release, TraceLevel::Off)?;
+    let kernels = build::build_test_kernels(sh, Profile::Release)?;
+    let app = &kernels.hello_dyn;
+    let config = |loader: &Path| QemuConfig {
+        qemu: qemu.clone(),
+        append: Some("-freq 2800".to_string()),
+        ..QemuConfig::new(loader, app)
+    };
+    let timeout = Duration::from_secs(60);
+
+    // 1. Wall time, alternating so that drift on the machine hits both alike.
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let mut last_traced = None;
+    for i in 0..options.boots {
+        eprint!("\rbooting {}/{}...", i + 1, options.boots);
+        let run = qemu::run_captured(&config(&traced.image), timeout)?;
+        anyhow::ensure!(
+            run.status == Some(3),
+            "the traced boot failed: {:?}",
+            run.status
+        );
+        with.push(run.wall);
+        last_traced = Some(run);
+        let run = qemu::run_captured(&config(&untraced.image), timeout)?;
+        anyhow::ensure!(
+            run.status == Some(3),
+            "the untraced boot failed: {:?}",
+            run.status
+        );
+        without.push(run.wall);
+    }
+    eprintln!();
+    let (with, without) = (median(&mut with), median(&mut without));
+    let mut rows = vec![Row {
+        measure: "boot wall time, demo app (median)",
+        baseline: format!("untraced {}", millis(without)),
+        ours: format!("traced {}", millis(with)),
+        ratio: with.as_secs_f64() / without.as_secs_f64(),
+        reading: "tracing overhead: 1.00x = none",
+    }];
+
+    // 2. Trace size vs a text log of the same events.
+    let serial = last_traced.context("at least one boot")?.serial;
+    let table = TraceTable::from_elf(&std::fs::read(&traced.elf)?)?;
+    let decoded = decode_recording(&table, &serial)?;
+    let trace_bytes = serial.len() - decoded.text.len();
+    let text_log: usize = decoded
+        .events
+        .iter()
+        .map(|e| {
+            let fields: Vec<String> = e.fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+            format!("[{:>12}] {}{}\n", e.timestamp, e.name, fields.concat()).len()
+        })
+        .sum();
+    rows.push(Row {
+        measure: "trace size, demo boot",
+        baseline: format!("text log {text_log} B"),
+        ours: format!("defmt {trace_bytes} B"),
+        ratio: trace_bytes as f64 / text_log as f64,
+        reading: "below 1: smaller than text",
+    });
+
+    // 3. Segment copy throughput: the loader (under QEMU) vs memcpy on the host.
+    let khz = decoded
+        .events
+        .iter()
+        .find(|e| e.name == "Frequency")
+        .and_then(|e| e.u64("khz"))
+        .filter(|&k| k > 0)
+        .context("the trace has no TSC frequency")?;
+    let segments: Vec<(u64, u64)> = decoded
+        .events
+        .iter()
+        .filter(|e| e.name == "SegmentLoaded")
+        .filter_map(|e| Some((e.u64("filesz")?, e.u64("copy_ticks")?)))
+        .collect();
+    let copied: u64 = segments.iter().map(|s| s.0).sum();
+    let ticks: u64 = segments.iter().map(|s| s.1).sum();
+    let loader_rate = copied as f64 / (ticks as f64 / (khz as f64 * 1e3));
+    let host_rate = host_memcpy_rate(&segments.iter().map(|s| s.0 as usize).collect::<Vec<_>>());
+    rows.push(Row {
+        measure: "segment copy throughput",
+        baseline: format!("host memcpy {}", rate(host_rate)),
+        ours: format!("loader {}", rate(loader_rate)),
+        ratio: loader_rate / host_rate,
+        reading: "the loader runs under TCG: expect far below 1",
+    });
+    Ok(rows)
+}
+
+/// Copies buffers of the segments' sizes on the host until at least 100 ms passed.
+fn host_memcpy_rate(sizes: &[usize]) -> f64 {
+    let sources: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0xA5; n]).collect();
+    let mut targets: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![0; n]).collect();
+    let total: usize = sizes.iter().sum();
+    let start = Instant::now();
+    let mut rounds = 0u64;
+    while start.elapsed() < Duration::from_millis(100) {
+        for (target, source) in targets.iter_mut().zip(&sources) {
+            target.copy_from_slice(std::hint::black_box(source));
+        }
+        std::hint::black_box(&mut targets);
+        rounds += 1;
+    }
+    (total as f64 * rounds as f64) / start.elapsed().as_secs_f64()
+}
+
+/// Prints the table and how to read it.
+pub fn print(rows: &[Row]) {
+    println!(
+        "{:<36} {:<24} {:<24} {:>8}  reading",
+        "measure", "baseline", "rusty-loader", "ratio"
+    );
+    for row in rows {
+        println!(
+            "{:<36} {:<24} {:<24} {:>7.3}x  {}",
+            row.measure, row.baseline, row.ours, row.ratio, row.reading
+        );
+    }
+}
