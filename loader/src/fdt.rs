@@ -7,32 +7,126 @@
 //! When the loader already knows the TSC frequency it adds `/hermit,tsc` with `khz`,
 //! which kernels 0.11+ use instead of measuring the frequency themselves.
 
-use alloc::format;
 use alloc::vec::Vec;
-
-use vm_fdt::FdtWriter;
 
 use crate::error::LoadError;
 use crate::layout::Region;
 
-/// Maps a device-tree writer error to the loader's error.
-fn fdt_error(error: vm_fdt::Error) -> LoadError {
-    let what = match error {
-        // The command line comes from a NUL-terminated Multiboot string, so a NUL
-        // inside it means the caller passed something else.
-        vm_fdt::Error::InvalidString => {
-            return LoadError::BadMultiboot {
-                what: "the command line contains a NUL byte",
+// This writer is small on purpose: the loader writes five kinds of node and parses
+// nothing, and a general FDT crate brings a hash map, its hasher and `format!` into
+// the bare-metal binary. The tests check the output byte for byte against vm-fdt.
+
+const FDT_MAGIC: u32 = 0xd00d_feed;
+const FDT_VERSION: u32 = 17;
+const FDT_LAST_COMPATIBLE_VERSION: u32 = 16;
+const FDT_BEGIN_NODE: u32 = 1;
+const FDT_END_NODE: u32 = 2;
+const FDT_PROP: u32 = 3;
+const FDT_END: u32 = 9;
+/// The header is ten big-endian u32s.
+const HEADER_SIZE: usize = 40;
+/// The memory reservation block holds only its terminating empty entry.
+const RESERVATION_BLOCK_SIZE: usize = 16;
+
+/// The structure and strings blocks under construction.
+struct Writer {
+    structure: Vec<u8>,
+    strings: Vec<u8>,
+}
+
+impl Writer {
+    fn u32(&mut self, value: u32) {
+        self.structure.extend_from_slice(&value.to_be_bytes());
+    }
+
+    fn pad(&mut self) {
+        let padded = self.structure.len().next_multiple_of(4);
+        self.structure.resize(padded, 0);
+    }
+
+    fn begin_node(&mut self, name: &[u8]) {
+        self.u32(FDT_BEGIN_NODE);
+        self.structure.extend_from_slice(name);
+        self.structure.push(0);
+        self.pad();
+    }
+
+    fn end_node(&mut self) {
+        self.u32(FDT_END_NODE);
+    }
+
+    /// The offset of `name` in the strings block, added on first use.
+    fn string_offset(&mut self, name: &str) -> u32 {
+        let mut at = 0;
+        for existing in self.strings.split(|&b| b == 0) {
+            if existing == name.as_bytes() {
+                return at as u32;
             }
+            at += existing.len() + 1;
         }
-        vm_fdt::Error::TotalSizeTooLarge | vm_fdt::Error::PropertyValueTooLarge => {
-            "the tree exceeds the 4 GiB limit of the format"
+        let offset = self.strings.len() as u32;
+        self.strings.extend_from_slice(name.as_bytes());
+        self.strings.push(0);
+        offset
+    }
+
+    fn property(&mut self, name: &str, value: &[&[u8]]) {
+        let len: usize = value.iter().map(|part| part.len()).sum();
+        let name_offset = self.string_offset(name);
+        self.u32(FDT_PROP);
+        self.u32(len as u32);
+        self.u32(name_offset);
+        for part in value {
+            self.structure.extend_from_slice(part);
         }
-        vm_fdt::Error::InvalidNodeName => "a node name is invalid",
-        vm_fdt::Error::InvalidPropertyName => "a property name is invalid",
-        _ => "the tree writer was used out of order",
-    };
-    LoadError::FdtBuild { what }
+        self.pad();
+    }
+
+    fn property_string(&mut self, name: &str, value: &str) {
+        self.property(name, &[value.as_bytes(), &[0]]);
+    }
+
+    fn property_u32(&mut self, name: &str, value: u32) {
+        self.property(name, &[&value.to_be_bytes()]);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.u32(FDT_END);
+        let structure_offset = HEADER_SIZE + RESERVATION_BLOCK_SIZE;
+        let strings_offset = structure_offset + self.structure.len();
+        let total = strings_offset + self.strings.len();
+        let mut blob = Vec::with_capacity(total);
+        for field in [
+            FDT_MAGIC,
+            total as u32,
+            structure_offset as u32,
+            strings_offset as u32,
+            HEADER_SIZE as u32,
+            FDT_VERSION,
+            FDT_LAST_COMPATIBLE_VERSION,
+            0, // boot_cpuid_phys
+            self.strings.len() as u32,
+            self.structure.len() as u32,
+        ] {
+            blob.extend_from_slice(&field.to_be_bytes());
+        }
+        blob.resize(structure_offset, 0);
+        blob.extend_from_slice(&self.structure);
+        blob.extend_from_slice(&self.strings);
+        blob
+    }
+}
+
+/// `memory@<lowercase hex start>`, without `format!` (see the comment at the top).
+fn memory_node_name(start: u64, buffer: &mut [u8; 23]) -> &[u8] {
+    const PREFIX: &[u8] = b"memory@";
+    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
+    let digits = (64 - start.leading_zeros()).div_ceil(4).max(1) as usize;
+    for i in 0..digits {
+        let nibble = (start >> (4 * (digits - 1 - i))) & 0xf;
+        buffer[PREFIX.len() + i] = b"0123456789abcdef"[nibble as usize];
+    }
+    &buffer[..PREFIX.len() + digits]
 }
 
 /// Builds the FDT the kernel (0.7+) reads.
@@ -47,37 +141,47 @@ pub fn build_fdt(
     bootargs: &str,
     tsc_khz: Option<u32>,
 ) -> Result<Vec<u8>, LoadError> {
-    let mut fdt = FdtWriter::new().map_err(fdt_error)?;
-    let root = fdt.begin_node("").map_err(fdt_error)?;
-    fdt.property_string("compatible", "hermit,multiboot")
-        .map_err(fdt_error)?;
-    fdt.property_u32("#address-cells", 2).map_err(fdt_error)?;
-    fdt.property_u32("#size-cells", 2).map_err(fdt_error)?;
-
+    // The command line comes from a NUL-terminated Multiboot string, so a NUL inside
+    // it means the caller passed something else.
+    if bootargs.as_bytes().contains(&0) {
+        return Err(LoadError::BadMultiboot {
+            what: "the command line contains a NUL byte",
+        });
+    }
+    // The format's offsets and sizes are u32: refuse what cannot be described.
+    if bootargs.len() > (u32::MAX / 2) as usize {
+        return Err(LoadError::FdtBuild {
+            what: "the tree exceeds the 4 GiB limit of the format",
+        });
+    }
+    let mut fdt = Writer {
+        structure: Vec::with_capacity(512),
+        strings: Vec::with_capacity(96),
+    };
+    fdt.begin_node(b"");
+    fdt.property_string("compatible", "hermit,multiboot");
+    fdt.property_u32("#address-cells", 2);
+    fdt.property_u32("#size-cells", 2);
+    let mut name = [0u8; 23];
     for region in ram.iter().filter(|r| !r.is_empty()) {
-        let node = fdt
-            .begin_node(&format!("memory@{:x}", region.start))
-            .map_err(fdt_error)?;
-        fdt.property_string("device_type", "memory")
-            .map_err(fdt_error)?;
-        fdt.property_array_u64("reg", &[region.start, region.len()])
-            .map_err(fdt_error)?;
-        fdt.end_node(node).map_err(fdt_error)?;
+        fdt.begin_node(memory_node_name(region.start, &mut name));
+        fdt.property_string("device_type", "memory");
+        fdt.property(
+            "reg",
+            &[&region.start.to_be_bytes(), &region.len().to_be_bytes()],
+        );
+        fdt.end_node();
     }
-
-    let chosen = fdt.begin_node("chosen").map_err(fdt_error)?;
-    fdt.property_string("bootargs", bootargs)
-        .map_err(fdt_error)?;
-    fdt.end_node(chosen).map_err(fdt_error)?;
-
+    fdt.begin_node(b"chosen");
+    fdt.property_string("bootargs", bootargs);
+    fdt.end_node();
     if let Some(khz) = tsc_khz {
-        let tsc = fdt.begin_node("hermit,tsc").map_err(fdt_error)?;
-        fdt.property_u32("khz", khz).map_err(fdt_error)?;
-        fdt.end_node(tsc).map_err(fdt_error)?;
+        fdt.begin_node(b"hermit,tsc");
+        fdt.property_u32("khz", khz);
+        fdt.end_node();
     }
-
-    fdt.end_node(root).map_err(fdt_error)?;
-    fdt.finish().map_err(fdt_error)
+    fdt.end_node();
+    Ok(fdt.finish())
 }
 
 #[cfg(test)]
@@ -242,5 +346,46 @@ mod tests {
                 what: "the command line contains a NUL byte"
             })
         );
+    }
+
+    /// The same tree built with vm-fdt, the general-purpose writer this one replaces.
+    fn reference(ram: &[Region], bootargs: &str, tsc_khz: Option<u32>) -> Vec<u8> {
+        let mut fdt = vm_fdt::FdtWriter::new().unwrap();
+        let root = fdt.begin_node("").unwrap();
+        fdt.property_string("compatible", "hermit,multiboot")
+            .unwrap();
+        fdt.property_u32("#address-cells", 2).unwrap();
+        fdt.property_u32("#size-cells", 2).unwrap();
+        for region in ram.iter().filter(|r| !r.is_empty()) {
+            let node = fdt
+                .begin_node(&format!("memory@{:x}", region.start))
+                .unwrap();
+            fdt.property_string("device_type", "memory").unwrap();
+            fdt.property_array_u64("reg", &[region.start, region.len()])
+                .unwrap();
+            fdt.end_node(node).unwrap();
+        }
+        let chosen = fdt.begin_node("chosen").unwrap();
+        fdt.property_string("bootargs", bootargs).unwrap();
+        fdt.end_node(chosen).unwrap();
+        if let Some(khz) = tsc_khz {
+            let tsc = fdt.begin_node("hermit,tsc").unwrap();
+            fdt.property_u32("khz", khz).unwrap();
+            fdt.end_node(tsc).unwrap();
+        }
+        fdt.end_node(root).unwrap();
+        fdt.finish().unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn identical_to_vm_fdt(
+            regions in proptest::collection::vec((0u64..1 << 40, 0u64..1 << 36), 0..8),
+            bootargs in "[ -~]{0,120}",
+            khz in proptest::option::of(1u32..u32::MAX),
+        ) {
+            let ram: Vec<Region> = regions.iter().map(|&(s, l)| Region::new(s, s + l)).collect();
+            proptest::prop_assert_eq!(build_fdt(&ram, &bootargs, khz).unwrap(), reference(&ram, &bootargs, khz));
+        }
     }
 }
