@@ -80,6 +80,7 @@ pub fn parse_number(text: &str) -> Option<u64> {
 pub struct TraceTable {
     table: Table,
     build_id: u64,
+    loader_image: Option<(u64, u64)>,
 }
 
 impl TraceTable {
@@ -89,7 +90,17 @@ impl TraceTable {
             .context("reading the defmt table")?
             .context("the ELF has no defmt table: not a loader built with tracing")?;
         let build_id = table_build_id(elf)?;
-        Ok(TraceTable { table, build_id })
+        Ok(TraceTable {
+            table,
+            build_id,
+            loader_image: loader_image(elf),
+        })
+    }
+
+    /// The loader image `[start, end)` from the ELF's `__loader_start` and
+    /// `__loader_end` symbols, when both are there.
+    pub fn loader_image(&self) -> Option<(u64, u64)> {
+        self.loader_image
     }
 
     /// The identity this ELF's loader sends in `LoaderStart`.
@@ -102,6 +113,19 @@ impl TraceTable {
             stream: self.table.new_stream_decoder(),
         }
     }
+}
+
+/// Reads the loader image's range from the linker script's symbols.
+fn loader_image(elf_bytes: &[u8]) -> Option<(u64, u64)> {
+    let elf = goblin::elf::Elf::parse(elf_bytes).ok()?;
+    let symbol = |name: &str| {
+        elf.syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+            .map(|s| s.st_value)
+    };
+    let (start, end) = (symbol("__loader_start")?, symbol("__loader_end")?);
+    (start < end).then_some((start, end))
 }
 
 /// Decodes single frames (as the demultiplexer cuts them) into events.

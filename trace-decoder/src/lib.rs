@@ -3,5 +3,6 @@
 
 pub mod build_id;
 pub mod decode;
-pub mod stream;
+pub mod live;
 pub mod report;
+pub mod stream;
