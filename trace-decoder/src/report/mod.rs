@@ -1,10 +1,30 @@
 //! Reports built from a decoded boot: a timeline of boot stages with a summary, a
 //! memory map, and machine-readable renderings (JSON, Chrome trace, SVG).
 //! Everything here is pure: a [`BootRecord`] in, text out.
+//!
+//! [`Report::build`] derives everything once (`timeline`, `memory`, `outcome`); the
+//! renderings only format it. The JSON rendering is the [`Report`] itself, serialized:
+//! its schema is documented in `docs/report-schema.md` and `docs/report-schema.json`.
+
+mod chrome;
+pub mod format;
+pub mod memory;
+pub mod outcome;
+mod svg;
+#[cfg(test)]
+mod tests;
+mod text;
+pub mod timeline;
 
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::decode::Event;
+use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
+pub use memory::{Region, RegionKind};
+pub use outcome::{ExitStatus, Outcome, OutcomeKind};
+pub use timeline::{Stage, Timeline};
 
 /// What the host saw and when, relative to the moment reading began (for a live
 /// QEMU run: when QEMU was started).
@@ -39,4 +59,486 @@ pub struct BootRecord {
     pub loader_image: Option<(u64, u64)>,
     /// Bytes of text (kernel output and loader text lines) seen.
     pub text_bytes: usize,
+}
+
+/// The loader image `[start, end)` from a loader ELF's `__loader_start` and
+/// `__loader_end` symbols, for [`BootRecord::loader_image`]; `None` when the file is
+/// not an ELF or lacks them.
+pub fn loader_image_from_elf(elf: &[u8]) -> Option<(u64, u64)> {
+    let elf = goblin::elf::Elf::parse(elf).ok()?;
+    let symbol = |name: &str| {
+        elf.syms
+            .iter()
+            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+            .map(|s| s.st_value)
+    };
+    Some((symbol("__loader_start")?, symbol("__loader_end")?))
+}
+
+/// The schema name in every JSON report.
+pub const SCHEMA: &str = "rusty-trace/report";
+/// The schema version: bumped when a field changes meaning or is removed (adding a
+/// field does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The trace format version this decoder knows (`LoaderStart.format`).
+const TRACE_FORMAT: u64 = 1;
+
+/// Every event the trace format defines (docs/trace-format.md).
+const KNOWN_EVENTS: [&str; 16] = [
+    "LoaderStart",
+    "ModeSwitch",
+    "MemoryRegion",
+    "CommandLine",
+    "Frequency",
+    "Module",
+    "Kernel",
+    "SegmentLoaded",
+    "Relocated",
+    "Tls",
+    "Mapping",
+    "PageTables",
+    "DeviceTree",
+    "HandOver",
+    "Refused",
+    "CpuException",
+];
+
+/// Something a reader should look at: an overlap, a damaged stream, a clock that
+/// cannot be read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Warning {
+    /// The kind: `overlap`, `outside-ram`, `stream`, `frequency`, `format`,
+    /// `timeline` or `exit-status`.
+    pub kind: &'static str,
+    /// One sentence for people.
+    pub message: String,
+    /// Indexes into [`Report::memory`] of the regions concerned.
+    pub regions: Vec<usize>,
+}
+
+impl Warning {
+    fn new(kind: &'static str, message: String) -> Warning {
+        Warning {
+            kind,
+            message,
+            regions: Vec::new(),
+        }
+    }
+}
+
+/// The loader's identity and inputs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoaderInfo {
+    /// The trace format version (`LoaderStart.format`).
+    pub format: Option<u64>,
+    /// The build identity, as a `0x` hex string.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub build: Option<u64>,
+    /// The Multiboot information's address.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub mbi: Option<u64>,
+    /// The Multiboot command line.
+    pub command_line: Option<CommandLine>,
+}
+
+/// The Multiboot command line, as the loader split it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandLine {
+    /// The whole line, unchanged.
+    pub text: String,
+    /// Where the kernel arguments start (byte offset), if there are any.
+    pub kernel_args_at: Option<u64>,
+    /// Where the application arguments (after `--`) start, if there are any.
+    pub app_args_at: Option<u64>,
+}
+
+/// The TSC frequency that turns ticks into time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Frequency {
+    /// kHz; 0 when unknown (then every time in the report is in ticks).
+    pub khz: u64,
+    /// Where the loader got it (`cmdline`, `cpuid-15h`, `pit`, ...).
+    pub source: Option<String>,
+    /// Whether ticks can be turned into time.
+    pub known: bool,
+}
+
+/// The validated application (`Kernel`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelInfo {
+    /// `dyn` or `exec`.
+    pub kind: String,
+    /// The HERMIT note's entry version.
+    pub entry_version: Option<u64>,
+    /// The kernel version from the ABI-tag note (`0.0.0` when absent).
+    pub version: String,
+    /// The kernel generation whose rules it relies on.
+    pub generation: String,
+    /// The number of `PT_LOAD` segments.
+    pub segments: Option<u64>,
+    /// The load base.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub base: Option<u64>,
+    /// The relocated entry point.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub entry: Option<u64>,
+}
+
+/// The relocations applied (`Relocated`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Relocations {
+    /// `R_X86_64_RELATIVE` relocations.
+    pub relative: Option<u64>,
+    /// `R_X86_64_64` relocations.
+    pub abs64: Option<u64>,
+    /// `R_X86_64_GLOB_DAT` relocations.
+    pub glob_dat: Option<u64>,
+    /// Weak undefined symbols skipped.
+    pub weak_skipped: Option<u64>,
+}
+
+/// The hand-over page tables (`PageTables`, `Mapping`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PageTables {
+    /// The rules they follow.
+    pub contract: String,
+    /// The PML4's address.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub pml4: Option<u64>,
+    /// Table pages used.
+    pub tables: Option<u64>,
+    /// Bytes mapped with 4 KiB pages.
+    pub bytes_4k: Option<u64>,
+    /// Bytes mapped with 2 MiB pages.
+    pub bytes_2m: Option<u64>,
+    /// `Mapping` events seen (only in `debug` builds).
+    pub mappings: usize,
+}
+
+/// Host-side times, in microseconds since the host began reading (all `None` for a
+/// recorded stream), and the stages derived from them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct HostReport {
+    /// The stream's first byte.
+    pub first_byte_us: Option<f64>,
+    /// Arrival of `LoaderStart`.
+    pub loader_start_us: Option<f64>,
+    /// Arrival of `HandOver`.
+    pub hand_over_us: Option<f64>,
+    /// The kernel's first output.
+    pub first_kernel_output_us: Option<f64>,
+    /// The end of the stream.
+    pub end_us: Option<f64>,
+    /// Firmware time: `LoaderStart`'s arrival minus the loader's own time to it,
+    /// clamped at 0. Needs the TSC frequency.
+    pub firmware_us: Option<f64>,
+    /// From the hand-over's arrival to the kernel's first output.
+    pub kernel_to_first_output_us: Option<f64>,
+    /// From the hand-over's arrival to the end of the stream.
+    pub kernel_to_exit_us: Option<f64>,
+}
+
+/// The health of the stream the events came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StreamHealth {
+    /// Events decoded.
+    pub events: usize,
+    /// Names of events this decoder does not know (ignored), each once.
+    pub unknown_events: Vec<String>,
+    /// Frames that did not decode.
+    pub malformed_frames: usize,
+    /// The stream ended inside a frame.
+    pub truncated: bool,
+    /// Bytes of text seen.
+    pub text_bytes: usize,
+}
+
+/// Everything the report says about one boot. Serialized, it is the JSON report
+/// (`docs/report-schema.md`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Always [`SCHEMA`].
+    pub schema: &'static str,
+    /// Always [`SCHEMA_VERSION`].
+    pub version: u32,
+    /// The one-line summary ([`Report::summary_line`]).
+    pub summary: String,
+    /// The loader's identity and inputs.
+    pub loader: LoaderInfo,
+    /// The TSC frequency.
+    pub frequency: Frequency,
+    /// The application, when the loader got that far.
+    pub kernel: Option<KernelInfo>,
+    /// The relocations, when the loader got that far.
+    pub relocations: Option<Relocations>,
+    /// The page tables, when the loader got that far.
+    pub page_tables: Option<PageTables>,
+    /// The boot stages.
+    pub timeline: Timeline,
+    /// Host-side times.
+    pub host: HostReport,
+    /// Every memory region, sorted by address, containers first.
+    pub memory: Vec<Region>,
+    /// How the boot ended.
+    pub outcome: Outcome,
+    /// The stream's health.
+    pub stream: StreamHealth,
+    /// Everything a reader should look at.
+    pub warnings: Vec<Warning>,
+}
+
+/// A duration in microseconds, rounded like every other time in the report.
+fn us(duration: Duration) -> f64 {
+    round_ns(duration.as_secs_f64() * 1_000_000.0)
+}
+
+impl Report {
+    /// Derives the whole report from a boot record. Never fails: missing or damaged
+    /// events leave the parts they would fill empty, with a warning where it helps.
+    pub fn build(record: &BootRecord) -> Report {
+        let events = &record.events;
+        let first = |name: &str| events.iter().find(|e| e.name == name);
+        let mut warnings = Vec::new();
+
+        // Stream health first: it qualifies everything after it.
+        let mut unknown_events: Vec<String> = Vec::new();
+        for e in events {
+            if !KNOWN_EVENTS.contains(&e.name.as_str()) && !unknown_events.contains(&e.name) {
+                unknown_events.push(e.name.clone());
+            }
+        }
+        if record.malformed_frames > 0 {
+            warnings.push(Warning::new(
+                "stream",
+                format!(
+                    "{} frame(s) did not decode: events may be missing",
+                    record.malformed_frames
+                ),
+            ));
+        }
+        if record.truncated {
+            warnings.push(Warning::new(
+                "stream",
+                "the stream ended inside a frame".to_string(),
+            ));
+        }
+        if !unknown_events.is_empty() {
+            let names: Vec<String> = unknown_events.iter().map(|n| escape_text(n)).collect();
+            warnings.push(Warning::new(
+                "stream",
+                format!("events of unknown kinds were ignored: {}", names.join(", ")),
+            ));
+        }
+
+        let start = first("LoaderStart");
+        let format = start.and_then(|e| e.u64("format"));
+        if let Some(format) = format.filter(|&f| f != TRACE_FORMAT) {
+            warnings.push(Warning::new(
+                "format",
+                format!("trace format {format}; this decoder knows format {TRACE_FORMAT}"),
+            ));
+        }
+        let loader = LoaderInfo {
+            format,
+            build: start.and_then(|e| e.u64("build")),
+            mbi: start.and_then(|e| e.u64("mbi")),
+            command_line: first("CommandLine").map(|e| {
+                // 65535 marks an absent part.
+                let at = |key: &str| e.u64(key).filter(|&v| v != u64::from(u16::MAX));
+                CommandLine {
+                    text: e.get("text").unwrap_or("").to_string(),
+                    kernel_args_at: at("kernel_args_at"),
+                    app_args_at: at("app_args_at"),
+                }
+            }),
+        };
+
+        let frequency_event = first("Frequency");
+        let khz = frequency_event.and_then(|e| e.u64("khz")).unwrap_or(0);
+        let frequency = Frequency {
+            khz,
+            source: frequency_event.and_then(|e| e.get("source").map(str::to_string)),
+            known: khz > 0,
+        };
+        if khz == 0 {
+            let why = if frequency_event.is_some() {
+                "the TSC frequency is unknown"
+            } else {
+                "no Frequency event"
+            };
+            warnings.push(Warning::new(
+                "frequency",
+                format!("{why}: times are shown in TSC ticks"),
+            ));
+        }
+        let clock = Clock { khz };
+
+        let kernel = first("Kernel").map(|e| KernelInfo {
+            kind: e.get("kind").unwrap_or("?").to_string(),
+            entry_version: e.u64("entry_version"),
+            version: e.get("version").unwrap_or("?").to_string(),
+            generation: e.get("generation").unwrap_or("?").to_string(),
+            segments: e.u64("segments"),
+            base: e.u64("base"),
+            entry: e.u64("entry"),
+        });
+        let relocations = first("Relocated").map(|e| Relocations {
+            relative: e.u64("relative"),
+            abs64: e.u64("abs64"),
+            glob_dat: e.u64("glob_dat"),
+            weak_skipped: e.u64("weak_skipped"),
+        });
+        let page_tables = first("PageTables").map(|e| PageTables {
+            contract: e.get("contract").unwrap_or("?").to_string(),
+            pml4: e.u64("pml4"),
+            tables: e.u64("tables"),
+            bytes_4k: e.u64("bytes_4k"),
+            bytes_2m: e.u64("bytes_2m"),
+            mappings: events.iter().filter(|e| e.name == "Mapping").count(),
+        });
+
+        let timeline = timeline::build(events, clock, &mut warnings);
+        let memory = memory::regions(events, record.loader_image);
+        warnings.extend(memory::check(&memory));
+        let outcome = outcome::build(events, record.exit_status, &mut warnings);
+        let host = host_report(&record.host, start, clock);
+
+        let mut report = Report {
+            schema: SCHEMA,
+            version: SCHEMA_VERSION,
+            summary: String::new(),
+            loader,
+            frequency,
+            kernel,
+            relocations,
+            page_tables,
+            timeline,
+            host,
+            memory,
+            outcome,
+            stream: StreamHealth {
+                events: events.len(),
+                unknown_events,
+                malformed_frames: record.malformed_frames,
+                truncated: record.truncated,
+                text_bytes: record.text_bytes,
+            },
+            warnings,
+        };
+        report.summary = report.make_summary();
+        report
+    }
+
+    /// The clock that turns this boot's ticks into time.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            khz: self.frequency.khz,
+        }
+    }
+
+    /// One line in the spirit of `systemd-analyze time`, e.g. `boot: 41.2 ms
+    /// firmware + 14.4 ms loader (device tree 3.6 ms, ELF 2.8 ms, frequency 0.8 ms) +
+    /// 12.0 ms kernel to first output`. The loader part names its three longest
+    /// stages; a boot that did not reach the kernel says how it ended instead.
+    pub fn summary_line(&self) -> String {
+        self.summary.clone()
+    }
+
+    fn make_summary(&self) -> String {
+        let clock = self.clock();
+        let mut parts = Vec::new();
+        if let Some(firmware) = self.host.firmware_us {
+            parts.push(format!("{} firmware", human_us(firmware)));
+        }
+        if self.stream.events > 0 {
+            let mut categories = self.timeline.categories();
+            // A stable sort keeps stage order among equal lengths.
+            categories.sort_by_key(|&(_, ticks)| std::cmp::Reverse(ticks));
+            let top: Vec<String> = categories
+                .iter()
+                .take(3)
+                .map(|&(name, ticks)| format!("{name} {}", clock.human(ticks)))
+                .collect();
+            let mut loader = format!("{} loader", clock.human(self.timeline.loader_ticks));
+            if !top.is_empty() {
+                loader += &format!(" ({})", top.join(", "));
+            }
+            parts.push(loader);
+        } else {
+            parts.push("no loader events".to_string());
+        }
+        if let Some(kernel) = self.host.kernel_to_first_output_us {
+            parts.push(format!("{} kernel to first output", human_us(kernel)));
+        }
+        let mut line = format!("boot: {}", parts.join(" + "));
+        match self.outcome.kind {
+            OutcomeKind::HandedOver => {}
+            OutcomeKind::Refused => {
+                let name = self.outcome.refusal.as_ref().map_or("?", |r| &r.name);
+                line += &format!("; refused: {}", escape_text(name));
+            }
+            OutcomeKind::CpuException => {
+                let x = self.outcome.exception.as_ref();
+                let vector = x
+                    .and_then(|x| x.vector)
+                    .map_or("?".to_string(), |v| v.to_string());
+                let name = x.map_or("?", |x| &x.name);
+                line += &format!("; CPU exception {vector} ({name})");
+            }
+            OutcomeKind::Truncated => line += "; trace ended before the hand-over",
+        }
+        if !clock.known() {
+            line += " [TSC frequency unknown: ticks]";
+        }
+        line
+    }
+
+    /// The human report for a terminal or a pipe: summary, facts, timeline, memory
+    /// map and warnings, within 80 columns. `color` adds ANSI colours. Text from the
+    /// trace is escaped, so no control character from it reaches the terminal.
+    pub fn render_text(&self, color: bool) -> String {
+        text::render(self, color)
+    }
+
+    /// The whole report as pretty-printed JSON in the documented, versioned schema
+    /// (`"schema": "rusty-trace/report", "version": 1`; docs/report-schema.md).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .expect("a report is plain data with string keys, which always serializes")
+    }
+
+    /// The Chrome/Perfetto trace-event JSON: stages as complete events (`"ph":"X"`,
+    /// `ts`/`dur` in µs; in ticks when the frequency is unknown, as the thread name
+    /// says), the memory layout and the outcome as metadata. Opens in
+    /// ui.perfetto.dev or chrome://tracing.
+    pub fn to_chrome_trace(&self) -> String {
+        chrome::render(self)
+    }
+
+    /// A standalone SVG: the boot chart (stages on a time axis) and a picture of the
+    /// memory layout, readable in any browser.
+    pub fn to_svg(&self) -> String {
+        svg::render(self)
+    }
+}
+
+/// Host times in microseconds, and the stages derived from them.
+fn host_report(host: &HostTimes, loader_start: Option<&Event>, clock: Clock) -> HostReport {
+    let between =
+        |from: Option<Duration>, to: Option<Duration>| Some(us(to?.saturating_sub(from?)));
+    let firmware_us = host.loader_start.and_then(|arrival| {
+        let loader = clock.us(loader_start?.timestamp)?;
+        Some(round_ns((us(arrival) - loader).max(0.0)))
+    });
+    HostReport {
+        first_byte_us: host.first_byte.map(us),
+        loader_start_us: host.loader_start.map(us),
+        hand_over_us: host.hand_over.map(us),
+        first_kernel_output_us: host.first_kernel_output.map(us),
+        end_us: host.end.map(us),
+        firmware_us,
+        kernel_to_first_output_us: between(host.hand_over, host.first_kernel_output),
+        kernel_to_exit_us: between(host.hand_over, host.end),
+    }
 }

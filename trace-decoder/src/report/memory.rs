@@ -1,0 +1,384 @@
+//! The physical memory map of a boot: the firmware's memory map, and everything the
+//! loader placed in it, sorted by address, with warnings where two things share
+//! memory that must not.
+//!
+//! The rule is "containment is fine where it is expected, any other overlap is a
+//! warning": a region may lie inside usable RAM; the FDT, boot info, stack and page
+//! tables may lie inside the loader image (that is where the loader keeps them); the
+//! TLS image lies inside a kernel segment. Every other overlap, whether partial or a
+//! whole region inside another, is a warning, and so is a placed region that is not
+//! wholly inside usable RAM or that touches a non-usable memory-map entry.
+
+use serde::Serialize;
+
+use super::format::{escape_text, hex, ser_hex};
+use super::Warning;
+use crate::decode::Event;
+
+/// The kernel's stack size, fixed by the Hermit boot ABI.
+pub const STACK_SIZE: u64 = 32 * 1024;
+/// The size of `RawBootInfo`, fixed by the Hermit boot ABI.
+pub const BOOT_INFO_SIZE: u64 = 128;
+/// A page-table page, and the MBI page the hand-over page tables map.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// What a region is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegionKind {
+    /// Memory-map kind 1.
+    Usable,
+    /// Memory-map kind 2.
+    Reserved,
+    /// Memory-map kind 3: ACPI tables, reclaimable.
+    Acpi,
+    /// Memory-map kind 4: ACPI non-volatile storage.
+    Nvs,
+    /// Memory-map kind 5: defective RAM.
+    Bad,
+    /// Any other memory-map kind.
+    UnknownKind,
+    /// The loader's own image.
+    Loader,
+    /// The page holding the Multiboot information.
+    Mbi,
+    /// Module 0, the application file.
+    Module,
+    /// One loaded kernel segment.
+    Segment,
+    /// The kernel's TLS image.
+    Tls,
+    /// The hand-over page tables.
+    PageTables,
+    /// The flattened device tree.
+    Fdt,
+    /// The `RawBootInfo`.
+    BootInfo,
+    /// The kernel's stack.
+    Stack,
+}
+
+impl RegionKind {
+    /// Whether the region is an entry of the firmware's memory map.
+    pub fn is_memory_map(self) -> bool {
+        matches!(
+            self,
+            RegionKind::Usable
+                | RegionKind::Reserved
+                | RegionKind::Acpi
+                | RegionKind::Nvs
+                | RegionKind::Bad
+                | RegionKind::UnknownKind
+        )
+    }
+
+    /// Whether `self` may contain a region of kind `inner` without a warning.
+    fn may_contain(self, inner: RegionKind) -> bool {
+        match self {
+            RegionKind::Loader => matches!(
+                inner,
+                RegionKind::Fdt | RegionKind::BootInfo | RegionKind::Stack | RegionKind::PageTables
+            ),
+            RegionKind::Segment => inner == RegionKind::Tls,
+            _ => false,
+        }
+    }
+
+    /// Sort order among regions with the same range: containers first.
+    fn layer(self) -> u8 {
+        if self.is_memory_map() {
+            0
+        } else if matches!(
+            self,
+            RegionKind::Tls
+                | RegionKind::PageTables
+                | RegionKind::Fdt
+                | RegionKind::BootInfo
+                | RegionKind::Stack
+        ) {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// One region of physical memory, `[start, end)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Region {
+    /// What it is.
+    pub kind: RegionKind,
+    /// What a person reads, e.g. `segment 2 R-X`.
+    pub name: String,
+    /// First byte, as a `0x` hex string in JSON.
+    #[serde(serialize_with = "ser_hex")]
+    pub start: u64,
+    /// The byte after the last, as a `0x` hex string in JSON.
+    #[serde(serialize_with = "ser_hex")]
+    pub end: u64,
+    /// `end - start` in bytes.
+    pub size: u64,
+    /// How many other regions contain this one (for indenting).
+    pub depth: u32,
+}
+
+impl Region {
+    fn new(kind: RegionKind, name: String, start: u64, end: u64) -> Region {
+        let end = end.max(start);
+        Region {
+            kind,
+            name,
+            start,
+            end,
+            size: end - start,
+            depth: 0,
+        }
+    }
+
+    fn sized(kind: RegionKind, name: String, start: u64, size: u64) -> Region {
+        Region::new(kind, name, start, start.saturating_add(size))
+    }
+
+    fn contains(&self, other: &Region) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+
+    fn intersects(&self, other: &Region) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+}
+
+/// The name of a memory-map kind.
+fn memory_kind(kind: Option<u64>) -> (RegionKind, String) {
+    match kind {
+        Some(1) => (RegionKind::Usable, "usable RAM".into()),
+        Some(2) => (RegionKind::Reserved, "reserved".into()),
+        Some(3) => (RegionKind::Acpi, "ACPI reclaimable".into()),
+        Some(4) => (RegionKind::Nvs, "ACPI NVS".into()),
+        Some(5) => (RegionKind::Bad, "bad memory".into()),
+        Some(other) => (RegionKind::UnknownKind, format!("memory kind {other}")),
+        None => (RegionKind::UnknownKind, "memory kind ?".into()),
+    }
+}
+
+/// Segment flags as `RWX` letters (PF_R 4, PF_W 2, PF_X 1).
+fn flags(flags: u64) -> String {
+    [(4, 'R'), (2, 'W'), (1, 'X')]
+        .iter()
+        .map(|&(bit, c)| if flags & bit != 0 { c } else { '-' })
+        .collect()
+}
+
+/// Every region the events and the loader image name, sorted by address
+/// (containers before what they contain), with nesting depths.
+pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region> {
+    let mut out = Vec::new();
+    if let Some((start, end)) = loader_image {
+        out.push(Region::new(
+            RegionKind::Loader,
+            "loader image".into(),
+            start,
+            end,
+        ));
+    }
+    let mut once = std::collections::HashSet::new();
+    for e in events {
+        // Single-shot events are taken once: a repeated one in a damaged stream must
+        // not add phantom regions.
+        if !matches!(e.name.as_str(), "MemoryRegion" | "SegmentLoaded") && !once.insert(&e.name) {
+            continue;
+        }
+        match e.name.as_str() {
+            "MemoryRegion" => {
+                if let (Some(start), Some(end)) = (e.u64("start"), e.u64("end")) {
+                    let (kind, name) = memory_kind(e.u64("kind"));
+                    out.push(Region::new(kind, name, start, end));
+                }
+            }
+            "LoaderStart" => {
+                if let Some(mbi) = e.u64("mbi") {
+                    let page = mbi & !(PAGE_SIZE - 1);
+                    out.push(Region::sized(
+                        RegionKind::Mbi,
+                        "MBI page".into(),
+                        page,
+                        PAGE_SIZE,
+                    ));
+                }
+            }
+            "Module" => {
+                if let (Some(start), Some(end)) = (e.u64("start"), e.u64("end")) {
+                    out.push(Region::new(
+                        RegionKind::Module,
+                        "module (application)".into(),
+                        start,
+                        end,
+                    ));
+                }
+            }
+            "SegmentLoaded" => {
+                if let (Some(addr), Some(memsz)) = (e.u64("addr"), e.u64("memsz")) {
+                    let name = format!(
+                        "segment {} {}",
+                        escape_text(e.get("index").unwrap_or("?")),
+                        flags(e.u64("flags").unwrap_or(0))
+                    );
+                    out.push(Region::sized(RegionKind::Segment, name, addr, memsz));
+                }
+            }
+            "Tls" => {
+                if let (Some(start), Some(memsz)) = (e.u64("start"), e.u64("memsz")) {
+                    out.push(Region::sized(
+                        RegionKind::Tls,
+                        "TLS image".into(),
+                        start,
+                        memsz,
+                    ));
+                }
+            }
+            "PageTables" => {
+                if let (Some(pml4), Some(tables)) = (e.u64("pml4"), e.u64("tables")) {
+                    // The tables come from an arena that starts with the PML4.
+                    let name = format!("page tables ({tables} pages)");
+                    out.push(Region::sized(
+                        RegionKind::PageTables,
+                        name,
+                        pml4,
+                        tables.saturating_mul(PAGE_SIZE),
+                    ));
+                }
+            }
+            "DeviceTree" => {
+                if let (Some(addr), Some(size)) = (e.u64("addr"), e.u64("size")) {
+                    out.push(Region::sized(
+                        RegionKind::Fdt,
+                        "device tree".into(),
+                        addr,
+                        size,
+                    ));
+                }
+            }
+            "HandOver" => {
+                if let Some(rdi) = e.u64("rdi") {
+                    out.push(Region::sized(
+                        RegionKind::BootInfo,
+                        "boot info".into(),
+                        rdi,
+                        BOOT_INFO_SIZE,
+                    ));
+                }
+                if let Some(rsp) = e.u64("rsp") {
+                    out.push(Region::sized(
+                        RegionKind::Stack,
+                        "kernel stack".into(),
+                        rsp,
+                        STACK_SIZE,
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.start, std::cmp::Reverse(a.end), a.kind.layer()).cmp(&(
+            b.start,
+            std::cmp::Reverse(b.end),
+            b.kind.layer(),
+        ))
+    });
+    for i in 0..out.len() {
+        let depth = out[..i]
+            .iter()
+            .filter(|outer| outer.size > 0 && outer.contains(&out[i]))
+            .count();
+        out[i].depth = depth as u32;
+    }
+    out
+}
+
+/// The warnings about a sorted region list: overlaps that must not be, and placed
+/// regions outside usable RAM. Each names the regions by index.
+pub fn check(regions: &[Region]) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    let describe = |r: &Region| format!("{} [{}, {})", r.name, hex(r.start), hex(r.end));
+    let has_memory_map = regions.iter().any(|r| r.kind.is_memory_map());
+    let mut usable: Vec<&Region> = regions
+        .iter()
+        .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
+        .collect();
+    usable.sort_by_key(|r| r.start);
+
+    for (i, a) in regions.iter().enumerate() {
+        if a.size == 0 {
+            continue;
+        }
+        for (j, b) in regions.iter().enumerate().skip(i + 1) {
+            if b.size == 0 || !a.intersects(b) {
+                continue;
+            }
+            let map_a = a.kind.is_memory_map();
+            let map_b = b.kind.is_memory_map();
+            if map_a != map_b {
+                // A placed region against the memory map: handled below.
+                continue;
+            }
+            let expected = (a.contains(b) && a.kind.may_contain(b.kind))
+                || (b.contains(a) && b.kind.may_contain(a.kind));
+            if !expected {
+                let what = if map_a {
+                    "memory-map entries overlap"
+                } else if a.contains(b) || b.contains(a) {
+                    "one region lies inside another that should not hold it"
+                } else {
+                    "regions overlap"
+                };
+                warnings.push(Warning {
+                    kind: "overlap",
+                    message: format!("{what}: {} and {}", describe(a), describe(b)),
+                    regions: vec![i, j],
+                });
+            }
+        }
+    }
+
+    if has_memory_map {
+        for (i, r) in regions.iter().enumerate() {
+            if r.kind.is_memory_map() || r.size == 0 {
+                continue;
+            }
+            let not_usable = regions.iter().position(|m| {
+                m.kind.is_memory_map() && m.kind != RegionKind::Usable && m.intersects(r)
+            });
+            if !covered(&usable, r.start, r.end) {
+                warnings.push(Warning {
+                    kind: "outside-ram",
+                    message: format!("{} is not wholly inside usable RAM", describe(r)),
+                    regions: vec![i],
+                });
+            } else if let Some(m) = not_usable {
+                warnings.push(Warning {
+                    kind: "outside-ram",
+                    message: format!("{} overlaps {}", describe(r), describe(&regions[m])),
+                    regions: vec![i, m],
+                });
+            }
+        }
+    }
+    warnings
+}
+
+/// Whether `[start, end)` is covered by the union of the sorted usable regions
+/// (adjacent ones count as one).
+fn covered(usable: &[&Region], start: u64, end: u64) -> bool {
+    let mut reached = start;
+    for r in usable {
+        if r.start > reached {
+            break;
+        }
+        reached = reached.max(r.end);
+        if reached >= end {
+            return true;
+        }
+    }
+    reached >= end
+}

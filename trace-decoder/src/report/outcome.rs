@@ -1,0 +1,310 @@
+//! How a boot ended: handed over, refused, a CPU exception, or a trace that stops
+//! early; and what QEMU's exit status says (docs/exit-codes.md).
+
+use rusty_loader::error::ExitCode;
+use serde::Serialize;
+
+use super::format::{escape_text, hex, ser_opt_hex};
+use super::Warning;
+use crate::decode::Event;
+
+/// How the boot ended, as far as the trace tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeKind {
+    /// `HandOver` seen and nothing went wrong in the trace after it.
+    HandedOver,
+    /// `Refused`: the loader declined the input.
+    Refused,
+    /// `CpuException`, in the loader or in the kernel before its own IDT.
+    CpuException,
+    /// None of these: the trace ended before the hand-over.
+    Truncated,
+}
+
+/// The jump into the kernel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HandOverInfo {
+    /// The kernel's entry point.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub entry: Option<u64>,
+    /// The boot info address (`rdi`).
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub boot_info: Option<u64>,
+    /// The lowest address of the kernel stack (`rsp`).
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub stack: Option<u64>,
+}
+
+/// A refusal, as the loader sent it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Refusal {
+    /// The exit code's port value (QEMU status `2 * code + 1`).
+    pub code: Option<u64>,
+    /// The exit code's name, e.g. `not-elf`.
+    pub name: String,
+    /// The loader's one-line explanation.
+    pub text: String,
+}
+
+/// A CPU exception, as the loader's IDT reported it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Exception {
+    /// The vector number.
+    pub vector: Option<u64>,
+    /// The vector's mnemonic and name, e.g. `#PF page fault`.
+    pub name: String,
+    /// The error code pushed by the CPU (0 for vectors without one).
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub error_code: Option<u64>,
+    /// The faulting instruction.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub rip: Option<u64>,
+    /// CR2: the faulting address of a page fault.
+    #[serde(serialize_with = "ser_opt_hex")]
+    pub cr2: Option<u64>,
+    /// True when it happened after the hand-over, in the kernel.
+    pub in_kernel: Option<bool>,
+}
+
+/// What QEMU's exit status means (docs/exit-codes.md).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExitStatus {
+    /// The status QEMU exited with.
+    pub status: i32,
+    /// Who ended the run: `kernel`, `test-kernel`, `loader`, `cpu-exception`, `qemu`
+    /// or `unknown`.
+    pub by: &'static str,
+    /// The loader's exit-code name, for `loader` and `cpu-exception`.
+    pub name: Option<String>,
+    /// One sentence for people.
+    pub meaning: String,
+}
+
+/// How the boot ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    /// The kind of ending.
+    pub kind: OutcomeKind,
+    /// One sentence for people.
+    pub message: String,
+    /// The hand-over, when `HandOver` was seen.
+    pub hand_over: Option<HandOverInfo>,
+    /// The refusal, when `Refused` was seen.
+    pub refusal: Option<Refusal>,
+    /// The exception, when `CpuException` was seen.
+    pub exception: Option<Exception>,
+    /// QEMU's exit status and its meaning, when known.
+    pub exit: Option<ExitStatus>,
+}
+
+/// The mnemonic and name of an x86 exception vector.
+pub fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range exceeded",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        9 => "coprocessor segment overrun",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack-segment fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 floating-point",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD floating-point",
+        20 => "#VE virtualization",
+        21 => "#CP control protection",
+        28 => "#HV hypervisor injection",
+        29 => "#VC VMM communication",
+        30 => "#SX security",
+        _ => "reserved vector",
+    }
+}
+
+/// Reads QEMU's exit status by the table in docs/exit-codes.md; the loader's codes
+/// come from `rusty_loader::error::ExitCode`, where they are defined.
+pub fn exit_status(status: i32) -> ExitStatus {
+    let value = (i64::from(status) - 1) / 2;
+    let odd = status > 0 && status % 2 == 1;
+    let (by, name, meaning) = if status == 3 {
+        ("kernel", None, "the kernel reported success".to_string())
+    } else if status == 1 {
+        ("kernel", None, "the kernel reported failure".to_string())
+    } else if odd && (2..=15).contains(&value) {
+        (
+            "test-kernel",
+            None,
+            format!("a test kernel's check group {value} failed"),
+        )
+    } else if let Some(code) = ExitCode::ALL
+        .iter()
+        .find(|c| **c != ExitCode::CpuException && c.qemu_status() == status)
+    {
+        (
+            "loader",
+            Some(code.name().to_string()),
+            format!("the loader refused to boot ({})", code.name()),
+        )
+    } else if odd && (0x40..0x60).contains(&value) {
+        let vector = (value - 0x40) as u64;
+        (
+            "cpu-exception",
+            Some(ExitCode::CpuException.name().to_string()),
+            format!("CPU exception {vector} ({})", exception_name(vector)),
+        )
+    } else if status == 0 {
+        (
+            "qemu",
+            None,
+            "QEMU ended normally, without an isa-debug-exit code".to_string(),
+        )
+    } else {
+        ("unknown", None, "not an isa-debug-exit code".to_string())
+    };
+    ExitStatus {
+        status,
+        by,
+        name,
+        meaning,
+    }
+}
+
+/// Derives the outcome; disagreements between the trace and the exit status go to
+/// `warnings`.
+pub fn build(events: &[Event], status: Option<i32>, warnings: &mut Vec<Warning>) -> Outcome {
+    let find = |name: &str| events.iter().find(|e| e.name == name);
+    let hand_over = find("HandOver").map(|e| HandOverInfo {
+        entry: e.u64("entry"),
+        boot_info: e.u64("rdi"),
+        stack: e.u64("rsp"),
+    });
+    let refusal = find("Refused").map(|e| Refusal {
+        code: e.u64("code"),
+        name: e.get("name").unwrap_or("?").to_string(),
+        text: e.get("text").unwrap_or("").to_string(),
+    });
+    let exception = find("CpuException").map(|e| Exception {
+        vector: e.u64("vector"),
+        name: e.u64("vector").map_or("?", exception_name).to_string(),
+        error_code: e.u64("error_code"),
+        rip: e.u64("rip"),
+        cr2: e.u64("cr2"),
+        in_kernel: e.bool("in_kernel"),
+    });
+    let exit = status.map(exit_status);
+
+    let (kind, message) = if let Some(x) = &exception {
+        let place = match x.in_kernel {
+            Some(true) => "in the kernel",
+            Some(false) => "in the loader",
+            None => "in the loader or the kernel",
+        };
+        let vector = x.vector.map_or("?".to_string(), |v| v.to_string());
+        let mut message = format!("CPU exception {vector} ({}) {place}", x.name);
+        if let Some(rip) = x.rip {
+            message += &format!(" at rip {}", hex(rip));
+        }
+        if let Some(cr2) = x.cr2.filter(|_| x.vector == Some(14)) {
+            message += &format!(", address {}", hex(cr2));
+        }
+        if hand_over.is_some() {
+            message = format!("handed over to the kernel, then {message}");
+        }
+        (OutcomeKind::CpuException, message)
+    } else if let Some(r) = &refusal {
+        (
+            OutcomeKind::Refused,
+            format!(
+                "refused ({}): {}",
+                escape_text(&r.name),
+                escape_text(&r.text)
+            ),
+        )
+    } else if let Some(h) = &hand_over {
+        let entry = h.entry.map_or("?".to_string(), hex);
+        (
+            OutcomeKind::HandedOver,
+            format!("handed over to the kernel at {entry}"),
+        )
+    } else {
+        (
+            OutcomeKind::Truncated,
+            "trace ended before the hand-over".to_string(),
+        )
+    };
+
+    if let Some(exit) = &exit {
+        // The status each ending implies; a damaged field that cannot be one is no
+        // evidence either way.
+        let implied = |value: Option<u64>, base: i64| {
+            i64::try_from(value?)
+                .ok()?
+                .checked_mul(2)?
+                .checked_add(base)
+        };
+        let expected = match (&exception, &refusal) {
+            (Some(x), _) => implied(x.vector, 129),
+            (None, Some(r)) => implied(r.code, 1),
+            _ => None,
+        };
+        if let Some(expected) = expected.filter(|&e| e != i64::from(exit.status)) {
+            warnings.push(Warning::new(
+                "exit-status",
+                format!(
+                    "QEMU exit status {} does not match the trace's ending (expected {expected})",
+                    exit.status
+                ),
+            ));
+        }
+    }
+
+    Outcome {
+        kind,
+        message,
+        hand_over,
+        refusal,
+        exception,
+        exit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses() {
+        let check = |status, by, name: Option<&str>| {
+            let exit = exit_status(status);
+            assert_eq!(
+                (exit.by, exit.name.as_deref()),
+                (by, name),
+                "status {status}"
+            );
+        };
+        check(3, "kernel", None);
+        check(1, "kernel", None);
+        check(5, "test-kernel", None);
+        check(31, "test-kernel", None);
+        check(33, "loader", Some("no-module"));
+        check(35, "loader", Some("not-elf"));
+        check(65, "loader", Some("fdt-build"));
+        check(129 + 28, "cpu-exception", Some("cpu-exception"));
+        check(0, "qemu", None);
+        check(-1, "unknown", None);
+        check(2, "unknown", None);
+        check(67, "unknown", None);
+        assert_eq!(
+            exit_status(129 + 28).meaning,
+            "CPU exception 14 (#PF page fault)"
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The SVG rendering, written by hand: a boot chart (one row per stage on a time
+//! axis, sub-stages drawn inside their stage) and a memory-layout picture, followed
+//! by the warnings. It needs no script, font or stylesheet beyond what every browser
+//! has, and every bar and region carries a `<title>` tooltip with its numbers.
+//!
+//! Physical addresses span from 0 to beyond 1 TiB while the interesting regions are
+//! a few KiB, so the memory picture is not to scale: each range between two region
+//! boundaries gets one band of fixed height, low addresses at the top, nested
+//! regions in lanes to the right of what contains them.
+
+use std::fmt::Write as _;
+
+use super::format::{hex, hex_padded, human_size, truncate, wrap, xml_escape, Clock};
+use super::{RegionKind, Report, Stage};
+
+const WIDTH: f64 = 960.0;
+const MARGIN: f64 = 20.0;
+/// The boot chart's label column and plot area.
+const LABEL_WIDTH: f64 = 250.0;
+const PLOT_X: f64 = MARGIN + LABEL_WIDTH + 20.0;
+const PLOT_WIDTH: f64 = WIDTH - MARGIN - PLOT_X;
+const ROW: f64 = 22.0;
+/// The memory picture's address column and lane area.
+const LANES_X: f64 = 170.0;
+const LANES_WIDTH: f64 = WIDTH - MARGIN - LANES_X;
+const BAND: f64 = 20.0;
+const GAP_BAND: f64 = 14.0;
+/// An average glyph width at 12 px, for shortening labels to fit.
+const CHAR_WIDTH: f64 = 6.6;
+
+fn stage_color(id: &str) -> &'static str {
+    match id {
+        "mode-switch" => "#9ecae1",
+        "paging" => "#6baed6",
+        "long-mode" => "#4292c6",
+        "rust-start-up" => "#c6dbef",
+        "boot-info" => "#fdd0a2",
+        "frequency" => "#fdae6b",
+        "elf" => "#bcbddc",
+        "segment" | "segment-copy" => "#74c476",
+        "segment-zero" => "#c7e9c0",
+        "relocation" => "#fd8d3c",
+        "device-tree" => "#9e9ac8",
+        "page-tables" => "#6baed6",
+        "hand-over" => "#fdd0a2",
+        "failed" => "#f4a6a6",
+        _ => "#dddddd",
+    }
+}
+
+fn region_color(kind: RegionKind) -> &'static str {
+    match kind {
+        RegionKind::Usable => "#e5f5e0",
+        RegionKind::Reserved => "#d9d9d9",
+        RegionKind::Acpi => "#efe3c8",
+        RegionKind::Nvs => "#ead1c6",
+        RegionKind::Bad => "#f4a6a6",
+        RegionKind::UnknownKind => "#eeeeee",
+        RegionKind::Loader => "#9ecae1",
+        RegionKind::Mbi => "#c7b9e0",
+        RegionKind::Module => "#fdd0a2",
+        RegionKind::Segment => "#74c476",
+        RegionKind::Tls => "#c7e9c0",
+        RegionKind::PageTables => "#6baed6",
+        RegionKind::Fdt => "#bcbddc",
+        RegionKind::BootInfo => "#fdae6b",
+        RegionKind::Stack => "#fd8d3c",
+    }
+}
+
+/// A number with at most three decimals, for coordinates.
+fn n(value: f64) -> String {
+    let rounded = (value * 1000.0).round() / 1000.0;
+    if rounded == rounded.trunc() {
+        format!("{rounded:.0}")
+    } else {
+        format!("{rounded}")
+    }
+}
+
+/// A grid step of 1, 2 or 5 times a power of ten that gives at most `max` steps.
+fn nice_step(total: f64, max: f64) -> f64 {
+    let raw = (total / max).max(f64::MIN_POSITIVE);
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * power)
+        .find(|&step| step >= raw)
+        .unwrap_or(10.0 * power)
+}
+
+/// Renders the report; see [`Report::to_svg`].
+pub fn render(report: &Report) -> String {
+    let mut body = String::new();
+    let mut y = MARGIN + 16.0;
+    let _ = writeln!(
+        body,
+        r#"<text x="{}" y="{}" font-size="18" font-weight="bold">rusty-loader boot</text>"#,
+        n(MARGIN),
+        n(y)
+    );
+    y += 22.0;
+    for line in wrap(&report.summary, 130) {
+        let _ = writeln!(
+            body,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            n(MARGIN),
+            n(y),
+            xml_escape(&line)
+        );
+        y += 16.0;
+    }
+    for line in wrap(&format!("outcome: {}", report.outcome.message), 130) {
+        let _ = writeln!(
+            body,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            n(MARGIN),
+            n(y),
+            xml_escape(&line)
+        );
+        y += 16.0;
+    }
+    y += 12.0;
+    y = boot_chart(report, &mut body, y);
+    y += 24.0;
+    y = memory_picture(report, &mut body, y);
+    y += 16.0;
+    y = warnings(report, &mut body, y);
+    let height = y + MARGIN;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#,
+        w = n(WIDTH),
+        h = n(height)
+    );
+    let _ = writeln!(out, "<title>{}</title>", xml_escape(&report.summary));
+    let _ = writeln!(
+        out,
+        r##"<rect width="100%" height="100%" fill="#ffffff"/>"##
+    );
+    out += &body;
+    out += "</svg>\n";
+    out
+}
+
+/// The boot chart; returns the next free y.
+fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
+    let clock = report.clock();
+    let timeline = &report.timeline;
+    let heading = if clock.known() {
+        "Boot chart (time from the Multiboot entry)"
+    } else {
+        "Boot chart (TSC ticks from the Multiboot entry: frequency unknown)"
+    };
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">{heading}</text>"#,
+        n(MARGIN),
+        n(y)
+    );
+    y += 8.0;
+    if timeline.stages.is_empty() || timeline.loader_ticks == 0 {
+        y += 16.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}">no stages: the trace has too few events</text>"#,
+            n(MARGIN),
+            n(y)
+        );
+        return y + 8.0;
+    }
+    let total = timeline.loader_ticks as f64;
+    let x_of = |ticks: u64| PLOT_X + ticks as f64 / total * PLOT_WIDTH;
+
+    // The axis, in milliseconds or ticks.
+    let rows = timeline.stages.len() as f64 + 2.0;
+    let axis_y = y + 16.0;
+    let grid_bottom = axis_y + 6.0 + rows * ROW;
+    // A run too short to show in milliseconds falls back to ticks.
+    let (units, unit) = match clock.us(timeline.loader_ticks) {
+        Some(us) if us > 0.0 => (us / 1000.0, "ms"),
+        _ => (total, "t"),
+    };
+    let step = nice_step(units, 8.0);
+    let decimals = if step < 1.0 {
+        (-step.log10()).ceil() as usize
+    } else {
+        0
+    };
+    let mut k = 0.0;
+    while k * step <= units * 1.000_001 {
+        let x = PLOT_X + k * step / units * PLOT_WIDTH;
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#e0e0e0"/>"##,
+            n(axis_y + 4.0),
+            n(grid_bottom),
+            x = n(x)
+        );
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#555555">{:.decimals$} {unit}</text>"##,
+            n(x),
+            n(axis_y),
+            k * step
+        );
+        k += 1.0;
+    }
+    y = axis_y + 6.0;
+
+    for stage in &timeline.stages {
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            n(MARGIN),
+            n(y + 15.0),
+            xml_escape(&truncate(&stage.name, 26))
+        );
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
+            n(MARGIN + LABEL_WIDTH),
+            n(y + 15.0),
+            xml_escape(&clock.human(stage.duration_ticks))
+        );
+        bar(out, stage, clock, &x_of, y + 3.0);
+        for child in &stage.children {
+            bar(out, child, clock, &x_of, y + 3.0);
+        }
+        y += ROW;
+    }
+    for (name, ticks) in [
+        ("other (between stages)", timeline.other_ticks),
+        ("loader total", timeline.loader_ticks),
+    ] {
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" fill="#555555">{name}</text>"##,
+            n(MARGIN),
+            n(y + 15.0)
+        );
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
+            n(MARGIN + LABEL_WIDTH),
+            n(y + 15.0),
+            xml_escape(&clock.human(ticks))
+        );
+        y += ROW;
+    }
+    y += 14.0;
+    let _ = writeln!(
+        out,
+        r##"<text x="{}" y="{}" font-size="10" fill="#555555">solid: measured by the loader; pale: time between two events (includes the trace's own output)</text>"##,
+        n(PLOT_X),
+        n(y)
+    );
+    y
+}
+
+/// One bar with its tooltip.
+fn bar(out: &mut String, stage: &Stage, clock: Clock, x_of: &dyn Fn(u64) -> f64, y: f64) {
+    let x = x_of(stage.start_ticks);
+    let width = (x_of(stage.end_ticks()) - x).max(1.0);
+    let opacity = if stage.measured { "1" } else { "0.55" };
+    let _ = writeln!(
+        out,
+        r##"<rect x="{}" y="{}" width="{}" height="16" fill="{}" fill-opacity="{opacity}" stroke="#555555" stroke-width="0.5"><title>{}: start {}, {}{}</title></rect>"##,
+        n(x),
+        n(y),
+        n(width),
+        stage_color(stage.id),
+        xml_escape(&stage.name),
+        xml_escape(&clock.human(stage.start_ticks)),
+        xml_escape(&clock.human(stage.duration_ticks)),
+        if stage.measured {
+            " (measured)"
+        } else {
+            " (between events)"
+        },
+    );
+}
+
+/// The memory picture; returns the next free y.
+fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">Memory layout (not to scale: one band per range between boundaries)</text>"#,
+        n(MARGIN),
+        n(y)
+    );
+    y += 12.0;
+    let regions: Vec<(usize, &super::Region)> = report
+        .memory
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.size > 0)
+        .collect();
+    if regions.is_empty() {
+        y += 16.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}">no regions: the trace has no memory events</text>"#,
+            n(MARGIN),
+            n(y)
+        );
+        return y + 8.0;
+    }
+    let mut bounds: Vec<u64> = regions.iter().flat_map(|(_, r)| [r.start, r.end]).collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    // Each boundary's y: covered ranges get a full band, uncovered gaps a thin one.
+    let mut ys = Vec::with_capacity(bounds.len());
+    let mut at = y;
+    for (i, &b) in bounds.iter().enumerate() {
+        ys.push(at);
+        if let Some(&next) = bounds.get(i + 1) {
+            let covered = regions.iter().any(|(_, r)| r.start < next && b < r.end);
+            at += if covered { BAND } else { GAP_BAND };
+        }
+    }
+    let y_of = |address: u64| ys[bounds.partition_point(|&b| b < address)];
+    let digits = bounds
+        .iter()
+        .map(|b| format!("{b:x}").len())
+        .max()
+        .unwrap_or(1)
+        .max(6);
+    for (&b, &by) in bounds.iter().zip(&ys) {
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" font-family="monospace" font-size="10" text-anchor="end" fill="#555555">{}</text>"##,
+            n(LANES_X - 8.0),
+            n(by + 4.0),
+            hex_padded(b, digits)
+        );
+        let _ = writeln!(
+            out,
+            r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="#eeeeee"/>"##,
+            n(LANES_X - 4.0),
+            n(WIDTH - MARGIN),
+            y = n(by)
+        );
+    }
+    let lanes = regions
+        .iter()
+        .map(|(_, r)| r.depth as usize + 1)
+        .max()
+        .unwrap_or(1)
+        .min(4);
+    let lane_width = LANES_WIDTH / lanes as f64;
+    for &(index, region) in &regions {
+        let warned = report.warnings.iter().any(|w| w.regions.contains(&index));
+        let lane = (region.depth as usize).min(lanes - 1);
+        let x = LANES_X + lane as f64 * lane_width;
+        let top = y_of(region.start);
+        let height = y_of(region.end) - top;
+        let (stroke, stroke_width) = if warned {
+            ("#d62728", "2")
+        } else {
+            ("#555555", "0.5")
+        };
+        let label = format!("{} ({})", region.name, human_size(region.size));
+        let _ = writeln!(
+            out,
+            r##"<rect x="{}" y="{}" width="{}" height="{}" fill="{}" stroke="{stroke}" stroke-width="{stroke_width}"><title>{}: [{}, {}), {}</title></rect>"##,
+            n(x + 2.0),
+            n(top),
+            n(lane_width - 6.0),
+            n(height),
+            region_color(region.kind),
+            xml_escape(&region.name),
+            hex(region.start),
+            hex(region.end),
+            human_size(region.size),
+        );
+        if height >= 12.0 {
+            let chars = ((lane_width - 14.0) / CHAR_WIDTH).max(4.0) as usize;
+            let _ = writeln!(
+                out,
+                r#"<text x="{}" y="{}" font-size="11">{}</text>"#,
+                n(x + 8.0),
+                n(top + 14.0),
+                xml_escape(&truncate(&label, chars))
+            );
+        }
+    }
+    at + 8.0
+}
+
+/// The warnings as lines of text; returns the next free y.
+fn warnings(report: &Report, out: &mut String, mut y: f64) -> f64 {
+    let heading = if report.warnings.is_empty() {
+        "Warnings: none"
+    } else {
+        "Warnings"
+    };
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">{heading}</text>"#,
+        n(MARGIN),
+        n(y)
+    );
+    for warning in &report.warnings {
+        for line in wrap(&warning.message, 130) {
+            y += 16.0;
+            let _ = writeln!(
+                out,
+                r##"<text x="{}" y="{}" fill="#b03000">{}</text>"##,
+                n(MARGIN),
+                n(y),
+                xml_escape(&line)
+            );
+        }
+    }
+    y
+}

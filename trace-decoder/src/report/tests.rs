@@ -1,0 +1,445 @@
+//! Unit tests of report building on hand-written event lists. The clock runs at
+//! 1000 kHz in most of them, so one tick is one microsecond and the expected numbers
+//! can be read off the events.
+
+use std::time::Duration;
+
+use super::*;
+
+fn ev(timestamp: u64, message: &str) -> Event {
+    Event::parse(timestamp, "info", message)
+}
+
+/// A whole successful boot at 1000 kHz, with round numbers.
+fn boot() -> Vec<Event> {
+    vec![
+        ev(3000, "LoaderStart format=1 build=0x1 mbi=0x9500"),
+        ev(3100, "ModeSwitch paging=500 long_mode=700"),
+        ev(3200, "MemoryRegion start=0x0 end=0x9fc00 kind=1"),
+        ev(3300, "MemoryRegion start=0x100000 end=0x4000000 kind=1"),
+        ev(4000, "CommandLine kernel_args_at=65535 app_args_at=65535 text=kernel"),
+        ev(5000, "Frequency khz=1000 source=cmdline"),
+        ev(5100, "Module start=0x200000 end=0x300000"),
+        ev(7000, "Kernel kind=dyn entry_version=4 version=0.13.0 generation=0.11+ segments=2 base=0x800000 entry=0x801000"),
+        ev(8000, "SegmentLoaded index=1 vaddr=0x0 addr=0x800000 filesz=0x1000 memsz=0x1000 flags=5 copy_ticks=600 zero_ticks=100"),
+        ev(9000, "SegmentLoaded index=2 vaddr=0x1000 addr=0x801000 filesz=0x100 memsz=0x2000 flags=6 copy_ticks=50 zero_ticks=250"),
+        ev(9500, "Relocated relative=3 abs64=0 glob_dat=0 weak_skipped=0 ticks=300"),
+        ev(9600, "Tls start=0x801000 filesz=0x10 memsz=0x40 align=0x10"),
+        ev(12000, "DeviceTree addr=0x150000 size=400 ticks=2000"),
+        ev(14000, "PageTables contract=universal pml4=0x1b0000 tables=4 bytes_4k=0x100000 bytes_2m=0x800000 ticks=1500"),
+        ev(14800, "HandOver entry=0x801000 rdi=0x150400 rsp=0x1a0000 tsc=14700"),
+    ]
+}
+
+fn record(events: Vec<Event>) -> BootRecord {
+    BootRecord {
+        events,
+        loader_image: Some((0x100000, 0x1f0000)),
+        ..BootRecord::default()
+    }
+}
+
+/// Replaces the first event of `name` (or appends when `name` is absent).
+fn with(mut events: Vec<Event>, name: &str, replacement: Event) -> Vec<Event> {
+    match events.iter().position(|e| e.name == name) {
+        Some(i) => events[i] = replacement,
+        None => events.push(replacement),
+    }
+    events
+}
+
+fn spans(stages: &[Stage]) -> Vec<(&str, u64, u64)> {
+    stages
+        .iter()
+        .map(|s| (s.id, s.start_ticks, s.duration_ticks))
+        .collect()
+}
+
+fn warning_kinds(report: &Report) -> Vec<&str> {
+    report.warnings.iter().map(|w| w.kind).collect()
+}
+
+#[test]
+fn stages_come_from_timestamps_and_measured_ticks() {
+    let report = Report::build(&record(boot()));
+    let timeline = &report.timeline;
+    assert_eq!(
+        spans(&timeline.stages),
+        [
+            ("mode-switch", 0, 700),
+            ("rust-start-up", 700, 2300),
+            ("boot-info", 3000, 1000),
+            ("frequency", 4000, 1000),
+            ("elf", 5000, 2000),
+            ("segment", 7300, 700),
+            ("segment", 8700, 300),
+            ("relocation", 9200, 300),
+            ("device-tree", 10000, 2000),
+            ("page-tables", 12500, 1500),
+            ("hand-over", 14000, 700),
+        ]
+    );
+    assert_eq!(
+        spans(&timeline.stages[0].children),
+        [("paging", 0, 500), ("long-mode", 500, 700 - 500)]
+    );
+    // A segment's event comes right after its zeroing, which follows its copy.
+    assert_eq!(
+        spans(&timeline.stages[5].children),
+        [("segment-copy", 7300, 600), ("segment-zero", 7900, 100)]
+    );
+    assert_eq!(timeline.stages[5].name, "segment 1");
+    assert!(timeline.stages[5].measured && !timeline.stages[4].measured);
+    assert_eq!(timeline.loader_ticks, 14700);
+    assert_eq!(timeline.other_ticks, 14700 - 12500);
+    assert_eq!(timeline.stages[1].duration_us, Some(2300.0));
+    assert_eq!(timeline.loader_us, Some(14700.0));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+#[test]
+fn summary_names_the_longest_stages() {
+    let report = Report::build(&record(boot()));
+    assert_eq!(
+        report.summary_line(),
+        "boot: 14.7 ms loader (start-up 2.3 ms, other 2.2 ms, ELF 2.0 ms)"
+    );
+    assert_eq!(report.outcome.kind, OutcomeKind::HandedOver);
+    assert_eq!(
+        report.outcome.message,
+        "handed over to the kernel at 0x801000"
+    );
+}
+
+#[test]
+fn host_times_add_firmware_and_kernel() {
+    let mut record = record(boot());
+    record.host = HostTimes {
+        first_byte: Some(Duration::from_millis(1)),
+        // LoaderStart left the loader 3 ms after its entry.
+        loader_start: Some(Duration::from_millis(43)),
+        hand_over: Some(Duration::from_millis(60)),
+        first_kernel_output: Some(Duration::from_millis(72)),
+        end: Some(Duration::from_millis(1060)),
+    };
+    let report = Report::build(&record);
+    assert_eq!(report.host.firmware_us, Some(40_000.0));
+    assert_eq!(report.host.kernel_to_first_output_us, Some(12_000.0));
+    assert_eq!(report.host.kernel_to_exit_us, Some(1_000_000.0));
+    assert_eq!(
+        report.summary_line(),
+        "boot: 40.0 ms firmware + 14.7 ms loader (start-up 2.3 ms, other 2.2 ms, ELF 2.0 ms) + 12.0 ms kernel to first output"
+    );
+    assert!(report
+        .render_text(false)
+        .contains("Host       firmware 40.0 ms"));
+
+    // The loader's own time can exceed the host's (a late reader): firmware is 0.
+    record.host.loader_start = Some(Duration::from_millis(1));
+    assert_eq!(Report::build(&record).host.firmware_us, Some(0.0));
+}
+
+#[test]
+fn memory_map_is_sorted_and_nested() {
+    let report = Report::build(&record(boot()));
+    let rows: Vec<(&str, u64, u64, u32)> = report
+        .memory
+        .iter()
+        .map(|r| (r.name.as_str(), r.start, r.end, r.depth))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("usable RAM", 0, 0x9fc00, 0),
+            ("MBI page", 0x9000, 0xa000, 1),
+            ("usable RAM", 0x100000, 0x4000000, 0),
+            ("loader image", 0x100000, 0x1f0000, 1),
+            ("device tree", 0x150000, 0x150190, 2),
+            ("boot info", 0x150400, 0x150480, 2),
+            ("kernel stack", 0x1a0000, 0x1a8000, 2),
+            ("page tables (4 pages)", 0x1b0000, 0x1b4000, 2),
+            ("module (application)", 0x200000, 0x300000, 1),
+            ("segment 1 R-X", 0x800000, 0x801000, 1),
+            ("segment 2 RW-", 0x801000, 0x803000, 1),
+            ("TLS image", 0x801000, 0x801040, 2),
+        ]
+    );
+}
+
+#[test]
+fn overlaps_that_must_not_be_are_warned() {
+    // A module whose end runs into segment 1: a partial overlap.
+    let events = with(
+        boot(),
+        "Module",
+        ev(5100, "Module start=0x200000 end=0x800800"),
+    );
+    let report = Report::build(&record(events));
+    assert_eq!(warning_kinds(&report), ["overlap"]);
+    assert_eq!(
+        report.warnings[0].message,
+        "regions overlap: module (application) [0x200000, 0x800800) and segment 1 R-X [0x800000, 0x801000)"
+    );
+    let names: Vec<&str> = report.warnings[0]
+        .regions
+        .iter()
+        .map(|&i| report.memory[i].name.as_str())
+        .collect();
+    assert_eq!(names, ["module (application)", "segment 1 R-X"]);
+    assert!(report.render_text(false).contains("! segment 1 R-X"));
+
+    // A kernel segment inside the loader image is contained, but not expected there.
+    let events = with(
+        boot(),
+        "SegmentLoaded",
+        ev(8000, "SegmentLoaded index=1 vaddr=0x0 addr=0x110000 filesz=0x1000 memsz=0x1000 flags=5 copy_ticks=600 zero_ticks=100"),
+    );
+    let report = Report::build(&record(events));
+    assert_eq!(warning_kinds(&report), ["overlap"]);
+    assert!(report.warnings[0].message.contains("inside another"));
+}
+
+#[test]
+fn regions_outside_usable_ram_are_warned() {
+    let mut events = with(
+        boot(),
+        "SegmentLoaded",
+        ev(8000, "SegmentLoaded index=1 vaddr=0x0 addr=0x3fff000 filesz=0x1000 memsz=0x2000 flags=5 copy_ticks=600 zero_ticks=100"),
+    );
+    events.push(ev(3400, "MemoryRegion start=0x1a0000 end=0x1a1000 kind=2"));
+    let report = Report::build(&record(events));
+    let messages: Vec<&str> = report.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "memory-map entries overlap: usable RAM [0x100000, 0x4000000) and reserved [0x1a0000, 0x1a1000)",
+            "loader image [0x100000, 0x1f0000) overlaps reserved [0x1a0000, 0x1a1000)",
+            "kernel stack [0x1a0000, 0x1a8000) overlaps reserved [0x1a0000, 0x1a1000)",
+            "segment 1 R-X [0x3fff000, 0x4001000) is not wholly inside usable RAM",
+        ]
+    );
+    assert_eq!(warning_kinds(&report)[1..], ["outside-ram"; 3]);
+
+    // Adjacent usable entries count as one.
+    let events = vec![
+        ev(1, "MemoryRegion start=0x0 end=0x1000 kind=1"),
+        ev(2, "MemoryRegion start=0x1000 end=0x2000 kind=1"),
+        ev(3, "Module start=0x800 end=0x1800"),
+    ];
+    let report = Report::build(&BootRecord {
+        events,
+        ..BootRecord::default()
+    });
+    assert_eq!(warning_kinds(&report), ["frequency"]);
+}
+
+#[test]
+fn unknown_frequency_shows_ticks() {
+    let events = with(
+        boot(),
+        "Frequency",
+        ev(5000, "Frequency khz=0 source=unknown"),
+    );
+    let report = Report::build(&record(events));
+    assert!(!report.frequency.known);
+    assert_eq!(report.timeline.loader_us, None);
+    assert!(report
+        .timeline
+        .stages
+        .iter()
+        .all(|s| s.duration_us.is_none()));
+    assert_eq!(warning_kinds(&report), ["frequency"]);
+    assert_eq!(
+        report.summary_line(),
+        "boot: 14700 ticks loader (start-up 2300 ticks, other 2200 ticks, ELF 2000 ticks) [TSC frequency unknown: ticks]"
+    );
+    let text = report.render_text(false);
+    assert!(text.contains("TSC frequency unknown (source unknown): times are in ticks"));
+    assert!(text.contains("Timeline (TSC ticks from the Multiboot entry)"));
+    assert!(text.contains("2300 t"));
+    assert!(report.to_chrome_trace().contains("1 µs shown = 1 TSC tick"));
+
+    // No Frequency event at all is the same.
+    let events: Vec<Event> = boot()
+        .into_iter()
+        .filter(|e| e.name != "Frequency")
+        .collect();
+    let report = Report::build(&record(events));
+    assert_eq!(report.frequency.khz, 0);
+    assert!(report.warnings[0].message.starts_with("no Frequency event"));
+}
+
+#[test]
+fn refusal_ends_the_boot() {
+    let mut events: Vec<Event> = boot().into_iter().take(7).collect();
+    events.push(Event::parse(
+        6000,
+        "error",
+        "Refused code=17 name=not-elf text=the module is not an ELF file",
+    ));
+    let mut record = record(events);
+    record.exit_status = Some(35);
+    let report = Report::build(&record);
+    assert_eq!(report.outcome.kind, OutcomeKind::Refused);
+    assert_eq!(
+        report.outcome.message,
+        "refused (not-elf): the module is not an ELF file"
+    );
+    let exit = report.outcome.exit.as_ref().unwrap();
+    assert_eq!((exit.by, exit.name.as_deref()), ("loader", Some("not-elf")));
+    let last = report.timeline.stages.last().unwrap();
+    assert_eq!(
+        (
+            last.id,
+            last.name.as_str(),
+            last.start_ticks,
+            last.duration_ticks
+        ),
+        ("failed", "ELF inspection & placement (refused)", 5000, 1000)
+    );
+    assert_eq!(report.timeline.loader_ticks, 6000);
+    assert!(report.summary_line().ends_with("; refused: not-elf"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+
+    // An exit status that contradicts the trace is worth a warning.
+    record.exit_status = Some(3);
+    assert_eq!(warning_kinds(&Report::build(&record)), ["exit-status"]);
+}
+
+#[test]
+fn cpu_exception_in_the_kernel() {
+    let mut events = boot();
+    events.push(Event::parse(
+        15000,
+        "error",
+        "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true",
+    ));
+    let mut record = record(events);
+    record.exit_status = Some(129 + 2 * 14);
+    let report = Report::build(&record);
+    assert_eq!(report.outcome.kind, OutcomeKind::CpuException);
+    assert_eq!(
+        report.outcome.message,
+        "handed over to the kernel, then CPU exception 14 (#PF page fault) in the kernel at rip 0x801234, address 0xdead000"
+    );
+    assert_eq!(report.outcome.exit.as_ref().unwrap().by, "cpu-exception");
+    assert!(report
+        .summary_line()
+        .ends_with("; CPU exception 14 (#PF page fault)"));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+#[test]
+fn a_trace_that_stops_early_is_truncated() {
+    let mut record = record(boot().into_iter().take(9).collect());
+    record.truncated = true;
+    record.malformed_frames = 2;
+    let report = Report::build(&record);
+    assert_eq!(report.outcome.kind, OutcomeKind::Truncated);
+    assert_eq!(report.outcome.message, "trace ended before the hand-over");
+    assert_eq!(report.timeline.loader_ticks, 8000);
+    assert_eq!(warning_kinds(&report), ["stream", "stream"]);
+    assert!(report
+        .summary_line()
+        .ends_with("; trace ended before the hand-over"));
+    assert!(report
+        .render_text(false)
+        .contains("9 events, 2 malformed frames, ends inside a frame"));
+}
+
+#[test]
+fn no_events_at_all() {
+    let report = Report::build(&BootRecord::default());
+    assert_eq!(
+        report.summary_line(),
+        "boot: no loader events; trace ended before the hand-over [TSC frequency unknown: ticks]"
+    );
+    assert!(report.timeline.stages.is_empty() && report.memory.is_empty());
+}
+
+#[test]
+fn measured_ticks_longer_than_the_gap_are_cut_and_warned() {
+    let events = with(
+        boot(),
+        "Relocated",
+        ev(
+            9500,
+            "Relocated relative=3 abs64=0 glob_dat=0 weak_skipped=0 ticks=5000",
+        ),
+    );
+    let report = Report::build(&record(events));
+    let relocation = &report.timeline.stages[7];
+    assert_eq!(
+        (relocation.start_ticks, relocation.duration_ticks),
+        (9000, 500)
+    );
+    assert_eq!(warning_kinds(&report), ["timeline"]);
+}
+
+#[test]
+fn control_characters_are_escaped_everywhere() {
+    let nasty = "boot\u{1b}[2J\u{7}\u{0} -- a\u{202e}b\tc\u{fffe}";
+    let mut events = with(
+        boot(),
+        "CommandLine",
+        ev(
+            4000,
+            &format!("CommandLine kernel_args_at=5 app_args_at=65535 text={nasty}"),
+        ),
+    );
+    events.push(Event::parse(
+        15000,
+        "error",
+        "Refused code=17 name=x\u{1b}y text=<bad & \"worse\"> \u{8}",
+    ));
+    events.push(ev(15001, "Junk\u{1b}]0;title\u{7} a=b"));
+    let report = Report::build(&record(events));
+
+    let text = report.render_text(false);
+    assert!(text.contains("boot\\x1b[2J\\x07\\x00 -- a\\u{202e}b\\x09c\\u{fffe}"));
+    assert!(text.contains("refused (x\\x1by): <bad & \"worse\"> \\x08"));
+    let bad = |c: char| (c.is_control() && c != '\n') || c == '\u{202e}';
+    assert!(!text.chars().any(bad), "{text}");
+    let colored = report.render_text(true);
+    assert!(colored.contains("\u{1b}[1m"));
+    // The only escape sequences are the colours this module writes.
+    assert!(!colored.contains("\u{1b}[2J") && !colored.contains("\u{1b}]0"));
+
+    let svg = report.to_svg();
+    roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    assert!(!svg.chars().any(bad));
+    assert!(svg.contains("&lt;bad &amp; &quot;worse&quot;&gt;"));
+
+    // JSON keeps the text itself, with JSON's own escapes.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["loader"]["command_line"]["text"], nasty);
+    assert_eq!(
+        json["stream"]["unknown_events"][0],
+        "Junk\u{1b}]0;title\u{7}"
+    );
+    let chrome = report.to_chrome_trace();
+    assert!(!chrome.chars().any(bad));
+    serde_json::from_str::<serde_json::Value>(&chrome).unwrap();
+}
+
+#[test]
+fn text_fits_80_columns() {
+    let long = "x ".repeat(100) + &"y".repeat(120);
+    let events = with(
+        boot(),
+        "CommandLine",
+        ev(
+            4000,
+            &format!("CommandLine kernel_args_at=5 app_args_at=65535 text={long}"),
+        ),
+    );
+    let text = Report::build(&record(events)).render_text(false);
+    for line in text.lines() {
+        assert!(line.chars().count() <= 80, "too wide: {line:?}");
+    }
+}
+
+#[test]
+fn loader_image_comes_from_the_elf_symbols() {
+    assert_eq!(loader_image_from_elf(b"not an elf"), None);
+}

@@ -1,0 +1,406 @@
+//! The human report: a summary, the facts of the boot, the timeline with a small
+//! bar chart, the memory map and the warnings, laid out for an 80-column terminal.
+//!
+//! Every string from the trace goes through [`escape_text`], so a hostile command
+//! line cannot move the cursor or recolour the terminal; colour codes are added only
+//! when asked for, and only around text this module wrote.
+
+use std::fmt::Write as _;
+
+use super::format::{escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock};
+use super::{OutcomeKind, Report, Stage};
+
+/// The width everything is laid out for.
+const WIDTH: usize = 80;
+/// Where values start in the facts block.
+const LABEL_WIDTH: usize = 11;
+/// Cells in a timeline bar.
+const BAR_CELLS: usize = 20;
+
+/// ANSI styling, or none.
+#[derive(Clone, Copy)]
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn wrap(self, code: &str, text: &str) -> String {
+        if self.on && !text.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(self, text: &str) -> String {
+        self.wrap("1", text)
+    }
+    fn dim(self, text: &str) -> String {
+        self.wrap("2", text)
+    }
+    fn red(self, text: &str) -> String {
+        self.wrap("1;31", text)
+    }
+    fn green(self, text: &str) -> String {
+        self.wrap("32", text)
+    }
+    fn yellow(self, text: &str) -> String {
+        self.wrap("33", text)
+    }
+    fn cyan(self, text: &str) -> String {
+        self.wrap("36", text)
+    }
+}
+
+/// Renders the report; see [`Report::render_text`].
+pub fn render(report: &Report, color: bool) -> String {
+    let paint = Paint { on: color };
+    let mut out = String::new();
+    out += &paint.bold("rusty-trace boot report");
+    out.push('\n');
+    for line in wrap(&report.summary, WIDTH) {
+        out += &line;
+        out.push('\n');
+    }
+    out.push('\n');
+    facts(report, paint, &mut out);
+    out.push('\n');
+    timeline(report, paint, &mut out);
+    out.push('\n');
+    memory(report, paint, &mut out);
+    out.push('\n');
+    warnings(report, paint, &mut out);
+    out
+}
+
+/// Writes `label` and a value wrapped to the width, continuation lines indented.
+fn fact(out: &mut String, paint: Paint, label: &str, value: &str) {
+    let lines = wrap(value, WIDTH - LABEL_WIDTH);
+    for (i, line) in lines.iter().enumerate() {
+        let label = if i == 0 { label } else { "" };
+        let padded = format!("{label:LABEL_WIDTH$}");
+        let _ = writeln!(out, "{}{line}", paint.bold(&padded));
+    }
+}
+
+fn facts(report: &Report, paint: Paint, out: &mut String) {
+    let clock = report.clock();
+    let loader = &report.loader;
+    let mut identity = Vec::new();
+    if let Some(format) = loader.format {
+        identity.push(format!("trace format {format}"));
+    }
+    if let Some(build) = loader.build {
+        identity.push(format!("build {build:#018x}"));
+    }
+    if let Some(mbi) = loader.mbi {
+        identity.push(format!("MBI at {}", hex(mbi)));
+    }
+    if !identity.is_empty() {
+        fact(out, paint, "Loader", &identity.join(", "));
+    }
+    if let Some(line) = &loader.command_line {
+        fact(out, paint, "Command", &escape_text(&line.text));
+    }
+    let frequency = &report.frequency;
+    let source = frequency.source.as_deref().map(escape_text);
+    let clock_text = if clock.known() {
+        let ghz = frequency.khz as f64 / 1_000_000.0;
+        let from = source.map_or(String::new(), |s| format!(", from {s}"));
+        format!("TSC {ghz:.3} GHz ({} kHz{from})", frequency.khz)
+    } else {
+        let from = source.map_or(String::new(), |s| format!(" (source {s})"));
+        format!("TSC frequency unknown{from}: times are in ticks (t)")
+    };
+    fact(out, paint, "Clock", &clock_text);
+    if let Some(k) = &report.kernel {
+        let number = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        let address = |v: Option<u64>| v.map_or("?".to_string(), hex);
+        let text = format!(
+            "{}, Hermit {} (generation {}), entry version {}, {} segments, base {}, entry {}",
+            escape_text(&k.kind),
+            escape_text(&k.version),
+            escape_text(&k.generation),
+            number(k.entry_version),
+            number(k.segments),
+            address(k.base),
+            address(k.entry),
+        );
+        fact(out, paint, "Kernel", &text);
+    }
+    if let Some(r) = &report.relocations {
+        let number = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        let text = format!(
+            "{} relative, {} 64-bit, {} GLOB_DAT, {} weak skipped",
+            number(r.relative),
+            number(r.abs64),
+            number(r.glob_dat),
+            number(r.weak_skipped),
+        );
+        fact(out, paint, "Relocated", &text);
+    }
+    if let Some(p) = &report.page_tables {
+        let mut text = format!(
+            "{}, {} tables at {}",
+            escape_text(&p.contract),
+            p.tables.map_or("?".to_string(), |t| t.to_string()),
+            p.pml4.map_or("?".to_string(), hex),
+        );
+        if let (Some(small), Some(large)) = (p.bytes_4k, p.bytes_2m) {
+            text += &format!(
+                ", map {} (4K pages) + {} (2M pages)",
+                human_size(small),
+                human_size(large)
+            );
+        }
+        fact(out, paint, "Paging", &text);
+    }
+    let host = &report.host;
+    let mut host_parts = Vec::new();
+    for (name, value) in [
+        ("firmware", host.firmware_us),
+        ("kernel to first output", host.kernel_to_first_output_us),
+        ("kernel to exit", host.kernel_to_exit_us),
+    ] {
+        if let Some(value) = value {
+            host_parts.push(format!("{name} {}", human_us(value)));
+        }
+    }
+    if !host_parts.is_empty() {
+        fact(out, paint, "Host", &host_parts.join(", "));
+    }
+
+    let outcome = &report.outcome;
+    let lines = wrap(&outcome.message, WIDTH - LABEL_WIDTH);
+    for (i, line) in lines.iter().enumerate() {
+        let label = if i == 0 { "Outcome" } else { "" };
+        let styled = match outcome.kind {
+            OutcomeKind::HandedOver => paint.green(line),
+            OutcomeKind::Truncated => paint.yellow(line),
+            OutcomeKind::Refused | OutcomeKind::CpuException => paint.red(line),
+        };
+        let _ = writeln!(
+            out,
+            "{}{styled}",
+            paint.bold(&format!("{label:LABEL_WIDTH$}"))
+        );
+    }
+    if let Some(exit) = &outcome.exit {
+        fact(
+            out,
+            paint,
+            "Exit",
+            &format!("QEMU status {}: {}", exit.status, exit.meaning),
+        );
+    }
+    let stream = &report.stream;
+    let ending = if stream.truncated {
+        "ends inside a frame"
+    } else {
+        "complete"
+    };
+    fact(
+        out,
+        paint,
+        "Stream",
+        &format!(
+            "{} events, {} malformed frames, {ending}, {} bytes of text",
+            stream.events, stream.malformed_frames, stream.text_bytes
+        ),
+    );
+}
+
+/// The cells of a bar for `[start, end)` on an axis of `total` ticks.
+fn bar(start: u64, duration: u64, total: u64) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let cell = |t: u64| (u128::from(t) * BAR_CELLS as u128 / u128::from(total)) as usize;
+    let first = cell(start).min(BAR_CELLS - 1);
+    let end = start.saturating_add(duration);
+    // The last cell the stage touches, so a short stage still shows as one cell.
+    let last = if duration == 0 {
+        first
+    } else {
+        cell(end - 1).clamp(first, BAR_CELLS - 1)
+    };
+    (0..BAR_CELLS)
+        .map(|i| {
+            if (first..=last).contains(&i) {
+                '█'
+            } else {
+                '·'
+            }
+        })
+        .collect()
+}
+
+fn timeline(report: &Report, paint: Paint, out: &mut String) {
+    let clock = report.clock();
+    let t = &report.timeline;
+    let unit = if clock.known() {
+        "ms from the Multiboot entry"
+    } else {
+        "TSC ticks from the Multiboot entry"
+    };
+    let _ = writeln!(out, "{} ({unit})", paint.bold("Timeline"));
+    if t.stages.is_empty() {
+        let _ = writeln!(out, "  no stages: the trace has too few events");
+        return;
+    }
+    // Rows: indent, name, start, duration, bar; widths from the contents.
+    struct Row {
+        depth: usize,
+        name: String,
+        start: String,
+        duration: String,
+        bar: String,
+        dim: bool,
+    }
+    let mut rows = Vec::new();
+    fn add(
+        rows: &mut Vec<Row>,
+        stage: &Stage,
+        depth: usize,
+        clock: Clock,
+        total: u64,
+        parent: &str,
+    ) {
+        // A child's name repeats its parent's ("segment 2 copy"): show the rest.
+        let name = stage
+            .name
+            .strip_prefix(parent)
+            .map(str::trim_start)
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(&stage.name);
+        rows.push(Row {
+            depth,
+            name: escape_text(name),
+            start: clock.column(stage.start_ticks),
+            duration: clock.column(stage.duration_ticks),
+            bar: bar(stage.start_ticks, stage.duration_ticks, total),
+            dim: depth > 0,
+        });
+        for child in &stage.children {
+            add(rows, child, depth + 1, clock, total, &stage.name);
+        }
+    }
+    for stage in &t.stages {
+        add(&mut rows, stage, 0, clock, t.loader_ticks, "");
+    }
+    for (name, ticks) in [("other", t.other_ticks), ("loader total", t.loader_ticks)] {
+        rows.push(Row {
+            depth: 0,
+            name: name.to_string(),
+            start: String::new(),
+            duration: clock.column(ticks),
+            bar: String::new(),
+            dim: name == "other",
+        });
+    }
+    let start_w = rows
+        .iter()
+        .map(|r| r.start.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let dur_w = rows
+        .iter()
+        .map(|r| r.duration.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    // The name column takes what the numbers and the bar leave of the width.
+    let name_w = WIDTH - (2 + 2 + start_w + 2 + dur_w + 2 + BAR_CELLS);
+    let _ = writeln!(
+        out,
+        "  {:name_w$}  {:>start_w$}  {:>dur_w$}",
+        "stage", "start", "duration"
+    );
+    for row in rows {
+        let indented = format!("{}{}", "  ".repeat(row.depth), row.name);
+        let name = truncate(&indented, name_w);
+        let name = format!("{name:name_w$}");
+        let name = if row.dim { paint.dim(&name) } else { name };
+        let bar = if row.bar.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", paint.cyan(&row.bar))
+        };
+        let line = format!(
+            "  {name}  {:>start_w$}  {:>dur_w$}{bar}",
+            row.start, row.duration
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn memory(report: &Report, paint: Paint, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "{} (sorted by address, end exclusive)",
+        paint.bold("Memory map")
+    );
+    if report.memory.is_empty() {
+        let _ = writeln!(out, "  no regions: the trace has no memory events");
+        return;
+    }
+    let warned: Vec<bool> = (0..report.memory.len())
+        .map(|i| report.warnings.iter().any(|w| w.regions.contains(&i)))
+        .collect();
+    let digits = report
+        .memory
+        .iter()
+        .map(|r| format!("{:x}", r.end).len())
+        .max()
+        .unwrap_or(1)
+        .max(6);
+    let sizes: Vec<String> = report.memory.iter().map(|r| human_size(r.size)).collect();
+    let size_w = sizes
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let addr_w = digits + 2;
+    let name_w = WIDTH
+        .saturating_sub(2 + addr_w + 2 + addr_w + 2 + size_w + 2)
+        .max(12);
+    let _ = writeln!(
+        out,
+        "  {:addr_w$}  {:addr_w$}  {:>size_w$}  region",
+        "start", "end", "size"
+    );
+    for (i, region) in report.memory.iter().enumerate() {
+        let indent = "  ".repeat((region.depth as usize).min(4));
+        let mark = if warned[i] { "! " } else { "" };
+        let name = truncate(
+            &format!("{indent}{mark}{}", escape_text(&region.name)),
+            name_w,
+        );
+        let name = if warned[i] { paint.yellow(&name) } else { name };
+        let line = format!(
+            "  {}  {}  {:>size_w$}  {name}",
+            hex_padded(region.start, digits),
+            hex_padded(region.end, digits),
+            sizes[i],
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn warnings(report: &Report, paint: Paint, out: &mut String) {
+    if report.warnings.is_empty() {
+        let _ = writeln!(out, "{} none", paint.bold("Warnings:"));
+        return;
+    }
+    let _ = writeln!(out, "{}", paint.bold("Warnings"));
+    for warning in &report.warnings {
+        // Messages are built from escaped parts; escaping is idempotent, so doing it
+        // again here costs nothing and guards the terminal against any slip.
+        let text = escape_text(&warning.message);
+        for (i, line) in wrap(&text, WIDTH - 4).iter().enumerate() {
+            let prefix = if i == 0 { "  ! " } else { "    " };
+            let _ = writeln!(out, "{prefix}{}", paint.yellow(line));
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The boot timeline: the loader's stages on the TSC time axis, derived from event
+//! timestamps and the tick counts the loader measured itself.
+//!
+//! Time 0 is the Multiboot entry. Two kinds of stage exist:
+//!
+//! - **Between events**: the work between two events that bracket it, e.g. ELF
+//!   inspection and placement runs from `Frequency` to `Kernel`. Such a stage also
+//!   contains the serial output of the event that opens it.
+//! - **Measured**: a stage whose event carries its own tick count (`copy_ticks`,
+//!   `ticks`). It ends at its event's timestamp (the loader reads the TSC right after
+//!   the work and sends the event next) and starts that many ticks earlier.
+//!
+//! Top-level stages never overlap: a stage that would start before the previous one
+//! ended is cut at that end (and a warning says so). The loader's time not covered
+//! by any stage is "other": mostly the trace's own serial output between measured
+//! stages, zeroing the gaps between segments, and building the boot info.
+
+use serde::Serialize;
+
+use super::format::{escape_text, Clock};
+use super::Warning;
+use crate::decode::Event;
+
+/// One stage of the boot, with optional sub-stages inside it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    /// A stable identifier of the kind of stage (see docs/report-schema.md).
+    pub id: &'static str,
+    /// What a person reads, e.g. `segment 2 copy`.
+    pub name: String,
+    /// Ticks from the Multiboot entry to the stage's start.
+    pub start_ticks: u64,
+    /// The stage's length in ticks.
+    pub duration_ticks: u64,
+    /// The start in microseconds; `None` when the TSC frequency is unknown.
+    pub start_us: Option<f64>,
+    /// The length in microseconds; `None` when the TSC frequency is unknown.
+    pub duration_us: Option<f64>,
+    /// True when the loader measured the length itself, false when it is the time
+    /// between two events.
+    pub measured: bool,
+    /// Sub-stages, inside this stage's time range.
+    pub children: Vec<Stage>,
+}
+
+impl Stage {
+    /// The tick after the stage.
+    pub fn end_ticks(&self) -> u64 {
+        self.start_ticks.saturating_add(self.duration_ticks)
+    }
+}
+
+/// The whole timeline of the loader's run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Timeline {
+    /// The top-level stages in time order; they do not overlap.
+    pub stages: Vec<Stage>,
+    /// The loader's whole run in ticks: from the Multiboot entry to the jump into
+    /// the kernel (`HandOver.tsc`), or to the last event when there was no hand-over.
+    pub loader_ticks: u64,
+    /// `loader_ticks` in microseconds, when the frequency is known.
+    pub loader_us: Option<f64>,
+    /// Loader time not covered by any top-level stage.
+    pub other_ticks: u64,
+    /// `other_ticks` in microseconds, when the frequency is known.
+    pub other_us: Option<f64>,
+}
+
+/// Collects stages in time order, cutting any that would overlap the previous one.
+struct Builder<'w> {
+    clock: Clock,
+    stages: Vec<Stage>,
+    /// The end of the last top-level stage.
+    cursor: u64,
+    warnings: &'w mut Vec<Warning>,
+}
+
+impl Builder<'_> {
+    fn stage(&self, id: &'static str, name: String, start: u64, end: u64, measured: bool) -> Stage {
+        let end = end.max(start);
+        Stage {
+            id,
+            name,
+            start_ticks: start,
+            duration_ticks: end - start,
+            start_us: self.clock.us(start),
+            duration_us: self.clock.us(end - start),
+            measured,
+            children: Vec::new(),
+        }
+    }
+
+    /// Adds a top-level stage `[start, end)`, cut to begin after the previous one,
+    /// and returns it for adding children.
+    fn push(
+        &mut self,
+        id: &'static str,
+        name: String,
+        start: u64,
+        end: u64,
+        measured: bool,
+    ) -> &mut Stage {
+        let clamped = start.max(self.cursor);
+        if clamped > start || end < clamped {
+            self.warnings.push(Warning::new(
+                "timeline",
+                format!(
+                    "stage {name}: its ticks overlap the previous stage or run backwards; shortened to fit"
+                ),
+            ));
+        }
+        let stage = self.stage(id, name, clamped, end, measured);
+        self.cursor = stage.end_ticks();
+        self.stages.push(stage);
+        let last = self.stages.len() - 1;
+        &mut self.stages[last]
+    }
+
+    /// Adds a measured stage that ends at `end` and lasted `ticks`.
+    fn push_measured(&mut self, id: &'static str, name: String, end: u64, ticks: u64) {
+        self.push(id, name, end.saturating_sub(ticks), end, true);
+    }
+}
+
+/// The first event of a name.
+fn first<'e>(events: &'e [Event], name: &str) -> Option<&'e Event> {
+    events.iter().find(|e| e.name == name)
+}
+
+/// Derives the timeline from the events; warnings go to `warnings`.
+pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Timeline {
+    let mut b = Builder {
+        clock,
+        stages: Vec::new(),
+        cursor: 0,
+        warnings,
+    };
+    let at = |name: &str| first(events, name).map(|e| e.timestamp);
+    let mode_switch = first(events, "ModeSwitch");
+    let long_mode = mode_switch.and_then(|e| e.u64("long_mode"));
+
+    // Mode switch: from the entry to the first 64-bit instruction, timed by the
+    // 32-bit start-up code, with "paging on" as the step inside it.
+    if let Some(long_mode) = long_mode {
+        let paging = mode_switch.and_then(|e| e.u64("paging"));
+        let children = match paging {
+            Some(paging) if paging <= long_mode => vec![
+                b.stage("paging", "paging on".into(), 0, paging, true),
+                b.stage("long-mode", "long mode".into(), paging, long_mode, true),
+            ],
+            _ => Vec::new(),
+        };
+        b.push("mode-switch", "mode switch".into(), 0, long_mode, true)
+            .children = children;
+    }
+
+    // The stages bracketed by two events, in the order the loader runs them.
+    let windows: [(&str, Option<u64>, Option<u64>, &str); 4] = [
+        (
+            "rust-start-up",
+            long_mode,
+            at("LoaderStart"),
+            "Rust start-up",
+        ),
+        (
+            "boot-info",
+            at("LoaderStart"),
+            at("CommandLine"),
+            "memory map & command line",
+        ),
+        ("frequency", at("CommandLine"), at("Frequency"), "frequency"),
+        (
+            "elf",
+            at("Frequency"),
+            at("Kernel"),
+            "ELF inspection & placement",
+        ),
+    ];
+    for (id, start, end, name) in windows {
+        if let (Some(start), Some(end)) = (start, end) {
+            b.push(id, name.into(), start, end, false);
+        }
+    }
+
+    // Each segment: copied, then zeroed, then its event is sent.
+    for event in events.iter().filter(|e| e.name == "SegmentLoaded") {
+        let copy = event.u64("copy_ticks").unwrap_or(0);
+        let zero = event.u64("zero_ticks").unwrap_or(0);
+        let index = escape_text(event.get("index").unwrap_or("?"));
+        let name = format!("segment {index}");
+        let end = event.timestamp;
+        let stage = b.push(
+            "segment",
+            name,
+            end.saturating_sub(copy.saturating_add(zero)),
+            end,
+            true,
+        );
+        // A stage cut short keeps its zeroing whole and shortens the copy.
+        let zero = zero.min(stage.duration_ticks);
+        let split = stage.end_ticks() - zero;
+        let (start, stage_end) = (stage.start_ticks, stage.end_ticks());
+        let copy_stage = Stage {
+            id: "segment-copy",
+            name: format!("segment {index} copy"),
+            start_ticks: start,
+            duration_ticks: split - start,
+            start_us: clock.us(start),
+            duration_us: clock.us(split - start),
+            measured: true,
+            children: Vec::new(),
+        };
+        let zero_stage = Stage {
+            id: "segment-zero",
+            name: format!("segment {index} zero"),
+            start_ticks: split,
+            duration_ticks: stage_end - split,
+            start_us: clock.us(split),
+            duration_us: clock.us(stage_end - split),
+            measured: true,
+            children: Vec::new(),
+        };
+        let stage = b.stages.last_mut().expect("a stage was just pushed");
+        stage.children = vec![copy_stage, zero_stage];
+    }
+
+    if let Some(event) = first(events, "Relocated") {
+        let ticks = event.u64("ticks").unwrap_or(0);
+        b.push_measured("relocation", "relocation".into(), event.timestamp, ticks);
+    }
+    if let Some(event) = first(events, "DeviceTree") {
+        let ticks = event.u64("ticks").unwrap_or(0);
+        b.push_measured("device-tree", "device tree".into(), event.timestamp, ticks);
+    }
+    if let Some(event) = first(events, "PageTables") {
+        // At `debug`, one `Mapping` event per mapping is sent between the measured
+        // work and `PageTables`: the work ends at the first of them.
+        let end = events
+            .iter()
+            .filter(|e| e.name == "Mapping" && e.timestamp >= b.cursor)
+            .map(|e| e.timestamp)
+            .min()
+            .map_or(event.timestamp, |t| t.min(event.timestamp));
+        let ticks = event.u64("ticks").unwrap_or(0);
+        b.push_measured("page-tables", "page tables".into(), end, ticks);
+    }
+
+    let hand_over = first(events, "HandOver");
+    let terminal = events
+        .iter()
+        .find(|e| e.name == "Refused" || e.name == "CpuException");
+    let loader_end = if let Some(event) = hand_over {
+        // The jump itself: `tsc` is read right before it; the event's own timestamp
+        // is the fallback for a damaged field.
+        let jump = event
+            .u64("tsc")
+            .filter(|&t| t >= b.cursor)
+            .unwrap_or(event.timestamp);
+        if let Some(start) = at("PageTables") {
+            b.push("hand-over", "hand-over".into(), start, jump, false);
+        }
+        jump
+    } else if let Some(event) = terminal {
+        // The stage that failed: the one after the last complete stage, from its end
+        // to the refusal or the exception.
+        let how = if event.name == "Refused" {
+            "refused"
+        } else {
+            "exception"
+        };
+        let next = match b.stages.last().map(|s| s.id) {
+            None => "start-up",
+            Some("mode-switch") => "Rust start-up",
+            Some("rust-start-up") => "memory map & command line",
+            Some("boot-info") => "frequency",
+            Some("frequency") => "ELF inspection & placement",
+            Some("elf" | "segment") => "loading & relocation",
+            Some("relocation") => "device tree",
+            Some("device-tree") => "page tables",
+            Some(_) => "hand-over",
+        };
+        let start = b.cursor;
+        if event.timestamp > start {
+            b.push(
+                "failed",
+                format!("{next} ({how})"),
+                start,
+                event.timestamp,
+                false,
+            );
+        }
+        event.timestamp
+    } else {
+        events.iter().map(|e| e.timestamp).max().unwrap_or(0)
+    };
+
+    let loader_ticks = loader_end.max(b.cursor);
+    let covered: u64 = b
+        .stages
+        .iter()
+        .map(|s| s.duration_ticks)
+        .fold(0, u64::saturating_add);
+    let other_ticks = loader_ticks.saturating_sub(covered);
+    Timeline {
+        stages: b.stages,
+        loader_ticks,
+        loader_us: clock.us(loader_ticks),
+        other_ticks,
+        other_us: clock.us(other_ticks),
+    }
+}
+
+/// The short name of a stage kind in the summary line.
+pub fn summary_name(id: &str) -> &'static str {
+    match id {
+        "mode-switch" => "mode switch",
+        "rust-start-up" => "start-up",
+        "boot-info" => "memory map",
+        "frequency" => "frequency",
+        "elf" => "ELF",
+        "segment" => "copy",
+        "relocation" => "relocate",
+        "device-tree" => "device tree",
+        "page-tables" => "page tables",
+        "hand-over" => "hand-over",
+        "failed" => "until failure",
+        _ => "other",
+    }
+}
+
+impl Timeline {
+    /// Ticks per summary category (segments added up as "copy", "other" last), in
+    /// stage order, without empty ones.
+    pub fn categories(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = Vec::new();
+        for stage in &self.stages {
+            let name = summary_name(stage.id);
+            match out.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, ticks)) => *ticks = ticks.saturating_add(stage.duration_ticks),
+                None => out.push((name, stage.duration_ticks)),
+            }
+        }
+        out.push(("other", self.other_ticks));
+        out.retain(|&(_, ticks)| ticks > 0);
+        out
+    }
+}
