@@ -28,6 +28,7 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
@@ -37,7 +38,7 @@ use clap::{Parser, ValueEnum};
 use trace_decoder::build_id::BUILD_ID_SYMBOL;
 use trace_decoder::decode::{Event, TraceTable};
 use trace_decoder::live::{Output, Session, TraceStatus};
-use trace_decoder::report::BootRecord;
+use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -198,14 +199,19 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
         }
     };
     let table = load_table(&elf_path)?;
-    let (input, input_name) = open_input(cli.input.as_deref())?;
+    let input = open_input(cli.input.as_deref())?;
+    let input_name = input.name.clone();
 
     let mut sink = Sink::new(cli);
     let mut session = Session::new(&table);
-    let read_error = pump(input, &mut session, &mut sink);
+    let recorded = input.recorded;
+    let read_error = pump(input.reader, &mut session, &mut sink);
     let mut emit = |output: Output| sink.output(output);
     let status = session.status();
-    let record = session.finish(cli.status, &mut emit);
+    let mut record = session.finish(cli.status, &mut emit);
+    if recorded {
+        record.host = HostTimes::default();
+    }
     sink.end_of_stream();
 
     let result = match status {
@@ -530,22 +536,55 @@ fn write_reports(record: &BootRecord, cli: &Cli, sink: &mut Sink) -> Result<(), 
     Ok(())
 }
 
+/// The input stream.
+struct Input {
+    reader: Box<dyn Read + Send>,
+    /// How messages name it.
+    name: String,
+    /// A regular file (also as redirected standard input): a recording, whose
+    /// arrival times say how fast it was read, not when QEMU sent it.
+    recorded: bool,
+}
+
 /// Opens the input; `None` and `-` are standard input.
-fn open_input(path: Option<&Path>) -> Result<(Box<dyn Read + Send>, String), Fatal> {
+fn open_input(path: Option<&Path>) -> Result<Input, Fatal> {
     match path {
-        None => Ok((Box::new(io::stdin()), "standard input".to_string())),
-        Some(p) if p == Path::new("-") => Ok((Box::new(io::stdin()), "standard input".to_string())),
+        None => Ok(stdin_input()),
+        Some(p) if p == Path::new("-") => Ok(stdin_input()),
         Some(p) => {
             let file = File::open(p)
                 .map_err(|e| Fatal::input(format!("cannot read {}: {e}", p.display())))?;
-            if file.metadata().is_ok_and(|m| m.is_dir()) {
+            let metadata = file
+                .metadata()
+                .map_err(|e| Fatal::input(format!("cannot read {}: {e}", p.display())))?;
+            if metadata.is_dir() {
                 return Err(Fatal::input(format!(
                     "cannot read {}: it is a directory",
                     p.display()
                 )));
             }
-            Ok((Box::new(file), p.display().to_string()))
+            Ok(Input {
+                reader: Box::new(file),
+                name: p.display().to_string(),
+                recorded: metadata.is_file(),
+            })
         }
+    }
+}
+
+fn stdin_input() -> Input {
+    let stdin = io::stdin();
+    // A duplicate of the descriptor tells what standard input is without unsafe code.
+    let recorded = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .and_then(|file| file.metadata())
+        .is_ok_and(|m| m.is_file());
+    Input {
+        reader: Box::new(stdin),
+        name: "standard input".to_string(),
+        recorded,
     }
 }
 
@@ -624,53 +663,4 @@ fn load_table(path: &Path) -> Result<TraceTable, Fatal> {
     }
     TraceTable::from_elf(&bytes)
         .map_err(|e| Fatal::setup(format!("{shown}: cannot read its defmt table: {e:#}")))
-}
-
-use report_stand_in::Report;
-
-/// A stand-in with the API of `trace_decoder::report::Report`, which is being written
-/// at the same time; it goes away when that lands.
-mod report_stand_in {
-    use trace_decoder::report::BootRecord;
-
-    pub struct Report<'r> {
-        record: &'r BootRecord,
-    }
-
-    impl<'r> Report<'r> {
-        pub fn build(record: &'r BootRecord) -> Self {
-            Report { record }
-        }
-
-        pub fn render_text(&self, _color: bool) -> String {
-            let r = self.record;
-            let last = r.events.last().map_or("none", |e| e.name.as_str());
-            format!(
-                "boot trace: {} events, last {last}, {} malformed frames{}, QEMU status {:?}\n",
-                r.events.len(),
-                r.malformed_frames,
-                if r.truncated { ", truncated" } else { "" },
-                r.exit_status
-            )
-        }
-
-        pub fn to_json(&self) -> String {
-            let r = self.record;
-            serde_json::json!({
-                "events": r.events.iter().map(|e| &e.name).collect::<Vec<_>>(),
-                "malformed_frames": r.malformed_frames,
-                "truncated": r.truncated,
-                "exit_status": r.exit_status,
-            })
-            .to_string()
-        }
-
-        pub fn to_chrome_trace(&self) -> String {
-            "[]".to_string()
-        }
-
-        pub fn to_svg(&self) -> String {
-            "<svg xmlns=\"http://www.w3.org/2000/svg\"/>".to_string()
-        }
-    }
 }

@@ -1,0 +1,561 @@
+//! `rusty-trace` as a user runs it: the built binary on the recorded streams, checking
+//! what goes to stdout and stderr, the files it writes and its exit status, for good
+//! streams and for every kind of bad input and bad ELF.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use trace_decoder::build_id::table_build_id;
+use trace_decoder::decode::TraceTable;
+use trace_decoder::live::Session;
+use trace_decoder::report::Report;
+use trace_decoder::stream::text_only;
+
+fn recordings() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recordings")
+}
+
+fn elf() -> PathBuf {
+    recordings().join("rusty-loader.elf")
+}
+
+fn recording(name: &str) -> Vec<u8> {
+    std::fs::read(recordings().join(format!("{name}.bin"))).unwrap()
+}
+
+fn recorded_status(name: &str) -> i32 {
+    let text = std::fs::read_to_string(recordings().join(format!("{name}.status"))).unwrap();
+    text.trim().parse().unwrap()
+}
+
+fn rusty_trace() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rusty-trace"));
+    // The tests check plain output; a developer's NO_COLOR must not change it either.
+    command.env_remove("NO_COLOR");
+    command
+}
+
+/// Runs rusty-trace with `args`, `stdin` as its standard input.
+fn run(args: &[&str], stdin: &[u8]) -> Output {
+    run_command(rusty_trace().args(args), stdin)
+}
+
+fn run_command(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rusty-trace starts");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // Written from a thread: a large input would otherwise fill the pipe while
+    // rusty-trace waits for us to read its output.
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+/// The byte ranges of the frames in a stream (between `FF 00` and the closing `00`;
+/// zeros right after the marker, the encoder's empty first frame, left out).
+fn frames(stream: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + 1 < stream.len() {
+        if stream[i] == 0xFF && stream[i + 1] == 0 {
+            let mut start = i + 2;
+            while stream.get(start) == Some(&0) {
+                start += 1;
+            }
+            let len = stream[start..].iter().position(|&b| b == 0).unwrap();
+            found.push(start..start + len);
+            i = start + len;
+        } else {
+            i += 1;
+        }
+    }
+    found
+}
+
+fn elf_arg() -> String {
+    elf().display().to_string()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The status and both streams, for assertion messages.
+fn shown(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    )
+}
+
+/// One `rusty-trace: error: ...` line and nothing that looks like a panic.
+fn assert_one_error_line(output: &Output, code: i32, needles: &[&str]) {
+    assert_eq!(output.status.code(), Some(code), "{}", shown(output));
+    let err = stderr(output);
+    let errors: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("rusty-trace: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", shown(output));
+    for needle in needles {
+        assert!(
+            errors[0].contains(needle),
+            "{needle:?} in {}",
+            shown(output)
+        );
+    }
+    assert!(!err.contains("panicked"), "{}", shown(output));
+}
+
+/// What the report should say for a recording read from a file: the library's
+/// report of the same stream, without host times (a file has none worth showing).
+fn expected_report(name: &str) -> Report {
+    let elf = std::fs::read(elf()).unwrap();
+    let table = TraceTable::from_elf(&elf).unwrap();
+    let mut session = Session::new(&table);
+    session.feed(&recording(name), &mut |_| {});
+    let mut record = session.finish(Some(recorded_status(name)), &mut |_| {});
+    record.host = Default::default();
+    Report::build(&record)
+}
+
+#[test]
+fn text_passes_through_unchanged() {
+    for name in [
+        "hello-dyn-pc",
+        "hello-exec-pc",
+        "legacy-dyn-microvm",
+        "not-an-elf",
+    ] {
+        let stream = recording(name);
+        let output = run(&["--elf", &elf_arg(), "--quiet", "--no-report"], &stream);
+        assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+        assert_eq!(output.stdout, text_only(&stream), "{name}");
+        assert_eq!(stderr(&output), "", "{name}");
+    }
+}
+
+#[test]
+fn events_text_and_report_in_stream_order() {
+    let name = "hello-dyn-pc";
+    let path = recordings().join(format!("{name}.bin"));
+    let status = recorded_status(name).to_string();
+    let output = run(
+        &[
+            "--elf",
+            &elf_arg(),
+            "--status",
+            &status,
+            path.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "[    1.150 ms] LoaderStart format=1 build=0x7417cdb57266fca mbi=0x9500"
+    );
+    assert!(lines[13].starts_with("[    7.462 ms] SegmentLoaded index=1 vaddr=0x0 addr=0x800000 "));
+    assert!(lines[21].starts_with("[   14.444 ms] HandOver entry=0x8043e0 "));
+    // The kernel's text follows the hand-over, then the report.
+    let text = String::from_utf8(text_only(&recording(name))).unwrap();
+    let after_events = lines[22..].join("\n") + "\n";
+    assert!(after_events.starts_with(&text), "{}", shown(&output));
+    let report = expected_report(name).render_text(false);
+    assert!(out.ends_with(&report), "{}", shown(&output));
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn json_report_keeps_stdout_clean() {
+    let name = "not-an-elf";
+    // Standard input redirected from the recording: a file, so no host times.
+    let file = std::fs::File::open(recordings().join(format!("{name}.bin"))).unwrap();
+    let output = rusty_trace()
+        .args([
+            "--elf",
+            &elf_arg(),
+            "--format",
+            "json",
+            "--status",
+            "35",
+            "-",
+        ])
+        .stdin(file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", shown(&output)));
+    let expected: serde_json::Value =
+        serde_json::from_str(&expected_report(name).to_json()).unwrap();
+    assert_eq!(json, expected);
+    // The text and the event lines went to stderr.
+    let err = stderr(&output);
+    assert!(err.contains("] Refused code=17 name=not-elf"), "{err}");
+    assert!(
+        err.contains("rusty-loader: error: the module is not an ELF file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeline_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let chrome = dir.path().join("boot.json");
+    let svg = dir.path().join("boot.svg");
+    let output = run(
+        &[
+            "--elf",
+            &elf_arg(),
+            "--no-report",
+            "--quiet",
+            "--chrome-trace",
+            chrome.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+        &recording("hello-dyn-pc"),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let chrome: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(chrome).unwrap()).expect("the Chrome trace is JSON");
+    assert!(!chrome.is_null());
+    let svg = std::fs::read_to_string(svg).unwrap();
+    assert!(svg.contains("<svg"), "{svg}");
+
+    let output = run(
+        &["--elf", &elf_arg(), "--svg", "/nonexistent-dir/boot.svg"],
+        &recording("hello-dyn-pc"),
+    );
+    assert_one_error_line(
+        &output,
+        2,
+        &["cannot write the SVG timeline to /nonexistent-dir/boot.svg"],
+    );
+}
+
+#[test]
+fn colour_follows_the_option() {
+    // From a file, so that the reports do not differ by their host times.
+    let path = recordings().join("hello-dyn-pc.bin");
+    let path = path.to_str().unwrap();
+    let plain = run(&["--elf", &elf_arg(), path], b"");
+    assert!(!plain.stdout.contains(&0x1b), "not a terminal: no colour");
+    let always = run(&["--elf", &elf_arg(), "--color", "always", path], b"");
+    assert!(stdout(&always).contains("\x1b[1mLoaderStart\x1b[0m"));
+    let never = run(&["--elf", &elf_arg(), "--color", "never", path], b"");
+    assert_eq!(never.stdout, plain.stdout);
+    // NO_COLOR only matters where colour would be automatic, and a pipe has none.
+    let no_color = run_command(
+        rusty_trace()
+            .args(["--elf", &elf_arg(), "--color", "always", path])
+            .env("NO_COLOR", "1"),
+        b"",
+    );
+    assert_eq!(
+        no_color.stdout, always.stdout,
+        "--color always wins over NO_COLOR"
+    );
+}
+
+#[test]
+fn text_arrives_live_before_the_input_ends() {
+    let stream = recording("hello-dyn-pc");
+    let text = text_only(&stream);
+    let first_line = &text[..text.iter().position(|&b| b == b'\n').unwrap() + 1];
+    let mut child = rusty_trace()
+        .args(["--elf", &elf_arg()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &[u8], what: &str| {
+        while !seen.windows(needle.len()).any(|w| w == needle) {
+            let chunk = receiver
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{what} did not arrive; got {:?}",
+                        String::from_utf8_lossy(&seen)
+                    )
+                });
+            seen.extend(chunk);
+        }
+    };
+
+    // Up to the Frequency event: the events before it wait for it, until the input
+    // pauses; then they are shown in TSC ticks.
+    let frequency_at = frames(&stream)[10].start - 2;
+    stdin.write_all(&stream[..frequency_at]).unwrap();
+    stdin.flush().unwrap();
+    wait_for(b"tk] ModeSwitch paging=", "the held-back events");
+
+    // Everything up to the end of the kernel's first line: that line must show up
+    // while the input is still open.
+    let end_of_line = stream
+        .windows(first_line.len())
+        .position(|w| w == first_line)
+        .unwrap()
+        + first_line.len();
+    stdin.write_all(&stream[frequency_at..end_of_line]).unwrap();
+    stdin.flush().unwrap();
+    wait_for(first_line, "the kernel's first line");
+    wait_for(b"ms] HandOver", "HandOver");
+
+    stdin.write_all(&stream[end_of_line..]).unwrap();
+    drop(stdin);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn another_build_exits_1_naming_both_identities() {
+    let mut stream = recording("hello-dyn-pc");
+    let id = table_build_id(&std::fs::read(elf()).unwrap()).unwrap();
+    // Change the second byte of the build identity inside LoaderStart (rzcobs
+    // keeps non-zero bytes as they are), so that the stream claims another build.
+    let bytes = id.to_le_bytes();
+    let at = stream.windows(2).position(|w| w == &bytes[..2]).unwrap() + 1;
+    stream[at] ^= 0x01;
+    let output = run(&["--elf", &elf_arg()], &stream);
+    let other = format!("{:#018x}", id ^ 0x100);
+    let ours = format!("{id:#018x}");
+    assert_one_error_line(
+        &output,
+        1,
+        &["another loader build", &other, &ours, "rusty-loader.elf"],
+    );
+    // The text still passes through; no events are shown.
+    let out = stdout(&output);
+    assert!(
+        out.starts_with("Hello from hello-dyn"),
+        "{}",
+        shown(&output)
+    );
+    assert!(!out.contains("ms] "), "{}", shown(&output));
+}
+
+#[test]
+fn truncated_stream_is_decoded_with_a_warning() {
+    let stream = recording("hello-dyn-pc");
+    // Cut inside the Kernel event's frame, the thirteenth.
+    let kernel_frame = frames(&stream)[12].clone();
+    let output = run(&["--elf", &elf_arg()], &stream[..kernel_frame.start + 4]);
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("rusty-trace: warning: the stream ends inside a frame"),
+        "{err}"
+    );
+    assert!(
+        stdout(&output).contains("ms] Module start="),
+        "{}",
+        shown(&output)
+    );
+}
+
+#[test]
+fn corrupted_frame_is_skipped_and_counted() {
+    let mut stream = recording("hello-dyn-pc");
+    // The sixth frame (the fourth MemoryRegion), filled with bytes that cannot
+    // decode: 0xFE announces 133 more bytes than the frame has.
+    let frame = frames(&stream)[5].clone();
+    stream[frame].fill(0xFE);
+    let output = run(&["--elf", &elf_arg(), "--format", "json"], &stream);
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("warning: frame 6 (after MemoryRegion) did not decode"),
+        "{err}"
+    );
+    assert!(err.contains("] HandOver "), "decoding went on: {err}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        find_key(&json, "malformed_frames"),
+        Some(&1.into()),
+        "{json}"
+    );
+}
+
+/// The first value of `key` anywhere in a JSON document.
+fn find_key<'a>(json: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    match json {
+        serde_json::Value::Object(map) => map
+            .get(key)
+            .or_else(|| map.values().find_map(|v| find_key(v, key))),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_key(v, key)),
+        _ => None,
+    }
+}
+
+#[test]
+fn no_trace_in_the_input() {
+    let elf = elf_arg();
+    let output = run(&["--elf", &elf], b"");
+    assert_one_error_line(
+        &output,
+        1,
+        &["no boot trace found", "the input is empty", &elf],
+    );
+
+    let text = b"Hermit booting with another loader\nhello\n";
+    let output = run(&["--elf", &elf], text);
+    assert_one_error_line(
+        &output,
+        1,
+        &["no boot trace found", "--trace-level off", &elf],
+    );
+    assert_eq!(output.stdout, text, "the text still passes through");
+
+    // Binary garbage with frame markers: frames that do not decode, no panic.
+    let garbage: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .chain(*b"\xff\x00\x12\x34\x00\xff\x00\x7f\x00")
+        .collect();
+    let output = run(&["--elf", &elf], &garbage);
+    assert_one_error_line(&output, 1, &["no boot trace found", "another loader build"]);
+}
+
+#[test]
+fn unreadable_input_exits_1() {
+    let output = run(&["--elf", &elf_arg(), "/nonexistent/boot.bin"], b"");
+    assert_one_error_line(&output, 1, &["cannot read /nonexistent/boot.bin"]);
+    let output = run(&["--elf", &elf_arg(), "/"], b"");
+    assert_one_error_line(&output, 1, &["cannot read /"]);
+}
+
+#[test]
+fn elf_problems_exit_2() {
+    let stream = recording("hello-dyn-pc");
+    let output = run(&["--elf", "/nonexistent/rusty-loader.elf"], &stream);
+    assert_one_error_line(
+        &output,
+        2,
+        &["cannot read the loader ELF /nonexistent/rusty-loader.elf"],
+    );
+
+    let not_elf = recordings().join("not-an-elf.txt");
+    let output = run(&["--elf", not_elf.to_str().unwrap()], &stream);
+    assert_one_error_line(&output, 2, &["is not an ELF file"]);
+
+    // An ELF, but not a loader: this very program.
+    let output = run(&["--elf", env!("CARGO_BIN_EXE_rusty-trace")], &stream);
+    assert_one_error_line(&output, 2, &["is not a rusty-loader ELF"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let stripped = dir.path().join("stripped.elf");
+    match Command::new("objcopy")
+        .arg("--strip-all")
+        .arg(elf())
+        .arg(&stripped)
+        .status()
+    {
+        Ok(status) if status.success() => {
+            let output = run(&["--elf", stripped.to_str().unwrap()], &stream);
+            assert_one_error_line(&output, 2, &["is stripped", "unstripped"]);
+        }
+        _ => eprintln!("note: objcopy is not installed; the stripped-ELF case is not checked"),
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = run(&["--format", "yaml"], b"");
+    assert_eq!(output.status.code(), Some(2), "{}", shown(&output));
+    let output = run(&["--no-such-option"], b"");
+    assert_eq!(output.status.code(), Some(2), "{}", shown(&output));
+}
+
+#[test]
+fn help_has_examples_and_exit_codes() {
+    let output = run(&["--help"], b"");
+    assert_eq!(output.status.code(), Some(0));
+    let help = stdout(&output);
+    for needle in [
+        "Usage: rusty-trace [OPTIONS] [INPUT]",
+        "-initrd app.elf | rusty-trace",
+        "--format json",
+        "Exit status:",
+        "  0  a trace was decoded",
+        "  1  no trace in the input",
+        "  2  usage error",
+        "--status",
+    ] {
+        assert!(help.contains(needle), "{needle:?} in\n{help}");
+    }
+}
+
+#[test]
+fn finds_the_newest_loader_elf_above_the_current_directory() {
+    let workspace = tempfile::tempdir().unwrap();
+    let profiles = workspace.path().join("target/x86_64");
+    let cwd = workspace.path().join("some/where/deep");
+    std::fs::create_dir_all(&cwd).unwrap();
+    for profile in ["debug", "release"] {
+        std::fs::create_dir_all(profiles.join(profile)).unwrap();
+    }
+    // The release ELF is not a loader ELF at all: picking it would fail, so a
+    // success shows the newer debug one was picked.
+    let release = profiles.join("release/rusty-loader.elf");
+    let debug = profiles.join("debug/rusty-loader.elf");
+    std::fs::write(&release, b"old and wrong").unwrap();
+    std::fs::copy(elf(), &debug).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&release)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let output = run_command(
+        rusty_trace()
+            .args(["--quiet", "--no-report"])
+            .current_dir(&cwd),
+        &recording("hello-dyn-pc"),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let err = stderr(&output);
+    assert!(err.contains("using "), "{err}");
+    assert!(err.contains("debug/rusty-loader.elf"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let output = run_command(rusty_trace().current_dir(empty.path()), b"");
+    assert_one_error_line(
+        &output,
+        2,
+        &["no loader ELF given and none found", "cargo xtask build"],
+    );
+}
