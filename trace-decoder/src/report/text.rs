@@ -115,10 +115,15 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
     if let Some(k) = &report.kernel {
         let number = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
         let address = |v: Option<u64>| v.map_or("?".to_string(), hex);
+        // Kernels before 0.10 have no ABI-tag note; the loader sends 0.0.0 for them.
+        let version = if k.version == "0.0.0" {
+            "no version note".to_string()
+        } else {
+            format!("Hermit {}", escape_text(&k.version))
+        };
         let text = format!(
-            "{}, Hermit {} (generation {}), entry version {}, {} segments, base {}, entry {}",
+            "{}, {version} (generation {}), entry version {}, {} segments, base {}, entry {}",
             escape_text(&k.kind),
-            escape_text(&k.version),
             escape_text(&k.generation),
             number(k.entry_version),
             number(k.segments),
@@ -147,7 +152,7 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
         );
         if let (Some(small), Some(large)) = (p.bytes_4k, p.bytes_2m) {
             text += &format!(
-                ", map {} (4K pages) + {} (2M pages)",
+                ", 4K pages {}, 2M pages {}",
                 human_size(small),
                 human_size(large)
             );
@@ -309,8 +314,11 @@ fn timeline(report: &Report, paint: Paint, out: &mut String) {
         .max()
         .unwrap_or(0)
         .max(8);
-    // The name column takes what the numbers and the bar leave of the width.
-    let name_w = WIDTH - (2 + 2 + start_w + 2 + dur_w + 2 + BAR_CELLS);
+    // The name column takes what the numbers and the bar leave of the width (absurd
+    // tick counts may push the line past it rather than squeeze names to nothing).
+    let name_w = WIDTH
+        .saturating_sub(2 + 2 + start_w + 2 + dur_w + 2 + BAR_CELLS)
+        .max(10);
     let _ = writeln!(
         out,
         "  {:name_w$}  {:>start_w$}  {:>dur_w$}",
