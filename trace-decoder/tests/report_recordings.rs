@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::Value;
 use similar::TextDiff;
 use trace_decoder::decode::{decode_recording, Event, TraceTable};
-use trace_decoder::report::{loader_image_from_elf, BootRecord, HostTimes, Report};
+use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -64,7 +64,7 @@ fn record(name: &str) -> BootRecord {
         exit_status,
         malformed_frames: decoded.malformed_frames,
         truncated: decoded.truncated,
-        loader_image: loader_image_from_elf(&elf),
+        loader_image: table.loader_image(),
         text_bytes: decoded.text.len(),
         ..BootRecord::default()
     }

@@ -61,20 +61,6 @@ pub struct BootRecord {
     pub text_bytes: usize,
 }
 
-/// The loader image `[start, end)` from a loader ELF's `__loader_start` and
-/// `__loader_end` symbols, for [`BootRecord::loader_image`]; `None` when the file is
-/// not an ELF or lacks them.
-pub fn loader_image_from_elf(elf: &[u8]) -> Option<(u64, u64)> {
-    let elf = goblin::elf::Elf::parse(elf).ok()?;
-    let symbol = |name: &str| {
-        elf.syms
-            .iter()
-            .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
-            .map(|s| s.st_value)
-    };
-    Some((symbol("__loader_start")?, symbol("__loader_end")?))
-}
-
 /// The schema name in every JSON report.
 pub const SCHEMA: &str = "rusty-trace/report";
 /// The schema version: bumped when a field changes meaning or is removed (adding a

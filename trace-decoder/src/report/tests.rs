@@ -438,8 +438,3 @@ fn text_fits_80_columns() {
         assert!(line.chars().count() <= 80, "too wide: {line:?}");
     }
 }
-
-#[test]
-fn loader_image_comes_from_the_elf_symbols() {
-    assert_eq!(loader_image_from_elf(b"not an elf"), None);
-}
