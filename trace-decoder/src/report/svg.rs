@@ -38,7 +38,7 @@ fn stage_color(id: &str) -> &'static str {
         "frequency" => "#fdae6b",
         "elf" => "#bcbddc",
         "segment" | "segment-copy" => "#74c476",
-        "segment-zero" => "#c7e9c0",
+        "segment-zero" => "#e6ab02",
         "relocation" => "#fd8d3c",
         "device-tree" => "#9e9ac8",
         "page-tables" => "#6baed6",
@@ -124,7 +124,7 @@ pub fn render(report: &Report) -> String {
     y = boot_chart(report, &mut body, y);
     y += 24.0;
     y = memory_picture(report, &mut body, y);
-    y += 16.0;
+    y += 24.0;
     y = warnings(report, &mut body, y);
     let height = y + MARGIN;
 
@@ -216,7 +216,7 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
             r#"<text x="{}" y="{}">{}</text>"#,
             n(MARGIN),
             n(y + 15.0),
-            xml_escape(&truncate(&stage.name, 26))
+            xml_escape(&truncate(&stage.name, 30))
         );
         let _ = writeln!(
             out,
@@ -253,7 +253,7 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     y += 14.0;
     let _ = writeln!(
         out,
-        r##"<text x="{}" y="{}" font-size="10" fill="#555555">solid: measured by the loader; pale: time between two events (includes the trace's own output)</text>"##,
+        r##"<text x="{}" y="{}" font-size="10" fill="#555555">solid: measured by the loader; pale: between two events (with the trace's own output); segments: copy green, zero yellow</text>"##,
         n(PLOT_X),
         n(y)
     );
@@ -344,16 +344,27 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
             y = n(by)
         );
     }
+    // The memory map keeps the first lane to itself: a placed region that sticks out
+    // of RAM (and so is contained in nothing) must not hide the RAM it overlaps.
+    let has_map = regions.iter().any(|(_, r)| r.kind.is_memory_map());
+    let lane_of = |r: &super::Region| {
+        let depth = r.depth as usize;
+        if has_map && !r.kind.is_memory_map() {
+            depth.max(1)
+        } else {
+            depth
+        }
+    };
     let lanes = regions
         .iter()
-        .map(|(_, r)| r.depth as usize + 1)
+        .map(|(_, r)| lane_of(r) + 1)
         .max()
         .unwrap_or(1)
         .min(4);
     let lane_width = LANES_WIDTH / lanes as f64;
     for &(index, region) in &regions {
         let warned = report.warnings.iter().any(|w| w.regions.contains(&index));
-        let lane = (region.depth as usize).min(lanes - 1);
+        let lane = lane_of(region).min(lanes - 1);
         let x = LANES_X + lane as f64 * lane_width;
         let top = y_of(region.start);
         let height = y_of(region.end) - top;

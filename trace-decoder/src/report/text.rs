@@ -104,9 +104,13 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
     let frequency = &report.frequency;
     let source = frequency.source.as_deref().map(escape_text);
     let clock_text = if clock.known() {
-        let ghz = frequency.khz as f64 / 1_000_000.0;
         let from = source.map_or(String::new(), |s| format!(", from {s}"));
-        format!("TSC {ghz:.3} GHz ({} kHz{from})", frequency.khz)
+        let rate = if frequency.khz >= 1_000_000 {
+            format!("{:.3} GHz", frequency.khz as f64 / 1_000_000.0)
+        } else {
+            format!("{:.3} MHz", frequency.khz as f64 / 1000.0)
+        };
+        format!("TSC {rate} ({} kHz{from})", frequency.khz)
     } else {
         let from = source.map_or(String::new(), |s| format!(" (source {s})"));
         format!("TSC frequency unknown{from}: times are in ticks (t)")
