@@ -3,8 +3,10 @@
 
 pub mod bench;
 pub mod build;
+pub mod profile;
 pub mod qemu;
 pub mod record;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
@@ -48,6 +48,20 @@ enum Command {
         #[arg(last = true)]
         qemu_args: Vec<OsString>,
     },
+    /// Boot an application, decode the boot trace live and print the reports.
+    ///
+    /// Builds the loader, boots APP (default: the bundled demo kernel) with the
+    /// standard QEMU command line, shows the app's output and each loader event as it
+    /// arrives, then a timeline, a summary and a memory map.
+    ///
+    /// Exit status: 0 when the app reported success (QEMU 3), 1 when it reported
+    /// failure (QEMU 1), QEMU's status for a loader refusal (33-65) or CPU exception
+    /// (129-191), 124 on timeout, 2 when xtask itself fails (build, QEMU missing, APP
+    /// not a Hermit application), 3 when --baseline finds a regression.
+    #[command(
+        after_help = "Examples:\n  cargo xtask trace\n  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world\n  cargo xtask trace --release --runs 10 --json profile.json\n  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%"
+    )]
+    Trace(TraceArgs),
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
     /// Measure, side by side in one run: tracing overhead on boot time, trace size vs
@@ -95,6 +109,47 @@ struct BootOptions {
     /// Print the QEMU command line.
     #[arg(short, long)]
     verbose: bool,
+}
+
+#[derive(clap::Args)]
+struct TraceArgs {
+    /// The Hermit application (ELF); default: the bundled demo kernel.
+    app: Option<PathBuf>,
+    /// Arguments for the application (passed after `--` on the kernel command line).
+    #[arg(last = true)]
+    app_args: Vec<String>,
+    #[command(flatten)]
+    boot: BootOptions,
+    /// Use KVM when /dev/kvm works (otherwise a warning, and TCG).
+    #[arg(long)]
+    kvm: bool,
+    /// Write the report as JSON (with --runs: the per-stage statistics).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a Chrome/Perfetto trace (open it in ui.perfetto.dev).
+    #[arg(long, value_name = "FILE")]
+    chrome_trace: Option<PathBuf>,
+    /// Write an SVG boot chart and memory-layout picture.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Keep the raw serial stream, for `rusty-trace FILE` later.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Boot N times and print per-stage min/median/max.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    runs: usize,
+    /// Compare per-stage times with an earlier `--json` output; fail on regressions.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// How much slower than the baseline a stage may be.
+    #[arg(long, value_name = "PERCENT", default_value = "10%")]
+    max_regression: String,
+    /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    qemu_args: Vec<String>,
+    /// Colour: auto, always or never (NO_COLOR is honoured).
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    color: String,
 }
 
 fn main() -> ExitCode {
@@ -189,6 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             xtask::record::record(&sh)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Trace(args) => trace(&sh, args),
         Command::Test => {
             build::build_loader(&sh, Profile::Debug, TraceLevel::Info)?;
             build::build_loader(&sh, Profile::Debug, TraceLevel::Off)?;
@@ -197,4 +253,197 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn use_color(when: &str) -> Result<bool> {
+    use std::io::IsTerminal;
+    Ok(match when {
+        "always" => true,
+        "never" => false,
+        "auto" => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+        other => anyhow::bail!("--color takes auto, always or never, not {other:?}"),
+    })
+}
+
+fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
+    use xtask::trace as t;
+    let color = use_color(&args.color)?;
+    let max_regression = t::parse_percent(&args.max_regression)?;
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let qemu = qemu::find_qemu(args.boot.qemu.as_deref())?;
+    let profile = profile(args.boot.release);
+    let loader = build::build_loader(sh, profile, args.boot.trace_level)
+        .context("the loader build failed")?;
+    anyhow::ensure!(
+        args.boot.trace_level != TraceLevel::Off,
+        "--trace-level off builds a loader without a trace: use `cargo xtask run`"
+    );
+    let app = match &args.app {
+        Some(app) => app.clone(),
+        None => build::build_test_kernels(sh, profile)?.hello_dyn,
+    };
+    t::check_app(&app)?;
+    let table = t::load_table(&loader.elf)?;
+    let mut append = args.boot.append.clone().unwrap_or_default();
+    if !args.app_args.is_empty() {
+        append = format!("{append} -- {}", args.app_args.join(" "))
+            .trim_start()
+            .to_string();
+    }
+    let kvm = args.kvm && {
+        let usable = t::kvm_usable();
+        if !usable {
+            eprintln!("warning: /dev/kvm is not usable here; falling back to TCG");
+        }
+        usable
+    };
+    let config = QemuConfig {
+        qemu,
+        machine: if args.boot.microvm {
+            Machine::Microvm
+        } else {
+            Machine::Pc
+        },
+        memory: args.boot.memory.clone(),
+        smp: args.boot.smp,
+        kvm,
+        append: (!append.is_empty()).then_some(append),
+        extra_args: args.qemu_args.iter().map(Into::into).collect(),
+        ..QemuConfig::new(&loader.image, &app)
+    };
+    if args.boot.verbose {
+        eprintln!("{}", config.display());
+    }
+    let timeout = Duration::from_secs(args.boot.timeout);
+
+    if args.runs == 1 && args.baseline.is_none() {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let run = t::trace_once(
+            &config,
+            &table,
+            timeout,
+            Some(t::Live {
+                out: &mut out,
+                color,
+            }),
+        )?;
+        drop(out);
+        if let Some(path) = &args.save {
+            t::write_file(path, &run.raw)?;
+        }
+        let report = trace_decoder::report::Report::build(&run.record);
+        println!();
+        print!("{}", report.render_text(color));
+        if let Some(path) = &args.json {
+            t::write_file(path, report.to_json())?;
+        }
+        if let Some(path) = &args.chrome_trace {
+            t::write_file(path, report.to_chrome_trace())?;
+        }
+        if let Some(path) = &args.svg {
+            t::write_file(path, report.to_svg())?;
+        }
+        if run.timed_out {
+            eprintln!(
+                "error: QEMU did not finish within {} s and was stopped",
+                args.boot.timeout
+            );
+        }
+        return Ok(ExitCode::from(t::exit_status(run.status, run.timed_out)));
+    }
+    profile_runs(&config, &table, timeout, &args, max_regression)
+}
+
+/// `--runs N` and `--baseline`: boots quietly N times, prints per-stage statistics,
+/// keeps them with `--json`, and compares them with a baseline.
+fn profile_runs(
+    config: &QemuConfig,
+    table: &trace_decoder::decode::TraceTable,
+    timeout: Duration,
+    args: &TraceArgs,
+    max_regression: f64,
+) -> Result<ExitCode> {
+    use xtask::profile;
+    use xtask::trace as t;
+    let mut runs = Vec::new();
+    let mut unit = "us";
+    for i in 0..args.runs {
+        eprint!("\rboot {}/{}...", i + 1, args.runs);
+        let run = t::trace_once(config, table, timeout, None)?;
+        if run.status != Some(3) {
+            eprintln!();
+            anyhow::bail!(
+                "boot {} did not succeed (QEMU status {:?}); run without --runs to see why",
+                i + 1,
+                run.status
+            );
+        }
+        let report = trace_decoder::report::Report::build(&run.record);
+        let (times, run_unit) = t::stage_times(&report);
+        unit = run_unit;
+        runs.push(times);
+    }
+    eprintln!("\r{} boots done.     ", args.runs);
+    let stats = profile::stage_stats(&runs);
+    println!(
+        "{:<28} {:>12} {:>12} {:>12} {:>8}",
+        "stage", "min", "median", "max", "spread"
+    );
+    for stage in &stats {
+        println!(
+            "{:<28} {:>12} {:>12} {:>12} {:>7.0}%",
+            stage.name,
+            t::format_amount(stage.min, unit),
+            t::format_amount(stage.median, unit),
+            t::format_amount(stage.max, unit),
+            stage.spread() * 100.0
+        );
+    }
+    if let Some(path) = &args.json {
+        t::write_file(path, profile::profile_json(&stats, args.runs, unit))?;
+    }
+    let Some(baseline) = &args.baseline else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let text = std::fs::read_to_string(baseline)
+        .with_context(|| format!("cannot read the baseline {}", baseline.display()))?;
+    let (baseline_unit, medians) = profile::read_profile(&text)
+        .with_context(|| format!("{} is not a usable baseline", baseline.display()))?;
+    anyhow::ensure!(
+        baseline_unit == unit,
+        "the baseline is in {baseline_unit}, this run in {unit}: pass -freq the same way to both"
+    );
+    // Below 20 µs (or 50k ticks) a difference is noise on these machines.
+    let floor = if unit == "us" { 20.0 } else { 50_000.0 };
+    let comparisons = profile::compare(&stats, &medians, max_regression, floor);
+    println!();
+    println!(
+        "{:<28} {:>12} {:>12} {:>9}",
+        "stage vs baseline", "baseline", "now", "change"
+    );
+    let mut regressions = 0;
+    for c in &comparisons {
+        let flag = if c.regressed { "  REGRESSION" } else { "" };
+        regressions += usize::from(c.regressed);
+        println!(
+            "{:<28} {:>12} {:>12} {:>+8.1}%{flag}",
+            c.name,
+            t::format_amount(c.baseline, unit),
+            t::format_amount(c.current, unit),
+            c.change * 100.0
+        );
+    }
+    if regressions > 0 {
+        eprintln!(
+            "error: {regressions} stage(s) slower than the baseline by more than {:.0}%",
+            max_regression * 100.0
+        );
+        return Ok(ExitCode::from(3));
+    }
+    println!(
+        "no stage slower than the baseline by more than {:.0}%",
+        max_regression * 100.0
+    );
+    Ok(ExitCode::SUCCESS)
 }
