@@ -61,7 +61,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  cargo xtask trace\n  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world\n  cargo xtask trace --release --runs 10 --json profile.json\n  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%"
     )]
-    Trace(TraceArgs),
+    Trace(Box<TraceArgs>),
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
     /// Measure, side by side in one run: tracing overhead on boot time, trace size vs
@@ -244,7 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             xtask::record::record(&sh)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Trace(args) => trace(&sh, args),
+        Command::Trace(args) => trace(&sh, *args),
         Command::Test => {
             build::build_loader(&sh, Profile::Debug, TraceLevel::Info)?;
             build::build_loader(&sh, Profile::Debug, TraceLevel::Off)?;
