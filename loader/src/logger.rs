@@ -33,6 +33,12 @@ defmt::timestamp!("{=u64}", now());
 static TAKEN: AtomicBool = AtomicBool::new(false);
 static mut ENCODER: Encoder = Encoder::new();
 
+/// The encoder, reached through a raw pointer (a reference to a `static mut` is what
+/// Rust warns against); only used between acquire and release.
+fn encoder() -> *mut Encoder {
+    &raw mut ENCODER
+}
+
 /// True while a frame is being written (an exception handler must not start one).
 pub fn frame_in_progress() -> bool {
     TAKEN.load(Ordering::Relaxed)
@@ -50,19 +56,19 @@ unsafe impl defmt::Logger for SerialLogger {
         }
         console::write_bytes(&FRAME_MARKER);
         // SAFETY: TAKEN grants exclusive use of the encoder until release.
-        unsafe { (*(&raw mut ENCODER)).start_frame(console::write_bytes) }
+        unsafe { (*encoder()).start_frame(console::write_bytes) }
     }
 
     unsafe fn flush() {}
 
     unsafe fn release() {
         // SAFETY: called after acquire, which granted exclusive use.
-        unsafe { (*(&raw mut ENCODER)).end_frame(console::write_bytes) }
+        unsafe { (*encoder()).end_frame(console::write_bytes) }
         TAKEN.store(false, Ordering::Release);
     }
 
     unsafe fn write(bytes: &[u8]) {
         // SAFETY: called between acquire and release.
-        unsafe { (*(&raw mut ENCODER)).write(bytes, console::write_bytes) }
+        unsafe { (*encoder()).write(bytes, console::write_bytes) }
     }
 }

@@ -162,6 +162,8 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         minor: 0,
         patch: 0,
     });
+    // Clippy sees the two interned names as the same expression.
+    #[allow(clippy::if_same_then_else)]
     let generation = if (version.major, version.minor) >= (0, 11) {
         name!("0.11+")
     } else {
@@ -232,8 +234,9 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     let boot_info_addr = boot_info as *const _ as u64;
 
     let start = arch::rdtsc();
+    let arena = &raw mut PAGE_TABLE_ARENA;
     // SAFETY: the arena is used only here, once, on the only CPU.
-    let arena = unsafe { &mut *(&raw mut PAGE_TABLE_ARENA) };
+    let arena = unsafe { &mut *arena };
     let arena_phys = arena.as_ptr() as u64;
     let (pml4, stats) = build_page_tables(&layout.mappings, arena, arena_phys)?;
     let ticks = arch::rdtsc() - start;
@@ -253,8 +256,9 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         ticks,
     );
 
+    let stack = &raw mut KERNEL_STACK;
     // SAFETY: the stack is used only here, once, before the kernel owns it.
-    let stack = unsafe { &mut (*(&raw mut KERNEL_STACK)).0 };
+    let stack = unsafe { &mut (*stack).0 };
     stack.fill(0);
 
     Ok(HandOver {

@@ -54,8 +54,9 @@ pub fn install() {
     // SAFETY: runs once on the only CPU before anything else uses the IDT; the
     // stub table is immutable data from exceptions.s.
     unsafe {
-        let idt = &mut *(&raw mut IDT);
-        for (gate, &stub) in idt.0.iter_mut().zip((*(&raw const exception_stubs)).iter()) {
+        let idt = &raw mut IDT;
+        let stubs = &raw const exception_stubs;
+        for (gate, &stub) in (*idt).0.iter_mut().zip((*stubs).iter()) {
             *gate = interrupt_gate(stub);
         }
         let pointer = DescriptorTablePointer {
