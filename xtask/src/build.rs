@@ -89,7 +89,16 @@ const FREESTANDING_FLAGS: &[&str] = &[
     "-C link-arg=-Wl,--build-id=none",
 ];
 
+/// What cargo does with a bare-metal crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    Build,
+    /// `cargo clippy -- -D warnings` with the same flags and features.
+    Clippy,
+}
+
 struct CargoBuild<'a> {
+    action: Action,
     package: &'a str,
     bins: &'a [&'a str],
     features: &'a str,
@@ -101,6 +110,7 @@ struct CargoBuild<'a> {
 
 fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
     let CargoBuild {
+        action,
         package,
         bins,
         features,
@@ -126,22 +136,30 @@ fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
         sh.push_env("CARGO_PROFILE_RELEASE_PANIC", "abort"),
         sh.push_env("DEFMT_LOG", defmt_log),
     );
+    let (verb, deny) = match action {
+        Action::Build => ("build", None),
+        Action::Clippy => ("clippy", Some(["--", "-D", "warnings"])),
+    };
+    let deny = deny.into_iter().flatten();
     cmd!(
         sh,
-        "cargo build --quiet -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...}"
+        "cargo {verb} --quiet -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...} {deny...}"
     )
     // An outer cargo (e.g. `cargo test` running this) may export encoded flags, which
     // would take precedence over RUSTFLAGS.
     .env_remove("CARGO_ENCODED_RUSTFLAGS")
     .run()
-    .with_context(|| format!("building {package} failed"))?;
+    .with_context(|| format!("cargo {verb} of {package} failed"))?;
     Ok(target_dir.join(HOST_TARGET).join(profile.dir_name()))
 }
 
-/// Builds the loader and writes both of its artifacts. With tracing, the build
-/// identity (a hash of the defmt table) is stamped into the ELF before the 32-bit
-/// copy is made, so both carry it.
-pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<LoaderArtifacts> {
+/// Runs cargo on the loader binary with its flags; returns the output directory.
+fn cargo_loader(
+    sh: &Shell,
+    profile: Profile,
+    trace: TraceLevel,
+    action: Action,
+) -> Result<PathBuf> {
     let root = project_root();
     let traced = trace != TraceLevel::Off;
     let mut rustflags = vec![
@@ -153,9 +171,10 @@ pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<L
     if traced {
         rustflags.push("-C link-arg=-Tdefmt.x");
     }
-    let out = cargo_build(
+    cargo_build(
         sh,
         CargoBuild {
+            action,
             package: "rusty-loader",
             bins: &["rusty-loader"],
             features: if traced {
@@ -172,7 +191,15 @@ pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<L
             rustflags: &rustflags,
             defmt_log: trace.defmt_log(),
         },
-    )?;
+    )
+}
+
+/// Builds the loader and writes both of its artifacts. With tracing, the build
+/// identity (a hash of the defmt table) is stamped into the ELF before the 32-bit
+/// copy is made, so both carry it.
+pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<LoaderArtifacts> {
+    let traced = trace != TraceLevel::Off;
+    let out = cargo_loader(sh, profile, trace, Action::Build)?;
     let artifacts = loader_artifacts(profile, trace);
     let dir = artifacts
         .image
@@ -241,13 +268,13 @@ pub fn test_kernel_dir(profile: Profile) -> PathBuf {
         .join(profile.dir_name())
 }
 
-/// Builds the test kernels: the ET_DYN ones as static PIEs, the ET_EXEC one at
-/// 0x800000, then marks each as a standalone (Hermit) ELF.
-pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
+/// Runs cargo on the test kernels, both flavours; returns their output directories.
+fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBuf, PathBuf)> {
     let root = project_root();
     let pie = cargo_build(
         sh,
         CargoBuild {
+            action,
             package: "test-kernels",
             bins: &["hello-dyn", "legacy-dyn"],
             features: "bare-metal",
@@ -260,6 +287,7 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
     let exec = cargo_build(
         sh,
         CargoBuild {
+            action,
             package: "test-kernels",
             bins: &["hello-exec"],
             features: "bare-metal",
@@ -274,6 +302,23 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
             defmt_log: "error",
         },
     )?;
+    Ok((pie, exec))
+}
+
+/// Clippy with `-D warnings` on every bare-metal binary, with the flags and features
+/// of its real builds (the host `cargo clippy --workspace` cannot see them).
+pub fn lint_bare_metal(sh: &Shell) -> Result<()> {
+    for trace in [TraceLevel::Info, TraceLevel::Off] {
+        cargo_loader(sh, Profile::Debug, trace, Action::Clippy)?;
+    }
+    cargo_kernels(sh, Profile::Debug, Action::Clippy)?;
+    Ok(())
+}
+
+/// Builds the test kernels: the ET_DYN ones as static PIEs, the ET_EXEC one at
+/// 0x800000, then marks each as a standalone (Hermit) ELF.
+pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
+    let (pie, exec) = cargo_kernels(sh, profile, Action::Build)?;
     let out = test_kernel_dir(profile);
     std::fs::create_dir_all(&out)?;
     let install = |from: &Path, name: &str| -> Result<PathBuf> {

@@ -64,6 +64,9 @@ enum Command {
     Trace(Box<TraceArgs>),
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
+    /// rustfmt check, clippy on the host crates and on the bare-metal binaries (with
+    /// their real flags), all with warnings denied.
+    Lint,
     /// Measure, side by side in one run: tracing overhead on boot time, trace size vs
     /// a text log, segment copy throughput vs host memcpy, decoder throughput vs
     /// defmt-print. Prints ratios (see docs/benchmarks.md).
@@ -245,6 +248,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Trace(args) => trace(&sh, *args),
+        Command::Lint => {
+            xshell::cmd!(sh, "cargo fmt --all --check").run()?;
+            xshell::cmd!(
+                sh,
+                "cargo clippy --workspace --all-targets --quiet -- -D warnings"
+            )
+            .run()?;
+            build::lint_bare_metal(&sh)?;
+            println!("lint: clean");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Test => {
             build::build_loader(&sh, Profile::Debug, TraceLevel::Info)?;
             build::build_loader(&sh, Profile::Debug, TraceLevel::Off)?;
