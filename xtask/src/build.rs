@@ -148,6 +148,7 @@ fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
     // An outer cargo (e.g. `cargo test` running this) may export encoded flags, which
     // would take precedence over RUSTFLAGS.
     .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .quiet()
     .run()
     .with_context(|| format!("cargo {verb} of {package} failed"))?;
     Ok(target_dir.join(HOST_TARGET).join(profile.dir_name()))
@@ -219,6 +220,7 @@ pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<L
 fn to_elf32(sh: &Shell, input: &Path, output: &Path) -> Result<()> {
     let objcopy = find_objcopy(sh)?;
     cmd!(sh, "{objcopy} -O elf32-i386 {input} {output}")
+        .quiet()
         .run()
         .context("objcopy to elf32-i386")?;
     Ok(())
