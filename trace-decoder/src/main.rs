@@ -503,6 +503,9 @@ fn paint(color: bool, style: &str, text: &str) -> String {
 
 /// The end of the run: the report and the timeline files.
 fn write_reports(record: &BootRecord, cli: &Cli, sink: &mut Sink) -> Result<(), Fatal> {
+    if cli.no_report && cli.chrome_trace.is_none() && cli.svg.is_none() {
+        return Ok(());
+    }
     let report = Report::build(record);
     let write_file = |path: &Path, what: &str, contents: String| {
         std::fs::write(path, contents).map_err(|e| {
