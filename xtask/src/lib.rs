@@ -2,6 +2,7 @@
 //! integration tests (`xtask/tests`) build and boot exactly as `cargo xtask` does.
 
 pub mod bench;
+pub mod bench_decoder;
 pub mod build;
 pub mod profile;
 pub mod qemu;
