@@ -142,6 +142,34 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         ratio: loader_rate / host_rate,
         reading: "the loader runs under TCG: expect far below 1",
     });
+
+    // 4. Decoding a long recording: rusty-trace vs stock defmt-print.
+    let recording = crate::project_root().join("target/bench/demo-boot.bin");
+    std::fs::create_dir_all(recording.parent().expect("a parent"))?;
+    std::fs::write(&recording, &serial)?;
+    let decoder = crate::bench_decoder::decoder_throughput(
+        sh,
+        &traced.elf,
+        &recording,
+        options.decoder_copies,
+    )?;
+    match (decoder.defmt_print, decoder.ratio) {
+        (Some(stock), Some(ratio)) => rows.push(Row {
+            measure: "decoder throughput",
+            baseline: format!("defmt-print {:.2} MB/s", stock.mb_per_s),
+            ours: format!("rusty-trace {:.2} MB/s", decoder.rusty_trace.mb_per_s),
+            ratio,
+            reading: "above 1: rusty-trace is faster",
+        }),
+        _ => eprintln!(
+            "decoder throughput: rusty-trace {:.2} MB/s; {}",
+            decoder.rusty_trace.mb_per_s,
+            decoder
+                .note
+                .as_deref()
+                .unwrap_or("no defmt-print to compare with")
+        ),
+    }
     Ok(rows)
 }
 
