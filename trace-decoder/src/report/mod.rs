@@ -283,9 +283,25 @@ impl Report {
     /// Derives the whole report from a boot record. Never fails: missing or damaged
     /// events leave the parts they would fill empty, with a warning where it helps.
     pub fn build(record: &BootRecord) -> Report {
-        let events = &record.events;
+        // A stream can hold several boots (a guest that resets, recordings joined
+        // together): the report is about one boot, the last, and says so. Mixing them
+        // would also make every region of one boot "overlap" the same region of the
+        // others.
+        let boots = record
+            .events
+            .iter()
+            .filter(|e| e.name == "LoaderStart")
+            .count();
+        let last_start = record.events.iter().rposition(|e| e.name == "LoaderStart");
+        let events = &record.events[last_start.unwrap_or(0)..];
         let first = |name: &str| events.iter().find(|e| e.name == name);
         let mut warnings = Vec::new();
+        if boots > 1 {
+            warnings.push(Warning::new(
+                "stream",
+                format!("the stream holds {boots} boots; this report covers the last one"),
+            ));
+        }
 
         // Stream health first: it qualifies everything after it.
         let mut unknown_events: Vec<String> = Vec::new();

@@ -438,3 +438,20 @@ fn text_fits_80_columns() {
         assert!(line.chars().count() <= 80, "too wide: {line:?}");
     }
 }
+
+#[test]
+fn a_stream_of_several_boots_reports_the_last() {
+    let one = Report::build(&record(boot()));
+    let mut events = boot();
+    events.extend(boot());
+    events.extend(boot());
+    let three = Report::build(&record(events));
+    assert_eq!(three.memory, one.memory, "regions of one boot, not three");
+    assert_eq!(three.timeline.stages, one.timeline.stages);
+    assert!(
+        three.warnings.iter().any(|w| w.message.contains("3 boots")),
+        "{:?}",
+        three.warnings
+    );
+    assert!(!one.warnings.iter().any(|w| w.message.contains("boots")));
+}
