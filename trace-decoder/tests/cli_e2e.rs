@@ -39,11 +39,21 @@ fn build() {
 /// Boots the demo kernel and pipes its serial output into rusty-trace with `args`.
 /// Returns QEMU's exit status and rusty-trace's output.
 fn boot_through_rusty_trace(args: &[&str]) -> (Option<i32>, Output) {
+    boot_kernel_through_rusty_trace("hello-dyn", &[], args)
+}
+
+/// Boots test kernel `name` (with extra QEMU arguments, e.g. the microvm machine)
+/// and pipes its serial output into rusty-trace with `args`.
+fn boot_kernel_through_rusty_trace(
+    name: &str,
+    qemu_args: &[&str],
+    args: &[&str],
+) -> (Option<i32>, Output) {
     build();
     let root = workspace();
     let loader = root.join("target/x86_64/debug/rusty-loader");
     let elf = root.join("target/x86_64/debug/rusty-loader.elf");
-    let kernel = root.join("target/test-kernels/debug/hello-dyn");
+    let kernel = root.join("target/test-kernels/debug").join(name);
     let mut qemu = Command::new("qemu-system-x86_64")
         .args([
             "-cpu",
@@ -60,6 +70,7 @@ fn boot_through_rusty_trace(args: &[&str]) -> (Option<i32>, Output) {
             "stdio",
             "-no-reboot",
         ])
+        .args(qemu_args)
         .arg("-kernel")
         .arg(&loader)
         .arg("-initrd")
@@ -185,5 +196,41 @@ fn artifacts_are_where_the_readme_says() {
             "{} missing after cargo xtask build",
             path.display()
         );
+    }
+}
+
+#[test]
+fn every_test_kernel_boots_live_through_rusty_trace_on_both_machines() {
+    let microvm = [
+        "-M",
+        "microvm,x-option-roms=off,pit=off,pic=off,rtc=on,auto-kernel-cmdline=off,ioapic2=off",
+        "-nodefaults",
+        "-no-user-config",
+    ];
+    for name in ["hello-dyn", "legacy-dyn", "hello-exec"] {
+        for machine in [&[][..], &microvm[..]] {
+            let dir = tempfile::tempdir().unwrap();
+            let svg = dir.path().join("boot.svg");
+            let (qemu, output) = boot_kernel_through_rusty_trace(
+                name,
+                machine,
+                &["--color=never", "--svg", svg.to_str().unwrap()],
+            );
+            let shown = shown(&output);
+            assert_eq!(qemu, Some(3), "{name} {machine:?}\n{shown}");
+            assert_eq!(output.status.code(), Some(0), "{shown}");
+            let out = String::from_utf8_lossy(&output.stdout);
+            for needle in [
+                "] HandOver entry=0x",
+                &format!("tk: kernel={name}"),
+                "tk: ok",
+                "Timeline",
+                "Memory map",
+                "handed over to the kernel",
+            ] {
+                assert!(out.contains(needle), "{name}: {needle:?} missing\n{shown}");
+            }
+            assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        }
     }
 }
