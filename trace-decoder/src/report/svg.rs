@@ -154,12 +154,7 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     } else {
         "Boot chart (TSC ticks from the Multiboot entry: frequency unknown)"
     };
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">{heading}</text>"#,
-        n(MARGIN),
-        n(y)
-    );
+    section_heading(out, y, heading);
     y += 8.0;
     if timeline.stages.is_empty() || timeline.loader_ticks == 0 {
         y += 16.0;
@@ -285,11 +280,10 @@ fn bar(out: &mut String, stage: &Stage, clock: Clock, x_of: &dyn Fn(u64) -> f64,
 
 /// The memory picture; returns the next free y.
 fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
-    let _ = writeln!(
+    section_heading(
         out,
-        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">Memory layout (not to scale: one band per range between boundaries)</text>"#,
-        n(MARGIN),
-        n(y)
+        y,
+        "Memory layout (not to scale: one band per range between boundaries)",
     );
     y += 12.0;
     let regions: Vec<(usize, &super::Region)> = report
@@ -408,12 +402,7 @@ fn warnings(report: &Report, out: &mut String, mut y: f64) -> f64 {
     } else {
         "Warnings"
     };
-    let _ = writeln!(
-        out,
-        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">{heading}</text>"#,
-        n(MARGIN),
-        n(y)
-    );
+    section_heading(out, y, heading);
     for warning in &report.warnings {
         for line in wrap(&warning.message, 130) {
             y += 16.0;
@@ -427,4 +416,14 @@ fn warnings(report: &Report, out: &mut String, mut y: f64) -> f64 {
         }
     }
     y
+}
+
+/// A section's heading at the left margin, on baseline `y`.
+fn section_heading(out: &mut String, y: f64, text: &str) {
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="{}" font-size="14" font-weight="bold">{text}</text>"#,
+        n(MARGIN),
+        n(y)
+    );
 }
