@@ -442,12 +442,7 @@ mod tests {
     }
 
     const fn map(start: u64, end: u64, page_size: PageSize, writable: bool) -> Mapping {
-        Mapping {
-            start,
-            end,
-            page_size,
-            writable,
-        }
+        Mapping::new(start, end, page_size, writable)
     }
 
     /// The mappings every QEMU case shares, up to `top` with 2 MiB pages.

@@ -65,6 +65,18 @@ pub struct Mapping {
     pub writable: bool,
 }
 
+impl Mapping {
+    /// An identity mapping of `[start, end)`.
+    pub const fn new(start: u64, end: u64, page_size: PageSize, writable: bool) -> Mapping {
+        Mapping {
+            start,
+            end,
+            page_size,
+            writable,
+        }
+    }
+}
+
 /// What [`build_page_tables`] produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PageTableStats {
@@ -415,12 +427,7 @@ mod tests {
     use super::*;
 
     const fn map(start: u64, end: u64, page_size: PageSize, writable: bool) -> Mapping {
-        Mapping {
-            start,
-            end,
-            page_size,
-            writable,
-        }
+        Mapping::new(start, end, page_size, writable)
     }
 
     /// The mappings `plan_layout` produces on QEMU for a kernel at 8 MiB: the MBI
