@@ -2,6 +2,10 @@
 //! what goes to stdout and stderr, the files it writes and its exit status, for good
 //! streams and for every kind of bad input and bad ELF.
 
+mod common;
+
+use common::frames;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -60,27 +64,6 @@ fn run_command(command: &mut Command, stdin: &[u8]) -> Output {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     output
-}
-
-/// The byte ranges of the frames in a stream (between `FF 00` and the closing `00`;
-/// zeros right after the marker, the encoder's empty first frame, left out).
-fn frames(stream: &[u8]) -> Vec<std::ops::Range<usize>> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i + 1 < stream.len() {
-        if stream[i] == 0xFF && stream[i + 1] == 0 {
-            let mut start = i + 2;
-            while stream.get(start) == Some(&0) {
-                start += 1;
-            }
-            let len = stream[start..].iter().position(|&b| b == 0).unwrap();
-            found.push(start..start + len);
-            i = start + len;
-        } else {
-            i += 1;
-        }
-    }
-    found
 }
 
 fn elf_arg() -> String {

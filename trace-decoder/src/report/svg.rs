@@ -100,17 +100,11 @@ pub fn render(report: &Report) -> String {
         n(y)
     );
     y += 22.0;
-    for line in wrap(&report.summary, 130) {
-        let _ = writeln!(
-            body,
-            r#"<text x="{}" y="{}">{}</text>"#,
-            n(MARGIN),
-            n(y),
-            xml_escape(&line)
-        );
-        y += 16.0;
-    }
-    for line in wrap(&format!("outcome: {}", report.outcome.message), 130) {
+    let outcome = format!("outcome: {}", report.outcome.message);
+    for line in wrap(&report.summary, 130)
+        .into_iter()
+        .chain(wrap(&outcome, 130))
+    {
         let _ = writeln!(
             body,
             r#"<text x="{}" y="{}">{}</text>"#,
