@@ -137,3 +137,19 @@ fn runs_print_statistics_and_a_baseline_catches_a_slowdown() {
     assert!(shown.contains("REGRESSION"), "{shown}");
     assert!(shown.contains("slower than the baseline"), "{shown}");
 }
+
+#[test]
+fn trace_explains_how_to_install_a_missing_qemu() {
+    let output = xtask(&["trace", "--qemu", "/nonexistent/qemu-system-x86_64"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/qemu-system-x86_64 not found"),
+        "{shown}"
+    );
+    assert!(
+        stderr.contains("apt-get install qemu-system-x86"),
+        "{shown}"
+    );
+}
