@@ -12,22 +12,8 @@ use crate::{arch, console};
 /// Written before every frame; see the module comment.
 pub const FRAME_MARKER: [u8; 2] = [0xFF, 0x00];
 
-/// The TSC at the Multiboot entry, subtracted from every timestamp.
-static mut TIME_BASE: u64 = 0;
-
-/// Sets the time base: timestamps count ticks since `entry_tsc`.
-pub fn set_time_base(entry_tsc: u64) {
-    // SAFETY: written once, before the first event, on the only CPU.
-    unsafe { TIME_BASE = entry_tsc };
-}
-
-/// Ticks since the Multiboot entry.
-pub fn now() -> u64 {
-    // SAFETY: only read after `set_time_base`; a plain u64 on one CPU.
-    arch::rdtsc().wrapping_sub(unsafe { TIME_BASE })
-}
-
-defmt::timestamp!("{=u64}", now());
+// Every frame carries the ticks since the Multiboot entry (see docs/trace-format.md).
+defmt::timestamp!("{=u64}", arch::ticks_since_entry());
 
 /// One frame at a time: set between acquire and release.
 static TAKEN: AtomicBool = AtomicBool::new(false);

@@ -53,8 +53,6 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     console::init();
     heap::init();
     let stamps = arch::early_stamps();
-    #[cfg(feature = "trace")]
-    logger::set_time_base(stamps.entry);
     trace::loader_start(trace::FORMAT_VERSION, build_id(), u64::from(mbi_addr));
     trace::mode_switch(
         stamps.paging_on.wrapping_sub(stamps.entry),
@@ -62,7 +60,12 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     );
     match boot(magic, mbi_addr) {
         Ok(hand_over) => {
-            trace::hand_over(hand_over.entry, hand_over.boot_info, hand_over.stack, now());
+            trace::hand_over(
+                hand_over.entry,
+                hand_over.boot_info,
+                hand_over.stack,
+                arch::ticks_since_entry(),
+            );
             arch::exceptions::mark_handed_over();
             // SAFETY: `boot` built page tables that identity-map the loader image (code,
             // GDT, IDT, stack, boot info, FDT, tables), the MBI and the kernel, and loaded
@@ -84,11 +87,6 @@ fn build_id() -> u64 {
     // A volatile read, so the compiler cannot fold in the placeholder.
     // SAFETY: a plain read of an initialised static.
     u64::from_le_bytes(unsafe { core::ptr::read_volatile(&raw const RUSTY_LOADER_BUILD_ID) })
-}
-
-/// Ticks since the Multiboot entry (the trace's time base).
-fn now() -> u64 {
-    arch::rdtsc().wrapping_sub(arch::early_stamps().entry)
 }
 
 /// Loads the kernel and prepares everything the hand-over needs.
