@@ -114,9 +114,10 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         None => arch::freq::detect(),
     };
     trace::frequency(tsc_khz, source_name(source));
-    trace::module(info.module.start, info.module.end);
+    let module = info.module.as_ref().ok_or(LoadError::NoModule)?;
+    trace::module(module.region.start, module.region.end);
 
-    let kernel = elf::inspect(info.module_bytes)?;
+    let kernel = elf::inspect(module.bytes)?;
     let (loader_start, loader_end) = arch::loader_image();
     let placement = match kernel.kind {
         ElfKind::Dyn => KernelPlacement::Dyn {
@@ -136,7 +137,7 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         },
         mbi: info.mbi_region,
         boot_data: info.boot_data,
-        module: info.module,
+        module: module.region,
         kernel: placement,
     })?;
     if layout.kernel.end > arch::BOOT_IDENTITY_LIMIT {

@@ -39,6 +39,12 @@ pub struct MapEntry {
     pub kind: u32,
 }
 
+/// Module 0: where QEMU put the application file, and its bytes.
+pub struct Module {
+    pub region: Region,
+    pub bytes: &'static [u8],
+}
+
 /// What the loader takes from the Multiboot information.
 pub struct BootInputs {
     /// Every memory-map entry, for the trace.
@@ -52,8 +58,9 @@ pub struct BootInputs {
     /// The span of the command line and module strings, which must stay intact.
     pub boot_data: Region,
     /// Module 0, the application.
-    pub module: Region,
-    pub module_bytes: &'static [u8],
+    /// Module 0, the application; None when QEMU got no `-initrd` (the caller
+    /// refuses then, after tracing what it has).
+    pub module: Option<Module>,
 }
 
 const PAGE: u64 = 4096;
@@ -136,29 +143,34 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
         None => None,
     };
 
-    let module = mb
-        .modules()
-        .and_then(|mut modules| modules.next())
-        .ok_or(LoadError::NoModule)?;
-    if let Some(name) = module.string {
-        let start = name.as_ptr() as u64;
-        boot_data = hull(boot_data, start, start + name.len() as u64 + 1);
-    }
-    if module.end < module.start || module.end > BOOT_IDENTITY_LIMIT {
-        return Err(LoadError::BadMultiboot {
-            what: "module 0 has an impossible address range",
-        });
-    }
-    let module_region = Region {
-        start: module.start,
-        end: module.end,
-    };
-    // SAFETY: the module range is below 4 GiB (checked), hence mapped, and QEMU filled it.
-    let module_bytes = unsafe {
-        core::slice::from_raw_parts(
-            module.start as *const u8,
-            (module.end - module.start) as usize,
-        )
+    let module = match mb.modules().and_then(|mut modules| modules.next()) {
+        None => None,
+        Some(module) => {
+            if let Some(name) = module.string {
+                let start = name.as_ptr() as u64;
+                boot_data = hull(boot_data, start, start + name.len() as u64 + 1);
+            }
+            if module.end < module.start || module.end > BOOT_IDENTITY_LIMIT {
+                return Err(LoadError::BadMultiboot {
+                    what: "module 0 has an impossible address range",
+                });
+            }
+            // SAFETY: the module range is below 4 GiB (checked), hence mapped, and QEMU
+            // filled it.
+            let bytes = unsafe {
+                core::slice::from_raw_parts(
+                    module.start as *const u8,
+                    (module.end - module.start) as usize,
+                )
+            };
+            Some(Module {
+                region: Region {
+                    start: module.start,
+                    end: module.end,
+                },
+                bytes,
+            })
+        }
     };
 
     let boot_data = boot_data.map_or(Region { start: 0, end: 0 }, |r| page_span(r.start, r.end));
@@ -168,7 +180,6 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
         mbi_region: page_span(mbi_span.start, mbi_span.end),
         command_line,
         boot_data,
-        module: module_region,
-        module_bytes,
+        module,
     })
 }

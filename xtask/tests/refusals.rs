@@ -285,3 +285,18 @@ fn fault_after_hand_over_is_reported() {
         &[("vector", "6"), ("in_kernel", "true")],
     );
 }
+
+#[test]
+fn no_module_trace_still_shows_the_memory_map_and_command_line() {
+    let mut config = config("unused");
+    config.app = None;
+    config.append = Some("-freq 2800".to_string());
+    let run = boot(&config);
+    let elf = std::fs::read(&artifacts().loader.elf).unwrap();
+    let table = TraceTable::from_elf(&elf).unwrap();
+    let events = decode_recording(&table, &run.serial).unwrap().events;
+    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.contains(&"MemoryRegion"), "{names:?}");
+    assert!(names.contains(&"CommandLine"), "{names:?}");
+    assert_eq!(names.last(), Some(&"Refused"), "{names:?}");
+}
