@@ -54,9 +54,30 @@ pub fn trace_once(
         .command()
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .with_context(|| format!("could not start {}", config.display()))?;
     let mut serial = child.stdout.take().expect("stdout is piped");
+    // QEMU's own messages go on to our stderr. One of them needs acting on: after a
+    // "KVM internal error" QEMU stops the guest but keeps running, so the run would
+    // otherwise sit there until the timeout.
+    let kvm_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stderr_watch = {
+        let kvm_failed = kvm_failed.clone();
+        let stderr = child.stderr.take().expect("stderr is piped");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("{line}");
+                if line.contains("KVM internal error") {
+                    kvm_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    };
     let (sender, chunks) = mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
         let mut buffer = vec![0u8; 16 * 1024];
@@ -89,8 +110,15 @@ pub fn trace_once(
             let _ = child.kill();
             break;
         }
+        if kvm_failed.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = stderr_watch.join();
+            bail!("KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG");
+        }
     }
     let status = child.wait().context("waiting for QEMU")?.code();
+    let _ = stderr_watch.join();
     let _ = reader.join();
     // Whatever arrived between the timeout and the kill still counts.
     while let Ok(chunk) = chunks.try_recv() {
