@@ -2,19 +2,17 @@
 //! calls them, and `copy_from_slice`/`fill` compile to them). `rep movsb` and
 //! `rep stosb` are what makes segment copies and zeroing fast: on CPUs with ERMSB
 //! (and under QEMU's TCG, which implements them as block operations) they beat any
-//! loop written here.
+//! loop written here. The operations themselves live in `mem_ops.rs`, tested on the
+//! host.
 
-use core::arch::asm;
+use super::mem_ops;
 
 /// # Safety
 /// `dest` and `src` valid for `n` bytes and not overlapping.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid; DF is clear (ABI).
-    unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dest => _, inout("rsi") src => _,
-             options(nostack, preserves_flags));
-    }
+    // SAFETY: forwarded caller guarantee; non-overlapping ranges copy safely upwards.
+    unsafe { mem_ops::copy_forward(dest, src, n) };
     dest
 }
 
@@ -22,18 +20,8 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
 /// `dest` and `src` valid for `n` bytes; they may overlap.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    if (dest as usize).wrapping_sub(src as usize) >= n {
-        // Forward copy is safe: dest is below src or the ranges do not overlap.
-        // SAFETY: forwarded caller guarantee.
-        return unsafe { memcpy(dest, src, n) };
-    }
-    // Overlap with dest above src: copy backwards.
-    // SAFETY: the caller guarantees both ranges are valid; DF is restored to clear.
-    unsafe {
-        asm!("std", "rep movsb", "cld",
-             inout("rcx") n => _, inout("rdi") dest.add(n).wrapping_sub(1) => _,
-             inout("rsi") src.add(n).wrapping_sub(1) => _, options(nostack));
-    }
+    // SAFETY: forwarded caller guarantee.
+    unsafe { mem_ops::copy_any(dest, src, n) };
     dest
 }
 
@@ -41,11 +29,9 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, n: usize) -> *mu
 /// `dest` valid for `n` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, n: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the range is valid.
-    unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dest => _, in("al") value as u8,
-             options(nostack, preserves_flags));
-    }
+    // C passes the byte as an int; only its low 8 bits count.
+    // SAFETY: forwarded caller guarantee.
+    unsafe { mem_ops::fill(dest, value as u8, n) };
     dest
 }
 
@@ -53,15 +39,8 @@ pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, n: usize) -> *mut u8 
 /// `a` and `b` valid for `n` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
-        // Volatile reads keep LLVM from turning this loop back into a memcmp call.
-        // SAFETY: i < n and the caller guarantees n readable bytes.
-        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
-        if x != y {
-            return x as i32 - y as i32;
-        }
-    }
-    0
+    // SAFETY: forwarded caller guarantee.
+    unsafe { mem_ops::compare(a, b, n) }
 }
 
 /// # Safety
@@ -69,7 +48,7 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: forwarded caller guarantee.
-    unsafe { memcmp(a, b, n) }
+    unsafe { mem_ops::compare(a, b, n) }
 }
 
 /// The precompiled `alloc` references the unwinding personality even though the

@@ -6,6 +6,7 @@
 pub mod exceptions;
 pub mod freq;
 pub mod mem;
+mod mem_ops;
 
 use core::arch::{asm, global_asm};
 
