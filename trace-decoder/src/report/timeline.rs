@@ -200,26 +200,20 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         let zero = zero.min(stage.duration_ticks);
         let split = stage.end_ticks() - zero;
         let (start, stage_end) = (stage.start_ticks, stage.end_ticks());
-        let copy_stage = Stage {
-            id: "segment-copy",
-            name: format!("segment {index} copy"),
-            start_ticks: start,
-            duration_ticks: split - start,
-            start_us: clock.us(start),
-            duration_us: clock.us(split - start),
-            measured: true,
-            children: Vec::new(),
-        };
-        let zero_stage = Stage {
-            id: "segment-zero",
-            name: format!("segment {index} zero"),
-            start_ticks: split,
-            duration_ticks: stage_end - split,
-            start_us: clock.us(split),
-            duration_us: clock.us(stage_end - split),
-            measured: true,
-            children: Vec::new(),
-        };
+        let copy_stage = b.stage(
+            "segment-copy",
+            format!("segment {index} copy"),
+            start,
+            split,
+            true,
+        );
+        let zero_stage = b.stage(
+            "segment-zero",
+            format!("segment {index} zero"),
+            split,
+            stage_end,
+            true,
+        );
         let stage = b.stages.last_mut().expect("a stage was just pushed");
         stage.children = vec![copy_stage, zero_stage];
     }
