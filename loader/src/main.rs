@@ -53,19 +53,16 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     console::init();
     heap::init();
     let stamps = arch::early_stamps();
-    trace::loader_start(trace::FORMAT_VERSION, build_id(), u64::from(mbi_addr));
-    trace::mode_switch(
-        stamps.paging_on.wrapping_sub(stamps.entry),
-        stamps.long_mode.wrapping_sub(stamps.entry),
-    );
+    // The first three events carry the start-up code's stamps as their times.
+    trace::at(0);
+    trace::loader_start(trace::FORMAT_VERSION, build_id(), mbi_addr);
+    trace::at(stamps.paging_on.wrapping_sub(stamps.entry));
+    trace::paging_enabled();
+    trace::at(stamps.long_mode.wrapping_sub(stamps.entry));
+    trace::long_mode_entered();
     match boot(magic, mbi_addr) {
         Ok(hand_over) => {
-            trace::hand_over(
-                hand_over.entry,
-                hand_over.boot_info,
-                hand_over.stack,
-                arch::ticks_since_entry(),
-            );
+            trace::hand_over(hand_over.entry, hand_over.boot_info, hand_over.stack);
             arch::exceptions::mark_handed_over();
             // SAFETY: `boot` built page tables that identity-map the loader image (code,
             // GDT, IDT, stack, boot info, FDT, tables), the MBI and the kernel, and loaded
@@ -81,12 +78,12 @@ extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
 /// given, so a trace is never decoded with the wrong table.
 #[unsafe(no_mangle)]
 #[used]
-static RUSTY_LOADER_BUILD_ID: [u8; 8] = *b"BUILD-ID";
+static RUSTY_LOADER_BUILD_ID: [u8; 4] = *b"BLID";
 
-fn build_id() -> u64 {
+fn build_id() -> u32 {
     // A volatile read, so the compiler cannot fold in the placeholder.
     // SAFETY: a plain read of an initialised static.
-    u64::from_le_bytes(unsafe { core::ptr::read_volatile(&raw const RUSTY_LOADER_BUILD_ID) })
+    u32::from_le_bytes(unsafe { core::ptr::read_volatile(&raw const RUSTY_LOADER_BUILD_ID) })
 }
 
 /// Loads the kernel and prepares everything the hand-over needs.
@@ -97,8 +94,8 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         });
     }
     let info = mbi::read(mbi_addr)?;
-    for region in &info.memory_map {
-        trace::memory_region(region.start, region.end, region.kind);
+    for regions in info.memory_map.chunks(32) {
+        trace::memory_map(regions);
     }
     let command_line = info.command_line.unwrap_or("");
     let split = cmdline::split(command_line);
@@ -192,8 +189,6 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     for segment in &kernel.segments {
         let ticks = kernel.load_segment_timed(segment, image, arch::rdtsc)?;
         trace::segment_loaded(
-            segment.index as u8,
-            segment.vaddr,
             segment.vaddr.wrapping_add(bias),
             segment.file_size,
             segment.mem_size,

@@ -31,12 +31,13 @@ impl MemoryManagement for IdentityMemory {
     unsafe fn deallocate(&mut self, _addr: PAddr) {}
 }
 
-/// One memory-map entry as the MBI gives it.
+/// One memory-map entry as the MBI gives it (read only by the trace).
+#[cfg_attr(not(feature = "trace"), allow(dead_code))]
 pub struct MapEntry {
     pub start: u64,
     pub end: u64,
     /// 1 usable, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective.
-    pub kind: u32,
+    pub kind: u8,
 }
 
 /// Module 0: where QEMU put the application file, and its bytes.

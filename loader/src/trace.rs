@@ -7,13 +7,40 @@
 //! the rest of the line. `docs/trace-format.md` describes every event; a test keeps
 //! that table and this list in step.
 //!
-//! Timestamps are TSC ticks since the Multiboot entry (the first instruction of the
-//! loader). With the `trace` feature off every function here is empty, and only the
-//! fatal-error text line remains.
+//! Every frame's timestamp is the TSC ticks since the previous frame's (the first
+//! frame's: since the Multiboot entry, the loader's first instruction), so it takes
+//! 2–4 bytes instead of a u64; a decoder adds them up. [`at`] gives the next event a
+//! time recorded earlier (the start-up code's stamps). With the `trace` feature off
+//! every function here is empty, and only the fatal-error text line remains.
+
+use crate::mbi::MapEntry;
 
 /// The trace format version in `LoaderStart`. Bump it when an event's meaning or
 /// fields change; adding an event does not change it.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+
+/// Gives the next event the time `ticks` (since the Multiboot entry) instead of
+/// the time it is sent: for moments recorded before the trace could be written.
+pub fn at(ticks: u64) {
+    #[cfg(feature = "trace")]
+    crate::logger::time_next_frame(ticks);
+    #[cfg(not(feature = "trace"))]
+    let _ = ticks;
+}
+
+/// One memory-map entry, shown as `start-end:kind` (17 bytes on the wire).
+#[cfg(feature = "trace")]
+impl defmt::Format for MapEntry {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(
+            f,
+            "{=u64:#x}-{=u64:#x}:{=u8}",
+            self.start,
+            self.end,
+            self.kind
+        )
+    }
+}
 
 macro_rules! event {
     ($(#[$doc:meta])* $level:ident $name:ident($($arg:ident: $ty:ty),*) => $format:literal) => {
@@ -49,22 +76,28 @@ macro_rules! name {
 }
 
 event!(
-    /// First event: the trace format version and the build identity (see "Identity"
-    /// in docs/trace-format.md), and the MBI address. The loader image's own range is
-    /// in the ELF (symbols `__loader_start`, `__loader_end`).
-    info loader_start(format: u8, build: u64, mbi: u64)
-    => "LoaderStart format={=u8} build={=u64:#x} mbi={=u64:#x}"
+    /// First event, timed at the Multiboot entry (time 0): the trace format version,
+    /// the build identity (see "Identity" in docs/trace-format.md) and the MBI
+    /// address. The loader image's own range is in the ELF (symbols
+    /// `__loader_start`, `__loader_end`).
+    info loader_start(format: u8, build: u32, mbi: u32)
+    => "LoaderStart format={=u8} build={=u32:#x} mbi={=u32:#x}"
 );
 event!(
-    /// The mode switch, timed by the 32-bit start-up code before any Rust ran: ticks
-    /// from the Multiboot entry (time 0) to paging on, and to the first 64-bit
-    /// instruction.
-    info mode_switch(paging: u64, long_mode: u64) => "ModeSwitch paging={=u64} long_mode={=u64}"
+    /// Paging is on: sent after `LoaderStart` with the time the 32-bit start-up code
+    /// recorded, before any Rust ran.
+    info paging_enabled() => "PagingEnabled"
 );
 event!(
-    /// One entry of the Multiboot memory map; kind 1 is usable RAM.
-    info memory_region(start: u64, end: u64, kind: u32)
-    => "MemoryRegion start={=u64:#x} end={=u64:#x} kind={=u32}"
+    /// The first 64-bit instruction: sent with the time the start-up code recorded.
+    info long_mode_entered() => "LongModeEntered"
+);
+event!(
+    /// The Multiboot memory map, every entry as `start-end:kind` (kind 1 usable RAM,
+    /// 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective). One event for the
+    /// whole map (up to 32 entries; a longer map takes more events), which costs a
+    /// third of one event per entry.
+    info memory_map(regions: &[MapEntry]) => "MemoryMap regions={=[?]}"
 );
 event!(
     /// The Multiboot command line: the file name, then kernel arguments from
@@ -90,10 +123,12 @@ event!(
     => "Kernel kind={=istr} entry_version={=u8} version={=u8}.{=u8}.{=u8} generation={=istr} segments={=u8} base={=u64:#x} entry={=u64:#x}"
 );
 event!(
-    /// One PT_LOAD segment copied and zeroed: its ELF address, where it went, sizes,
+    /// One PT_LOAD segment copied and zeroed, in program-header order: where it went
+    /// (its ELF address plus the load bias: for `dyn`, `Kernel.base` minus the
+    /// lowest segment's page address, 0 in Hermit kernels; for `exec`, 0), its sizes,
     /// flags (PF_X 1, PF_W 2, PF_R 4) and the ticks spent copying and zeroing.
-    info segment_loaded(index: u8, vaddr: u64, addr: u64, filesz: u64, memsz: u64, flags: u8, copy_ticks: u64, zero_ticks: u64)
-    => "SegmentLoaded index={=u8} vaddr={=u64:#x} addr={=u64:#x} filesz={=u64:#x} memsz={=u64:#x} flags={=u8} copy_ticks={=u64} zero_ticks={=u64}"
+    info segment_loaded(addr: u64, filesz: u64, memsz: u64, flags: u8, copy_ticks: u64, zero_ticks: u64)
+    => "SegmentLoaded addr={=u64:#x} filesz={=u64:#x} memsz={=u64:#x} flags={=u8} copy_ticks={=u64} zero_ticks={=u64}"
 );
 event!(
     /// Relocations applied, per type, and the ticks spent.
@@ -123,11 +158,12 @@ event!(
     => "DeviceTree addr={=u64:#x} size={=u32} ticks={=u64}"
 );
 event!(
-    /// The last event: the jump into the kernel. `rdi` is the boot info (a 128-byte
-    /// `RawBootInfo`), `rsp` the lowest address of the zeroed 32 KiB stack (both sizes
-    /// are fixed by the ABI), `tsc` the ticks at the jump.
-    info hand_over(entry: u64, rdi: u64, rsp: u64, tsc: u64)
-    => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x} tsc={=u64}"
+    /// The last event: the jump into the kernel, at the event's time (the TSC is
+    /// read as the frame starts; nothing but the jump follows). `rdi` is the boot
+    /// info (a 128-byte `RawBootInfo`), `rsp` the lowest address of the zeroed 32 KiB
+    /// stack (both sizes are fixed by the ABI).
+    info hand_over(entry: u64, rdi: u64, rsp: u64)
+    => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x}"
 );
 event!(
     /// The loader refuses to boot: the exit code and its name; the text line

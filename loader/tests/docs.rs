@@ -44,8 +44,9 @@ fn exit_code_table_matches_the_code() {
     }
 }
 
-/// `(name, level, format string)` of every `event!` in the loader's trace module.
-fn events_in_code() -> Vec<(String, String, String)> {
+/// `(name, level, format string, doc comment)` of every `event!` in the loader's
+/// trace module.
+fn events_in_code() -> Vec<(String, String, String, String)> {
     let source = read("src/trace.rs");
     let mut events = Vec::new();
     let mut rest = source.as_str();
@@ -55,6 +56,12 @@ fn events_in_code() -> Vec<(String, String, String)> {
         let body: String = rest[..end]
             .lines()
             .filter(|l| !l.trim_start().starts_with("///"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let doc: String = rest[..end]
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("///"))
+            .map(str::trim)
             .collect::<Vec<_>>()
             .join(" ");
         let mut words = body.split_whitespace();
@@ -73,7 +80,7 @@ fn events_in_code() -> Vec<(String, String, String)> {
             .trim_end()
             .trim_end_matches('"')
             .to_string();
-        events.push((name, level, format));
+        events.push((name, level, format, doc));
         rest = &rest[end..];
     }
     events
@@ -91,13 +98,23 @@ fn trace_format_table_matches_the_code() {
         "expected the whole event set, found {}",
         code.len()
     );
-    assert_eq!(
-        table.len(),
-        code.len(),
-        "one row per event in docs/trace-format.md"
-    );
-    for (row, (_, level, format)) in table.iter().zip(&code) {
-        assert_eq!(row[0], format!("`{format}`"), "format string");
-        assert_eq!(row[1], *level, "level of {format}");
+    let matches = table.len() == code.len()
+        && table
+            .iter()
+            .zip(&code)
+            .all(|(row, (_, level, format, doc))| {
+                row[0] == format!("`{format}`") && row[1] == *level && row[2] == *doc
+            });
+    if !matches {
+        // The rows as the code defines them (the meaning is the doc comment), to
+        // paste into the table.
+        let rows: Vec<String> = code
+            .iter()
+            .map(|(_, level, format, doc)| format!("| `{format}` | {level} | {doc} |"))
+            .collect();
+        panic!(
+            "docs/trace-format.md's event table differs from loader/src/trace.rs; the code's rows:\n{}",
+            rows.join("\n")
+        );
     }
 }

@@ -9,17 +9,21 @@ use goblin::elf::Elf;
 /// The symbol holding the build identity in the loader.
 pub const BUILD_ID_SYMBOL: &str = "RUSTY_LOADER_BUILD_ID";
 
-/// FNV-1a, 64 bit: tiny, stable across Rust versions, and good enough to tell two
-/// tables apart (this is an identity check, not a security boundary).
-fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3)
-    })
+/// FNV-1a, 32 bit: tiny, stable across Rust versions, and good enough to tell two
+/// tables apart (this is an identity check, not a security boundary; 32 bits keep
+/// the first event small).
+fn fnv1a(hash: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(hash, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
+
+/// FNV-1a's offset basis, 32 bit.
+const FNV_BASIS: u32 = 0x811c_9dc5;
 
 /// Hashes the defmt table of a loader ELF: every symbol in the `.defmt` section (its
 /// name is the interned format string, its value the index on the wire), in order.
-pub fn table_build_id(elf_bytes: &[u8]) -> Result<u64> {
+pub fn table_build_id(elf_bytes: &[u8]) -> Result<u32> {
     let elf = Elf::parse(elf_bytes).context("not an ELF file")?;
     let defmt_index = elf
         .section_headers
@@ -36,7 +40,7 @@ pub fn table_build_id(elf_bytes: &[u8]) -> Result<u64> {
         bail!("the .defmt section has no symbols: the ELF was stripped");
     }
     entries.sort_unstable();
-    let mut hash = 0xcbf2_9ce4_8422_2325;
+    let mut hash = FNV_BASIS;
     for (index, name) in entries {
         hash = fnv1a(hash, &index.to_le_bytes());
         hash = fnv1a(hash, name.as_bytes());
@@ -66,23 +70,23 @@ pub fn build_id_offset(elf_bytes: &[u8]) -> Result<usize> {
 }
 
 /// Writes the table's identity into the placeholder (done by xtask after linking).
-pub fn stamp_build_id(elf_bytes: &mut [u8]) -> Result<u64> {
+pub fn stamp_build_id(elf_bytes: &mut [u8]) -> Result<u32> {
     let id = table_build_id(elf_bytes)?;
     let offset = build_id_offset(elf_bytes)?;
     let slot = elf_bytes
-        .get_mut(offset..offset + 8)
+        .get_mut(offset..offset + 4)
         .context("the build-identity slot is outside the file")?;
     slot.copy_from_slice(&id.to_le_bytes());
     Ok(id)
 }
 
 /// Reads the identity stamped into a loader ELF.
-pub fn stamped_build_id(elf_bytes: &[u8]) -> Result<u64> {
+pub fn stamped_build_id(elf_bytes: &[u8]) -> Result<u32> {
     let offset = build_id_offset(elf_bytes)?;
     let slot = elf_bytes
-        .get(offset..offset + 8)
+        .get(offset..offset + 4)
         .context("the build-identity slot is outside the file")?;
-    Ok(u64::from_le_bytes(slot.try_into().expect("8 bytes")))
+    Ok(u32::from_le_bytes(slot.try_into().expect("4 bytes")))
 }
 
 #[cfg(test)]
@@ -91,10 +95,9 @@ mod tests {
 
     #[test]
     fn fnv1a_matches_reference_vectors() {
-        let basis = 0xcbf2_9ce4_8422_2325;
-        assert_eq!(fnv1a(basis, b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(basis, b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(basis, b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a(FNV_BASIS, b""), 0x811c_9dc5);
+        assert_eq!(fnv1a(FNV_BASIS, b"a"), 0xe40c_292c);
+        assert_eq!(fnv1a(FNV_BASIS, b"foobar"), 0xbf9c_f968);
     }
 
     #[test]

@@ -9,10 +9,15 @@ use defmt_decoder::{DecodeError, StreamDecoder, Table};
 use crate::build_id::table_build_id;
 use crate::stream::{Demux, Piece};
 
+/// The trace format version this decoder knows (`LoaderStart format=`; the
+/// loader's `trace::FORMAT_VERSION`).
+pub const TRACE_FORMAT: u64 = 2;
+
 /// One decoded loader event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
-    /// TSC ticks since the Multiboot entry (the frame's defmt timestamp).
+    /// TSC ticks since the Multiboot entry: the sum of the frames' timestamps (each
+    /// is the ticks since the previous frame) since the boot's `LoaderStart`.
     pub timestamp: u64,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub level: String,
@@ -23,7 +28,8 @@ pub struct Event {
 }
 
 impl Event {
-    /// Reads a displayed message: `Name key=value key=value ... [text=rest of line]`.
+    /// Reads a displayed message: `Name key=value key=value ... [text=rest of line]`,
+    /// where a value in brackets is a list (`regions=[a, b]`) and may hold spaces.
     pub fn parse(timestamp: u64, level: &str, message: &str) -> Event {
         let (name, mut rest) = message.split_once(' ').unwrap_or((message, ""));
         let mut fields = Vec::new();
@@ -32,10 +38,21 @@ impl Event {
                 fields.push(("text".to_string(), text.to_string()));
                 break;
             }
-            let (pair, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            fields.push((key.to_string(), value.to_string()));
-            rest = tail;
+            let (key, tail) = rest.split_once('=').unwrap_or((rest, ""));
+            if key.contains(' ') {
+                // A word without `=`: kept as a key without value.
+                let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                fields.push((word.to_string(), String::new()));
+                rest = tail;
+                continue;
+            }
+            let end = if tail.starts_with('[') {
+                tail.find(']').map_or(tail.len(), |close| close + 1)
+            } else {
+                tail.find(' ').unwrap_or(tail.len())
+            };
+            fields.push((key.to_string(), tail[..end].to_string()));
+            rest = tail[end..].strip_prefix(' ').unwrap_or(&tail[end..]);
         }
         Event {
             timestamp,
@@ -43,6 +60,16 @@ impl Event {
             name: name.to_string(),
             fields,
         }
+    }
+
+    /// False for the events sent with a time recorded earlier (`LoaderStart`,
+    /// `PagingEnabled`, `LongModeEntered` carry the start-up code's stamps); true
+    /// for every other, whose time is when it was sent.
+    pub fn timed_when_sent(&self) -> bool {
+        !matches!(
+            self.name.as_str(),
+            "LoaderStart" | "PagingEnabled" | "LongModeEntered"
+        )
     }
 
     /// A field's displayed value.
@@ -58,6 +85,17 @@ impl Event {
         parse_number(self.get(key)?)
     }
 
+    /// The items of a list field (`[a, b]`); `None` when the field is absent or not
+    /// a list.
+    pub fn list(&self, key: &str) -> Option<Vec<&str>> {
+        let inner = self.get(key)?.strip_prefix('[')?.strip_suffix(']')?;
+        Some(if inner.is_empty() {
+            Vec::new()
+        } else {
+            inner.split(", ").collect()
+        })
+    }
+
     /// A boolean field.
     pub fn bool(&self, key: &str) -> Option<bool> {
         match self.get(key)? {
@@ -66,6 +104,40 @@ impl Event {
             _ => None,
         }
     }
+}
+
+/// One Multiboot memory-map entry as `MemoryMap` shows it: `0x100000-0x3fe0000:1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapEntry {
+    pub start: u64,
+    pub end: u64,
+    /// 1 usable, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective.
+    pub kind: u64,
+}
+
+impl MapEntry {
+    /// Reads `start-end:kind`; `None` for anything else.
+    pub fn parse(item: &str) -> Option<MapEntry> {
+        let (range, kind) = item.split_once(':')?;
+        let (start, end) = range.split_once('-')?;
+        Some(MapEntry {
+            start: parse_number(start)?,
+            end: parse_number(end)?,
+            kind: parse_number(kind)?,
+        })
+    }
+}
+
+/// Every memory-map entry of the `MemoryMap` events (a long map takes several), in
+/// order; items that do not read as an entry are skipped.
+pub fn memory_map(events: &[Event]) -> Vec<MapEntry> {
+    events
+        .iter()
+        .filter(|e| e.name == "MemoryMap")
+        .filter_map(|e| e.list("regions"))
+        .flatten()
+        .filter_map(MapEntry::parse)
+        .collect()
 }
 
 /// Parses `0x`-prefixed hex or decimal.
@@ -79,7 +151,7 @@ pub fn parse_number(text: &str) -> Option<u64> {
 /// A loader ELF's defmt table and build identity.
 pub struct TraceTable {
     table: Table,
-    build_id: u64,
+    build_id: u32,
     loader_image: Option<(u64, u64)>,
 }
 
@@ -103,14 +175,16 @@ impl TraceTable {
         self.loader_image
     }
 
-    /// The identity this ELF's loader sends in `LoaderStart`.
+    /// The identity this ELF's loader sends in `LoaderStart` (a u32, widened to
+    /// compare with the field as read back).
     pub fn build_id(&self) -> u64 {
-        self.build_id
+        u64::from(self.build_id)
     }
 
     pub fn frame_decoder(&self) -> FrameDecoder<'_> {
         FrameDecoder {
             stream: self.table.new_stream_decoder(),
+            clock: 0,
         }
     }
 }
@@ -131,6 +205,8 @@ fn loader_image(elf_bytes: &[u8]) -> Option<(u64, u64)> {
 /// Decodes single frames (as the demultiplexer cuts them) into events.
 pub struct FrameDecoder<'t> {
     stream: Box<dyn StreamDecoder + Send + Sync + 't>,
+    /// The time of the previous event, in ticks since the Multiboot entry.
+    clock: u64,
 }
 
 impl FrameDecoder<'_> {
@@ -139,16 +215,20 @@ impl FrameDecoder<'_> {
         self.stream.received(frame);
         self.stream.received(&[0]);
         let decoded = self.stream.decode()?;
-        let timestamp = decoded
+        let since_previous: u64 = decoded
             .display_timestamp()
             .and_then(|t| t.to_string().parse().ok())
             .ok_or(DecodeError::Malformed)?;
         let level = decoded.level().map_or("print", |l| l.as_str());
-        Ok(Event::parse(
-            timestamp,
-            level,
-            &decoded.display_message().to_string(),
-        ))
+        let mut event = Event::parse(0, level, &decoded.display_message().to_string());
+        // `LoaderStart` starts a boot's clock: its time is counted from the entry.
+        self.clock = if event.name == "LoaderStart" {
+            since_previous
+        } else {
+            self.clock.saturating_add(since_previous)
+        };
+        event.timestamp = self.clock;
+        Ok(event)
     }
 }
 
@@ -182,7 +262,7 @@ pub fn decode_recording(table: &TraceTable, stream: &[u8]) -> Result<Decoded> {
         let build = start.u64("build").unwrap_or(0);
         if build != table.build_id() {
             bail!(
-                "the trace comes from another loader build (stream build {build:#018x}, ELF build {:#018x}): pass the ELF of the loader that produced it",
+                "the trace comes from another loader build (stream build {build:#010x}, ELF build {:#010x}): pass the ELF of the loader that produced it",
                 table.build_id()
             );
         }
@@ -207,7 +287,7 @@ mod tests {
 
     #[test]
     fn parses_messages_by_the_documented_grammar() {
-        check("MultibootEntry tsc=0", "MultibootEntry", &[("tsc", "0")]);
+        check("PagingEnabled", "PagingEnabled", &[]);
         check(
             "Module start=0x1000 end=0x2000",
             "Module",
@@ -228,6 +308,19 @@ mod tests {
             &[("code", "17"), ("name", "not-elf"), ("text", "")],
         );
         check("Bare", "Bare", &[]);
+        check(
+            "MemoryMap regions=[0x0-0x9fc00:1, 0x9fc00-0xa0000:2] next=1",
+            "MemoryMap",
+            &[
+                ("regions", "[0x0-0x9fc00:1, 0x9fc00-0xa0000:2]"),
+                ("next", "1"),
+            ],
+        );
+        check(
+            "X a=[] b=[unclosed",
+            "X",
+            &[("a", "[]"), ("b", "[unclosed")],
+        );
     }
 
     #[test]
@@ -238,5 +331,37 @@ mod tests {
         assert_eq!(event.bool("c"), Some(true));
         assert_eq!(event.bool("d"), None);
         assert_eq!(event.u64("missing"), None);
+        let event = Event::parse(0, "info", "X l=[0x1-0x2:1, 3] e=[] n=5");
+        assert_eq!(event.list("l"), Some(vec!["0x1-0x2:1", "3"]));
+        assert_eq!(event.list("e"), Some(vec![]));
+        assert_eq!(event.list("n"), None);
+    }
+
+    #[test]
+    fn reads_memory_map_entries() {
+        let events = [
+            Event::parse(
+                0,
+                "info",
+                "MemoryMap regions=[0x0-0x9fc00:1, junk, 0x100000-0x200000:2]",
+            ),
+            Event::parse(0, "info", "Module start=0x1 end=0x2"),
+            Event::parse(
+                0,
+                "info",
+                "MemoryMap regions=[0xfd00000000-0x10000000000:2]",
+            ),
+        ];
+        let entry = |start, end, kind| MapEntry { start, end, kind };
+        assert_eq!(
+            memory_map(&events),
+            [
+                entry(0, 0x9fc00, 1),
+                entry(0x100000, 0x200000, 2),
+                entry(0xfd00000000, 0x10000000000, 2)
+            ]
+        );
+        assert_eq!(MapEntry::parse("0x1-0x2"), None);
+        assert_eq!(MapEntry::parse("0x1:2"), None);
     }
 }

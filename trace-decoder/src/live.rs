@@ -11,12 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::decode::{Event, FrameDecoder, TraceTable};
+use crate::decode::{Event, FrameDecoder, TraceTable, TRACE_FORMAT};
+use crate::report::format::push_escaped;
 use crate::report::BootRecord;
 use crate::stream::{Demux, Piece};
-
-/// The trace format version this decoder understands (`LoaderStart format=`).
-pub const TRACE_FORMAT: u64 = 1;
 
 /// How many malformed frames are reported one by one; the rest are only counted, so
 /// that a stream of garbage does not bury the text under warnings.
@@ -204,6 +202,9 @@ impl<'t> Session<'t> {
         if self.status == TraceStatus::NotFound {
             self.status = TraceStatus::Decoded { verified: false };
         }
+        if event.timed_when_sent() {
+            self.record.host.first_timed_event.get_or_insert(now);
+        }
         self.record.events.push(event);
         // Until the frequency is known, events wait (see `pending_from`).
         if self.frequency_seen {
@@ -219,7 +220,7 @@ impl<'t> Session<'t> {
         if stream != elf {
             self.status = TraceStatus::OtherBuild { stream, elf };
             out(Output::Warning(format!(
-                "the trace comes from another loader build (stream build {stream:#018x}, ELF build {elf:#018x}): events are not decoded, pass the ELF of the loader that produced the stream"
+                "the trace comes from another loader build (stream build {stream:#010x}, ELF build {elf:#010x}): events are not decoded, pass the ELF of the loader that produced the stream"
             )));
             return false;
         }
@@ -252,7 +253,7 @@ impl<'t> Session<'t> {
                 ""
             };
             out(Output::Warning(format!(
-                "frame {} ({after}) did not decode and was skipped{more}",
+                "frame {} ({after}) did not decode and was skipped; later times may be early{more}",
                 self.frames
             )));
         }
@@ -265,6 +266,107 @@ impl<'t> Session<'t> {
             out(Output::Event(event, micros));
         }
         self.pending_from = self.record.events.len();
+    }
+}
+
+/// How [`push_event_line`] renders an event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LineStyle {
+    /// ANSI colours: the time dim, the name bold (red for errors, yellow for
+    /// warnings).
+    pub color: bool,
+    /// On a terminal, the width to keep lists within: a list that would run past it
+    /// goes on over indented lines, broken after its commas. `None` keeps every
+    /// event on one line (for pipes and files).
+    pub wrap_at: Option<usize>,
+}
+
+/// One event as both `rusty-trace` and `cargo xtask trace` show it, appended to
+/// `line` (without a line break): `[    1.234 ms] Name key=value ...`, or
+/// `[   123456 tk] ...` when the TSC frequency is not known. Keys and values are
+/// escaped: nothing from the stream reaches a terminal as a control character.
+pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, style: LineStyle) {
+    use std::fmt::Write;
+    paint(line, style.color, DIM, |line| {
+        let _ = match micros {
+            Some(us) => write!(line, "[{:>9.3} ms]", us / 1000.0),
+            None => write!(line, "[{:>9} tk]", event.timestamp),
+        };
+    });
+    // The column of the next character, ANSI sequences not counted.
+    let mut column = TIME_WIDTH;
+    line.push(' ');
+    column += 1;
+    let name_style = match event.level.as_str() {
+        "error" => RED_BOLD,
+        "warn" => YELLOW_BOLD,
+        _ => BOLD,
+    };
+    paint(line, style.color, name_style, |line| {
+        let before = line.len();
+        push_escaped(line, &event.name);
+        column += line[before..].chars().count();
+    });
+    for (key, value) in &event.fields {
+        line.push(' ');
+        let before = line.len();
+        push_escaped(line, key);
+        line.push('=');
+        column += 1 + line[before..].chars().count();
+        let items = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
+        match (style.wrap_at, items) {
+            (Some(width), Some(items)) if column + value.chars().count() > width => {
+                line.push('[');
+                column += 1;
+                let mut items = items.split(", ").peekable();
+                let mut first = true;
+                while let Some(item) = items.next() {
+                    let end = if items.peek().is_some() { "," } else { "]" };
+                    let len = item.chars().count() + end.len();
+                    if !first {
+                        if column + 1 + len > width {
+                            line.push('\n');
+                            line.extend(std::iter::repeat_n(' ', CONTINUATION_INDENT));
+                            column = CONTINUATION_INDENT;
+                        } else {
+                            line.push(' ');
+                            column += 1;
+                        }
+                    }
+                    push_escaped(line, item);
+                    line.push_str(end);
+                    column += len;
+                    first = false;
+                }
+            }
+            _ => {
+                let before = line.len();
+                push_escaped(line, value);
+                column += line[before..].chars().count();
+            }
+        }
+    }
+}
+
+/// `[    1.234 ms]`: the width of an event line's time.
+const TIME_WIDTH: usize = 14;
+/// Where the continuation lines of a wrapped list start: under the event's name,
+/// two columns in.
+const CONTINUATION_INDENT: usize = TIME_WIDTH + 3;
+const BOLD: &str = "\x1b[1m";
+const DIM: &str = "\x1b[2m";
+const RED_BOLD: &str = "\x1b[1;31m";
+const YELLOW_BOLD: &str = "\x1b[1;33m";
+const RESET: &str = "\x1b[0m";
+
+/// Appends what `write` writes, in an ANSI style when `color` is set.
+fn paint(line: &mut String, color: bool, style: &str, write: impl FnOnce(&mut String)) {
+    if color {
+        line.push_str(style);
+    }
+    write(line);
+    if color {
+        line.push_str(RESET);
     }
 }
 
@@ -290,5 +392,82 @@ mod tests {
         assert!(record.events.is_empty());
         assert_eq!(record.host.first_byte, None);
         assert!(record.host.end.is_some());
+    }
+
+    fn line(message: &str, micros: Option<f64>, style: LineStyle) -> String {
+        let mut line = String::new();
+        push_event_line(
+            &mut line,
+            &Event::parse(1234, "info", message),
+            micros,
+            style,
+        );
+        line
+    }
+
+    #[test]
+    fn event_lines() {
+        let plain = LineStyle::default();
+        assert_eq!(
+            line("Module start=0x1 end=0x2", Some(1500.0), plain),
+            "[    1.500 ms] Module start=0x1 end=0x2"
+        );
+        assert_eq!(
+            line("PagingEnabled", None, plain),
+            "[     1234 tk] PagingEnabled"
+        );
+        // Nothing from the stream reaches the terminal as a control character.
+        assert_eq!(
+            line("Refused text=a\u{1b}[2Jb", None, plain),
+            "[     1234 tk] Refused text=a\\x1b[2Jb"
+        );
+        let colored = LineStyle {
+            color: true,
+            wrap_at: None,
+        };
+        assert_eq!(
+            line("Tls start=0x1", None, colored),
+            "\x1b[2m[     1234 tk]\x1b[0m \x1b[1mTls\x1b[0m start=0x1"
+        );
+    }
+
+    #[test]
+    fn long_lists_wrap_on_a_terminal_only() {
+        let regions: Vec<String> = (0u64..7)
+            .map(|i| format!("{:#x}-{:#x}:1", i << 32, (i + 1) << 32))
+            .collect();
+        let message = format!("MemoryMap regions=[{}] next=1", regions.join(", "));
+        let one_line = line(&message, None, LineStyle::default());
+        assert_eq!(one_line.lines().count(), 1);
+        for color in [false, true] {
+            let wrapped = line(
+                &message,
+                None,
+                LineStyle {
+                    color,
+                    wrap_at: Some(80),
+                },
+            );
+            let lines: Vec<&str> = wrapped.lines().collect();
+            assert!(lines.len() > 1, "{wrapped}");
+            let visible = |l: &str| {
+                l.replace("\x1b[2m", "")
+                    .replace("\x1b[1m", "")
+                    .replace("\x1b[0m", "")
+                    .chars()
+                    .count()
+            };
+            assert!(lines.iter().all(|l| visible(l) <= 80), "{wrapped}");
+            assert!(lines[1..].iter().all(|l| l.starts_with(&" ".repeat(17))));
+            // Joined up again, it is the one-line form.
+            let joined = lines
+                .iter()
+                .map(|l| l.trim_start())
+                .collect::<Vec<_>>()
+                .join(" ");
+            if !color {
+                assert_eq!(joined, one_line);
+            }
+        }
     }
 }

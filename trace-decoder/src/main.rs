@@ -36,8 +36,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use trace_decoder::build_id::BUILD_ID_SYMBOL;
-use trace_decoder::decode::{Event, TraceTable};
-use trace_decoder::live::{Output, Session, TraceStatus};
+use trace_decoder::decode::TraceTable;
+use trace_decoder::live::{push_event_line, LineStyle, Output, Session, TraceStatus};
+use trace_decoder::report::format::TERMINAL_WIDTH;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 const EXAMPLES: &str = "\
@@ -217,7 +218,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     let result = match status {
         TraceStatus::Decoded { .. } => write_reports(&record, cli, &mut sink),
         TraceStatus::OtherBuild { stream, elf } => Err(Fatal::input(format!(
-            "the trace in {input_name} comes from another loader build: the stream says build {stream:#018x}, {} is build {elf:#018x}; pass the ELF of the loader that produced it with --elf",
+            "the trace in {input_name} comes from another loader build: the stream says build {stream:#010x}, {} is build {elf:#010x}; pass the ELF of the loader that produced it with --elf",
             elf_path.display()
         ))),
         TraceStatus::NotFound => Err(Fatal::input(no_trace_message(
@@ -247,7 +248,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
 /// Why no trace was found, with what would help.
 fn no_trace_message(record: &BootRecord, input: &str, elf: &Path, build: u64) -> String {
     let mut message = format!(
-        "no boot trace found in {input} ({} bytes of text passed through; decoded with {}, build {build:#018x})",
+        "no boot trace found in {input} ({} bytes of text passed through; decoded with {}, build {build:#010x})",
         record.text_bytes,
         elf.display()
     );
@@ -345,7 +346,7 @@ struct Sink {
     /// Text and event lines go to stdout (text format) or stderr (JSON format).
     live_on_stdout: bool,
     show_events: bool,
-    live_color: bool,
+    live_style: LineStyle,
     warn_color: bool,
     /// Whether the live stream is at the start of a line (so an event line or the
     /// report does not start in the middle of the kernel's text).
@@ -372,7 +373,10 @@ impl Sink {
             stderr: BufWriter::new(io::stderr()),
             live_on_stdout,
             show_events: !cli.quiet,
-            live_color: cli.color.enabled(live_terminal),
+            live_style: LineStyle {
+                color: cli.color.enabled(live_terminal),
+                wrap_at: live_terminal.then_some(TERMINAL_WIDTH),
+            },
             warn_color: cli.color.enabled(io::stderr().is_terminal()),
             at_line_start: true,
             last_on_stdout: true,
@@ -396,7 +400,7 @@ impl Sink {
                 if !self.at_line_start {
                     line.push('\n');
                 }
-                format_event(&mut line, event, micros, self.live_color);
+                push_event_line(&mut line, event, micros, self.live_style);
                 line.push('\n');
                 self.write(self.live_on_stdout, line.as_bytes());
                 self.at_line_start = true;
@@ -457,38 +461,6 @@ impl Sink {
     }
 }
 
-/// One event as a line: `[   1.234 ms] SegmentLoaded index=1 addr=0x800000 ...`,
-/// or with TSC ticks (`tk`) when the frequency is not known.
-fn format_event(line: &mut String, event: &Event, micros: Option<f64>, color: bool) {
-    let _ = match micros {
-        Some(us) => write!(
-            line,
-            "{}",
-            paint(color, DIM, &format!("[{:>9.3} ms]", us / 1000.0))
-        ),
-        None => write!(
-            line,
-            "{}",
-            paint(color, DIM, &format!("[{:>9} tk]", event.timestamp))
-        ),
-    };
-    line.push(' ');
-    let style = match event.level.as_str() {
-        "error" => RED_BOLD,
-        "warn" => YELLOW_BOLD,
-        _ => BOLD,
-    };
-    line.push_str(&paint(color, style, &event.name));
-    for (key, value) in &event.fields {
-        line.push(' ');
-        line.push_str(key);
-        line.push('=');
-        line.push_str(value);
-    }
-}
-
-const BOLD: &str = "\x1b[1m";
-const DIM: &str = "\x1b[2m";
 const RED_BOLD: &str = "\x1b[1;31m";
 const YELLOW_BOLD: &str = "\x1b[1;33m";
 

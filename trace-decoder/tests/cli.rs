@@ -155,13 +155,13 @@ fn events_text_and_report_in_stream_order() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "[    1.150 ms] LoaderStart format=1 build=0x7417cdb57266fca mbi=0x9500"
+        "[    0.000 ms] LoaderStart format=2 build=0x6a109c9e mbi=0x9500"
     );
-    assert!(lines[13].starts_with("[    7.462 ms] SegmentLoaded index=1 vaddr=0x0 addr=0x800000 "));
-    assert!(lines[21].starts_with("[   14.444 ms] HandOver entry=0x8043e0 "));
+    assert!(lines[8].starts_with("[    7.669 ms] SegmentLoaded addr=0x800000 filesz=0x33e0 "));
+    assert!(lines[16].starts_with("[   12.706 ms] HandOver entry=0x8043e0 "));
     // The kernel's text follows the hand-over, then the report.
     let text = String::from_utf8(text_only(&recording(name))).unwrap();
-    let after_events = lines[22..].join("\n") + "\n";
+    let after_events = lines[17..].join("\n") + "\n";
     assert!(after_events.starts_with(&text), "{}", shown(&output));
     let report = expected_report(name).render_text(false);
     assert!(out.ends_with(&report), "{}", shown(&output));
@@ -301,10 +301,10 @@ fn text_arrives_live_before_the_input_ends() {
 
     // Up to the Frequency event: the events before it wait for it, until the input
     // pauses; then they are shown in TSC ticks.
-    let frequency_at = frames(&stream)[10].start - 2;
+    let frequency_at = frames(&stream)[5].start - 2;
     stdin.write_all(&stream[..frequency_at]).unwrap();
     stdin.flush().unwrap();
-    wait_for(b"tk] ModeSwitch paging=", "the held-back events");
+    wait_for(b"tk] PagingEnabled", "the held-back events");
 
     // Everything up to the end of the kernel's first line: that line must show up
     // while the input is still open.
@@ -333,8 +333,8 @@ fn another_build_exits_1_naming_both_identities() {
     let at = stream.windows(2).position(|w| w == &bytes[..2]).unwrap() + 1;
     stream[at] ^= 0x01;
     let output = run(&["--elf", &elf_arg()], &stream);
-    let other = format!("{:#018x}", id ^ 0x100);
-    let ours = format!("{id:#018x}");
+    let other = format!("{:#010x}", id ^ 0x100);
+    let ours = format!("{id:#010x}");
     assert_one_error_line(
         &output,
         1,
@@ -353,8 +353,8 @@ fn another_build_exits_1_naming_both_identities() {
 #[test]
 fn truncated_stream_is_decoded_with_a_warning() {
     let stream = recording("hello-dyn-pc");
-    // Cut inside the Kernel event's frame, the thirteenth.
-    let kernel_frame = frames(&stream)[12].clone();
+    // Cut inside the Kernel event's frame, the eighth.
+    let kernel_frame = frames(&stream)[7].clone();
     let output = run(&["--elf", &elf_arg()], &stream[..kernel_frame.start + 4]);
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
     let err = stderr(&output);
@@ -372,15 +372,15 @@ fn truncated_stream_is_decoded_with_a_warning() {
 #[test]
 fn corrupted_frame_is_skipped_and_counted() {
     let mut stream = recording("hello-dyn-pc");
-    // The sixth frame (the fourth MemoryRegion), filled with bytes that cannot
-    // decode: 0xFE announces 133 more bytes than the frame has.
+    // The sixth frame (Frequency), filled with bytes that cannot decode: 0xFE
+    // announces 133 more bytes than the frame has.
     let frame = frames(&stream)[5].clone();
     stream[frame].fill(0xFE);
     let output = run(&["--elf", &elf_arg(), "--format", "json"], &stream);
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
     let err = stderr(&output);
     assert!(
-        err.contains("warning: frame 6 (after MemoryRegion) did not decode"),
+        err.contains("warning: frame 6 (after CommandLine) did not decode"),
         "{err}"
     );
     assert!(err.contains("] HandOver "), "decoding went on: {err}");

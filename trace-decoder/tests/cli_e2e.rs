@@ -141,9 +141,9 @@ fn live_boot_shows_text_events_and_report() {
     };
     // In stream order: the loader's events, the hand-over, the kernel's text, the
     // report.
-    let start = at("] LoaderStart format=1 build=0x");
+    let start = at("] LoaderStart format=2 build=0x");
     let frequency = at("] Frequency khz=2800000 source=cmdline");
-    let segment = at("] SegmentLoaded index=1 ");
+    let segment = at("] SegmentLoaded addr=0x800000 ");
     let hand_over = at("] HandOver entry=0x");
     let hello = at("Hello from hello-dyn, a Hermit-ABI test kernel!\n");
     let ok = at("tk: ok\n");

@@ -148,7 +148,7 @@ fn idle_shows_held_back_events_without_time() {
     let table = table();
     let stream = recording("hello-dyn-pc");
     let frames = frames(&stream);
-    // Up to the end of the second frame: LoaderStart and ModeSwitch, no Frequency.
+    // Up to the end of the second frame: LoaderStart and PagingEnabled, no Frequency.
     let cut = frames[1].end + 1;
     let mut said = Said::default();
     let mut session = Session::new(table);
@@ -162,12 +162,12 @@ fn idle_shows_held_back_events_without_time() {
         said.events,
         vec![
             ("LoaderStart".to_string(), None),
-            ("ModeSwitch".to_string(), None)
+            ("PagingEnabled".to_string(), None)
         ]
     );
     session.feed(&stream[cut..], &mut |o| said.take(o));
     session.finish(None, &mut |o| said.take(o));
-    assert_eq!(said.events.len(), 22, "nothing is shown twice");
+    assert_eq!(said.events.len(), 17, "nothing is shown twice");
     assert!(said.events[2..].iter().all(|(_, t)| t.is_some()));
 }
 
@@ -180,6 +180,7 @@ fn host_times_are_in_order() {
     let times = [
         host.first_byte,
         host.loader_start,
+        host.first_timed_event,
         host.hand_over,
         host.first_kernel_output,
         host.end,
@@ -223,8 +224,8 @@ fn a_stream_from_another_build_is_refused_naming_both() {
     assert!(record.events.is_empty(), "no garbage events");
     assert_eq!(said.text, text_only(&stream), "text still passes through");
     let warning = said.warnings.join("\n");
-    assert!(warning.contains(&format!("{other:#018x}")), "{warning}");
-    assert!(warning.contains(&format!("{id:#018x}")), "{warning}");
+    assert!(warning.contains(&format!("{other:#010x}")), "{warning}");
+    assert!(warning.contains(&format!("{id:#010x}")), "{warning}");
 }
 
 #[test]
@@ -253,11 +254,11 @@ fn a_corrupted_frame_is_skipped_and_decoding_goes_on() {
     stream[frame].fill(0xFE);
     let (said, record, _) = run(table, &stream, &[33]);
     assert_eq!(record.malformed_frames, 1);
-    assert_eq!(record.events.len(), 21);
+    assert_eq!(record.events.len(), 16);
     assert_eq!(record.events.last().unwrap().name, "HandOver");
     assert_eq!(said.warnings.len(), 1, "{:?}", said.warnings);
     assert!(
-        said.warnings[0].contains("after MemoryRegion"),
+        said.warnings[0].contains("after LongModeEntered"),
         "{:?}",
         said.warnings
     );
@@ -285,7 +286,7 @@ fn concatenated_boots_are_each_checked() {
     stream.extend(recording("not-an-elf"));
     let (said, record, status) = run(table, &stream, &[512]);
     assert_eq!(status, TraceStatus::Decoded { verified: true });
-    assert_eq!(record.events.len(), 22 + 13);
+    assert_eq!(record.events.len(), 17 + 8);
     assert!(said.events.iter().all(|(_, t)| t.is_some()));
     assert!(said.warnings.is_empty(), "{:?}", said.warnings);
 }

@@ -19,8 +19,9 @@ use trace_decoder::report::{BootRecord, HostTimes, Report};
 /// Every event of docs/trace-format.md with its field names.
 const EVENTS: &[(&str, &[&str])] = &[
     ("LoaderStart", &["format", "build", "mbi"]),
-    ("ModeSwitch", &["paging", "long_mode"]),
-    ("MemoryRegion", &["start", "end", "kind"]),
+    ("PagingEnabled", &[]),
+    ("LongModeEntered", &[]),
+    ("MemoryMap", &["regions"]),
     ("CommandLine", &["kernel_args_at", "app_args_at", "text"]),
     ("Frequency", &["khz", "source"]),
     ("Module", &["start", "end"]),
@@ -39,8 +40,6 @@ const EVENTS: &[(&str, &[&str])] = &[
     (
         "SegmentLoaded",
         &[
-            "index",
-            "vaddr",
             "addr",
             "filesz",
             "memsz",
@@ -62,7 +61,7 @@ const EVENTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("DeviceTree", &["addr", "size", "ticks"]),
-    ("HandOver", &["entry", "rdi", "rsp", "tsc"]),
+    ("HandOver", &["entry", "rdi", "rsp"]),
     ("Refused", &["code", "name", "text"]),
     (
         "CpuException",
@@ -70,9 +69,21 @@ const EVENTS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// A displayed list of memory-map entries (`[start-end:kind, ...]`), some of them
+/// junk.
+fn map_entries() -> impl Strategy<Value = String> {
+    let entry = prop_oneof![
+        4 => (0u64..0x1_0000_0000, any::<u64>(), 0u64..8)
+            .prop_map(|(start, end, kind)| format!("{start:#x}-{end:#x}:{kind}")),
+        1 => "[-:0-9a-x\\[\\] ]{0,8}",
+    ];
+    prop::collection::vec(entry, 0..6).prop_map(|entries| format!("[{}]", entries.join(", ")))
+}
+
 /// A displayed field value: plausible numbers most of the time, anything else too.
 fn value() -> impl Strategy<Value = String> {
     prop_oneof![
+        2 => map_entries(),
         4 => (0u64..100_000).prop_map(|v| v.to_string()),
         4 => (0u64..0x1_0000_0000).prop_map(|v| format!("{v:#x}")),
         2 => any::<u64>().prop_map(|v| v.to_string()),
@@ -154,6 +165,7 @@ fn record() -> impl Strategy<Value = BootRecord> {
                 host: HostTimes {
                     first_byte: host.0,
                     loader_start: host.1,
+                    first_timed_event: host.1.map(|t| t + Duration::from_micros(300)),
                     hand_over: host.2,
                     first_kernel_output: host.3,
                     end: host.4,

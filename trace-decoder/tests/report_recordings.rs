@@ -133,30 +133,32 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
     let ev = |t, m: &str| Event::parse(t, "info", m);
     let boot = || {
         vec![
-            ev(3000, "LoaderStart format=1 build=0x1 mbi=0x9500"),
-            ev(3100, "ModeSwitch paging=500 long_mode=700"),
-            ev(3200, "MemoryRegion start=0x0 end=0x4000000 kind=1"),
+            ev(0, "LoaderStart format=2 build=0x1 mbi=0x9500"),
+            ev(500, "PagingEnabled"),
+            ev(700, "LongModeEntered"),
+            ev(3000, "MemoryMap regions=[0x0-0x4000000:1]"),
             ev(4000, "CommandLine kernel_args_at=65535 app_args_at=65535 text=k\u{1b}[2J\u{0}<&>"),
             ev(5000, "Frequency khz=1000 source=cmdline"),
             ev(5100, "Module start=0x200000 end=0x300000"),
             ev(7000, "Kernel kind=dyn entry_version=4 version=0.13.0 generation=0.11+ segments=1 base=0x800000 entry=0x800000"),
-            ev(8000, "SegmentLoaded index=1 vaddr=0x0 addr=0x800000 filesz=0x1000 memsz=0x1000 flags=5 copy_ticks=600 zero_ticks=100"),
+            ev(8000, "SegmentLoaded addr=0x800000 filesz=0x1000 memsz=0x1000 flags=5 copy_ticks=600 zero_ticks=100"),
             ev(9500, "Relocated relative=3 abs64=0 glob_dat=0 weak_skipped=0 ticks=300"),
             ev(12000, "DeviceTree addr=0x150000 size=400 ticks=2000"),
             ev(13000, "Mapping start=0x0 end=0x200000 page_kib=4 writable=true"),
             ev(14000, "PageTables contract=universal pml4=0x2f0000 tables=4 bytes_4k=0x100000 bytes_2m=0x800000 ticks=1500"),
-            ev(14800, "HandOver entry=0x800000 rdi=0x150400 rsp=0x1a0000 tsc=14700"),
+            ev(14700, "HandOver entry=0x800000 rdi=0x150400 rsp=0x1a0000"),
         ]
     };
     let host = HostTimes {
         first_byte: Some(Duration::from_millis(2)),
-        loader_start: Some(Duration::from_millis(43)),
+        loader_start: Some(Duration::from_millis(42)),
+        first_timed_event: Some(Duration::from_millis(43)),
         hand_over: Some(Duration::from_millis(60)),
         first_kernel_output: Some(Duration::from_millis(72)),
         end: Some(Duration::from_millis(90)),
     };
     let mut unknown_clock = boot();
-    unknown_clock[4] = ev(5000, "Frequency khz=0 source=unknown");
+    unknown_clock[5] = ev(5000, "Frequency khz=0 source=unknown");
     let mut exception = boot();
     exception.push(Event::parse(
         15000,
@@ -164,7 +166,7 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
         "CpuException vector=13 error_code=0x0 rip=0x800010 cr2=0x0 in_kernel=true",
     ));
     let overlapping = vec![
-        ev(1, "MemoryRegion start=0x0 end=0x100000 kind=1"),
+        ev(1, "MemoryMap regions=[0x0-0x100000:1]"),
         ev(2, "Module start=0x80000 end=0x180000"),
         ev(3, "Tls start=0x90000 filesz=0x10 memsz=0x20 align=0x8"),
         ev(
@@ -239,7 +241,7 @@ fn json_reports_follow_the_schema() {
             .collect();
         assert!(errors.is_empty(), "{name}: {errors:#?}");
         assert_eq!(json["schema"], "rusty-trace/report");
-        assert_eq!(json["version"], 1);
+        assert_eq!(json["version"], trace_decoder::report::SCHEMA_VERSION);
     }
 }
 

@@ -339,7 +339,11 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             timeout,
             Some(t::Live {
                 out: &mut out,
-                color,
+                style: trace_decoder::live::LineStyle {
+                    color,
+                    wrap_at: std::io::IsTerminal::is_terminal(&std::io::stdout())
+                        .then_some(trace_decoder::report::format::TERMINAL_WIDTH),
+                },
             }),
         )?;
         drop(out);

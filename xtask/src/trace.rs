@@ -27,7 +27,8 @@ pub struct TracedRun {
 /// How a live run is shown.
 pub struct Live<'a> {
     pub out: &'a mut dyn Write,
-    pub color: bool,
+    /// Colours, and wrapping of long lists on a terminal (as rusty-trace does).
+    pub style: trace_decoder::live::LineStyle,
 }
 
 /// Refuses, before QEMU starts, a file the loader would refuse too: the same checks
@@ -158,25 +159,9 @@ impl Printer<'_, '_> {
                     let _ = live.out.write_all(b"\n");
                     self.at_line_start = true;
                 }
-                let time = match micros {
-                    Some(us) => format!("{:>9.3} ms", us / 1000.0),
-                    None => format!("{:>9} tk", event.timestamp),
-                };
-                let fields: String = event
-                    .fields
-                    .iter()
-                    .map(|(k, v)| format!(" {k}={v}"))
-                    .collect();
-                let (dim, bold, reset) = if live.color {
-                    ("\x1b[2m", "\x1b[1m", "\x1b[0m")
-                } else {
-                    ("", "", "")
-                };
-                let _ = writeln!(
-                    live.out,
-                    "{dim}[{time}]{reset} {bold}{}{reset}{dim}{fields}{reset}",
-                    event.name
-                );
+                let mut line = String::new();
+                trace_decoder::live::push_event_line(&mut line, event, micros, live.style);
+                let _ = writeln!(live.out, "{line}");
             }
             Output::Warning(warning) => eprintln!("warning: {warning}"),
         }

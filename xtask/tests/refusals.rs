@@ -296,7 +296,7 @@ fn no_module_trace_still_shows_the_memory_map_and_command_line() {
     let table = TraceTable::from_elf(&elf).unwrap();
     let events = decode_recording(&table, &run.serial).unwrap().events;
     let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
-    assert!(names.contains(&"MemoryRegion"), "{names:?}");
+    assert!(names.contains(&"MemoryMap"), "{names:?}");
     assert!(names.contains(&"CommandLine"), "{names:?}");
     assert_eq!(names.last(), Some(&"Refused"), "{names:?}");
 }

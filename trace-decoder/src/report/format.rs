@@ -104,6 +104,9 @@ pub fn hex_padded(value: u64, digits: usize) -> String {
     format!("0x{value:0digits$x}")
 }
 
+/// The terminal width the text report and wrapped event lines keep within.
+pub const TERMINAL_WIDTH: usize = 80;
+
 /// Whether a character must not reach a terminal or an XML document as itself:
 /// C0 and C1 controls, DEL, the Unicode bidirectional controls (which can make a
 /// line read differently from what it contains), and the noncharacters XML forbids.
@@ -118,6 +121,12 @@ fn is_unsafe(c: char) -> bool {
 /// is idempotent: text built from escaped parts can be escaped again safely.
 pub fn escape_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    push_escaped(&mut out, text);
+    out
+}
+
+/// [`escape_text`], appended to `out` (no allocation when `out` has room).
+pub fn push_escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         if is_unsafe(c) {
             let code = u32::from(c);
@@ -130,7 +139,6 @@ pub fn escape_text(text: &str) -> String {
             out.push(c);
         }
     }
-    out
 }
 
 /// Makes untrusted text safe as XML 1.0 character data or attribute value: first

@@ -11,9 +11,9 @@
 
 use serde::Serialize;
 
-use super::format::{escape_text, hex, ser_hex};
+use super::format::{hex, ser_hex};
 use super::Warning;
-use crate::decode::Event;
+use crate::decode::{memory_map, Event};
 
 /// The kernel's stack size, fixed by the Hermit boot ABI.
 pub const STACK_SIZE: u64 = 32 * 1024;
@@ -181,20 +181,19 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
             end,
         ));
     }
+    for entry in memory_map(events) {
+        let (kind, name) = memory_kind(Some(entry.kind));
+        out.push(Region::new(kind, name, entry.start, entry.end));
+    }
     let mut once = std::collections::HashSet::new();
+    let mut segments = 0;
     for e in events {
         // Single-shot events are taken once: a repeated one in a damaged stream must
         // not add phantom regions.
-        if !matches!(e.name.as_str(), "MemoryRegion" | "SegmentLoaded") && !once.insert(&e.name) {
+        if e.name != "SegmentLoaded" && !once.insert(&e.name) {
             continue;
         }
         match e.name.as_str() {
-            "MemoryRegion" => {
-                if let (Some(start), Some(end)) = (e.u64("start"), e.u64("end")) {
-                    let (kind, name) = memory_kind(e.u64("kind"));
-                    out.push(Region::new(kind, name, start, end));
-                }
-            }
             "LoaderStart" => {
                 if let Some(mbi) = e.u64("mbi") {
                     let page = mbi & !(PAGE_SIZE - 1);
@@ -217,12 +216,11 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
                 }
             }
             "SegmentLoaded" => {
+                // Segments are numbered from 1 in the order they were loaded (the
+                // order of their PT_LOAD headers).
+                segments += 1;
                 if let (Some(addr), Some(memsz)) = (e.u64("addr"), e.u64("memsz")) {
-                    let name = format!(
-                        "segment {} {}",
-                        escape_text(e.get("index").unwrap_or("?")),
-                        flags(e.u64("flags").unwrap_or(0))
-                    );
+                    let name = format!("segment {segments} {}", flags(e.u64("flags").unwrap_or(0)));
                     out.push(Region::sized(RegionKind::Segment, name, addr, memsz));
                 }
             }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::decode::Event;
+use crate::decode::{Event, TRACE_FORMAT};
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
 pub use outcome::{ExitStatus, Outcome, OutcomeKind};
@@ -34,6 +34,9 @@ pub struct HostTimes {
     pub first_byte: Option<Duration>,
     /// Arrival of the loader's first event (`LoaderStart`).
     pub loader_start: Option<Duration>,
+    /// Arrival of the first event timed when it was sent (see
+    /// [`Event::timed_when_sent`]): ties the host's clock to the loader's.
+    pub first_timed_event: Option<Duration>,
     /// Arrival of `HandOver`.
     pub hand_over: Option<Duration>,
     /// The first text byte after `HandOver`: the kernel's first output.
@@ -65,16 +68,14 @@ pub struct BootRecord {
 pub const SCHEMA: &str = "rusty-trace/report";
 /// The schema version: bumped when a field changes meaning or is removed (adding a
 /// field does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The trace format version this decoder knows (`LoaderStart.format`).
-const TRACE_FORMAT: u64 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Every event the trace format defines (docs/trace-format.md).
-const KNOWN_EVENTS: [&str; 16] = [
+const KNOWN_EVENTS: [&str; 17] = [
     "LoaderStart",
-    "ModeSwitch",
-    "MemoryRegion",
+    "PagingEnabled",
+    "LongModeEntered",
+    "MemoryMap",
     "CommandLine",
     "Frequency",
     "Module",
@@ -314,7 +315,7 @@ impl Report {
             warnings.push(Warning::new(
                 "stream",
                 format!(
-                    "{} frame(s) did not decode: events may be missing",
+                    "{} frame(s) did not decode: events may be missing, and times after them are early by the ticks they carried",
                     record.malformed_frames
                 ),
             ));
@@ -404,7 +405,8 @@ impl Report {
         let memory = memory::regions(events, record.loader_image);
         warnings.extend(memory::check(&memory));
         let outcome = outcome::build(events, record.exit_status, &mut warnings);
-        let host = host_report(&record.host, start, clock);
+        let first_timed = events.iter().find(|e| e.timed_when_sent());
+        let host = host_report(&record.host, first_timed, clock);
 
         let mut report = Report {
             schema: SCHEMA,
@@ -526,11 +528,13 @@ impl Report {
 }
 
 /// Host times in microseconds, and the stages derived from them.
-fn host_report(host: &HostTimes, loader_start: Option<&Event>, clock: Clock) -> HostReport {
+fn host_report(host: &HostTimes, first_timed: Option<&Event>, clock: Clock) -> HostReport {
     let between =
         |from: Option<Duration>, to: Option<Duration>| Some(us(to?.saturating_sub(from?)));
-    let firmware_us = host.loader_start.and_then(|arrival| {
-        let loader = clock.us(loader_start?.timestamp)?;
+    // The host saw the first event timed when sent at the loader's time of that
+    // event after the entry: the rest before it was firmware.
+    let firmware_us = host.first_timed_event.and_then(|arrival| {
+        let loader = clock.us(first_timed?.timestamp)?;
         Some(round_ns((us(arrival) - loader).max(0.0)))
     });
     HostReport {

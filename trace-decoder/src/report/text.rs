@@ -11,7 +11,7 @@ use super::format::{escape_text, hex, hex_padded, human_size, human_us, truncate
 use super::{OutcomeKind, Report, Stage};
 
 /// The width everything is laid out for.
-const WIDTH: usize = 80;
+const WIDTH: usize = super::format::TERMINAL_WIDTH;
 /// Where values start in the facts block.
 const LABEL_WIDTH: usize = 11;
 /// Cells in a timeline bar.
@@ -90,7 +90,7 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
         identity.push(format!("trace format {format}"));
     }
     if let Some(build) = loader.build {
-        identity.push(format!("build {build:#018x}"));
+        identity.push(format!("build {build:#010x}"));
     }
     if let Some(mbi) = loader.mbi {
         identity.push(format!("MBI at {}", hex(mbi)));

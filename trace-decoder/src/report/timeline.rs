@@ -17,7 +17,7 @@
 
 use serde::Serialize;
 
-use super::format::{escape_text, Clock};
+use super::format::Clock;
 use super::Warning;
 use crate::decode::Event;
 
@@ -56,7 +56,8 @@ pub struct Timeline {
     /// The top-level stages in time order; they do not overlap.
     pub stages: Vec<Stage>,
     /// The loader's whole run in ticks: from the Multiboot entry to the jump into
-    /// the kernel (`HandOver.tsc`), or to the last event when there was no hand-over.
+    /// the kernel (`HandOver`'s time), or to the last event when there was no
+    /// hand-over.
     pub loader_ticks: u64,
     /// `loader_ticks` in microseconds, when the frequency is known.
     pub loader_us: Option<f64>,
@@ -136,13 +137,12 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         warnings,
     };
     let at = |name: &str| first(events, name).map(|e| e.timestamp);
-    let mode_switch = first(events, "ModeSwitch");
-    let long_mode = mode_switch.and_then(|e| e.u64("long_mode"));
+    let long_mode = at("LongModeEntered");
 
     // Mode switch: from the entry to the first 64-bit instruction, timed by the
     // 32-bit start-up code, with "paging on" as the step inside it.
     if let Some(long_mode) = long_mode {
-        let paging = mode_switch.and_then(|e| e.u64("paging"));
+        let paging = at("PagingEnabled");
         let children = match paging {
             Some(paging) if paging <= long_mode => vec![
                 b.stage("paging", "paging on".into(), 0, paging, true),
@@ -154,19 +154,21 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
             .children = children;
     }
 
-    // The stages bracketed by two events, in the order the loader runs them.
+    // The stages bracketed by two events, in the order the loader runs them. The
+    // first three events carry the start-up code's times; `MemoryMap` is the first
+    // sent at its own time.
     let windows: [(&str, Option<u64>, Option<u64>, &str); 4] = [
         (
             "rust-start-up",
             long_mode,
-            at("LoaderStart"),
-            "Rust start-up",
+            at("MemoryMap"),
+            "Rust start-up & MBI",
         ),
         (
             "boot-info",
-            at("LoaderStart"),
+            at("MemoryMap"),
             at("CommandLine"),
-            "memory map & command line",
+            "command line",
         ),
         ("frequency", at("CommandLine"), at("Frequency"), "frequency"),
         (
@@ -182,11 +184,12 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         }
     }
 
-    // Each segment: copied, then zeroed, then its event is sent.
-    for event in events.iter().filter(|e| e.name == "SegmentLoaded") {
+    // Each segment: copied, then zeroed, then its event is sent. Segments are
+    // numbered from 1 in load order (the order of their PT_LOAD headers).
+    let segments = events.iter().filter(|e| e.name == "SegmentLoaded");
+    for (index, event) in (1..).zip(segments) {
         let copy = event.u64("copy_ticks").unwrap_or(0);
         let zero = event.u64("zero_ticks").unwrap_or(0);
-        let index = escape_text(event.get("index").unwrap_or("?"));
         let name = format!("segment {index}");
         let end = event.timestamp;
         let stage = b.push(
@@ -244,12 +247,9 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         .iter()
         .find(|e| e.name == "Refused" || e.name == "CpuException");
     let loader_end = if let Some(event) = hand_over {
-        // The jump itself: `tsc` is read right before it; the event's own timestamp
-        // is the fallback for a damaged field.
-        let jump = event
-            .u64("tsc")
-            .filter(|&t| t >= b.cursor)
-            .unwrap_or(event.timestamp);
+        // The jump itself: the event's time is read as its frame starts, and only
+        // the jump follows the frame.
+        let jump = event.timestamp;
         if let Some(start) = at("PageTables") {
             b.push("hand-over", "hand-over".into(), start, jump, false);
         }
@@ -264,8 +264,8 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         };
         let next = match b.stages.last().map(|s| s.id) {
             None => "start-up",
-            Some("mode-switch") => "Rust start-up",
-            Some("rust-start-up") => "memory map & command line",
+            Some("mode-switch") => "Rust start-up & MBI",
+            Some("rust-start-up") => "command line",
             Some("boot-info") => "frequency",
             Some("frequency") => "ELF inspection & placement",
             Some("elf" | "segment") => "loading & relocation",

@@ -121,6 +121,7 @@ pub fn loader_image() -> (u64, u64) {
 }
 
 /// Ticks since the Multiboot entry: the trace's time base.
+#[cfg(feature = "trace")]
 pub fn ticks_since_entry() -> u64 {
     rdtsc().wrapping_sub(early_stamps().entry)
 }
