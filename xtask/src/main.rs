@@ -123,7 +123,8 @@ struct TraceArgs {
     app_args: Vec<String>,
     #[command(flatten)]
     boot: BootOptions,
-    /// Use KVM when /dev/kvm works (otherwise a warning, and TCG).
+    /// Use KVM when it can run the loader here (otherwise a warning saying why, and
+    /// TCG: also when the host's KVM is PVM, which runs only PVM-aware guests).
     #[arg(long)]
     kvm: bool,
     /// Write the report as JSON (with --runs: the per-stage statistics).
@@ -304,13 +305,14 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             .trim_start()
             .to_string();
     }
-    let kvm = args.kvm && {
-        let usable = t::kvm_usable();
-        if !usable {
-            eprintln!("warning: /dev/kvm is not usable here; falling back to TCG");
-        }
-        usable
-    };
+    let kvm = args.kvm
+        && match t::kvm_usable() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("warning: not using KVM: {why}; falling back to TCG");
+                false
+            }
+        };
     let config = QemuConfig {
         qemu,
         machine: if args.boot.microvm {

@@ -199,13 +199,29 @@ pub fn write_file(path: &PathBuf, contents: impl AsRef<[u8]>) -> Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Refuses to go on when `/dev/kvm` cannot be opened; the caller falls back to TCG.
-pub fn kvm_usable() -> bool {
+/// Whether KVM can run the loader here; when not, why (the caller warns and falls
+/// back to TCG).
+pub fn kvm_usable() -> Result<(), String> {
+    kvm_usable_with(Path::new("/dev/kvm"), Path::new("/sys/module"))
+}
+
+fn kvm_usable_with(device: &Path, modules: &Path) -> Result<(), String> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/kvm")
-        .is_ok()
+        .open(device)
+        .map_err(|e| format!("{} cannot be opened ({e})", device.display()))?;
+    // PVM ("pagetable-based virtual machine") is a KVM back-end for hosts that are
+    // themselves virtual machines without nested virtualisation. It runs PVM-aware
+    // guest kernels only; any other guest code goes through KVM's instruction
+    // emulator, which stops with "KVM internal error ... emulation failure" at the
+    // first SSE instruction (the loader's, or a Hermit kernel's).
+    if modules.join("kvm_pvm").exists() {
+        return Err(
+            "this host's KVM is PVM (module kvm_pvm), which runs only PVM-aware guest kernels; the loader and Hermit kernels would stop at their first SSE instruction in KVM's emulator".to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// Parses `10%` or `10` as a fraction (0.10).
@@ -264,5 +280,23 @@ pub fn format_amount(value: f64, unit: &str) -> String {
         "us" if value >= 1000.0 => format!("{:.2} ms", value / 1000.0),
         "us" => format!("{value:.1} us"),
         _ => format!("{value:.0} tk"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kvm_is_refused_without_the_device_or_under_pvm() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("kvm");
+        let modules = dir.path().join("module");
+        std::fs::create_dir(&modules).unwrap();
+        let missing = super::kvm_usable_with(&device, &modules).unwrap_err();
+        assert!(missing.contains("cannot be opened"), "{missing}");
+        std::fs::write(&device, b"").unwrap();
+        assert_eq!(super::kvm_usable_with(&device, &modules), Ok(()));
+        std::fs::create_dir(modules.join("kvm_pvm")).unwrap();
+        let pvm = super::kvm_usable_with(&device, &modules).unwrap_err();
+        assert!(pvm.contains("PVM"), "{pvm}");
     }
 }
