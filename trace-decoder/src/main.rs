@@ -31,6 +31,7 @@ use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
@@ -69,6 +70,7 @@ Exit status:
      (or unwritable output)
   2  usage error, or no usable loader ELF (missing, not an ELF, stripped, not a
      rusty-loader, built without tracing)
+  130  interrupted (Ctrl-C): reading stopped, and the report covers what arrived
 QEMU's status given with --status appears in the report; it never becomes
 rusty-trace's exit status, since QEMU's own codes (1 = kernel failure, the loader's
 refusal codes) would be confused with the ones above.";
@@ -206,7 +208,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     let mut sink = Sink::new(cli);
     let mut session = Session::new(&table);
     let recorded = input.recorded;
-    let read_error = pump(input.reader, &mut session, &mut sink);
+    let end = pump(input.reader, &mut session, &mut sink);
     let mut emit = |output: Output| sink.output(output);
     let status = session.status();
     let mut record = session.finish(cli.status, &mut emit);
@@ -237,12 +239,16 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     if let Some(error) = sink.write_error.take() {
         return Err(Fatal::input(format!("cannot write the output: {error}")));
     }
-    if let Some(error) = read_error {
-        return Err(Fatal::input(format!(
+    match end {
+        InputEnd::Complete => result,
+        InputEnd::ReadError(error) => Err(Fatal::input(format!(
             "reading {input_name} failed: {error}"
-        )));
+        ))),
+        InputEnd::Interrupted => Err(Fatal {
+            code: 130,
+            message: "interrupted: the report covers what arrived before Ctrl-C".into(),
+        }),
     }
-    result
 }
 
 /// Why no trace was found, with what would help.
@@ -273,31 +279,69 @@ fn no_trace_message(record: &BootRecord, input: &str, elf: &Path, build: u64) ->
 const STALL: Duration = Duration::from_millis(100);
 const READ_SIZE: usize = 64 * 1024;
 
+/// What reaches the main loop: input, how it ended, or a wake-up for Ctrl-C.
+enum Message {
+    Bytes(Vec<u8>),
+    End,
+    ReadError(io::Error),
+    Interrupted,
+}
+
+/// Set by the first Ctrl-C.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// How the input ended.
+enum InputEnd {
+    /// At its end (or when the output went away).
+    Complete,
+    /// A read error.
+    ReadError(io::Error),
+    /// Ctrl-C: the reader is left behind, the report covers what arrived.
+    Interrupted,
+}
+
 /// Reads the input to its end, feeding the session. A reader thread lets the main
 /// loop notice when the input pauses (to flush, and to let a hung loader's last
-/// events show) without polling. Returns the read error that ended the input, if any.
-fn pump(input: Box<dyn Read + Send>, session: &mut Session, sink: &mut Sink) -> Option<io::Error> {
-    let (sender, receiver) = mpsc::sync_channel::<io::Result<Vec<u8>>>(16);
+/// events show) without polling, and Ctrl-C stop reading (in `qemu | rusty-trace`
+/// QEMU gets it too and the input ends anyway; with an input that does not end,
+/// this is how the report still gets written).
+fn pump(input: Box<dyn Read + Send>, session: &mut Session, sink: &mut Sink) -> InputEnd {
+    let (sender, receiver) = mpsc::sync_channel::<Message>(16);
+    let interrupt = sender.clone();
+    // Without a handler (one is already set, e.g. in tests) Ctrl-C keeps its
+    // default effect: the process ends at once.
+    let _ = ctrlc::set_handler(move || {
+        if INTERRUPTED.swap(true, Ordering::Relaxed) {
+            // A second Ctrl-C: stop now.
+            std::process::exit(130);
+        }
+        // Wakes the loop if it waits; if the channel is full, the loop is busy and
+        // sees the flag after the message at hand.
+        let _ = interrupt.try_send(Message::Interrupted);
+    });
     let reader = std::thread::spawn(move || {
         let mut input = input;
         loop {
             let mut buffer = vec![0; READ_SIZE];
             let message = match input.read(&mut buffer) {
-                Ok(0) => break,
+                Ok(0) => {
+                    let _ = sender.send(Message::End);
+                    break;
+                }
                 Ok(n) => {
                     buffer.truncate(n);
-                    Ok(buffer)
+                    Message::Bytes(buffer)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(e),
+                Err(e) => Message::ReadError(e),
             };
-            let failed = message.is_err();
+            let failed = matches!(message, Message::ReadError(_));
             if sender.send(message).is_err() || failed {
                 break;
             }
         }
     });
-    let mut read_error = None;
+    let mut end = InputEnd::Complete;
     loop {
         let message = match receiver.try_recv() {
             Ok(message) => message,
@@ -320,11 +364,17 @@ fn pump(input: Box<dyn Read + Send>, session: &mut Session, sink: &mut Sink) -> 
             }
         };
         match message {
-            Ok(bytes) => session.feed(&bytes, &mut |output| sink.output(output)),
-            Err(error) => {
-                read_error = Some(error);
+            Message::Bytes(bytes) => session.feed(&bytes, &mut |output| sink.output(output)),
+            Message::End => break,
+            Message::ReadError(error) => {
+                end = InputEnd::ReadError(error);
                 break;
             }
+            Message::Interrupted => {}
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            // The reader may be blocked in a read that never returns: leave it.
+            return InputEnd::Interrupted;
         }
         if sink.broken_pipe {
             break;
@@ -332,11 +382,12 @@ fn pump(input: Box<dyn Read + Send>, session: &mut Session, sink: &mut Sink) -> 
     }
     if sink.broken_pipe {
         // Stop early; the reader thread ends when its next send fails.
-        return read_error;
+        return end;
     }
-    drop(receiver);
+    // The reader has sent its last message (the Ctrl-C handler keeps a sender, so
+    // the end is a message, not a disconnection).
     let _ = reader.join();
-    read_error
+    end
 }
 
 /// The session's `Output` turned into bytes on stdout and stderr.

@@ -542,3 +542,62 @@ fn finds_the_newest_loader_elf_above_the_current_directory() {
         &["no loader ELF given and none found", "cargo xtask build"],
     );
 }
+
+#[test]
+fn ctrl_c_stops_reading_and_still_reports() {
+    let stream = recording("hello-dyn-pc");
+    let mut child = rusty_trace()
+        .args(["--elf", &elf_arg(), "--color", "never"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The whole boot arrives, but the input stays open, as from a process that
+    // never ends.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&stream).unwrap();
+    stdin.flush().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("tk: ok") {
+        let chunk = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no output; got {:?}", String::from_utf8_lossy(&seen)));
+        seen.extend(chunk);
+    }
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let status = child.wait().unwrap();
+    while let Ok(chunk) = receiver.recv_timeout(Duration::from_secs(2)) {
+        seen.extend(chunk);
+    }
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    drop(stdin);
+    let out = String::from_utf8_lossy(&seen);
+    assert_eq!(status.code(), Some(130), "{err}\n{out}");
+    assert!(out.contains("rusty-trace boot report"), "{out}");
+    assert!(
+        out.contains("Outcome    handed over to the kernel at 0x8043e0"),
+        "{out}"
+    );
+    assert!(err.contains("interrupted"), "{err}");
+}

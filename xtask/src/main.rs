@@ -56,7 +56,8 @@ enum Command {
     ///
     /// Exit status: 0 when the app reported success (QEMU 3), 1 when it reported
     /// failure (QEMU 1), QEMU's status for a loader refusal (33-65) or CPU exception
-    /// (129-191), 124 on timeout, 2 when xtask itself fails (build, QEMU missing, APP
+    /// (129-191, odd), 124 on timeout, 130 when interrupted with Ctrl-C (after the
+    /// report of what arrived), 2 when xtask itself fails (build, QEMU missing, APP
     /// not a Hermit application), 3 when --baseline finds a regression.
     #[command(
         after_help = "Examples:\n  cargo xtask trace\n  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world\n  cargo xtask trace --release --runs 10 --json profile.json\n  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%"
@@ -333,6 +334,15 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
     let timeout = Duration::from_secs(args.boot.timeout);
 
     if args.runs == 1 && args.baseline.is_none() {
+        // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
+        // worth printing, so the first one does not end xtask (a second one does).
+        static INTERRUPTED: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+        });
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = t::trace_once(
@@ -369,6 +379,10 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
                 "error: QEMU did not finish within {} s and was stopped",
                 args.boot.timeout
             );
+        }
+        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("interrupted: the report covers what arrived before Ctrl-C");
+            return Ok(ExitCode::from(130));
         }
         return Ok(ExitCode::from(t::exit_status(run.status, run.timed_out)));
     }
