@@ -261,6 +261,20 @@ fn colour_follows_the_option() {
     );
 }
 
+/// The chunks a child writes, as they arrive.
+fn read_in_background(mut stdout: std::process::ChildStdout) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
 #[test]
 fn text_arrives_live_before_the_input_ends() {
     let stream = recording("hello-dyn-pc");
@@ -274,16 +288,7 @@ fn text_arrives_live_before_the_input_ends() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buffer = [0; 4096];
-        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
-            if sender.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let receiver = read_in_background(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     let mut wait_for = |needle: &[u8], what: &str| {
         while !seen.windows(needle.len()).any(|w| w == needle) {
@@ -558,16 +563,7 @@ fn ctrl_c_stops_reading_and_still_reports() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&stream).unwrap();
     stdin.flush().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buffer = [0; 4096];
-        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
-            if sender.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let receiver = read_in_background(child.stdout.take().unwrap());
     let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("tk: ok") {
         let chunk = receiver
