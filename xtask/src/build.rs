@@ -43,7 +43,8 @@ pub enum TraceLevel {
 }
 
 impl TraceLevel {
-    fn defmt_log(self) -> &'static str {
+    /// The `DEFMT_LOG` value of this level (`off` builds without defmt).
+    pub fn defmt_log(self) -> &'static str {
         match self {
             TraceLevel::Off | TraceLevel::Error => "error",
             TraceLevel::Warn => "warn",
@@ -184,10 +185,12 @@ fn cargo_loader(
                 "bare-metal"
             },
             profile,
-            target_dir: &root.join(if traced {
-                "target/bare-metal/loader"
-            } else {
-                "target/bare-metal/loader-notrace"
+            // One target directory per level: a build of another level (tests build
+            // several) then does not make the next default build start over.
+            target_dir: &root.join(match trace {
+                TraceLevel::Off => "target/bare-metal/loader-notrace".to_string(),
+                TraceLevel::Info => "target/bare-metal/loader".to_string(),
+                other => format!("target/bare-metal/loader-{}", other.defmt_log()),
             }),
             rustflags: &rustflags,
             defmt_log: trace.defmt_log(),
@@ -199,9 +202,19 @@ fn cargo_loader(
 /// identity (a hash of the defmt table) is stamped into the ELF before the 32-bit
 /// copy is made, so both carry it.
 pub fn build_loader(sh: &Shell, profile: Profile, trace: TraceLevel) -> Result<LoaderArtifacts> {
+    build_loader_to(sh, profile, trace, loader_artifacts(profile, trace))
+}
+
+/// [`build_loader`], with the artifacts written to other paths (the tests build
+/// several trace levels side by side).
+pub fn build_loader_to(
+    sh: &Shell,
+    profile: Profile,
+    trace: TraceLevel,
+    artifacts: LoaderArtifacts,
+) -> Result<LoaderArtifacts> {
     let traced = trace != TraceLevel::Off;
     let out = cargo_loader(sh, profile, trace, Action::Build)?;
-    let artifacts = loader_artifacts(profile, trace);
     let dir = artifacts
         .image
         .parent()
