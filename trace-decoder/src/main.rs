@@ -84,7 +84,7 @@ refusal codes) would be confused with the ones above.";
     long_about = "Decode rusty-loader's boot trace from its serial stream.\n\n\
         Reads QEMU's serial output (live through a pipe, or a recorded file), passes the \
         kernel's text through as it arrives, shows each loader event as one line \
-        ([   1.234 ms] SegmentLoaded index=1 addr=0x800000 ...), and ends with a report \
+        ([    1.234 ms] SegmentLoaded addr=0x800000 filesz=0x33e0 ...), and ends with a report \
         of the boot. Decoding needs the unstripped loader ELF that produced the stream \
         (target/x86_64/<profile>/rusty-loader.elf, written by `cargo xtask build`).",
     after_help = EXAMPLES,
