@@ -30,7 +30,7 @@ pub fn time_next_frame(ticks: u64) {
 }
 
 /// The frame's timestamp. A gap over `u32::MAX` ticks (1.5 s at 2.8 GHz) is sent
-/// as `u32::MAX`, which a decoder reports as "at least".
+/// as `u32::MAX`, which a decoder warns about (the times after it are early).
 fn ticks_since_previous_frame() -> u32 {
     let at = match NEXT_FRAME_AT.swap(NOW, Ordering::Relaxed) {
         NOW => arch::ticks_since_entry(),

@@ -185,6 +185,7 @@ impl TraceTable {
         FrameDecoder {
             stream: self.table.new_stream_decoder(),
             clock: 0,
+            saturated: false,
         }
     }
 }
@@ -207,6 +208,9 @@ pub struct FrameDecoder<'t> {
     stream: Box<dyn StreamDecoder + Send + Sync + 't>,
     /// The time of the previous event, in ticks since the Multiboot entry.
     clock: u64,
+    /// Whether the last frame's timestamp was `u32::MAX`: the loader sends a longer
+    /// gap as that, so the times from there on are early.
+    saturated: bool,
 }
 
 impl FrameDecoder<'_> {
@@ -219,6 +223,7 @@ impl FrameDecoder<'_> {
             .display_timestamp()
             .and_then(|t| t.to_string().parse().ok())
             .ok_or(DecodeError::Malformed)?;
+        self.saturated = since_previous == u64::from(u32::MAX);
         let level = decoded.level().map_or("print", |l| l.as_str());
         let mut event = Event::parse(0, level, &decoded.display_message().to_string());
         // `LoaderStart` starts a boot's clock: its time is counted from the entry.
@@ -229,6 +234,12 @@ impl FrameDecoder<'_> {
         };
         event.timestamp = self.clock;
         Ok(event)
+    }
+
+    /// Whether the last decoded frame came at least `u32::MAX` ticks after the one
+    /// before (the most a timestamp can say).
+    pub fn gap_saturated(&self) -> bool {
+        self.saturated
     }
 }
 

@@ -181,6 +181,13 @@ impl<'t> Session<'t> {
                 return;
             }
         };
+        if self.decoder.gap_saturated() {
+            out(Output::Warning(format!(
+                "{} came at least {} ticks after the event before it, more than a timestamp can say: its time and later ones are early",
+                event.name,
+                u32::MAX
+            )));
+        }
         if self.status == TraceStatus::NotFound && event.name != "LoaderStart" {
             out(Output::Warning(format!(
                 "the trace does not start with LoaderStart but with {}: the stream starts mid-boot, or comes from another loader build",

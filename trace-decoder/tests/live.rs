@@ -265,6 +265,30 @@ fn a_corrupted_frame_is_skipped_and_decoding_goes_on() {
 }
 
 #[test]
+fn a_saturated_gap_is_warned_about() {
+    let table = table();
+    let mut stream = recording("hello-dyn-pc");
+    // PagingEnabled (index 0x0c) with the largest timestamp a frame can carry, as
+    // the loader sends a gap longer than u32::MAX ticks: raw 0c 00 ff ff ff ff.
+    let paging = frames(&stream)[1].clone();
+    assert_eq!(
+        stream[paging.start], 0x0c,
+        "the second frame is PagingEnabled"
+    );
+    stream.splice(paging, [0x0c, 0xff, 0xff, 0xff, 0xff, 0x42]);
+    let (said, record, _) = run(table, &stream, &[4096]);
+    assert_eq!(record.malformed_frames, 0);
+    assert_eq!(record.events[1].name, "PagingEnabled");
+    assert_eq!(record.events[1].timestamp, u64::from(u32::MAX));
+    assert_eq!(said.warnings.len(), 1, "{:?}", said.warnings);
+    assert!(
+        said.warnings[0].starts_with("PagingEnabled came at least 4294967295 ticks after"),
+        "{:?}",
+        said.warnings
+    );
+}
+
+#[test]
 fn input_without_a_trace() {
     let table = table();
     for input in [
