@@ -152,6 +152,7 @@ pub fn parse_number(text: &str) -> Option<u64> {
 pub struct TraceTable {
     table: Table,
     build_id: u32,
+    errors_only: bool,
     loader_image: Option<(u64, u64)>,
 }
 
@@ -162,9 +163,16 @@ impl TraceTable {
             .context("reading the defmt table")?
             .context("the ELF has no defmt table: not a loader built with tracing")?;
         let build_id = table_build_id(elf)?;
+        // Each symbol is a JSON record with the log level as its tag.
+        let errors_only = !table.raw_symbols().any(|symbol| {
+            ["info", "debug", "trace"]
+                .iter()
+                .any(|level| symbol.contains(&format!(r#""tag":"defmt_{level}""#)))
+        });
         Ok(TraceTable {
             table,
             build_id,
+            errors_only,
             loader_image: loader_image(elf),
         })
     }
@@ -179,6 +187,12 @@ impl TraceTable {
     /// compare with the field as read back).
     pub fn build_id(&self) -> u64 {
         u64::from(self.build_id)
+    }
+
+    /// Whether the loader was built to trace only errors and warnings
+    /// (`--trace-level error` or `warn`): a boot without any event is then normal.
+    pub fn errors_only(&self) -> bool {
+        self.errors_only
     }
 
     pub fn frame_decoder(&self) -> FrameDecoder<'_> {

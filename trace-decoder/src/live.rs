@@ -83,6 +83,7 @@ impl<'t> Session<'t> {
             start,
             record: BootRecord {
                 loader_image: table.loader_image(),
+                errors_only: table.errors_only(),
                 ..BootRecord::default()
             },
             status: TraceStatus::NotFound,

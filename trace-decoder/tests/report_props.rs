@@ -156,7 +156,7 @@ fn record() -> impl Strategy<Value = BootRecord> {
         prop::collection::vec(event(), 0..40),
         (duration(), duration(), duration(), duration(), duration()),
         option::of(any::<i32>()),
-        (any::<usize>(), any::<bool>(), any::<usize>()),
+        (any::<usize>(), any::<bool>(), any::<usize>(), any::<bool>()),
         option::of((any::<u64>(), any::<u64>())),
     )
         .prop_map(
@@ -175,6 +175,7 @@ fn record() -> impl Strategy<Value = BootRecord> {
                 truncated: health.1,
                 loader_image,
                 text_bytes: health.2,
+                errors_only: health.3,
             },
         )
 }

@@ -7,6 +7,8 @@ mod common;
 
 use common::{artifacts, boot, config, KernelReport};
 use trace_decoder::decode::{decode_recording, Decoded, TraceTable};
+use trace_decoder::live::Session;
+use trace_decoder::report::{OutcomeKind, Report};
 use xshell::Shell;
 use xtask::build::{self, LoaderArtifacts, Profile, TraceLevel};
 use xtask::qemu::QemuConfig;
@@ -25,7 +27,8 @@ fn loader_at(level: TraceLevel) -> LoaderArtifacts {
     build::build_loader_to(&sh, Profile::Debug, level, artifacts).expect("the loader builds")
 }
 
-fn boot_with(loader: &LoaderArtifacts, app: &std::path::Path) -> (Option<i32>, Decoded) {
+/// Boots `app`; returns QEMU's status, the decoded stream and the report of it.
+fn boot_with(loader: &LoaderArtifacts, app: &std::path::Path) -> (Option<i32>, Decoded, Report) {
     let config = QemuConfig {
         append: Some("-freq 2800".to_string()),
         ..QemuConfig::new(&loader.image, app)
@@ -35,37 +38,45 @@ fn boot_with(loader: &LoaderArtifacts, app: &std::path::Path) -> (Option<i32>, D
     let decoded = decode_recording(&table, &run.serial).expect("the stream decodes");
     assert_eq!(decoded.malformed_frames, 0);
     assert!(!decoded.truncated);
-    (run.status, decoded)
+    let mut session = Session::new(&table);
+    session.feed(&run.serial, &mut |_| {});
+    let report = Report::build(&session.finish(run.status, &mut |_| {}));
+    (run.status, decoded, report)
 }
 
 #[test]
 fn error_level_sends_only_error_events() {
     let loader = loader_at(TraceLevel::Error);
     // A good boot: no event at all, the kernel's text untouched.
-    let (status, decoded) = boot_with(&loader, &artifacts().kernels.hello_dyn);
+    let (status, decoded, report) = boot_with(&loader, &artifacts().kernels.hello_dyn);
     assert_eq!(status, Some(3));
     assert!(decoded.events.is_empty(), "{:?}", decoded.events);
     let text = String::from_utf8_lossy(&decoded.text);
     assert_eq!(KernelReport::parse(&text).verdict.as_deref(), Some("ok"));
+    // The report knows from the ELF that no event is normal here.
+    assert_eq!(report.outcome.kind, OutcomeKind::ErrorsOnly);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 
     // A refusal: its error event alone, timed from the Multiboot entry.
     let not_elf = xtask::project_root().join("target/test-inputs/levels-not-an-elf");
     std::fs::create_dir_all(not_elf.parent().unwrap()).unwrap();
     std::fs::write(&not_elf, b"#!/bin/sh\necho not a kernel\n").unwrap();
-    let (status, decoded) = boot_with(&loader, &not_elf);
+    let (status, decoded, report) = boot_with(&loader, &not_elf);
     assert_eq!(status, Some(35));
     let names: Vec<&str> = decoded.events.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["Refused"]);
     let refused = &decoded.events[0];
     assert_eq!(refused.get("name"), Some("not-elf"));
     assert!(refused.timestamp > 0);
+    assert_eq!(report.outcome.kind, OutcomeKind::Refused);
 }
 
 #[test]
 fn debug_level_adds_one_event_per_mapping() {
     let loader = loader_at(TraceLevel::Debug);
-    let (status, decoded) = boot_with(&loader, &artifacts().kernels.hello_dyn);
+    let (status, decoded, report) = boot_with(&loader, &artifacts().kernels.hello_dyn);
     assert_eq!(status, Some(3));
+    assert_eq!(report.outcome.kind, OutcomeKind::HandedOver);
     let events = &decoded.events;
 
     // Everything `info` sends is there too, in the same order.

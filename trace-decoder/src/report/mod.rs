@@ -60,6 +60,9 @@ pub struct BootRecord {
     pub truncated: bool,
     /// The loader image `[start, end)`, from the ELF's `__loader_start`/`__loader_end`.
     pub loader_image: Option<(u64, u64)>,
+    /// The loader traces only errors and warnings (its ELF has no `info` event): a
+    /// boot without events is normal, not a trace cut short.
+    pub errors_only: bool,
     /// Bytes of text (kernel output and loader text lines) seen.
     pub text_bytes: usize,
 }
@@ -364,7 +367,7 @@ impl Report {
             source: frequency_event.and_then(|e| e.get("source").map(str::to_string)),
             known: khz > 0,
         };
-        if khz == 0 {
+        if khz == 0 && !record.errors_only {
             let why = if frequency_event.is_some() {
                 "the TSC frequency is unknown"
             } else {
@@ -404,7 +407,12 @@ impl Report {
         let timeline = timeline::build(events, clock, &mut warnings);
         let memory = memory::regions(events, record.loader_image);
         warnings.extend(memory::check(&memory));
-        let outcome = outcome::build(events, record.exit_status, &mut warnings);
+        let outcome = outcome::build(
+            events,
+            record.exit_status,
+            record.errors_only,
+            &mut warnings,
+        );
         let first_timed = events.iter().find(|e| e.timed_when_sent());
         let host = host_report(&record.host, first_timed, clock);
 
@@ -491,6 +499,7 @@ impl Report {
                 line += &format!("; CPU exception {vector} ({name})");
             }
             OutcomeKind::Truncated => line += "; trace ended before the hand-over",
+            OutcomeKind::ErrorsOnly => line += "; no error (only errors are traced)",
         }
         if !clock.known() {
             line += " [TSC frequency unknown: ticks]";

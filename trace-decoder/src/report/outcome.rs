@@ -20,6 +20,9 @@ pub enum OutcomeKind {
     CpuException,
     /// None of these: the trace ended before the hand-over.
     Truncated,
+    /// None of these from a loader that traces only errors and warnings: nothing
+    /// went wrong in the loader (the boot's stages are not traced).
+    ErrorsOnly,
 }
 
 /// The jump into the kernel.
@@ -179,7 +182,12 @@ pub fn exit_status(status: i32) -> ExitStatus {
 
 /// Derives the outcome; disagreements between the trace and the exit status go to
 /// `warnings`.
-pub fn build(events: &[Event], status: Option<i32>, warnings: &mut Vec<Warning>) -> Outcome {
+pub fn build(
+    events: &[Event],
+    status: Option<i32>,
+    errors_only: bool,
+    warnings: &mut Vec<Warning>,
+) -> Outcome {
     let find = |name: &str| events.iter().find(|e| e.name == name);
     let hand_over = find("HandOver").map(|e| HandOverInfo {
         entry: e.u64("entry"),
@@ -233,6 +241,11 @@ pub fn build(events: &[Event], status: Option<i32>, warnings: &mut Vec<Warning>)
         (
             OutcomeKind::HandedOver,
             format!("handed over to the kernel at {entry}"),
+        )
+    } else if errors_only {
+        (
+            OutcomeKind::ErrorsOnly,
+            "no error from the loader (it was built to trace only errors and warnings: --trace-level info shows the boot stages)".to_string(),
         )
     } else {
         (

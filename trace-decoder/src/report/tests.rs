@@ -350,6 +350,29 @@ fn a_trace_that_stops_early_is_truncated() {
 }
 
 #[test]
+fn a_loader_tracing_only_errors_is_not_a_truncated_trace() {
+    let mut record = BootRecord {
+        errors_only: true,
+        exit_status: Some(3),
+        ..BootRecord::default()
+    };
+    let report = Report::build(&record);
+    assert_eq!(report.outcome.kind, OutcomeKind::ErrorsOnly);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(report
+        .summary_line()
+        .ends_with("; no error (only errors are traced) [TSC frequency unknown: ticks]"));
+    // An error it does trace is reported as ever.
+    record.events.push(Event::parse(
+        900,
+        "error",
+        "Refused code=17 name=not-elf text=the module is not an ELF file",
+    ));
+    record.exit_status = Some(35);
+    assert_eq!(Report::build(&record).outcome.kind, OutcomeKind::Refused);
+}
+
+#[test]
 fn no_events_at_all() {
     let report = Report::build(&BootRecord::default());
     assert_eq!(

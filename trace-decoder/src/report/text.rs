@@ -185,6 +185,7 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
         let styled = match outcome.kind {
             OutcomeKind::HandedOver => paint.green(line),
             OutcomeKind::Truncated => paint.yellow(line),
+            OutcomeKind::ErrorsOnly => line.to_string(),
             OutcomeKind::Refused | OutcomeKind::CpuException => paint.red(line),
         };
         let _ = writeln!(
