@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the three test kernels exactly as documented at the top of Cargo.toml,
+# Builds the four test kernels exactly as documented at the top of Cargo.toml,
 # patches EI_OSABI to 0xff, copies them to target/test-kernels/<profile>/ and checks
 # the result with readelf. `cargo xtask build` does the same in Rust; this script is
 # the reference for it and a way to build the kernels without xtask.
@@ -26,7 +26,7 @@ export CARGO_PROFILE_DEV_PANIC=abort CARGO_PROFILE_RELEASE_PANIC=abort
 common="-C target-feature=+crt-static -C link-arg=-nostartfiles -C link-arg=-nostdlib -C link-arg=-Wl,--build-id=none"
 
 RUSTFLAGS="$common -C relocation-model=pie" \
-    cargo build -p test-kernels --features bare-metal --bin hello-dyn --bin legacy-dyn \
+    cargo build -p test-kernels --features bare-metal --bin hello-dyn --bin legacy-dyn --bin legacy-v2 \
     --target "$target" --target-dir target/bare-metal/kernels-pie "${release_flag[@]}"
 
 RUSTFLAGS="$common -C relocation-model=static -C link-arg=-static -C link-arg=-no-pie -C link-arg=-Wl,--image-base=0x800000" \
@@ -36,23 +36,24 @@ RUSTFLAGS="$common -C relocation-model=static -C link-arg=-static -C link-arg=-n
 mkdir -p "$out"
 cp "target/bare-metal/kernels-pie/$target/$profile/hello-dyn" "$out/"
 cp "target/bare-metal/kernels-pie/$target/$profile/legacy-dyn" "$out/"
+cp "target/bare-metal/kernels-pie/$target/$profile/legacy-v2" "$out/"
 cp "target/bare-metal/kernels-exec/$target/$profile/hello-exec" "$out/"
 
 # No linker flag sets EI_OSABI: write 0xff (standalone) into byte 7, as Hermit does.
-for k in hello-dyn legacy-dyn hello-exec; do
+for k in hello-dyn legacy-dyn legacy-v2 hello-exec; do
     printf '\377' | dd of="$out/$k" bs=1 seek=7 count=1 conv=notrunc status=none
 done
 
 # Check what the loader will rely on.
 fail() { echo "build.sh: $*" >&2; exit 1; }
 check() {
-    local k="$1" type="$2" tag="$3" tls="$4"
+    local k="$1" type="$2" tag="$3" tls="$4" version="${5:-04}"
     local f="$out/$k" h
     h="$(readelf -hlnrW "$f")"
     [ "$(od -An -tx1 -j7 -N1 "$f" | tr -d ' ')" = ff ] || fail "$k: EI_OSABI is not 0xff"
     grep -q "Type: *$type" <<<"$h" || fail "$k: not $type"
     [ "$(grep -c '^  NOTE ' <<<"$h")" = 1 ] || fail "$k: not exactly one PT_NOTE"
-    grep -q 'HERMIT .*0x00005a00.*description data: 04' <<<"$h" || fail "$k: no HERMIT entry version 4 note"
+    grep -q "HERMIT .*0x00005a00.*description data: $version" <<<"$h" || fail "$k: no HERMIT entry version $version note"
     if [ "$tag" = tag ]; then
         grep -q 'NT_GNU_ABI_TAG.*ABI: 0.13.0' <<<"$h" || fail "$k: no ABI tag 0.13.0"
     else
@@ -79,5 +80,6 @@ check() {
 }
 check hello-dyn DYN tag tls
 check legacy-dyn DYN notag notls
+check legacy-v2 DYN notag tls 02
 check hello-exec EXEC notag tls
 echo "kernels in $out"

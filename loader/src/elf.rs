@@ -51,8 +51,9 @@ const GNU_NOTE_NAME: &[u8] = b"GNU";
 const ELF_NOTE_OS_HERMIT: u32 = 6;
 /// Size of a note header: `n_namesz`, `n_descsz` and `n_type`, 32 bits each in ELF64 too.
 const NOTE_HEADER_SIZE: usize = 12;
-/// The entry ABI versions whose boot-info layout this loader writes.
-const SUPPORTED_ENTRY_VERSIONS: [u8; 2] = [3, 4];
+/// The entry ABI versions whose boot-info layout this loader writes: 2 (kernel
+/// 0.6.0), 3 (0.6.1–0.6.9) and 4 (0.7 and later).
+const SUPPORTED_ENTRY_VERSIONS: [u8; 3] = [2, 3, 4];
 /// `e_phnum` value announcing extended numbering (the real count is in section header 0).
 const PN_XNUM: u16 = 0xffff;
 /// Dynamic tag of a packed relative relocation table (goblin does not name it).
@@ -1452,9 +1453,9 @@ mod tests {
                 LoadError::NoHermitNote,
             ),
             (
-                "kernel 0.6.0 entry version",
-                described(|elf| elf.notes = hermit_note(2)),
-                LoadError::UnsupportedEntryVersion { version: 2 },
+                "entry version 1 (hermit-entry 0.8 and older)",
+                described(|elf| elf.notes = hermit_note(1)),
+                LoadError::UnsupportedEntryVersion { version: 1 },
             ),
             (
                 "future entry version",

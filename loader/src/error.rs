@@ -235,7 +235,7 @@ impl fmt::Display for LoadError {
             ),
             LoadError::UnsupportedEntryVersion { version } => write!(
                 f,
-                "HERMIT entry version {version} is not supported (this loader serves 3 and 4)"
+                "HERMIT entry version {version} is not supported (this loader serves 2, 3 and 4)"
             ),
             LoadError::NeedsSharedLibrary => write!(
                 f,

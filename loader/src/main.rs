@@ -22,7 +22,7 @@ mod trace;
 
 use alloc::boxed::Box;
 
-use rusty_loader::bootinfo::{raw_boot_info, BootInfoInput};
+use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput};
 use rusty_loader::cmdline;
 use rusty_loader::elf::{self, ElfKind};
 use rusty_loader::error::{ExitCode, LoadError};
@@ -212,20 +212,31 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         trace::tls(tls.start, tls.filesz, tls.memsz, tls.align);
     }
 
-    let start = arch::rdtsc();
-    let fdt = fdt::build_fdt(&info.ram, command_line, (tsc_khz > 0).then_some(tsc_khz))?;
-    // The heap lives in the loader image, which stays mapped and below the kernel, so
-    // leaking is how these buffers are handed to the kernel.
-    let fdt: &'static [u8] = fdt.leak();
-    trace::device_tree(fdt.as_ptr() as u64, fdt.len() as u32, arch::rdtsc() - start);
-    let boot_info = Box::leak(Box::new(raw_boot_info(&BootInfoInput {
+    // A kernel of entry version 2 (0.6.0) has no boot-info field for a device tree:
+    // it gets none.
+    let device_tree = if kernel.entry_version >= 3 {
+        let start = arch::rdtsc();
+        let fdt = fdt::build_fdt(&info.ram, command_line, (tsc_khz > 0).then_some(tsc_khz))?;
+        // The heap lives in the loader image, which stays mapped and below the kernel,
+        // so leaking is how these buffers are handed to the kernel.
+        let fdt: &'static [u8] = fdt.leak();
+        trace::device_tree(fdt.as_ptr() as u64, fdt.len() as u32, arch::rdtsc() - start);
+        fdt.as_ptr() as u64
+    } else {
+        0
+    };
+    let input = BootInfoInput {
         kernel_image: layout.kernel,
         tls,
-        device_tree: fdt.as_ptr() as u64,
+        device_tree,
         command_line: info.command_line,
         mbi_addr: u64::from(mbi_addr),
-    })?));
-    let boot_info_addr = boot_info as *const _ as u64;
+    };
+    let boot_info_addr = if kernel.entry_version == 2 {
+        Box::leak(Box::new(raw_boot_info_v2(&input)?)) as *const _ as u64
+    } else {
+        Box::leak(Box::new(raw_boot_info(&input)?)) as *const _ as u64
+    };
 
     let start = arch::rdtsc();
     let arena = &raw mut PAGE_TABLE_ARENA;

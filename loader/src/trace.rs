@@ -153,15 +153,16 @@ event!(
     => "PageTables contract={=istr} pml4={=u64:#x} tables={=u16} bytes_4k={=u64:#x} bytes_2m={=u64:#x} ticks={=u64}"
 );
 event!(
-    /// The flattened device tree handed to the kernel.
+    /// The flattened device tree handed to the kernel (not for entry version 2,
+    /// whose boot info has no field for it).
     info device_tree(addr: u64, size: u32, ticks: u64)
     => "DeviceTree addr={=u64:#x} size={=u32} ticks={=u64}"
 );
 event!(
     /// The last event: the jump into the kernel, at the event's time (the TSC is
     /// read as the frame starts; nothing but the jump follows). `rdi` is the boot
-    /// info (a 128-byte `RawBootInfo`), `rsp` the lowest address of the zeroed 32 KiB
-    /// stack (both sizes are fixed by the ABI).
+    /// info (a `RawBootInfo` of 128 bytes, 120 for entry version 2), `rsp` the lowest
+    /// address of the zeroed 32 KiB stack (both sizes are fixed by the ABI).
     info hand_over(entry: u64, rdi: u64, rsp: u64)
     => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x}"
 );

@@ -1,13 +1,24 @@
 //! Decoding the 128-byte `RawBootInfo` that `rdi` points to at entry, from its bytes.
 //!
 //! The offsets are those of hermit-entry's `RawBootInfo` (entry ABI versions 3 and 4);
-//! the kernels decode them by hand so that they test the layout rather than share it
-//! with the loader.
+//! entry version 2 (kernel 0.6.0) has the same fields without the device tree, so
+//! every field after the serial port lies 8 bytes lower (120 bytes in all). The
+//! kernels decode them by hand so that they test the layout rather than share it with
+//! the loader.
 
 #![forbid(unsafe_code)]
 
-/// Size of the raw boot info.
+/// Size of the raw boot info (entry versions 3 and 4; the buffer for every version).
 pub const RAW_SIZE: usize = 128;
+
+/// Size of the raw boot info of an entry version.
+pub const fn raw_size(entry_version: u8) -> usize {
+    if entry_version == 2 {
+        RAW_SIZE - 8
+    } else {
+        RAW_SIZE
+    }
+}
 
 /// Byte offsets of the fields.
 pub mod offset {
@@ -100,8 +111,16 @@ fn u32_at(raw: &[u8; RAW_SIZE], at: usize) -> u32 {
 }
 
 impl BootInfo {
-    /// Decodes the raw bytes.
-    pub fn parse(raw: &[u8; RAW_SIZE]) -> BootInfo {
+    /// Decodes the raw bytes as the layout of `entry_version` (2, or 3 and 4). For
+    /// version 2 `device_tree` is 0: there is no such field.
+    pub fn parse(raw: &[u8; RAW_SIZE], entry_version: u8) -> BootInfo {
+        // Offsets after the device-tree field move down 8 bytes where it is absent.
+        let (device_tree, shift) = if entry_version == 2 {
+            (0, 8)
+        } else {
+            (u64_at(raw, offset::DEVICE_TREE), 0)
+        };
+        let after = |at: usize| at - shift;
         BootInfo {
             phys_start: u64_at(raw, offset::PHYS_START),
             phys_end: u64_at(raw, offset::PHYS_END),
@@ -109,19 +128,19 @@ impl BootInfo {
                 raw[offset::SERIAL_PORT],
                 raw[offset::SERIAL_PORT + 1],
             ]),
-            device_tree: u64_at(raw, offset::DEVICE_TREE),
-            image_start: u64_at(raw, offset::IMAGE_START),
-            image_end: u64_at(raw, offset::IMAGE_END),
+            device_tree,
+            image_start: u64_at(raw, after(offset::IMAGE_START)),
+            image_end: u64_at(raw, after(offset::IMAGE_END)),
             tls: Tls {
-                start: u64_at(raw, offset::TLS_START),
-                filesz: u64_at(raw, offset::TLS_FILESZ),
-                memsz: u64_at(raw, offset::TLS_MEMSZ),
-                align: u64_at(raw, offset::TLS_ALIGN),
+                start: u64_at(raw, after(offset::TLS_START)),
+                filesz: u64_at(raw, after(offset::TLS_FILESZ)),
+                memsz: u64_at(raw, after(offset::TLS_MEMSZ)),
+                align: u64_at(raw, after(offset::TLS_ALIGN)),
             },
-            platform: u32_at(raw, offset::PLATFORM),
-            cmdline_ptr: u64_at(raw, offset::CMDLINE_PTR),
-            cmdline_len: u64_at(raw, offset::CMDLINE_LEN),
-            mbi: u64_at(raw, offset::MBI),
+            platform: u32_at(raw, after(offset::PLATFORM)),
+            cmdline_ptr: u64_at(raw, after(offset::CMDLINE_PTR)),
+            cmdline_len: u64_at(raw, after(offset::CMDLINE_LEN)),
+            mbi: u64_at(raw, after(offset::MBI)),
         }
     }
 }
@@ -155,8 +174,24 @@ mod tests {
     }
 
     #[test]
+    fn entry_version_2_has_no_device_tree_field() {
+        // The sample without its device-tree field: what a version-2 loader writes.
+        let v3 = sample();
+        let mut v2 = [0u8; RAW_SIZE];
+        v2[..24].copy_from_slice(&v3[..24]);
+        v2[24..120].copy_from_slice(&v3[32..]);
+        assert_eq!(raw_size(2), 120);
+        assert_eq!(raw_size(4), 128);
+        let expected = BootInfo {
+            device_tree: 0,
+            ..BootInfo::parse(&v3, 4)
+        };
+        assert_eq!(BootInfo::parse(&v2, 2), expected);
+    }
+
+    #[test]
     fn offsets_match_hermit_entry_layout() {
-        let bi = BootInfo::parse(&sample());
+        let bi = BootInfo::parse(&sample(), 4);
         assert_eq!(
             bi,
             BootInfo {
@@ -189,7 +224,7 @@ mod tests {
         put(&mut raw, 18, &[0xaa; 6]);
         put(&mut raw, 84, &[0xbb; 4]);
         put(&mut raw, 112, &[0xcc; 16]);
-        let bi = BootInfo::parse(&raw);
+        let bi = BootInfo::parse(&raw, 3);
         assert_eq!(bi.platform, 3);
         assert_eq!(bi.serial_port, 0x3f8);
         assert_eq!(bi.device_tree, 0x5000);

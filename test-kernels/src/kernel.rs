@@ -58,6 +58,10 @@ pub struct Spec {
     pub generation: Generation,
     /// Its TLS variables' offsets, if it has TLS (from [`crate::tls_image!`]).
     pub tls: Option<fn() -> TlsOffsets>,
+    /// The entry ABI version its HERMIT note declares (the binary's
+    /// `hermit_note!(SPEC.entry_version)` places the note): it decides the boot-info
+    /// layout, and version 2 has no device tree.
+    pub entry_version: u8,
 }
 
 /// Bytes of the boot stack the loader provides.
@@ -97,14 +101,18 @@ pub fn start(spec: &Spec, entry: EntryState) -> ! {
     let cr3 = arch::cr3();
     cpu_state(&entry, out);
     relocations(out);
-    let bi = boot_info(&entry, &t, cr3, out);
+    let bi = boot_info(spec, &entry, &t, cr3, out);
     let own = image(spec, &bi, &t, cr3, out);
     stack(&entry, &scan, &bi, &t, cr3, out);
     bss(&bi, out);
     let header = mbi_header(&bi, &t, cr3, out);
     let cmdline = command_line(&bi, &header, &t, cr3, out);
     let regions = memory(&bi, &header, &t, cr3, out);
-    device_tree(&bi, cmdline, &regions, &t, cr3, out);
+    // Entry version 2 has no boot-info field for a device tree (kernel 0.6.0 reads
+    // the memory map from the MBI alone).
+    if spec.entry_version >= 3 {
+        device_tree(&bi, cmdline, &regions, &t, cr3, out);
+    }
     tls(spec, &bi, &own, out);
     page_tables(spec, &bi, &regions, &t, cr3, out);
     stack_headroom(&entry, out);
@@ -272,7 +280,13 @@ fn relocations(out: &mut Serial) {
 
 // ---------------------------------------------------------------------------------
 
-fn boot_info(entry: &EntryState, t: &IdentityTables, cr3: u64, out: &mut Serial) -> BootInfo {
+fn boot_info(
+    spec: &Spec,
+    entry: &EntryState,
+    t: &IdentityTables,
+    cr3: u64,
+    out: &mut Serial,
+) -> BootInfo {
     const G: Group = Group::BootInfo;
     let addr = entry.boot_info;
     report::fact_hex(out, "bootinfo", addr);
@@ -280,10 +294,12 @@ fn boot_info(entry: &EntryState, t: &IdentityTables, cr3: u64, out: &mut Serial)
     check(addr.is_multiple_of(8), G, "bootinfo-pointer", &|s| {
         emit!(s, Hex(addr), " is not 8-byte aligned")
     });
-    let size = bootinfo::RAW_SIZE as u64;
+    // Only the bytes of this version's layout: a shorter one may end at a page end.
+    let len = bootinfo::raw_size(spec.entry_version);
+    let size = len as u64;
     let mut raw = [0u8; bootinfo::RAW_SIZE];
-    raw.copy_from_slice(read(t, cr3, "bootinfo-mapped", addr, size));
-    let bi = BootInfo::parse(&raw);
+    raw[..len].copy_from_slice(read(t, cr3, "bootinfo-mapped", addr, size));
+    let bi = BootInfo::parse(&raw, spec.entry_version);
 
     report::fact_range(out, "image", bi.image_start, bi.image_end);
     let tls = &bi.tls;
@@ -329,9 +345,12 @@ fn boot_info(entry: &EntryState, t: &IdentityTables, cr3: u64, out: &mut Serial)
     check(bi.mbi != 0, G, "mbi-address", &|s| {
         emit!(s, "MBI address is 0")
     });
-    check(bi.device_tree != 0, G, "fdt-address", &|s| {
-        emit!(s, "device tree address is 0")
-    });
+    check(
+        bi.device_tree != 0 || spec.entry_version == 2,
+        G,
+        "fdt-address",
+        &|s| emit!(s, "device tree address is 0"),
+    );
     check(bi.image_start < bi.image_end, G, "image-range", &|s| {
         emit!(
             s,

@@ -14,6 +14,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | `hello-dyn` | `ET_DYN` static PIE | HERMIT (entry version 4), GNU ABI tag {6, 0, 13, 0} | yes | newer kernels (0.11+) |
 //! | `legacy-dyn` | `ET_DYN` static PIE | HERMIT (entry version 4) only | no | older kernels (0.6–0.10) |
+//! | `legacy-v2` | `ET_DYN` static PIE | HERMIT (entry version 2, kernel 0.6.0) only | yes | older kernels (0.6–0.10); boot info without device tree, no FDT checks |
 //! | `hello-exec` | `ET_EXEC` at 0x800000 | HERMIT (entry version 4) only | yes | older kernels (0.6–0.10) |
 //!
 //! `hello-exec` carries no ABI tag: position-dependent kernels at 0x800000 are what
@@ -49,7 +50,7 @@
 //! | value | QEMU status | group | checks |
 //! | --- | --- | --- | --- |
 //! | 1 | 3 | success | — |
-//! | 2 | 5 | bootinfo | `bootinfo-pointer` (rdi non-zero, 8-aligned), `serial-port` (0x3f8), `platform` (0 = Multiboot), `phys-range` (0, 0), `mbi-address`, `fdt-address` (non-zero), `image-range` (non-empty), `bootinfo-below-image` |
+//! | 2 | 5 | bootinfo | `bootinfo-pointer` (rdi non-zero, 8-aligned), `serial-port` (0x3f8), `platform` (0 = Multiboot), `phys-range` (0, 0), `mbi-address`, `fdt-address` (non-zero; entry version 2 has no such field), `image-range` (non-empty), `bootinfo-below-image` |
 //! | 3 | 7 | cpu-state | `rsi-zero`, `interrupts-off` (RFLAGS.IF), `long-mode` (CR0.PE/PG, CR4.PAE, EFER.LME/LMA) |
 //! | 4 | 9 | stack | `stack-aligned` (rsp at entry 4 KiB aligned), `stack-zeroed` (the 32 KiB not yet used by the kernel), `stack-below-image`, `stack-headroom` (the kernel itself left 8 KiB of the stack unused) |
 //! | 5 | 11 | image | `image-start` (= the kernel's own ELF header, `__ehdr_start`), `elf-header`, `elf-type`, `image-placement` (`ET_DYN`: non-zero 2 MiB boundary; `ET_EXEC`: 0x800000, no bias), `image-range` (= first `PT_LOAD` .. end of the last, moved by the bias; end may be rounded up to 4 KiB), `own-code-in-image`, `entry-point` (e_entry + bias = `_start`), `data-copied` (a `.data` static) |
@@ -58,7 +59,7 @@
 //! | 8 | 17 | tls | `tls-fields` (boot info = `PT_TLS` moved by the bias, or zeros without TLS), `tls-layout`, `tls-offsets`, `tls-fs-self`, `tls-fs-data`, `tls-fs-bss`, `tls-fs-write` (FS base on a variant II block built from the boot info's TLS image) |
 //! | 9 | 19 | cmdline | `cmdline-pointer`, `mbi-cmdline-flag`, `cmdline-terminated`, `cmdline-matches-mbi` (boot info bytes = the MBI's NUL-terminated command line), `cmdline-below-image` |
 //! | 10 | 21 | memory | `mbi-below-image`, `mbi-header`, `mmap-flag`, `mmap-entries`, `mmap-usable`, `image-in-usable-ram` |
-//! | 11 | 23 | fdt | `fdt-header` (magic, version, size), `fdt-below-image`, `fdt-structure`, `fdt-memory` (one memory node per usable MBI region, same range), `fdt-bootargs` (= the command line) |
+//! | 11 | 23 | fdt (not for entry version 2) | `fdt-header` (magic, version, size), `fdt-below-image`, `fdt-structure`, `fdt-memory` (one memory node per usable MBI region, same range), `fdt-bootargs` (= the command line) |
 //! | 12 | 25 | paging | `bootinfo-mapped`, `image-mapped` (writable), `stack-mapped` (writable), `mbi-mapped`, `mmap-mapped`, `cmdline-mapped`, `fdt-mapped` (each identity-mapped; also used when a read finds a page missing), `pml4-ps-bit`, `nx-without-nxe`, `page-0-unmapped`, `ebda-unmapped` (0x9f000 and the page at the end of low RAM), `bios-area-unmapped` (0xe0000–0xfffff, no large page either), `smp-trampoline-4k` (no large page covers 0x8000); newer: `tables-identity-mapped`, `no-1gib-pages`; older: `recursive-pml4` (`PML4[511]` → PML4, present, writable), `recursive-read` (0xffff_ffff_ffff_f000 reads the PML4), `nothing-above-image` (nothing from the image end rounded up to 2 MiB to the end of the lower half) |
 //! | 13 | 27 | panic | `panic` (a Rust panic in the kernel) |
 //! | 14 | 29 | exception | `exception` (a CPU exception: vector, error code, rip, rsp, cr2) |

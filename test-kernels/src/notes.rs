@@ -9,7 +9,8 @@
 
 /// Note type of the HERMIT entry-version note.
 pub const NT_HERMIT_ENTRY_VERSION: u32 = 0x5a00;
-/// The entry ABI version the kernels declare (kernels 0.7 and later).
+/// The entry ABI version the kernels declare unless they say otherwise (kernels 0.7
+/// and later).
 pub const ENTRY_VERSION: u8 = 4;
 /// Note type of the GNU ABI tag.
 pub const NT_GNU_ABI_TAG: u32 = 1;
@@ -68,14 +69,18 @@ pub const fn abi_tag_note(major: u32, minor: u32, patch: u32) -> Note<ABI_TAG_NO
     Note(b)
 }
 
-/// Places the HERMIT entry-version note (version [`ENTRY_VERSION`]) in the kernel.
+/// Places the HERMIT entry-version note in the kernel: version [`ENTRY_VERSION`], or
+/// the one given (`hermit_note!(2)`).
 #[macro_export]
 macro_rules! hermit_note {
     () => {
+        $crate::hermit_note!($crate::notes::ENTRY_VERSION);
+    };
+    ($version:expr) => {
         #[link_section = ".note.hermit"]
         #[used]
         static HERMIT_ENTRY_VERSION_NOTE: $crate::notes::Note<{ $crate::notes::HERMIT_NOTE_LEN }> =
-            $crate::notes::hermit_entry_note($crate::notes::ENTRY_VERSION);
+            $crate::notes::hermit_entry_note($version);
     };
 }
 

@@ -268,13 +268,21 @@ pub struct TestKernels {
     pub hello_dyn: PathBuf,
     /// Older generation (no ABI tag), ET_DYN.
     pub legacy_dyn: PathBuf,
+    /// Entry ABI version 2 (kernel 0.6.0: boot info without device tree), ET_DYN
+    /// with TLS.
+    pub legacy_v2: PathBuf,
     /// ET_EXEC linked at 0x800000.
     pub hello_exec: PathBuf,
 }
 
 impl TestKernels {
-    pub fn all(&self) -> [&PathBuf; 3] {
-        [&self.hello_dyn, &self.legacy_dyn, &self.hello_exec]
+    pub fn all(&self) -> [&PathBuf; 4] {
+        [
+            &self.hello_dyn,
+            &self.legacy_dyn,
+            &self.legacy_v2,
+            &self.hello_exec,
+        ]
     }
 }
 
@@ -293,7 +301,7 @@ fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBu
         CargoBuild {
             action,
             package: "test-kernels",
-            bins: &["hello-dyn", "legacy-dyn"],
+            bins: &["hello-dyn", "legacy-dyn", "legacy-v2"],
             features: "bare-metal",
             profile,
             target_dir: &root.join("target/bare-metal/kernels-pie"),
@@ -349,6 +357,7 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
     Ok(TestKernels {
         hello_dyn: install(&pie, "hello-dyn")?,
         legacy_dyn: install(&pie, "legacy-dyn")?,
+        legacy_v2: install(&pie, "legacy-v2")?,
         hello_exec: install(&exec, "hello-exec")?,
     })
 }

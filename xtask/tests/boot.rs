@@ -117,6 +117,21 @@ fn legacy_dyn_boots_on_microvm() {
 }
 
 #[test]
+fn legacy_v2_boots_on_pc_and_microvm() {
+    for machine in [Machine::Pc, Machine::Microvm] {
+        let report = check_good_boot(
+            &machine_config(&artifacts().kernels.legacy_v2, machine),
+            "legacy-v2",
+        );
+        check_dyn_placement(&report);
+        // Entry version 2: no device tree (the kernel found none in its boot info,
+        // so it checked none).
+        assert_eq!(report.one("fdt"), "0x0");
+        assert!(report.all("fdt-mem").is_empty());
+    }
+}
+
+#[test]
 fn hello_exec_boots_on_pc() {
     let report = check_good_boot(
         &machine_config(&artifacts().kernels.hello_exec, Machine::Pc),

@@ -139,16 +139,17 @@ fn no_hermit_note() {
 }
 
 #[test]
-fn entry_version_2() {
+fn entry_version_1() {
     let mut elf = hello_dyn();
     // The 1-byte descriptor follows the 8-byte-padded name "HERMIT\0".
     let at = find(&elf, b"HERMIT\0") + 8;
     assert_eq!(elf[at], 4, "the test kernels carry entry version 4");
-    elf[at] = 2;
+    // Version 1 (hermit-entry 0.8 and older) passed the stack in the boot info.
+    elf[at] = 1;
     check_refusal(
-        Some(write_case("entry-v2", &elf)),
+        Some(write_case("entry-v1", &elf)),
         ExitCode::UnsupportedEntryVersion,
-        "version 2",
+        "HERMIT entry version 1 is not supported (this loader serves 2, 3 and 4)",
     );
 }
 

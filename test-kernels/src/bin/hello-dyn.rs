@@ -10,7 +10,7 @@
 
 use test_kernels::kernel::{Generation, Kind, Spec};
 
-test_kernels::hermit_note!();
+test_kernels::hermit_note!(SPEC.entry_version);
 test_kernels::abi_tag_note!(0, 13, 0);
 test_kernels::tls_image!();
 test_kernels::entry_point!(SPEC);
@@ -20,5 +20,6 @@ const SPEC: Spec = Spec {
     greeting: Some("Hello from hello-dyn, a Hermit-ABI test kernel!"),
     kind: Kind::Dyn,
     generation: Generation::Newer,
+    entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: Some(tls_offsets),
 };

@@ -10,7 +10,7 @@
 
 use test_kernels::kernel::{Generation, Kind, Spec};
 
-test_kernels::hermit_note!();
+test_kernels::hermit_note!(SPEC.entry_version);
 test_kernels::tls_image!();
 test_kernels::entry_point!(SPEC);
 
@@ -19,5 +19,6 @@ const SPEC: Spec = Spec {
     greeting: None,
     kind: Kind::Exec,
     generation: Generation::Older,
+    entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: Some(tls_offsets),
 };

@@ -10,7 +10,7 @@
 
 use test_kernels::kernel::{Generation, Kind, Spec};
 
-test_kernels::hermit_note!();
+test_kernels::hermit_note!(SPEC.entry_version);
 test_kernels::entry_point!(SPEC);
 
 const SPEC: Spec = Spec {
@@ -18,5 +18,6 @@ const SPEC: Spec = Spec {
     greeting: None,
     kind: Kind::Dyn,
     generation: Generation::Older,
+    entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: None,
 };

@@ -17,8 +17,22 @@ use crate::decode::{memory_map, Event};
 
 /// The kernel's stack size, fixed by the Hermit boot ABI.
 pub const STACK_SIZE: u64 = 32 * 1024;
-/// The size of `RawBootInfo`, fixed by the Hermit boot ABI.
+/// The size of `RawBootInfo`, fixed by the Hermit boot ABI for entry versions 3 and
+/// 4; version 2 lacks the 8-byte device-tree field.
 pub const BOOT_INFO_SIZE: u64 = 128;
+
+/// The boot info's size for the kernel's entry version (`Kernel.entry_version`).
+fn boot_info_size(events: &[Event]) -> u64 {
+    let version = events
+        .iter()
+        .find(|e| e.name == "Kernel")
+        .and_then(|e| e.u64("entry_version"));
+    if version == Some(2) {
+        BOOT_INFO_SIZE - 8
+    } else {
+        BOOT_INFO_SIZE
+    }
+}
 /// A page-table page, and the MBI page the hand-over page tables map.
 pub const PAGE_SIZE: u64 = 4096;
 
@@ -262,7 +276,7 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
                         RegionKind::BootInfo,
                         "boot info".into(),
                         rdi,
-                        BOOT_INFO_SIZE,
+                        boot_info_size(events),
                     ));
                 }
                 if let Some(rsp) = e.u64("rsp") {

@@ -169,6 +169,22 @@ fn memory_map_is_sorted_and_nested() {
 }
 
 #[test]
+fn an_entry_version_2_kernel_has_a_shorter_boot_info() {
+    let events = with(
+        boot(),
+        "Kernel",
+        ev(7000, "Kernel kind=dyn entry_version=2 version=0.0.0 generation=0.6-0.10 segments=2 base=0x800000 entry=0x801000"),
+    );
+    let report = Report::build(&record(events));
+    let boot_info = report
+        .memory
+        .iter()
+        .find(|r| r.name == "boot info")
+        .unwrap();
+    assert_eq!((boot_info.start, boot_info.end), (0x150400, 0x150400 + 120));
+}
+
+#[test]
 fn overlaps_that_must_not_be_are_warned() {
     // A module whose end runs into segment 1: a partial overlap.
     let events = with(
