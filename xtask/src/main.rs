@@ -468,6 +468,16 @@ fn profile_runs(
             c.change * 100.0
         );
     }
+    let (baseline_only, current_only) = profile::unmatched(&stats, &medians);
+    if !baseline_only.is_empty() {
+        println!(
+            "not compared, only in the baseline: {}",
+            baseline_only.join(", ")
+        );
+    }
+    if !current_only.is_empty() {
+        println!("not compared, new: {}", current_only.join(", "));
+    }
     if regressions > 0 {
         eprintln!(
             "error: {regressions} stage(s) slower than the baseline by more than {:.0}%",

@@ -149,6 +149,22 @@ pub fn compare(
         .collect()
 }
 
+/// The stages only one side has (renamed or new stages, another kernel), which
+/// [`compare`] leaves out: `(only in the baseline, only now)`.
+pub fn unmatched(current: &[StageStats], baseline: &StageTimes) -> (Vec<String>, Vec<String>) {
+    let baseline_only = baseline
+        .iter()
+        .filter(|(name, _)| !current.iter().any(|s| s.name == *name))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let current_only = current
+        .iter()
+        .filter(|s| !baseline.iter().any(|(name, _)| *name == s.name))
+        .map(|s| s.name.clone())
+        .collect();
+    (baseline_only, current_only)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +235,19 @@ mod tests {
         assert_eq!(
             flagged,
             vec![("copy", true), ("fdt", false), ("paging", false)]
+        );
+    }
+
+    #[test]
+    fn stages_on_one_side_only_are_named() {
+        let current = stage_stats(&[run(&[("copy", 1.0), ("command line", 2.0)])]);
+        let baseline = run(&[("copy", 1.0), ("memory map & command line", 3.0)]);
+        assert_eq!(
+            unmatched(&current, &baseline),
+            (
+                vec!["memory map & command line".to_string()],
+                vec!["command line".to_string()]
+            )
         );
     }
 }
