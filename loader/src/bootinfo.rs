@@ -36,6 +36,26 @@ pub struct BootInfoInput {
     pub mbi_addr: u64,
 }
 
+/// Which boot-info layout a kernel reads, decided by its HERMIT entry version (the
+/// ELF validation accepts 2, 3 and 4 only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootInfoLayout {
+    /// Entry version 2 (kernel 0.6.0): [`RawBootInfoV2`], no device tree.
+    WithoutDeviceTree,
+    /// Entry versions 3 and 4: hermit-entry's [`RawBootInfo`].
+    WithDeviceTree,
+}
+
+impl BootInfoLayout {
+    pub fn for_entry_version(entry_version: u8) -> BootInfoLayout {
+        if entry_version == 2 {
+            BootInfoLayout::WithoutDeviceTree
+        } else {
+            BootInfoLayout::WithDeviceTree
+        }
+    }
+}
+
 /// The boot info of entry version 2: [`RawBootInfo`] without its `device_tree`
 /// field, so every later field lies 8 bytes lower; 120 bytes, like upstream's (the
 /// platform union is sized for its uhyve variant, unused here).
@@ -236,6 +256,20 @@ mod tests {
             mbi_addr: 0,
         };
         assert!(raw_boot_info_v2(&without_mbi).is_err());
+    }
+
+    #[test]
+    fn the_layout_follows_the_entry_version() {
+        assert_eq!(
+            BootInfoLayout::for_entry_version(2),
+            BootInfoLayout::WithoutDeviceTree
+        );
+        for version in [3, 4] {
+            assert_eq!(
+                BootInfoLayout::for_entry_version(version),
+                BootInfoLayout::WithDeviceTree
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod trace;
 
 use alloc::boxed::Box;
 
-use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput};
+use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
 use rusty_loader::cmdline;
 use rusty_loader::elf::{self, ElfKind};
 use rusty_loader::error::{ExitCode, LoadError};
@@ -214,7 +214,8 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
 
     // A kernel of entry version 2 (0.6.0) has no boot-info field for a device tree:
     // it gets none.
-    let device_tree = if kernel.entry_version >= 3 {
+    let boot_info_layout = BootInfoLayout::for_entry_version(kernel.entry_version);
+    let device_tree = if boot_info_layout == BootInfoLayout::WithDeviceTree {
         let start = arch::rdtsc();
         let fdt = fdt::build_fdt(&info.ram, command_line, (tsc_khz > 0).then_some(tsc_khz))?;
         // The heap lives in the loader image, which stays mapped and below the kernel,
@@ -232,10 +233,13 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
         command_line: info.command_line,
         mbi_addr: u64::from(mbi_addr),
     };
-    let boot_info_addr = if kernel.entry_version == 2 {
-        Box::leak(Box::new(raw_boot_info_v2(&input)?)) as *const _ as u64
-    } else {
-        Box::leak(Box::new(raw_boot_info(&input)?)) as *const _ as u64
+    let boot_info_addr = match boot_info_layout {
+        BootInfoLayout::WithoutDeviceTree => {
+            Box::leak(Box::new(raw_boot_info_v2(&input)?)) as *const _ as u64
+        }
+        BootInfoLayout::WithDeviceTree => {
+            Box::leak(Box::new(raw_boot_info(&input)?)) as *const _ as u64
+        }
     };
 
     let start = arch::rdtsc();
