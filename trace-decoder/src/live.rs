@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use crate::decode::{Event, FrameDecoder, TraceTable, TRACE_FORMAT};
-use crate::report::format::push_escaped;
+use crate::report::format::{escape_text, push_escaped, Paint};
 use crate::report::BootRecord;
 use crate::stream::{Demux, Piece};
 
@@ -295,7 +295,8 @@ pub struct LineStyle {
 /// escaped: nothing from the stream reaches a terminal as a control character.
 pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, style: LineStyle) {
     use std::fmt::Write;
-    paint(line, style.color, DIM, |line| {
+    let paint = Paint { on: style.color };
+    paint.push(line, Paint::DIM, |line| {
         let _ = match micros {
             Some(us) => write!(line, "[{:>9.3} ms]", us / 1000.0),
             None => write!(line, "[{:>9} tk]", event.timestamp),
@@ -306,11 +307,11 @@ pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, st
     line.push(' ');
     column += 1;
     let name_style = match event.level.as_str() {
-        "error" => RED_BOLD,
-        "warn" => YELLOW_BOLD,
-        _ => BOLD,
+        "error" => Paint::RED_BOLD,
+        "warn" => Paint::YELLOW_BOLD,
+        _ => Paint::BOLD,
     };
-    paint(line, style.color, name_style, |line| {
+    paint.push(line, name_style, |line| {
         let before = line.len();
         push_escaped(line, &event.name);
         column += line[before..].chars().count();
@@ -330,6 +331,7 @@ pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, st
                 let mut first = true;
                 while let Some(item) = items.next() {
                     let end = if items.peek().is_some() { "," } else { "]" };
+                    let item = escape_text(item);
                     let len = item.chars().count() + end.len();
                     if !first {
                         if column + 1 + len > width {
@@ -341,7 +343,7 @@ pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, st
                             column += 1;
                         }
                     }
-                    push_escaped(line, item);
+                    line.push_str(&item);
                     line.push_str(end);
                     column += len;
                     first = false;
@@ -361,22 +363,6 @@ const TIME_WIDTH: usize = 14;
 /// Where the continuation lines of a wrapped list start: under the event's name,
 /// two columns in.
 const CONTINUATION_INDENT: usize = TIME_WIDTH + 3;
-const BOLD: &str = "\x1b[1m";
-const DIM: &str = "\x1b[2m";
-const RED_BOLD: &str = "\x1b[1;31m";
-const YELLOW_BOLD: &str = "\x1b[1;33m";
-const RESET: &str = "\x1b[0m";
-
-/// Appends what `write` writes, in an ANSI style when `color` is set.
-fn paint(line: &mut String, color: bool, style: &str, write: impl FnOnce(&mut String)) {
-    if color {
-        line.push_str(style);
-    }
-    write(line);
-    if color {
-        line.push_str(RESET);
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -39,7 +39,7 @@ use clap::{Parser, ValueEnum};
 use trace_decoder::build_id::BUILD_ID_SYMBOL;
 use trace_decoder::decode::TraceTable;
 use trace_decoder::live::{push_event_line, LineStyle, Output, Session, TraceStatus};
-use trace_decoder::report::format::TERMINAL_WIDTH;
+use trace_decoder::report::format::{Paint, TERMINAL_WIDTH};
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 const EXAMPLES: &str = "\
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
                 let color = cli.color.enabled(io::stderr().is_terminal());
                 eprintln!(
                     "rusty-trace: {}: {message}",
-                    paint(color, RED_BOLD, "error")
+                    Paint { on: color }.red("error")
                 );
             }
             ExitCode::from(code)
@@ -461,7 +461,10 @@ impl Sink {
             Output::Warning(message) => {
                 let line = format!(
                     "rusty-trace: {}: {message}\n",
-                    paint(self.warn_color, YELLOW_BOLD, "warning")
+                    Paint {
+                        on: self.warn_color
+                    }
+                    .yellow_bold("warning")
                 );
                 self.write(false, line.as_bytes());
             }
@@ -509,18 +512,6 @@ impl Sink {
                 self.write_error.get_or_insert(e);
             }
         }
-    }
-}
-
-const RED_BOLD: &str = "\x1b[1;31m";
-const YELLOW_BOLD: &str = "\x1b[1;33m";
-
-/// `text` in an ANSI style, or plain.
-fn paint(color: bool, style: &str, text: &str) -> String {
-    if color {
-        format!("{style}{text}\x1b[0m")
-    } else {
-        text.to_string()
     }
 }
 

@@ -7,7 +7,9 @@
 
 use std::fmt::Write as _;
 
-use super::format::{escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock};
+use super::format::{
+    escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock, Paint,
+};
 use super::{OutcomeKind, Report, Stage};
 
 /// The width everything is laid out for.
@@ -16,40 +18,6 @@ const WIDTH: usize = super::format::TERMINAL_WIDTH;
 const LABEL_WIDTH: usize = 11;
 /// Cells in a timeline bar.
 const BAR_CELLS: usize = 20;
-
-/// ANSI styling, or none.
-#[derive(Clone, Copy)]
-struct Paint {
-    on: bool,
-}
-
-impl Paint {
-    fn wrap(self, code: &str, text: &str) -> String {
-        if self.on && !text.is_empty() {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-    fn bold(self, text: &str) -> String {
-        self.wrap("1", text)
-    }
-    fn dim(self, text: &str) -> String {
-        self.wrap("2", text)
-    }
-    fn red(self, text: &str) -> String {
-        self.wrap("1;31", text)
-    }
-    fn green(self, text: &str) -> String {
-        self.wrap("32", text)
-    }
-    fn yellow(self, text: &str) -> String {
-        self.wrap("33", text)
-    }
-    fn cyan(self, text: &str) -> String {
-        self.wrap("36", text)
-    }
-}
 
 /// Renders the report; see [`Report::render_text`].
 pub fn render(report: &Report, color: bool) -> String {
