@@ -75,6 +75,27 @@ impl fmt::Display for HermitVersion {
     }
 }
 
+/// The kernel generation whose boot rules an application relies on (see
+/// docs/hermit-abi.md). The loader's one page-table layout meets both; the
+/// generation is traced so a reader knows which rules apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generation {
+    /// Hermit 0.6 to 0.10: a recursive PML4 entry, nothing mapped above the kernel.
+    Legacy,
+    /// Hermit 0.11 and later: the device tree, identity-walked page tables.
+    Modern,
+}
+
+impl Generation {
+    /// The name the trace and reports use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generation::Legacy => "0.6-0.10",
+            Generation::Modern => "0.11+",
+        }
+    }
+}
+
 /// How the application is linked, which decides who picks its address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElfKind {
@@ -252,6 +273,15 @@ pub fn inspect(bytes: &[u8]) -> Result<Kernel<'_>, LoadError> {
 }
 
 impl Kernel<'_> {
+    /// The generation the kernel belongs to, from its ABI-tag note. Kernels without
+    /// the note are older than 0.10, hence legacy.
+    pub fn generation(&self) -> Generation {
+        match self.kernel_version {
+            Some(v) if (v.major, v.minor) >= (0, 11) => Generation::Modern,
+            _ => Generation::Legacy,
+        }
+    }
+
     /// How many bytes the loaded kernel occupies: `vaddr_end - vaddr_start`.
     pub fn size(&self) -> u64 {
         self.vaddr_end.saturating_sub(self.vaddr_start)

@@ -9,73 +9,81 @@
 
 use core::fmt;
 
-/// The loader's exit codes, as written to the isa-debug-exit port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitCode {
-    /// The Multiboot information carried no module: QEMU was started without `-initrd`.
-    NoModule = 0x10,
-    /// The module does not start with the ELF magic.
-    NotElf = 0x11,
-    /// ELF, but not 64-bit little endian.
-    WrongClass = 0x12,
-    /// ELF64, but not for x86_64.
-    WrongMachine = 0x13,
-    /// Neither `ET_EXEC` nor `ET_DYN`.
-    WrongType = 0x14,
-    /// Headers, notes or dynamic section are broken or point outside the file.
-    MalformedElf = 0x15,
-    /// No HERMIT note: not a Hermit application.
-    NoHermitNote = 0x16,
-    /// A HERMIT note with an entry version this loader cannot serve.
-    UnsupportedEntryVersion = 0x17,
-    /// `DT_NEEDED`: the application wants shared libraries.
-    NeedsSharedLibrary = 0x18,
-    /// A `PT_LOAD` segment's file range lies outside the file.
-    SegmentOutsideFile = 0x19,
-    /// A relocation type the loader does not implement.
-    UnsupportedRelocation = 0x1a,
-    /// The kernel image would overlap the loader, the MBI, the module or the area
-    /// reserved for boot data.
-    LayoutOverlap = 0x1b,
-    /// Not enough RAM for the kernel image or for boot data.
-    NotEnoughMemory = 0x1c,
-    /// The Multiboot hand-over itself is unusable (magic, missing memory map).
-    BadMultiboot = 0x1d,
-    /// A bug in the loader: a Rust panic.
-    LoaderPanic = 0x1e,
-    /// The identity mappings for the hand-over page tables are inconsistent
-    /// (misaligned, overlapping, not identity-mappable) or leave the tables unmapped.
-    BadMapping = 0x1f,
-    /// The flattened device tree for the kernel could not be built.
-    FdtBuild = 0x20,
-    /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
-    CpuException = 0x40,
+/// Lists every exit code once: its variant, port value, stable name and meaning.
+/// Expanded here into [`ExitCode`], and in the loader binary into the interned
+/// names its `Refused` event sends, so the two cannot drift apart.
+#[macro_export]
+macro_rules! exit_codes {
+    ($callback:ident) => {
+        $callback! {
+            /// The Multiboot information carried no module: QEMU was started without `-initrd`.
+            NoModule = 0x10, "no-module";
+            /// The module does not start with the ELF magic.
+            NotElf = 0x11, "not-elf";
+            /// ELF, but not 64-bit little endian.
+            WrongClass = 0x12, "wrong-class";
+            /// ELF64, but not for x86_64.
+            WrongMachine = 0x13, "wrong-machine";
+            /// Neither `ET_EXEC` nor `ET_DYN`.
+            WrongType = 0x14, "wrong-type";
+            /// Headers, notes or dynamic section are broken or point outside the file.
+            MalformedElf = 0x15, "malformed-elf";
+            /// No HERMIT note: not a Hermit application.
+            NoHermitNote = 0x16, "no-hermit-note";
+            /// A HERMIT note with an entry version this loader cannot serve.
+            UnsupportedEntryVersion = 0x17, "unsupported-entry-version";
+            /// `DT_NEEDED`: the application wants shared libraries.
+            NeedsSharedLibrary = 0x18, "needs-shared-library";
+            /// A `PT_LOAD` segment's file range lies outside the file.
+            SegmentOutsideFile = 0x19, "segment-outside-file";
+            /// A relocation type the loader does not implement.
+            UnsupportedRelocation = 0x1a, "unsupported-relocation";
+            /// The kernel image would overlap the loader, the MBI, the module or the area
+            /// reserved for boot data.
+            LayoutOverlap = 0x1b, "layout-overlap";
+            /// Not enough RAM for the kernel image or for boot data.
+            NotEnoughMemory = 0x1c, "not-enough-memory";
+            /// The Multiboot hand-over itself is unusable (magic, missing memory map).
+            BadMultiboot = 0x1d, "bad-multiboot";
+            /// A bug in the loader: a Rust panic.
+            LoaderPanic = 0x1e, "loader-panic";
+            /// The identity mappings for the hand-over page tables are inconsistent
+            /// (misaligned, overlapping, not identity-mappable) or leave the tables unmapped.
+            BadMapping = 0x1f, "bad-mapping";
+            /// The flattened device tree for the kernel could not be built.
+            FdtBuild = 0x20, "fdt-build";
+            /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
+            CpuException = 0x40, "cpu-exception";
+        }
+    };
 }
 
-impl ExitCode {
-    /// Every code, in table order (for docs and tests).
-    pub const ALL: [ExitCode; 18] = [
-        ExitCode::NoModule,
-        ExitCode::NotElf,
-        ExitCode::WrongClass,
-        ExitCode::WrongMachine,
-        ExitCode::WrongType,
-        ExitCode::MalformedElf,
-        ExitCode::NoHermitNote,
-        ExitCode::UnsupportedEntryVersion,
-        ExitCode::NeedsSharedLibrary,
-        ExitCode::SegmentOutsideFile,
-        ExitCode::UnsupportedRelocation,
-        ExitCode::LayoutOverlap,
-        ExitCode::NotEnoughMemory,
-        ExitCode::BadMultiboot,
-        ExitCode::LoaderPanic,
-        ExitCode::BadMapping,
-        ExitCode::FdtBuild,
-        ExitCode::CpuException,
-    ];
+macro_rules! define_exit_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $value:literal, $name:literal;)*) => {
+        /// The loader's exit codes, as written to the isa-debug-exit port.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum ExitCode {
+            $($(#[doc = $doc])* $variant = $value,)*
+        }
 
+        impl ExitCode {
+            /// Every code, in table order (for docs and tests).
+            pub const ALL: &'static [ExitCode] = &[$(ExitCode::$variant),*];
+
+            /// A short stable name, used in messages and in the docs table.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(ExitCode::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+exit_codes!(define_exit_codes);
+
+impl ExitCode {
     /// The value written to the isa-debug-exit port.
     pub const fn port_value(self) -> u8 {
         self as u8
@@ -89,30 +97,6 @@ impl ExitCode {
     /// The exit status QEMU reports for CPU exception `vector`.
     pub const fn exception_status(vector: u8) -> i32 {
         (((ExitCode::CpuException as u8 + vector) as i32) << 1) | 1
-    }
-
-    /// A short stable name, used in messages and in the docs table.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ExitCode::NoModule => "no-module",
-            ExitCode::NotElf => "not-elf",
-            ExitCode::WrongClass => "wrong-class",
-            ExitCode::WrongMachine => "wrong-machine",
-            ExitCode::WrongType => "wrong-type",
-            ExitCode::MalformedElf => "malformed-elf",
-            ExitCode::NoHermitNote => "no-hermit-note",
-            ExitCode::UnsupportedEntryVersion => "unsupported-entry-version",
-            ExitCode::NeedsSharedLibrary => "needs-shared-library",
-            ExitCode::SegmentOutsideFile => "segment-outside-file",
-            ExitCode::UnsupportedRelocation => "unsupported-relocation",
-            ExitCode::LayoutOverlap => "layout-overlap",
-            ExitCode::NotEnoughMemory => "not-enough-memory",
-            ExitCode::BadMultiboot => "bad-multiboot",
-            ExitCode::LoaderPanic => "loader-panic",
-            ExitCode::BadMapping => "bad-mapping",
-            ExitCode::FdtBuild => "fdt-build",
-            ExitCode::CpuException => "cpu-exception",
-        }
     }
 }
 
@@ -273,13 +257,14 @@ mod tests {
     #[test]
     fn codes_are_distinct_and_clear_of_kernel_results() {
         let mut seen = std::collections::HashSet::new();
-        for code in ExitCode::ALL {
+        let mut names = std::collections::HashSet::new();
+        for &code in ExitCode::ALL {
             assert!(
                 code.port_value() >= 0x10,
                 "{code:?} collides with kernel codes"
             );
             assert!(seen.insert(code.port_value()), "{code:?} repeats a value");
-            assert!(seen.len() <= ExitCode::ALL.len());
+            assert!(names.insert(code.name()), "{code:?} repeats a name");
         }
         // Exception codes stay within an 8-bit exit status and above the refusals.
         assert_eq!(ExitCode::exception_status(0), 129);

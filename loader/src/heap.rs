@@ -14,6 +14,12 @@ static mut HEAP_AREA: HeapArea = HeapArea([0; HEAP_SIZE]);
 #[global_allocator]
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
 
+/// The heap area's address range (only its address is taken).
+pub fn area() -> rusty_loader::layout::Region {
+    let start = &raw const HEAP_AREA as u64;
+    rusty_loader::layout::Region::new(start, start + HEAP_SIZE as u64)
+}
+
 /// Hands the heap area to the allocator. Call once, before any allocation.
 pub fn init() {
     // SAFETY: the area is a static used by nothing else, and init runs once.

@@ -19,7 +19,9 @@
 use alloc::vec::Vec;
 
 use crate::error::LoadError;
-use crate::paging::{Mapping, PageSize, IDENTITY_LIMIT};
+use x86_64::structures::paging::PageTable;
+
+use crate::paging::{build_page_tables, Mapping, PageSize, PageTableStats, IDENTITY_LIMIT};
 
 /// The lowest address a relocatable kernel is placed at (as loader v0.5.6 does).
 pub const KERNEL_MIN_BASE: u64 = 0x80_0000;
@@ -29,6 +31,10 @@ pub const HUGE_PAGE: u64 = 0x20_0000;
 const PAGE: u64 = 0x1000;
 /// Below this address only the MBI page(s) may be mapped.
 const ONE_MIB: u64 = 0x10_0000;
+/// How far the loader itself reaches: its start-up code identity-maps the first
+/// 4 GiB (where a Multiboot loader puts everything it hands over), so it can write a
+/// kernel only below this address.
+pub const LOADER_REACH: u64 = 4 << 30;
 
 /// Low-memory ranges that must stay unmapped, with the reason each is named by.
 /// The EBDA's exact place is the BIOS's choice; it lies below 0xA0000 and, per the
@@ -115,6 +121,15 @@ pub enum KernelPlacement {
     },
 }
 
+/// One named part of the loader image: the buffers the loader keeps for itself and
+/// for the kernel (heap, page-table arena, stacks, boot page tables).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoaderPart {
+    /// What the part is, for messages (`"kernel stack"`).
+    pub name: &'static str,
+    pub region: Region,
+}
+
 /// What the loader knows about memory when it places the kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct LayoutInput<'a> {
@@ -122,6 +137,10 @@ pub struct LayoutInput<'a> {
     pub ram: &'a [Region],
     /// The loader image including its .bss.
     pub loader: Region,
+    /// The named parts of the loader image; each must lie inside it, apart from the
+    /// others. The kernel reads some of them (its stack, the page tables) after the
+    /// hand-over, so a linker-script change that moved one out is caught here.
+    pub loader_parts: &'a [LoaderPart],
     /// The page(s) holding the MBI and its memory map.
     pub mbi: Region,
     /// QEMU's buffer after the loader: command line and module list, which must stay
@@ -134,14 +153,59 @@ pub struct LayoutInput<'a> {
 }
 
 /// Where the kernel goes and what the hand-over page tables map.
+///
+/// Only [`plan_layout`] makes one, so a `Layout` is proof that its kernel region is
+/// usable RAM within the loader's reach that overlaps nothing the loader or the
+/// kernel still needs: the loader binary hands out the kernel's memory on that proof.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// Where the kernel image goes.
-    pub kernel: Region,
-    /// The kernel's load base, equal to `kernel.start`.
-    pub kernel_base: u64,
+    kernel: Region,
+    mappings: Vec<Mapping>,
+}
+
+impl Layout {
+    /// Where the kernel image goes; its start is the load base.
+    pub fn kernel(&self) -> Region {
+        self.kernel
+    }
+
     /// The identity mappings for the hand-over page tables, sorted by address.
-    pub mappings: Vec<Mapping>,
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
+    }
+
+    /// Builds the hand-over page tables for this layout into `arena` (whose first
+    /// table lies at physical address `arena_phys`).
+    pub fn build_page_tables(
+        &self,
+        arena: &mut [PageTable],
+        arena_phys: u64,
+    ) -> Result<HandOverTables, LoadError> {
+        let (pml4, stats) = build_page_tables(&self.mappings, arena, arena_phys)?;
+        Ok(HandOverTables { pml4, stats })
+    }
+}
+
+/// Page tables built for a [`Layout`]: they identity-map the loader image (its code,
+/// GDT, IDT, stack, boot info and the tables themselves), the MBI, the boot data,
+/// the module and the kernel. Only [`Layout::build_page_tables`] makes one, so
+/// switching to them keeps the switching code mapped where it runs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HandOverTables {
+    pml4: u64,
+    stats: PageTableStats,
+}
+
+impl HandOverTables {
+    /// The PML4's physical address, for CR3.
+    pub fn pml4(&self) -> u64 {
+        self.pml4
+    }
+
+    /// What was built.
+    pub fn stats(&self) -> &PageTableStats {
+        &self.stats
+    }
 }
 
 /// `value` rounded down to a multiple of the power of two `align`.
@@ -276,6 +340,7 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
     if input.mbi.overlaps(&input.loader) {
         return Err(overlap("MBI", input.mbi, "loader image", input.loader));
     }
+    check_loader_parts(input.loader, input.loader_parts)?;
 
     let kernel = place_kernel(input)?;
     let others = [
@@ -292,6 +357,13 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
     if !in_ram(input.ram, &kernel) {
         return Err(LoadError::NotEnoughMemory {
             what: "kernel image",
+            start: kernel.start,
+            end: kernel.end,
+        });
+    }
+    if kernel.end > LOADER_REACH {
+        return Err(LoadError::NotEnoughMemory {
+            what: "kernel image (the loader reaches only the first 4 GiB)",
             start: kernel.start,
             end: kernel.end,
         });
@@ -315,11 +387,35 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
     }
 
     let mappings = plan_mappings(input, &kernel)?;
-    Ok(Layout {
-        kernel,
-        kernel_base: kernel.start,
-        mappings,
-    })
+    Ok(Layout { kernel, mappings })
+}
+
+/// Checks that every part lies inside the loader image and apart from the others.
+fn check_loader_parts(image: Region, parts: &[LoaderPart]) -> Result<(), LoadError> {
+    let mut sorted: Vec<&LoaderPart> = parts.iter().collect();
+    sorted.sort_unstable_by_key(|part| part.region.start);
+    for part in &sorted {
+        if part.region.is_empty() || !image.contains_range(&part.region) {
+            return Err(overlap(
+                part.name,
+                part.region,
+                "outside of the loader image",
+                image,
+            ));
+        }
+    }
+    // Sorted by start, two parts overlap only if neighbours do.
+    for pair in sorted.windows(2) {
+        if pair[0].region.overlaps(&pair[1].region) {
+            return Err(overlap(
+                pair[0].name,
+                pair[0].region,
+                pair[1].name,
+                pair[1].region,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The identity mappings for a kernel placed at `kernel`.
@@ -428,12 +524,25 @@ mod tests {
     /// from 1 MiB.
     const QEMU_RAM: [Region; 2] = [Region::new(0, 0x9_fc00), Region::new(0x10_0000, 0x800_0000)];
 
+    /// Parts of the loader image as the linker script lays them out.
+    const QEMU_LOADER_PARTS: [LoaderPart; 2] = [
+        LoaderPart {
+            name: "heap",
+            region: Region::new(0x12_0000, 0x14_0000),
+        },
+        LoaderPart {
+            name: "kernel stack",
+            region: Region::new(0x14_0000, 0x14_8000),
+        },
+    ];
+
     /// A layout as QEMU hands it over: MBI page at 0x9000, loader at 1 MiB, the
     /// command-line buffer right after it and the module page aligned after that.
     fn qemu(kernel: KernelPlacement) -> LayoutInput<'static> {
         LayoutInput {
             ram: &QEMU_RAM,
             loader: Region::new(0x10_0000, 0x16_3000),
+            loader_parts: &QEMU_LOADER_PARTS,
             mbi: Region::new(0x9000, 0xa000),
             boot_data: Region::new(0x16_3000, 0x16_3200),
             module: Region::new(0x16_4000, 0x5a_0000),
@@ -456,13 +565,7 @@ mod tests {
 
     /// Plans `input` and compares the kernel region and the mappings, or the error.
     fn check(name: &str, input: LayoutInput, expected: Result<(Region, Vec<Mapping>), LoadError>) {
-        let got = plan_layout(&input).map(|layout| {
-            assert_eq!(
-                layout.kernel_base, layout.kernel.start,
-                "{name}: kernel_base"
-            );
-            (layout.kernel, layout.mappings)
-        });
+        let got = plan_layout(&input).map(|layout| (layout.kernel, layout.mappings));
         assert_eq!(got, expected, "{name}");
     }
 
@@ -530,6 +633,7 @@ mod tests {
         );
         let loader_2m = LayoutInput {
             loader: Region::new(0x20_0000, 0x21_0000),
+            loader_parts: &[],
             boot_data: Region::new(0x21_0000, 0x21_0100),
             module: Region::new(0x21_1000, 0x30_0000),
             ..qemu(dyn_kernel(0x1000, 0))
@@ -543,6 +647,45 @@ mod tests {
                     map(0x9000, 0xa000, PageSize::Size4K, false),
                     map(0x20_0000, 0xa0_0000, PageSize::Size2M, true),
                 ],
+            )),
+        );
+    }
+
+    #[test]
+    fn loader_parts_stay_inside_the_image_and_apart() {
+        let part = |name, start, end| LoaderPart {
+            name,
+            region: Region::new(start, end),
+        };
+        let outside = [part("heap", 0x16_0000, 0x17_0000)];
+        check(
+            "a part reaching past the loader image",
+            LayoutInput {
+                loader_parts: &outside,
+                ..qemu(dyn_kernel(0x1000, 0))
+            },
+            Err(overlap(
+                "heap",
+                Region::new(0x16_0000, 0x17_0000),
+                "outside of the loader image",
+                Region::new(0x10_0000, 0x16_3000),
+            )),
+        );
+        let overlapping = [
+            part("kernel stack", 0x14_0000, 0x14_8000),
+            part("heap", 0x12_0000, 0x14_1000),
+        ];
+        check(
+            "two parts sharing a page",
+            LayoutInput {
+                loader_parts: &overlapping,
+                ..qemu(dyn_kernel(0x1000, 0))
+            },
+            Err(overlap(
+                "heap",
+                Region::new(0x12_0000, 0x14_1000),
+                "kernel stack",
+                Region::new(0x14_0000, 0x14_8000),
             )),
         );
     }
@@ -668,6 +811,7 @@ mod tests {
         }
         let low_loader = LayoutInput {
             loader: Region::new(0x1_0000, 0x2_0000),
+            loader_parts: &[],
             mbi: Region::new(0x9000, 0x9800),
             boot_data: Region::new(0x2_0000, 0x2_0100),
             module: Region::new(0x2_1000, 0x3_0000),
@@ -707,6 +851,7 @@ mod tests {
         );
         let loader_out = LayoutInput {
             loader: Region::new(0x7ff_0000, 0x801_0000),
+            loader_parts: &[],
             ..qemu(dyn_kernel(0x1000, 0))
         };
         check(
@@ -832,15 +977,27 @@ mod tests {
         );
         const HUGE: &[Region] = &[Region::new(0, 0x9_fc00), Region::new(0x10_0000, u64::MAX)];
         check(
-            "fixed kernel beyond the identity-mappable range",
+            "fixed kernel beyond the loader's reach",
             LayoutInput {
                 ram: HUGE,
                 ..qemu(exec_kernel(1 << 47, (1 << 47) + 0x1000))
             },
-            Err(LoadError::BadMapping {
-                what: "the kernel lies beyond what an identity mapping can reach",
+            Err(LoadError::NotEnoughMemory {
+                what: "kernel image (the loader reaches only the first 4 GiB)",
                 start: 1 << 47,
-                end: (1 << 47) + HUGE_PAGE,
+                end: (1 << 47) + 0x1000,
+            }),
+        );
+        check(
+            "fixed kernel just above 4 GiB",
+            LayoutInput {
+                ram: HUGE,
+                ..qemu(exec_kernel(LOADER_REACH - 0x1000, LOADER_REACH + 0x1000))
+            },
+            Err(LoadError::NotEnoughMemory {
+                what: "kernel image (the loader reaches only the first 4 GiB)",
+                start: LOADER_REACH - 0x1000,
+                end: LOADER_REACH + 0x1000,
             }),
         );
         check(
@@ -850,7 +1007,7 @@ mod tests {
                 ..qemu(exec_kernel(u64::MAX - 0x1000, u64::MAX - 1))
             },
             Err(LoadError::NotEnoughMemory {
-                what: "kernel image",
+                what: "kernel image (the loader reaches only the first 4 GiB)",
                 start: u64::MAX - 0x1000,
                 end: u64::MAX - 1,
             }),
@@ -1014,7 +1171,7 @@ mod tests {
         /// rules and yields page tables that build with exactly the counted pages.
         #[test]
         fn random_layouts_plan_and_build((ram, loader, mbi, boot_data, module, kernel) in input_parts()) {
-            let input = LayoutInput { ram: &ram, loader, mbi, boot_data, module, kernel };
+            let input = LayoutInput { ram: &ram, loader, loader_parts: &[], mbi, boot_data, module, kernel };
             if let Ok(layout) = plan_layout(&input) {
                 assert_layout_rules(&input, &layout);
                 let tables = crate::paging::count_tables(&layout.mappings);

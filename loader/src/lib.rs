@@ -14,3 +14,4 @@ pub mod error;
 pub mod fdt;
 pub mod layout;
 pub mod paging;
+pub mod wire;

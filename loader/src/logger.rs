@@ -3,14 +3,25 @@
 //! frames share one stream and a reader can always tell them apart: a frame ends at
 //! its `00`, text runs from there to the next `FF 00`.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use defmt::Encoder;
+use rusty_loader::wire::FRAME_MARKER;
 
 use crate::{arch, console};
 
-/// Written before every frame; see the module comment.
-pub const FRAME_MARKER: [u8; 2] = [0xFF, 0x00];
+/// The build identity `LoaderStart` sends: xtask patches this placeholder after
+/// linking with a hash of the defmt table, which the decoder recomputes from the ELF
+/// it is given, so a trace is never decoded with the wrong table. An atomic, so that
+/// the compiler reads the patched bytes instead of folding in the placeholder.
+#[unsafe(no_mangle)]
+#[used]
+static RUSTY_LOADER_BUILD_ID: AtomicU32 = AtomicU32::new(u32::from_le_bytes(*b"BLID"));
+
+/// The build identity stamped into this image.
+pub fn build_id() -> u32 {
+    RUSTY_LOADER_BUILD_ID.load(Ordering::Relaxed)
+}
 
 // Every frame carries the ticks since the previous frame (see "Timestamps" in
 // docs/trace-format.md): 2–4 bytes on the wire where ticks since entry took 5.

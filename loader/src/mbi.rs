@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use multiboot::information::{MemoryManagement, MemoryType, Multiboot, PAddr};
 use rusty_loader::error::LoadError;
 use rusty_loader::layout::Region;
+use rusty_loader::wire::MapEntry;
 
 use crate::arch::BOOT_IDENTITY_LIMIT;
 
@@ -29,15 +30,6 @@ impl MemoryManagement for IdentityMemory {
     }
 
     unsafe fn deallocate(&mut self, _addr: PAddr) {}
-}
-
-/// One memory-map entry as the MBI gives it (read only by the trace).
-#[cfg_attr(not(feature = "trace"), allow(dead_code))]
-pub struct MapEntry {
-    pub start: u64,
-    pub end: u64,
-    /// 1 usable, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective.
-    pub kind: u8,
 }
 
 /// Module 0: where QEMU put the application file, and its bytes.

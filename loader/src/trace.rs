@@ -1,60 +1,23 @@
-//! The boot trace: every event the loader emits, defined once, here.
+//! The boot trace as the loader sends it.
 //!
-//! Each `event!` line below defines one function and one defmt format string. The
-//! format strings follow one grammar so that a decoder can read them back from the
-//! displayed text without the defmt argument types: `Name key=value key=value ...`,
-//! values without spaces, except a final `text=` field of type `str`, which takes
-//! the rest of the line. `docs/trace-format.md` describes every event; a test keeps
-//! that table and this list in step.
-//!
-//! Every frame's timestamp is the TSC ticks since the previous frame's (the first
-//! frame's: since the Multiboot entry, the loader's first instruction), so it takes
-//! 2–4 bytes instead of a u64; a decoder adds them up. [`at`] gives the next event a
-//! time recorded earlier (the start-up code's stamps). With the `trace` feature off
-//! every function here is empty, and only the fatal-error text line remains.
+//! The events themselves are defined once, in the library's wire contract
+//! (`rusty_loader::wire`, listed by `loader_events!`); expanding that list here gives
+//! one emitting function per event in [`emit`], each a single defmt call with the
+//! event's format string. The loader does not call them directly: the typed wrappers
+//! below take the loader's own types (a `Kernel`, a `Segment`, a `LoadError`) and
+//! narrow every field to its wire width in one place, saturating instead of
+//! wrapping. With the `trace` feature off every function here is empty, and only
+//! the fatal-error text line remains.
 
-use crate::mbi::MapEntry;
+use rusty_loader::elf::{ElfKind, Generation, Kernel, RelocStats, Segment, SegmentTicks};
+use rusty_loader::error::{ExitCode, LoadError};
+use rusty_loader::layout::{HandOverTables, Layout, Region};
+use rusty_loader::paging::PageSize;
+use rusty_loader::wire::{saturate, MapEntry, FORMAT_VERSION};
+use rusty_loader::{cmdline, exit_codes};
 
-/// The trace format version in `LoaderStart`. Bump it when an event's meaning or
-/// fields change; adding an event does not change it.
-pub const FORMAT_VERSION: u8 = 2;
-
-/// Gives the next event the time `ticks` (since the Multiboot entry) instead of
-/// the time it is sent: for moments recorded before the trace could be written.
-pub fn at(ticks: u64) {
-    #[cfg(feature = "trace")]
-    crate::logger::time_next_frame(ticks);
-    #[cfg(not(feature = "trace"))]
-    let _ = ticks;
-}
-
-/// One memory-map entry, shown as `start-end:kind` (17 bytes on the wire).
-#[cfg(feature = "trace")]
-impl defmt::Format for MapEntry {
-    fn format(&self, f: defmt::Formatter) {
-        defmt::write!(
-            f,
-            "{=u64:#x}-{=u64:#x}:{=u8}",
-            self.start,
-            self.end,
-            self.kind
-        )
-    }
-}
-
-macro_rules! event {
-    ($(#[$doc:meta])* $level:ident $name:ident($($arg:ident: $ty:ty),*) => $format:literal) => {
-        $(#[$doc])*
-        #[inline(always)]
-        #[allow(clippy::too_many_arguments)]
-        pub fn $name($($arg: $ty),*) {
-            #[cfg(feature = "trace")]
-            defmt::$level!($format, $($arg),*);
-            #[cfg(not(feature = "trace"))]
-            let _ = ($($arg,)*);
-        }
-    };
-}
+use crate::arch::freq::Source;
+use crate::arch::{EarlyStamps, HandOver};
 
 /// A string interned in the ELF (sent as a 2-byte index), or a plain `&str` when
 /// tracing is compiled out.
@@ -64,7 +27,6 @@ pub type Name = defmt::Str;
 pub type Name = &'static str;
 
 /// Interns a string literal for a `Name` field.
-#[macro_export]
 macro_rules! name {
     ($s:literal) => {{
         #[cfg(feature = "trace")]
@@ -75,104 +37,238 @@ macro_rules! name {
     }};
 }
 
-event!(
-    /// First event, timed at the Multiboot entry (time 0): the trace format version,
-    /// the build identity (see "Identity" in docs/trace-format.md) and the MBI
-    /// address. The loader image's own range is in the ELF (symbols
-    /// `__loader_start`, `__loader_end`).
-    info loader_start(format: u8, build: u32, mbi: u32)
-    => "LoaderStart format={=u8} build={=u32:#x} mbi={=u32:#x}"
-);
-event!(
-    /// Paging is on: sent after `LoaderStart` with the time the 32-bit start-up code
-    /// recorded, before any Rust ran.
-    info paging_enabled() => "PagingEnabled"
-);
-event!(
-    /// The first 64-bit instruction: sent with the time the start-up code recorded.
-    info long_mode_entered() => "LongModeEntered"
-);
-event!(
-    /// The Multiboot memory map, every entry as `start-end:kind` (kind 1 usable RAM,
-    /// 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective). One event for the
-    /// whole map (up to 32 entries; a longer map takes more events), which costs a
-    /// third of one event per entry.
-    info memory_map(regions: &[MapEntry]) => "MemoryMap regions={=[?]}"
-);
-event!(
-    /// The Multiboot command line: the file name, then kernel arguments from
-    /// byte `kernel_args_at`, then app arguments (after `--`) from `app_args_at`
-    /// (65535 where absent).
-    info command_line(kernel_args_at: u16, app_args_at: u16, text: &str)
-    => "CommandLine kernel_args_at={=u16} app_args_at={=u16} text={=str}"
-);
-event!(
-    /// The TSC frequency used to turn ticks into time, and where it came from.
-    info frequency(khz: u32, source: Name) => "Frequency khz={=u32} source={=istr}"
-);
-event!(
-    /// Module 0, the application file.
-    info module(start: u64, end: u64) => "Module start={=u64:#x} end={=u64:#x}"
-);
-event!(
-    /// The validated application: ELF type, HERMIT entry version, kernel version from
-    /// the GNU ABI-tag note (0.0.0 when absent, as on kernels before 0.10), the
-    /// generation whose rules it relies on, its PT_LOAD count, load base and relocated
-    /// entry point.
-    info kernel(kind: Name, entry_version: u8, major: u8, minor: u8, patch: u8, generation: Name, segments: u8, base: u64, entry: u64)
-    => "Kernel kind={=istr} entry_version={=u8} version={=u8}.{=u8}.{=u8} generation={=istr} segments={=u8} base={=u64:#x} entry={=u64:#x}"
-);
-event!(
-    /// One PT_LOAD segment copied and zeroed, in program-header order: where it went
-    /// (its ELF address plus the load bias: for `dyn`, `Kernel.base` minus the
-    /// lowest segment's page address, 0 in Hermit kernels; for `exec`, 0), its sizes,
-    /// flags (PF_X 1, PF_W 2, PF_R 4) and the ticks spent copying and zeroing.
-    info segment_loaded(addr: u64, filesz: u64, memsz: u64, flags: u8, copy_ticks: u64, zero_ticks: u64)
-    => "SegmentLoaded addr={=u64:#x} filesz={=u64:#x} memsz={=u64:#x} flags={=u8} copy_ticks={=u64} zero_ticks={=u64}"
-);
-event!(
-    /// Relocations applied, per type, and the ticks spent.
-    info relocated(relative: u32, abs64: u32, glob_dat: u32, weak_skipped: u32, ticks: u64)
-    => "Relocated relative={=u32} abs64={=u32} glob_dat={=u32} weak_skipped={=u32} ticks={=u64}"
-);
-event!(
-    /// The TLS image as passed in the boot info (relocated).
-    info tls(start: u64, filesz: u64, memsz: u64, align: u64)
-    => "Tls start={=u64:#x} filesz={=u64:#x} memsz={=u64:#x} align={=u64:#x}"
-);
-event!(
-    /// One identity mapping of the hand-over page tables (page size in KiB).
-    debug mapping(start: u64, end: u64, page_kib: u32, writable: bool)
-    => "Mapping start={=u64:#x} end={=u64:#x} page_kib={=u32} writable={=bool}"
-);
-event!(
-    /// The hand-over page tables: the rules they follow (`universal`: one layout for
-    /// every kernel generation), PML4 address, table pages used, bytes mapped per page
-    /// size, and the ticks spent building them.
-    info page_tables(contract: Name, pml4: u64, tables: u16, bytes_4k: u64, bytes_2m: u64, ticks: u64)
-    => "PageTables contract={=istr} pml4={=u64:#x} tables={=u16} bytes_4k={=u64:#x} bytes_2m={=u64:#x} ticks={=u64}"
-);
-event!(
-    /// The flattened device tree handed to the kernel (not for entry version 2,
-    /// whose boot info has no field for it).
-    info device_tree(addr: u64, size: u32, ticks: u64)
-    => "DeviceTree addr={=u64:#x} size={=u32} ticks={=u64}"
-);
-event!(
-    /// The last event: the jump into the kernel, at the event's time (the TSC is
-    /// read as the frame starts; nothing but the jump follows). `rdi` is the boot
-    /// info (a `RawBootInfo` of 128 bytes, 120 for entry version 2), `rsp` the lowest
-    /// address of the zeroed 32 KiB stack (both sizes are fixed by the ABI).
-    info hand_over(entry: u64, rdi: u64, rsp: u64)
-    => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x}"
-);
-event!(
-    /// The loader refuses to boot: the exit code and its name; the text line
-    /// follows with the details.
-    error refused(code: u8, name: Name, text: &str) => "Refused code={=u8} name={=istr} text={=str}"
-);
-event!(
-    /// A CPU exception, in the loader or in the kernel before it has its own IDT.
-    error cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool)
-    => "CpuException vector={=u8} error_code={=u64:#x} rip={=u64:#x} cr2={=u64:#x} in_kernel={=bool}"
-);
+/// The emitter's argument type for a field type of the wire contract.
+macro_rules! emitted_type {
+    (u8) => {
+        u8
+    };
+    (u16) => {
+        u16
+    };
+    (u32) => {
+        u32
+    };
+    (u64) => {
+        u64
+    };
+    (bool) => {
+        bool
+    };
+    (str) => {
+        &str
+    };
+    (istr) => {
+        Name
+    };
+    (memory_map) => {
+        &[MapEntry]
+    };
+}
+
+/// Expands the contract's event list into one function per event.
+macro_rules! define_emitters {
+    ($(
+        $(#[doc = $doc:literal])*
+        $level:ident $name:ident $function:ident($($field:ident: $ty:ident),* $(,)?) => $format:literal;
+    )*) => {$(
+        $(#[doc = $doc])*
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $function($($field: emitted_type!($ty)),*) {
+            #[cfg(feature = "trace")]
+            defmt::$level!($format, $($field),*);
+            #[cfg(not(feature = "trace"))]
+            let _ = ($($field,)*);
+        }
+    )*};
+}
+
+/// One function per event of the wire contract, sending it as is.
+pub mod emit {
+    use super::{MapEntry, Name};
+    rusty_loader::loader_events!(define_emitters);
+}
+
+/// Gives the next event the time `ticks` (since the Multiboot entry) instead of the
+/// time it is sent: for moments recorded before the trace could be written.
+fn at(ticks: u64) {
+    #[cfg(feature = "trace")]
+    crate::logger::time_next_frame(ticks);
+    #[cfg(not(feature = "trace"))]
+    let _ = ticks;
+}
+
+/// The first three events: `LoaderStart` at the entry, then the start-up code's
+/// two stamps, each carried as its event's time.
+pub fn loader_started(mbi: u32, stamps: EarlyStamps) {
+    at(0);
+    emit::loader_start(FORMAT_VERSION, build_id(), mbi);
+    at(stamps.paging_on.wrapping_sub(stamps.entry));
+    emit::paging_enabled();
+    at(stamps.long_mode.wrapping_sub(stamps.entry));
+    emit::long_mode_entered();
+}
+
+/// The build identity `LoaderStart` sends (see the logger).
+fn build_id() -> u32 {
+    #[cfg(feature = "trace")]
+    let id = crate::logger::build_id();
+    #[cfg(not(feature = "trace"))]
+    let id = 0;
+    id
+}
+
+/// How many memory-map entries one `MemoryMap` event carries: a longer map takes
+/// several events, each frame staying small.
+const MAP_ENTRIES_PER_EVENT: usize = 32;
+
+/// The whole memory map, in as many `MemoryMap` events as it takes.
+pub fn memory_map(entries: &[MapEntry]) {
+    for chunk in entries.chunks(MAP_ENTRIES_PER_EVENT) {
+        emit::memory_map(chunk);
+    }
+}
+
+/// The command line and where its parts start (65535 where a part is absent; an
+/// offset beyond 65534 is sent as 65534).
+pub fn command_line(text: &str) {
+    let split = cmdline::split(text);
+    let offset =
+        |at: Option<usize>| at.map_or(u16::MAX, |at| saturate::<u16, _>(at).min(u16::MAX - 1));
+    emit::command_line(
+        offset(split.kernel_args_at),
+        offset(split.app_args_at),
+        text,
+    );
+}
+
+/// The TSC frequency and its source.
+pub fn frequency(khz: u32, source: Source) {
+    let source = match source {
+        Source::CommandLine => name!("cmdline"),
+        Source::CpuidCrystal => name!("cpuid-15h"),
+        Source::CpuidBase => name!("cpuid-16h"),
+        Source::Hypervisor => name!("hypervisor"),
+        Source::Pit => name!("pit"),
+        Source::Unknown => name!("unknown"),
+    };
+    emit::frequency(khz, source);
+}
+
+/// Module 0, the application file.
+pub fn module(region: Region) {
+    emit::module(region.start, region.end);
+}
+
+/// The validated application and where it goes.
+pub fn kernel(kernel: &Kernel, layout: &Layout, entry: u64) {
+    let kind = match kernel.kind {
+        ElfKind::Dyn => name!("dyn"),
+        ElfKind::Exec => name!("exec"),
+    };
+    let generation = match kernel.generation() {
+        Generation::Legacy => name!("0.6-0.10"),
+        Generation::Modern => name!("0.11+"),
+    };
+    // Kernels without the ABI-tag note are shown as 0.0.0.
+    let (major, minor, patch) = kernel
+        .kernel_version
+        .map_or((0, 0, 0), |v| (v.major, v.minor, v.patch));
+    emit::kernel(
+        kind,
+        kernel.entry_version,
+        saturate(major),
+        saturate(minor),
+        saturate(patch),
+        generation,
+        saturate(kernel.segments.len()),
+        layout.kernel().start,
+        entry,
+    );
+}
+
+/// One segment copied and zeroed, at its loaded address.
+pub fn segment_loaded(segment: &Segment, bias: u64, ticks: SegmentTicks) {
+    emit::segment_loaded(
+        segment.vaddr.wrapping_add(bias),
+        segment.file_size,
+        segment.mem_size,
+        saturate(segment.flags),
+        ticks.copy,
+        ticks.zero,
+    );
+}
+
+/// The relocations applied.
+pub fn relocated(stats: &RelocStats, ticks: u64) {
+    emit::relocated(
+        stats.relative,
+        stats.abs64,
+        stats.glob_dat,
+        stats.skipped_weak,
+        ticks,
+    );
+}
+
+/// The TLS image as the boot info describes it.
+pub fn tls(tls: &hermit_entry::boot_info::TlsInfo) {
+    emit::tls(tls.start, tls.filesz, tls.memsz, tls.align);
+}
+
+/// The device tree handed to the kernel.
+pub fn device_tree(fdt: &[u8], ticks: u64) {
+    emit::device_tree(fdt.as_ptr() as u64, saturate(fdt.len()), ticks);
+}
+
+/// The hand-over page tables (and, at `debug`, each mapping).
+pub fn page_tables(layout: &Layout, tables: &HandOverTables, ticks: u64) {
+    let stats = tables.stats();
+    for mapping in layout.mappings() {
+        let page_kib = match mapping.page_size {
+            PageSize::Size4K => 4,
+            PageSize::Size2M => 2048,
+        };
+        emit::mapping(mapping.start, mapping.end, page_kib, mapping.writable);
+    }
+    emit::page_tables(
+        name!("universal"),
+        tables.pml4(),
+        saturate(stats.tables),
+        stats.bytes_4k,
+        stats.bytes_2m,
+        ticks,
+    );
+}
+
+/// The jump into the kernel.
+pub fn hand_over(to: &HandOver) {
+    emit::hand_over(to.entry, to.boot_info, to.stack);
+}
+
+/// The refusal: its code, the code's name and the message.
+pub fn refused(error: &LoadError) {
+    let code = error.exit_code();
+    emit::refused(
+        code.port_value(),
+        code_name(code),
+        &alloc::format!("{error}"),
+    );
+}
+
+/// A CPU exception, in the loader or in the kernel before it has its own IDT.
+pub fn cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool) {
+    emit::cpu_exception(vector, error_code, rip, cr2, in_kernel);
+}
+
+/// Expands the exit-code list into the interned name of each code.
+macro_rules! define_code_names {
+    ($($(#[doc = $doc:literal])* $variant:ident = $value:literal, $name:literal;)*) => {
+        /// The exit code's name as an interned trace string (`ExitCode::name`).
+        fn code_name(code: ExitCode) -> Name {
+            match code {
+                $(ExitCode::$variant => name!($name),)*
+            }
+        }
+    };
+}
+exit_codes!(define_code_names);

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use rusty_loader::error::ExitCode;
+use rusty_loader::wire::EVENTS;
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
@@ -30,7 +31,7 @@ fn exit_code_table_matches_the_code() {
     let doc = read("../docs/exit-codes.md");
     let table = rows(&doc, |c| c.starts_with("0x"));
     assert_eq!(table.len(), ExitCode::ALL.len(), "one row per exit code");
-    for (row, code) in table.iter().zip(ExitCode::ALL) {
+    for (row, &code) in table.iter().zip(ExitCode::ALL) {
         let value = if code == ExitCode::CpuException {
             "0x40 + n".to_string()
         } else {
@@ -44,76 +45,40 @@ fn exit_code_table_matches_the_code() {
     }
 }
 
-/// `(name, level, format string, doc comment)` of every `event!` in the loader's
-/// trace module.
-fn events_in_code() -> Vec<(String, String, String, String)> {
-    let source = read("src/trace.rs");
-    let mut events = Vec::new();
-    let mut rest = source.as_str();
-    while let Some(at) = rest.find("event!(") {
-        rest = &rest[at + "event!(".len()..];
-        let end = rest.find("\n);").expect("event! closes");
-        let body: String = rest[..end]
-            .lines()
-            .filter(|l| !l.trim_start().starts_with("///"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let doc: String = rest[..end]
-            .lines()
-            .filter_map(|l| l.trim_start().strip_prefix("///"))
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut words = body.split_whitespace();
-        let level = words.next().expect("a level").to_string();
-        let name = words
-            .next()
-            .expect("a name")
-            .split('(')
-            .next()
-            .unwrap()
-            .to_string();
-        let format = body
-            .split("=> \"")
-            .nth(1)
-            .expect("a format string")
-            .trim_end()
-            .trim_end_matches('"')
-            .to_string();
-        events.push((name, level, format, doc));
-        rest = &rest[end..];
-    }
-    events
-}
-
 #[test]
 fn trace_format_table_matches_the_code() {
     let doc = read("../docs/trace-format.md");
     let table = rows(&doc, |c| {
         c.starts_with('`') && c.chars().nth(1).is_some_and(|ch| ch.is_ascii_uppercase())
     });
-    let code = events_in_code();
-    assert!(
-        code.len() >= 16,
-        "expected the whole event set, found {}",
-        code.len()
-    );
+    // The meaning is the event's doc comment, its lines joined.
+    let code: Vec<(String, &str, String)> = EVENTS
+        .iter()
+        .map(|spec| {
+            let meaning = spec
+                .doc
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            (format!("`{}`", spec.format), spec.level.name(), meaning)
+        })
+        .collect();
     let matches = table.len() == code.len()
         && table
             .iter()
             .zip(&code)
-            .all(|(row, (_, level, format, doc))| {
-                row[0] == format!("`{format}`") && row[1] == *level && row[2] == *doc
+            .all(|(row, (format, level, meaning))| {
+                row[0] == *format && row[1] == *level && row[2] == *meaning
             });
     if !matches {
-        // The rows as the code defines them (the meaning is the doc comment), to
-        // paste into the table.
+        // The rows as the code defines them, to paste into the table.
         let rows: Vec<String> = code
             .iter()
-            .map(|(_, level, format, doc)| format!("| `{format}` | {level} | {doc} |"))
+            .map(|(format, level, meaning)| format!("| {format} | {level} | {meaning} |"))
             .collect();
         panic!(
-            "docs/trace-format.md's event table differs from loader/src/trace.rs; the code's rows:\n{}",
+            "docs/trace-format.md's event table differs from the wire contract (loader/src/wire.rs); the code's rows:\n{}",
             rows.join("\n")
         );
     }

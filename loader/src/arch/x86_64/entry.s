@@ -28,7 +28,8 @@ start32:
     mov [{stamps}], eax
     mov [{stamps} + 4], edx
 
-    // Zero .bss: the boot page tables and the stacks live there.
+    // Zero .bss: the boot page tables and small statics live there (the stacks and
+    // other big buffers are in .noinit, see link.ld).
     mov edi, offset __bss_start
     mov ecx, offset __bss_end
     sub ecx, edi
@@ -47,12 +48,12 @@ start32:
     or eax, {cr4_pae} | {cr4_osfxsr} | {cr4_osxmmexcpt}
     mov cr4, eax
 
-    // PML4[0] -> PDPT; PDPT[0..4] -> four PDs; each PD entry a 2 MiB page.
+    // PML4[0] -> PDPT; PDPT[0..n] -> n PDs; each PD entry a 2 MiB page.
     lea eax, [{tables} + 4096 + {pte_present} + {pte_writable}]
     mov [{tables}], eax
     lea edi, [{tables} + 4096]
     lea eax, [{tables} + 8192 + {pte_present} + {pte_writable}]
-    mov ecx, 4
+    mov ecx, {boot_directories}
 1:
     mov [edi], eax
     add eax, 4096
@@ -60,7 +61,7 @@ start32:
     loop 1b
     lea edi, [{tables} + 8192]
     mov eax, {pte_present} + {pte_writable} + {pte_huge}
-    mov ecx, 2048
+    mov ecx, {boot_directory_entries}
 2:
     mov [edi], eax
     add eax, 0x200000

@@ -7,9 +7,11 @@ pub mod exceptions;
 pub mod freq;
 pub mod mem;
 mod mem_ops;
+pub mod memory;
 
 use core::arch::{asm, global_asm};
 
+use rusty_loader::layout::HandOverTables;
 use x86_64::structures::gdt::DescriptorFlags;
 
 /// The Multiboot 1 header magic.
@@ -49,14 +51,34 @@ struct Stack([u8; STACK_SIZE]);
 #[unsafe(link_section = ".noinit.loader_stack")]
 static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
 
-/// Identity map of the first 4 GiB (PML4, PDPT, four PDs of 2 MiB pages) that the
-/// loader runs on. The kernel gets page tables built by `rusty_loader::paging`.
-#[repr(C, align(4096))]
-struct BootTables([[u64; 512]; 6]);
-static mut BOOT_TABLES: BootTables = BootTables([[0; 512]; 6]);
+/// How much of the physical address space the boot tables map: the loader's reach,
+/// which the library's layout planning respects.
+pub const BOOT_IDENTITY_LIMIT: u64 = rusty_loader::layout::LOADER_REACH;
+/// One page directory of 2 MiB pages per GiB of the identity map.
+const BOOT_DIRECTORIES: usize = (BOOT_IDENTITY_LIMIT >> 30) as usize;
 
-/// How much of the physical address space the boot tables map.
-pub const BOOT_IDENTITY_LIMIT: u64 = 4 << 30;
+/// Identity map of the loader's reach (PML4, PDPT, one PD of 2 MiB pages per GiB)
+/// that the loader runs on. The kernel gets page tables built by
+/// `rusty_loader::paging`.
+#[repr(C, align(4096))]
+struct BootTables([[u64; 512]; 2 + BOOT_DIRECTORIES]);
+static mut BOOT_TABLES: BootTables = BootTables([[0; 512]; 2 + BOOT_DIRECTORIES]);
+
+/// The boot page tables' address range.
+pub fn boot_tables_range() -> rusty_loader::layout::Region {
+    range_of(&raw const BOOT_TABLES)
+}
+
+/// The loader stack's address range.
+pub fn loader_stack_range() -> rusty_loader::layout::Region {
+    range_of(&raw const LOADER_STACK)
+}
+
+/// The address range of a static (only its address is taken).
+fn range_of<T>(item: *const T) -> rusty_loader::layout::Region {
+    let start = item as u64;
+    rusty_loader::layout::Region::new(start, start + core::mem::size_of::<T>() as u64)
+}
 
 /// TSC values recorded by the start-up code before any Rust runs. Kept in `.data`
 /// because start32 records the first one before it zeroes `.bss`.
@@ -95,6 +117,8 @@ global_asm!(
     cr4_osfxsr = const CR4_OSFXSR,
     cr4_osxmmexcpt = const CR4_OSXMMEXCPT,
     tables = sym BOOT_TABLES,
+    boot_directories = const BOOT_DIRECTORIES,
+    boot_directory_entries = const BOOT_DIRECTORIES * 512,
     pte_present = const PTE_PRESENT,
     pte_writable = const PTE_WRITABLE,
     pte_huge = const PTE_HUGE,
@@ -156,8 +180,8 @@ pub fn exit_qemu(value: u8) -> ! {
 
 /// Everything the jump into the kernel needs.
 pub struct HandOver {
-    /// Physical address of the PML4 of the kernel's page tables.
-    pub pml4: u64,
+    /// The kernel's page tables.
+    pub tables: HandOverTables,
     /// The lowest address of the kernel's zeroed 32 KiB stack (the ABI wants the
     /// lowest address; the kernel adds the size itself).
     pub stack: u64,
@@ -169,13 +193,11 @@ pub struct HandOver {
 
 /// Switches to the kernel's page tables and jumps to its entry with rdi = boot info,
 /// rsi = 0 (the boot CPU), rsp = the stack's lowest address, interrupts off.
-///
-/// # Safety
-/// The page tables must identity-map the loader's code, GDT and IDT, the kernel,
-/// the stack and the boot info; the kernel must have been loaded and relocated.
-pub unsafe fn hand_over(to: &HandOver) -> ! {
-    // SAFETY: the caller guarantees the new page tables keep this code mapped at the
-    // same address, so the instruction after `mov cr3` is still there.
+pub fn hand_over(to: &HandOver) -> ! {
+    // SAFETY: `HandOverTables` come only from the library's layout planning, which
+    // identity-maps the whole loader image (this code, the GDT and IDT, the stack,
+    // the boot info) in them, so the instruction after `mov cr3` is still there.
+    // What follows the jump is the kernel's: the loader keeps no state to corrupt.
     unsafe {
         asm!(
             "cli",
@@ -184,7 +206,7 @@ pub unsafe fn hand_over(to: &HandOver) -> ! {
             "xor esi, esi",
             "xor ebp, ebp",
             "jmp rdx",
-            in("rax") to.pml4,
+            in("rax") to.tables.pml4(),
             in("rcx") to.stack,
             in("rdx") to.entry,
             in("rdi") to.boot_info,

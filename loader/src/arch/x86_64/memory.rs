@@ -1,0 +1,100 @@
+//! The loader's own memory and the kernel's, handed out as safe references.
+//!
+//! The big buffers the loader fills for the kernel (the page-table arena, the
+//! kernel's stack) are statics in `.noinit`, inside the loader image. They are handed
+//! out once, as `&'static mut`, so the rest of the loader needs no `unsafe` to fill
+//! them. The kernel's memory is handed out once too, on the proof that the library's
+//! layout planning accepted it ([`Layout`] has no other constructor).
+//! [`loader_parts`] names every buffer with its address range, so that the layout
+//! planning can check them against the loader image.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use rusty_loader::layout::{Layout, LoaderPart};
+
+use super::range_of;
+use x86_64::structures::paging::PageTable;
+
+/// How many 4 KiB pages the hand-over page tables may use: PML4, PDPT, the table of
+/// 4 KiB pages below 2 MiB, and one PD per GiB mapped (up to 61 GiB).
+const PAGE_TABLE_ARENA_PAGES: usize = 64;
+#[unsafe(link_section = ".noinit.page_table_arena")]
+static mut PAGE_TABLE_ARENA: [PageTable; PAGE_TABLE_ARENA_PAGES] =
+    [const { PageTable::new() }; PAGE_TABLE_ARENA_PAGES];
+
+/// The kernel's stack: the ABI asks for 32 KiB, zeroed and identity mapped.
+pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
+#[repr(C, align(4096))]
+struct KernelStack([u8; KERNEL_STACK_SIZE]);
+#[unsafe(link_section = ".noinit.kernel_stack")]
+static mut KERNEL_STACK: KernelStack = KernelStack([0; KERNEL_STACK_SIZE]);
+
+/// The buffers the loader fills for the kernel.
+pub struct KernelBuffers {
+    /// Where the hand-over page tables are built (not zeroed: the builder zeroes
+    /// each table it takes).
+    pub page_table_arena: &'static mut [PageTable],
+    /// The kernel's stack (not zeroed yet).
+    pub kernel_stack: &'static mut [u8; KERNEL_STACK_SIZE],
+}
+
+static BUFFERS_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The buffers, the first time; `None` after that.
+pub fn take_kernel_buffers() -> Option<KernelBuffers> {
+    if BUFFERS_TAKEN.swap(true, Ordering::Relaxed) {
+        return None;
+    }
+    let arena = &raw mut PAGE_TABLE_ARENA;
+    let stack = &raw mut KERNEL_STACK;
+    // SAFETY: the flag above lets this run once, so these are the only references to
+    // the two statics; nothing else in the loader names them.
+    unsafe {
+        Some(KernelBuffers {
+            page_table_arena: &mut *arena,
+            kernel_stack: &mut (*stack).0,
+        })
+    }
+}
+
+static KERNEL_MEMORY_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The memory the kernel image goes to, the first time; `None` after that.
+pub fn take_kernel_memory(layout: &Layout) -> Option<&'static mut [u8]> {
+    if KERNEL_MEMORY_TAKEN.swap(true, Ordering::Relaxed) {
+        return None;
+    }
+    let kernel = layout.kernel();
+    let len = usize::try_from(kernel.len()).ok()?;
+    // SAFETY: only `plan_layout` makes a `Layout`, and it checked that the kernel
+    // region is usable RAM below the loader's 4 GiB reach (identity-mapped by the boot
+    // tables) that overlaps neither the loader image, the MBI, the boot data nor the
+    // module; the flag above hands it out once.
+    Some(unsafe { core::slice::from_raw_parts_mut(kernel.start as *mut u8, len) })
+}
+
+/// Every buffer of the loader image, named, for the layout's checks.
+pub fn loader_parts() -> [LoaderPart; 5] {
+    [
+        LoaderPart {
+            name: "boot page tables",
+            region: super::boot_tables_range(),
+        },
+        LoaderPart {
+            name: "loader stack",
+            region: super::loader_stack_range(),
+        },
+        LoaderPart {
+            name: "loader heap",
+            region: crate::heap::area(),
+        },
+        LoaderPart {
+            name: "page-table arena",
+            region: range_of(&raw const PAGE_TABLE_ARENA),
+        },
+        LoaderPart {
+            name: "kernel stack",
+            region: range_of(&raw const KERNEL_STACK),
+        },
+    ]
+}

@@ -1,0 +1,193 @@
+//! The loading sequence, as stages with typed results:
+//! inputs → plan → load → boot data → page tables → hand-over.
+//!
+//! Each stage gathers what the hardware gives, hands it to the host-tested library
+//! (`rusty_loader`) for every decision, and traces what it did. Nothing here is
+//! `unsafe`: raw memory comes from `arch::memory` as safe references.
+
+use alloc::boxed::Box;
+
+use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
+use rusty_loader::cmdline;
+use rusty_loader::elf::{self, ElfKind, Kernel};
+use rusty_loader::error::LoadError;
+use rusty_loader::fdt;
+use rusty_loader::layout::{
+    plan_layout, HandOverTables, KernelPlacement, Layout, LayoutInput, Region,
+};
+use x86_64::structures::paging::PageTable;
+
+use crate::arch::{self, freq, memory, HandOver};
+use crate::mbi::{self, BootInputs, Module};
+use crate::trace;
+
+/// Loads the kernel and prepares everything the hand-over needs.
+pub fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
+    let inputs = read_inputs(magic, mbi_addr)?;
+    let plan = plan(&inputs)?;
+    load(&plan)?;
+    let boot_info = boot_data(&inputs, &plan)?;
+    let buffers = memory::take_kernel_buffers().ok_or(LoadError::BadMapping {
+        what: "the loader's buffers were already handed out",
+        start: 0,
+        end: 0,
+    })?;
+    let tables = page_tables(&plan.layout, buffers.page_table_arena)?;
+    // The stack is in `.noinit`: it is zeroed last, right before the jump.
+    buffers.kernel_stack.fill(0);
+    Ok(HandOver {
+        tables,
+        stack: buffers.kernel_stack.as_ptr() as u64,
+        boot_info,
+        entry: plan.entry,
+    })
+}
+
+/// What the Multiboot hand-over gave, with the TSC frequency.
+struct Inputs {
+    mbi: BootInputs,
+    mbi_addr: u32,
+    module: Module,
+    /// The TSC frequency in kHz (0 when unknown).
+    tsc_khz: u32,
+}
+
+/// Reads the Multiboot information and the frequency, tracing each.
+fn read_inputs(magic: u32, mbi_addr: u32) -> Result<Inputs, LoadError> {
+    if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
+        return Err(LoadError::BadMultiboot {
+            what: "EAX does not hold the Multiboot magic",
+        });
+    }
+    let mut mbi = mbi::read(mbi_addr)?;
+    trace::memory_map(&mbi.memory_map);
+    let command_line = mbi.command_line.unwrap_or("");
+    trace::command_line(command_line);
+    let (tsc_khz, source) = match cmdline::freq_mhz(command_line) {
+        Some(mhz) => (mhz.saturating_mul(1000), freq::Source::CommandLine),
+        None => freq::detect(),
+    };
+    trace::frequency(tsc_khz, source);
+    // A boot without module is refused only now, after tracing what there is.
+    let module = mbi.module.take().ok_or(LoadError::NoModule)?;
+    trace::module(module.region);
+    Ok(Inputs {
+        mbi,
+        mbi_addr,
+        module,
+        tsc_khz,
+    })
+}
+
+/// The validated kernel and where it goes.
+struct Plan {
+    kernel: Kernel<'static>,
+    layout: Layout,
+    /// The load bias: what every ELF address moves by.
+    bias: u64,
+    /// The relocated entry point.
+    entry: u64,
+}
+
+/// Inspects the application and plans the memory layout.
+fn plan(inputs: &Inputs) -> Result<Plan, LoadError> {
+    let kernel = elf::inspect(inputs.module.bytes)?;
+    let placement = match kernel.kind {
+        ElfKind::Dyn => KernelPlacement::Dyn {
+            size: kernel.size(),
+            align: kernel.align,
+        },
+        ElfKind::Exec => KernelPlacement::Exec {
+            start: kernel.vaddr_start,
+            end: kernel.vaddr_end,
+        },
+    };
+    let (loader_start, loader_end) = arch::loader_image();
+    let layout = plan_layout(&LayoutInput {
+        ram: &inputs.mbi.ram,
+        loader: Region::new(loader_start, loader_end),
+        loader_parts: &memory::loader_parts(),
+        mbi: inputs.mbi.mbi_region,
+        boot_data: inputs.mbi.boot_data,
+        module: inputs.module.region,
+        kernel: placement,
+    })?;
+    let bias = kernel.bias(layout.kernel().start);
+    let entry = kernel.entry_point(bias);
+    trace::kernel(&kernel, &layout, entry);
+    Ok(Plan {
+        kernel,
+        layout,
+        bias,
+        entry,
+    })
+}
+
+/// Copies and zeroes every segment, zeroes the gaps and applies the relocations.
+fn load(plan: &Plan) -> Result<(), LoadError> {
+    let image = memory::take_kernel_memory(&plan.layout).ok_or(LoadError::BadMapping {
+        what: "the kernel's memory was already handed out",
+        start: plan.layout.kernel().start,
+        end: plan.layout.kernel().end,
+    })?;
+    let kernel = &plan.kernel;
+    for segment in &kernel.segments {
+        let ticks = kernel.load_segment_timed(segment, image, arch::rdtsc)?;
+        trace::segment_loaded(segment, plan.bias, ticks);
+    }
+    kernel.zero_gaps(plan.bias, image);
+    let start = arch::rdtsc();
+    let relocations = kernel.relocate(plan.bias, image)?;
+    trace::relocated(&relocations, arch::rdtsc() - start);
+    Ok(())
+}
+
+/// Builds the device tree (for kernels that read one) and the boot info. Returns the
+/// boot info's address.
+///
+/// Both live on the loader heap, inside the loader image, which stays mapped and
+/// below the kernel: leaking them is how they are handed to the kernel.
+fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
+    let tls = plan.kernel.tls_info(plan.bias);
+    if let Some(tls) = &tls {
+        trace::tls(tls);
+    }
+    // A kernel of entry version 2 (0.6.0) has no boot-info field for a device tree:
+    // it gets none.
+    let layout = BootInfoLayout::for_entry_version(plan.kernel.entry_version);
+    let device_tree = match layout {
+        BootInfoLayout::WithDeviceTree => {
+            let start = arch::rdtsc();
+            let khz = (inputs.tsc_khz > 0).then_some(inputs.tsc_khz);
+            let fdt = fdt::build_fdt(&inputs.mbi.ram, inputs.mbi.command_line.unwrap_or(""), khz)?;
+            let fdt: &'static [u8] = fdt.leak();
+            trace::device_tree(fdt, arch::rdtsc() - start);
+            fdt.as_ptr() as u64
+        }
+        BootInfoLayout::WithoutDeviceTree => 0,
+    };
+    let input = BootInfoInput {
+        kernel_image: plan.layout.kernel(),
+        tls,
+        device_tree,
+        command_line: inputs.mbi.command_line,
+        mbi_addr: u64::from(inputs.mbi_addr),
+    };
+    Ok(match layout {
+        BootInfoLayout::WithoutDeviceTree => {
+            Box::leak(Box::new(raw_boot_info_v2(&input)?)) as *const _ as u64
+        }
+        BootInfoLayout::WithDeviceTree => {
+            Box::leak(Box::new(raw_boot_info(&input)?)) as *const _ as u64
+        }
+    })
+}
+
+/// Builds the hand-over page tables in `arena`.
+fn page_tables(layout: &Layout, arena: &mut [PageTable]) -> Result<HandOverTables, LoadError> {
+    let start = arch::rdtsc();
+    let arena_phys = arena.as_ptr() as u64;
+    let tables = layout.build_page_tables(arena, arena_phys)?;
+    trace::page_tables(layout, &tables, arch::rdtsc() - start);
+    Ok(tables)
+}
