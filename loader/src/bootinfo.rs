@@ -36,6 +36,10 @@ pub struct BootInfoInput {
     pub mbi_addr: u64,
 }
 
+/// The kernel's stack size, fixed by the Hermit boot ABI: the loader passes the
+/// stack's lowest address and the kernel adds this itself.
+pub const KERNEL_STACK_SIZE: u64 = 32 * 1024;
+
 /// Which boot-info layout a kernel reads, decided by its HERMIT entry version (the
 /// ELF validation accepts 2, 3 and 4 only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +51,14 @@ pub enum BootInfoLayout {
 }
 
 impl BootInfoLayout {
+    /// The boot info's size in this layout, in bytes.
+    pub const fn size(self) -> u64 {
+        match self {
+            BootInfoLayout::WithoutDeviceTree => core::mem::size_of::<RawBootInfoV2>() as u64,
+            BootInfoLayout::WithDeviceTree => core::mem::size_of::<RawBootInfo>() as u64,
+        }
+    }
+
     pub fn for_entry_version(entry_version: u8) -> BootInfoLayout {
         if entry_version == 2 {
             BootInfoLayout::WithoutDeviceTree

@@ -401,9 +401,13 @@ macro_rules! define_contract {
                 }
             }
 
-            /// The event's entry in [`EVENTS`]; `None` for an unknown event.
+            /// The event's entry in [`EVENTS`]; `None` for an unknown event (even one
+            /// that carries a known name in another format).
             pub fn spec(&self) -> Option<&'static EventSpec> {
-                EVENTS.iter().find(|spec| spec.name == self.name())
+                match self {
+                    LoaderEvent::Unknown { .. } => None,
+                    known => EVENTS.iter().find(|spec| spec.name == known.name()),
+                }
             }
 
             /// Builds the event `name` from its values in wire order. Values beyond

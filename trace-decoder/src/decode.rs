@@ -1,17 +1,20 @@
-//! From frames to events: each frame is decoded with defmt-decoder against the loader
-//! ELF's table, and its displayed message is read back into an [`Event`] by the
-//! grammar of `docs/trace-format.md` (`Name key=value ...`, a final `text=` taking
-//! the rest of the line). Event names and field names are the loader's, unchanged.
+//! From frames to typed events, in one place: each frame's arguments are read by the
+//! types of its format string (from the loader ELF's table, see [`crate::frame`])
+//! and become a [`LoaderEvent`] of the wire contract (`rusty_loader::wire`), the
+//! one definition the loader emits from. Everything after this module matches on
+//! event variants; nothing reads display strings back.
+
+use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use defmt_decoder::{DecodeError, StreamDecoder, Table};
+use rusty_loader::wire::{self, EventSpec, Level, LoaderEvent, MapEntry, Value, EVENTS};
 
 use crate::build_id::table_build_id;
-use crate::stream::{Demux, Piece};
+use crate::frame::{self, Arg, ArgReader, FrameError, Table, Tag};
 
-/// The trace format version this decoder knows (`LoaderStart format=`; the
-/// loader's `trace::FORMAT_VERSION`).
-pub const TRACE_FORMAT: u64 = 2;
+/// The trace format version this decoder knows (`LoaderStart format=`): the wire
+/// contract's.
+pub const TRACE_FORMAT: u64 = wire::FORMAT_VERSION as u64;
 
 /// One decoded loader event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,161 +22,235 @@ pub struct Event {
     /// TSC ticks since the Multiboot entry: the sum of the frames' timestamps (each
     /// is the ticks since the previous frame) since the boot's `LoaderStart`.
     pub timestamp: u64,
-    /// `error`, `warn`, `info`, `debug` or `trace`.
-    pub level: String,
-    /// The event's name: the first word of its format string (`SegmentLoaded`).
-    pub name: String,
-    /// The fields in order, values as displayed.
-    pub fields: Vec<(String, String)>,
+    /// The level the loader sent it at.
+    pub level: Level,
+    /// What happened, typed.
+    pub kind: LoaderEvent,
+}
+
+/// One piece of an event as displayed: text, or a list whose items a terminal may
+/// wrap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinePiece {
+    Text(String),
+    List(Vec<String>),
 }
 
 impl Event {
-    /// Reads a displayed message: `Name key=value key=value ... [text=rest of line]`,
-    /// where a value in brackets is a list (`regions=[a, b]`) and may hold spaces.
-    pub fn parse(timestamp: u64, level: &str, message: &str) -> Event {
-        let (name, mut rest) = message.split_once(' ').unwrap_or((message, ""));
-        let mut fields = Vec::new();
-        while !rest.is_empty() {
-            if let Some(text) = rest.strip_prefix("text=") {
-                fields.push(("text".to_string(), text.to_string()));
-                break;
-            }
-            let (key, tail) = rest.split_once('=').unwrap_or((rest, ""));
-            if key.contains(' ') {
-                // A word without `=`: kept as a key without value.
-                let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                fields.push((word.to_string(), String::new()));
-                rest = tail;
-                continue;
-            }
-            let end = if tail.starts_with('[') {
-                tail.find(']').map_or(tail.len(), |close| close + 1)
-            } else {
-                tail.find(' ').unwrap_or(tail.len())
-            };
-            fields.push((key.to_string(), tail[..end].to_string()));
-            rest = tail[end..].strip_prefix(' ').unwrap_or(&tail[end..]);
-        }
+    /// An event at `timestamp`, at the level the contract gives it.
+    pub fn new(timestamp: u64, kind: LoaderEvent) -> Event {
         Event {
             timestamp,
-            level: level.to_string(),
-            name: name.to_string(),
-            fields,
+            level: kind.level(),
+            kind,
         }
     }
 
-    /// False for the events sent with a time recorded earlier (`LoaderStart`,
-    /// `PagingEnabled`, `LongModeEntered` carry the start-up code's stamps); true
-    /// for every other, whose time is when it was sent.
+    /// The event's name (`SegmentLoaded`).
+    pub fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    /// False for the events sent with a time recorded earlier (see
+    /// [`LoaderEvent::timed_when_sent`]).
     pub fn timed_when_sent(&self) -> bool {
-        !matches!(
-            self.name.as_str(),
-            "LoaderStart" | "PagingEnabled" | "LongModeEntered"
-        )
+        self.kind.timed_when_sent()
     }
 
-    /// A field's displayed value.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// A numeric field (`0x` hex or decimal).
-    pub fn u64(&self, key: &str) -> Option<u64> {
-        parse_number(self.get(key)?)
-    }
-
-    /// The items of a list field (`[a, b]`); `None` when the field is absent or not
-    /// a list.
-    pub fn list(&self, key: &str) -> Option<Vec<&str>> {
-        let inner = self.get(key)?.strip_prefix('[')?.strip_suffix(']')?;
-        Some(if inner.is_empty() {
-            Vec::new()
-        } else {
-            inner.split(", ").collect()
-        })
-    }
-
-    /// A boolean field.
-    pub fn bool(&self, key: &str) -> Option<bool> {
-        match self.get(key)? {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
+    /// The event as defmt-print shows it (`Module start=0x1 end=0x2`), in pieces.
+    pub fn pieces(&self) -> Vec<LinePiece> {
+        let Some(spec) = self.kind.spec() else {
+            let message = match &self.kind {
+                LoaderEvent::Unknown { message, .. } => message.clone(),
+                other => other.name().to_string(),
+            };
+            return vec![LinePiece::Text(message)];
+        };
+        let args: Vec<Arg> = self.kind.values().iter().map(arg_of).collect();
+        let Ok(fragments) =
+            defmt_parser::parse(spec.format, defmt_parser::ParserMode::ForwardsCompatible)
+        else {
+            return vec![LinePiece::Text(spec.format.to_string())];
+        };
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        for fragment in fragments {
+            match fragment {
+                defmt_parser::Fragment::Literal(literal) => text.push_str(&literal),
+                defmt_parser::Fragment::Parameter(p) => match args.get(p.index) {
+                    Some(Arg::List(items)) => {
+                        pieces.push(LinePiece::Text(std::mem::take(&mut text)));
+                        let items = items
+                            .iter()
+                            .map(|item| {
+                                let mut out = String::new();
+                                frame::render_arg(item, None, &mut out);
+                                out
+                            })
+                            .collect();
+                        pieces.push(LinePiece::List(items));
+                    }
+                    Some(arg) => frame::render_arg(arg, p.hint.as_ref(), &mut text),
+                    None => text.push('?'),
+                },
+            }
         }
+        if !text.is_empty() {
+            pieces.push(LinePiece::Text(text));
+        }
+        pieces
+    }
+
+    /// The event as defmt-print shows it, in one line.
+    pub fn message(&self) -> String {
+        let mut out = String::new();
+        for piece in self.pieces() {
+            match piece {
+                LinePiece::Text(text) => out.push_str(&text),
+                LinePiece::List(items) => {
+                    out.push('[');
+                    out.push_str(&items.join(", "));
+                    out.push(']');
+                }
+            }
+        }
+        out
     }
 }
 
-/// One Multiboot memory-map entry as `MemoryMap` shows it: `0x100000-0x3fe0000:1`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MapEntry {
-    pub start: u64,
-    pub end: u64,
-    /// 1 usable, 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective.
-    pub kind: u64,
+/// A contract value as a wire argument, for display.
+fn arg_of(value: &Value) -> Arg {
+    match value {
+        Value::Unsigned(n) => Arg::Unsigned(u128::from(*n)),
+        Value::Bool(b) => Arg::Bool(*b),
+        Value::Str(s) => Arg::Str(s.clone()),
+        Value::List(items) => Arg::List(
+            items
+                .iter()
+                .map(|values| Arg::Format {
+                    format: wire::MAP_ENTRY_FORMAT.to_string(),
+                    args: values.iter().map(arg_of).collect(),
+                })
+                .collect(),
+        ),
+    }
 }
 
-impl MapEntry {
-    /// Reads `start-end:kind`; `None` for anything else.
-    pub fn parse(item: &str) -> Option<MapEntry> {
-        let (range, kind) = item.split_once(':')?;
-        let (start, end) = range.split_once('-')?;
-        Some(MapEntry {
-            start: parse_number(start)?,
-            end: parse_number(end)?,
-            kind: parse_number(kind)?,
-        })
+/// A wire argument as a contract value: nested formats and sequences flattened into
+/// their values, lists kept as lists of such.
+fn value_of(arg: &Arg) -> Option<Value> {
+    Some(match arg {
+        Arg::Unsigned(n) => Value::Unsigned(u64::try_from(*n).ok()?),
+        Arg::Bool(b) => Value::Bool(*b),
+        Arg::Str(s) => Value::Str(s.clone()),
+        Arg::List(items) => Value::List(items.iter().map(flat_values).collect::<Option<_>>()?),
+        _ => return None,
+    })
+}
+
+fn flat_values(arg: &Arg) -> Option<Vec<Value>> {
+    match arg {
+        Arg::Format { args, .. } => {
+            let mut values = Vec::new();
+            for arg in args {
+                values.extend(flat_values(arg)?);
+            }
+            Some(values)
+        }
+        Arg::Sequence(parts) => {
+            let mut values = Vec::new();
+            for part in parts {
+                values.extend(flat_values(part)?);
+            }
+            Some(values)
+        }
+        other => Some(vec![value_of(other)?]),
     }
 }
 
 /// Every memory-map entry of the `MemoryMap` events (a long map takes several), in
-/// order; items that do not read as an entry are skipped.
+/// order.
 pub fn memory_map(events: &[Event]) -> Vec<MapEntry> {
     events
         .iter()
-        .filter(|e| e.name == "MemoryMap")
-        .filter_map(|e| e.list("regions"))
+        .filter_map(|e| match &e.kind {
+            LoaderEvent::MemoryMap { regions } => Some(regions.iter().copied()),
+            _ => None,
+        })
         .flatten()
-        .filter_map(MapEntry::parse)
         .collect()
 }
 
-/// Parses `0x`-prefixed hex or decimal.
-pub fn parse_number(text: &str) -> Option<u64> {
-    match text.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => text.parse().ok(),
-    }
+/// What the decoder knows about one log statement of the table.
+#[derive(Clone, Debug)]
+struct Statement {
+    level: Level,
+    format: String,
+    /// The contract's event, when the format is the contract's (or extends it with
+    /// trailing fields).
+    spec: Option<&'static EventSpec>,
 }
 
-/// A loader ELF's defmt table and build identity.
+/// A loader ELF's defmt table, its events and its build identity.
 pub struct TraceTable {
     table: Table,
+    statements: HashMap<u16, Statement>,
     build_id: u32,
     errors_only: bool,
     loader_image: Option<(u64, u64)>,
+    changed_events: Vec<String>,
 }
 
 impl TraceTable {
     /// Reads the table from the (unstripped) loader ELF.
     pub fn from_elf(elf: &[u8]) -> Result<TraceTable> {
-        let table = Table::parse(elf)
-            .context("reading the defmt table")?
-            .context("the ELF has no defmt table: not a loader built with tracing")?;
-        let build_id = table_build_id(elf)?;
-        // Each symbol is a JSON record with the log level as its tag.
-        let errors_only = !table.raw_symbols().any(|symbol| {
-            ["info", "debug", "trace"]
-                .iter()
-                .any(|level| symbol.contains(&format!(r#""tag":"defmt_{level}""#)))
-        });
+        let table = Table::from_elf(elf).context("reading the defmt table")?;
+        let mut trace_table = TraceTable::new(table, table_build_id(elf)?)?;
+        trace_table.loader_image = loader_image(elf);
+        Ok(trace_table)
+    }
+
+    /// A table from its parts (tests build one without an ELF).
+    pub fn new(table: Table, build_id: u32) -> Result<TraceTable> {
+        let mut statements = HashMap::new();
+        let mut changed_events = Vec::new();
+        for (index, entry) in table.entries() {
+            let Tag::Level(level) = entry.tag else {
+                continue;
+            };
+            let name = entry.string.split(' ').next().unwrap_or("");
+            let spec = EVENTS.iter().find(|spec| spec.name == name);
+            let matches = spec.is_some_and(|spec| {
+                entry.string == spec.format
+                    || entry
+                        .string
+                        .strip_prefix(spec.format)
+                        .is_some_and(|rest| rest.starts_with(' '))
+            });
+            if spec.is_some() && !matches {
+                changed_events.push(name.to_string());
+            }
+            statements.insert(
+                index,
+                Statement {
+                    level,
+                    format: entry.string.clone(),
+                    spec: spec.filter(|_| matches),
+                },
+            );
+        }
+        if statements.is_empty() {
+            bail!("the ELF's defmt table has no log statements: not a loader built with tracing");
+        }
+        // A loader built to trace only errors has no `info` statement.
+        let errors_only = !statements.values().any(|s| s.level <= Level::Info);
         Ok(TraceTable {
             table,
+            statements,
             build_id,
             errors_only,
-            loader_image: loader_image(elf),
+            loader_image: None,
+            changed_events,
         })
     }
 
@@ -183,8 +260,8 @@ impl TraceTable {
         self.loader_image
     }
 
-    /// The identity this ELF's loader sends in `LoaderStart` (a u32, widened to
-    /// compare with the field as read back).
+    /// The identity this ELF's loader sends in `LoaderStart` (widened to compare
+    /// with the field).
     pub fn build_id(&self) -> u64 {
         u64::from(self.build_id)
     }
@@ -195,9 +272,15 @@ impl TraceTable {
         self.errors_only
     }
 
+    /// Events of the contract whose format in this ELF differs from the contract's
+    /// (a loader of another trace format): they are decoded as unknown events.
+    pub fn changed_events(&self) -> &[String] {
+        &self.changed_events
+    }
+
     pub fn frame_decoder(&self) -> FrameDecoder<'_> {
         FrameDecoder {
-            stream: self.table.new_stream_decoder(),
+            table: self,
             clock: 0,
             saturated: false,
         }
@@ -219,7 +302,7 @@ fn loader_image(elf_bytes: &[u8]) -> Option<(u64, u64)> {
 
 /// Decodes single frames (as the demultiplexer cuts them) into events.
 pub struct FrameDecoder<'t> {
-    stream: Box<dyn StreamDecoder + Send + Sync + 't>,
+    table: &'t TraceTable,
     /// The time of the previous event, in ticks since the Multiboot entry.
     clock: u64,
     /// Whether the last frame's timestamp was `u32::MAX`: the loader sends a longer
@@ -229,25 +312,51 @@ pub struct FrameDecoder<'t> {
 
 impl FrameDecoder<'_> {
     /// Decodes one frame (without marker and closing zero).
-    pub fn decode(&mut self, frame: &[u8]) -> Result<Event, DecodeError> {
-        self.stream.received(frame);
-        self.stream.received(&[0]);
-        let decoded = self.stream.decode()?;
-        let since_previous: u64 = decoded
-            .display_timestamp()
-            .and_then(|t| t.to_string().parse().ok())
-            .ok_or(DecodeError::Malformed)?;
+    pub fn decode(&mut self, frame: &[u8]) -> Result<Event, FrameError> {
+        let bytes = frame::rzcobs_decode(frame)?;
+        let mut reader = ArgReader::new(&self.table.table, &bytes);
+        let index = reader.index()?;
+        let statement = self
+            .table
+            .statements
+            .get(&index)
+            .ok_or(FrameError::UnknownIndex(index))?;
+        let since_previous = match self.table.table.timestamp() {
+            Some(format) => match reader.args(format)?.first() {
+                Some(Arg::Unsigned(ticks)) => u64::try_from(*ticks).unwrap_or(u64::MAX),
+                _ => return Err(FrameError::BadValue),
+            },
+            None => 0,
+        };
+        let args = reader.args(&statement.format)?;
+        let kind = match statement.spec {
+            Some(spec) => {
+                let values = args.iter().map(value_of).collect::<Option<Vec<_>>>();
+                values
+                    .and_then(|values| LoaderEvent::from_values(spec.name, &values).ok())
+                    .ok_or(FrameError::BadValue)?
+            }
+            None => {
+                let mut message = String::new();
+                frame::render(&statement.format, &args, &mut message);
+                LoaderEvent::Unknown {
+                    name: statement.format.split(' ').next().unwrap_or("").to_string(),
+                    message,
+                }
+            }
+        };
         self.saturated = since_previous == u64::from(u32::MAX);
-        let level = decoded.level().map_or("print", |l| l.as_str());
-        let mut event = Event::parse(0, level, &decoded.display_message().to_string());
         // `LoaderStart` starts a boot's clock: its time is counted from the entry.
-        self.clock = if event.name == "LoaderStart" {
+        self.clock = if matches!(kind, LoaderEvent::LoaderStart { .. }) {
             since_previous
         } else {
             self.clock.saturating_add(since_previous)
         };
-        event.timestamp = self.clock;
-        Ok(event)
+        Ok(Event {
+            timestamp: self.clock,
+            level: statement.level,
+            kind,
+        })
     }
 
     /// Whether the last decoded frame came at least `u32::MAX` ticks after the one
@@ -269,124 +378,31 @@ pub struct Decoded {
     pub truncated: bool,
 }
 
-/// Decodes a whole recorded stream, refusing one from another loader build.
+/// Decodes a whole recorded stream, refusing one from another loader build: the
+/// live [`crate::live::Session`] fed the stream in one piece.
 pub fn decode_recording(table: &TraceTable, stream: &[u8]) -> Result<Decoded> {
-    let mut decoder = table.frame_decoder();
-    let mut decoded = Decoded::default();
-    let mut demux = Demux::new();
-    let mut take = |piece: Piece| match piece {
-        Piece::Text(text) => decoded.text.extend_from_slice(&text),
-        Piece::Frame(frame) => match decoder.decode(&frame) {
-            Ok(event) => decoded.events.push(event),
-            Err(_) => decoded.malformed_frames += 1,
-        },
-    };
-    demux.feed(stream, &mut take);
-    decoded.truncated = demux.finish(&mut take).is_some();
-    if let Some(start) = decoded.events.iter().find(|e| e.name == "LoaderStart") {
-        let build = start.u64("build").unwrap_or(0);
-        if build != table.build_id() {
-            bail!(
-                "the trace comes from another loader build (stream build {build:#010x}, ELF build {:#010x}): pass the ELF of the loader that produced it",
-                table.build_id()
-            );
+    use crate::live::{Output, Session, TraceStatus};
+    let mut session = Session::new(table);
+    let mut text = Vec::new();
+    let mut take = |output: Output| {
+        if let Output::Text(bytes) = output {
+            text.extend_from_slice(bytes);
         }
+    };
+    session.feed(stream, &mut take);
+    if let TraceStatus::OtherBuild { stream, elf } = session.status() {
+        bail!(
+            "the trace comes from another loader build (stream build {stream:#010x}, ELF build {elf:#010x}): pass the ELF of the loader that produced it"
+        );
     }
-    Ok(decoded)
+    let record = session.finish(None, &mut take);
+    Ok(Decoded {
+        events: record.events,
+        text,
+        malformed_frames: record.malformed_frames,
+        truncated: record.truncated,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(message: &str, name: &str, fields: &[(&str, &str)]) {
-        let event = Event::parse(7, "info", message);
-        assert_eq!(event.name, name);
-        let got: Vec<(&str, &str)> = event
-            .fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(got, fields, "fields of {message:?}");
-    }
-
-    #[test]
-    fn parses_messages_by_the_documented_grammar() {
-        check("PagingEnabled", "PagingEnabled", &[]);
-        check(
-            "Module start=0x1000 end=0x2000",
-            "Module",
-            &[("start", "0x1000"), ("end", "0x2000")],
-        );
-        check(
-            "CommandLine kernel_args_at=10 app_args_at=65535 text=/x -freq 2800 -- a=b  c",
-            "CommandLine",
-            &[
-                ("kernel_args_at", "10"),
-                ("app_args_at", "65535"),
-                ("text", "/x -freq 2800 -- a=b  c"),
-            ],
-        );
-        check(
-            "Refused code=17 name=not-elf text=",
-            "Refused",
-            &[("code", "17"), ("name", "not-elf"), ("text", "")],
-        );
-        check("Bare", "Bare", &[]);
-        check(
-            "MemoryMap regions=[0x0-0x9fc00:1, 0x9fc00-0xa0000:2] next=1",
-            "MemoryMap",
-            &[
-                ("regions", "[0x0-0x9fc00:1, 0x9fc00-0xa0000:2]"),
-                ("next", "1"),
-            ],
-        );
-        check(
-            "X a=[] b=[unclosed",
-            "X",
-            &[("a", "[]"), ("b", "[unclosed")],
-        );
-    }
-
-    #[test]
-    fn typed_accessors() {
-        let event = Event::parse(0, "info", "X a=0x10 b=42 c=true d=maybe");
-        assert_eq!(event.u64("a"), Some(16));
-        assert_eq!(event.u64("b"), Some(42));
-        assert_eq!(event.bool("c"), Some(true));
-        assert_eq!(event.bool("d"), None);
-        assert_eq!(event.u64("missing"), None);
-        let event = Event::parse(0, "info", "X l=[0x1-0x2:1, 3] e=[] n=5");
-        assert_eq!(event.list("l"), Some(vec!["0x1-0x2:1", "3"]));
-        assert_eq!(event.list("e"), Some(vec![]));
-        assert_eq!(event.list("n"), None);
-    }
-
-    #[test]
-    fn reads_memory_map_entries() {
-        let events = [
-            Event::parse(
-                0,
-                "info",
-                "MemoryMap regions=[0x0-0x9fc00:1, junk, 0x100000-0x200000:2]",
-            ),
-            Event::parse(0, "info", "Module start=0x1 end=0x2"),
-            Event::parse(
-                0,
-                "info",
-                "MemoryMap regions=[0xfd00000000-0x10000000000:2]",
-            ),
-        ];
-        let entry = |start, end, kind| MapEntry { start, end, kind };
-        assert_eq!(
-            memory_map(&events),
-            [
-                entry(0, 0x9fc00, 1),
-                entry(0x100000, 0x200000, 2),
-                entry(0xfd00000000, 0x10000000000, 2)
-            ]
-        );
-        assert_eq!(MapEntry::parse("0x1-0x2"), None);
-        assert_eq!(MapEntry::parse("0x1:2"), None);
-    }
-}
+mod tests;

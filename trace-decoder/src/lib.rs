@@ -3,6 +3,8 @@
 
 pub mod build_id;
 pub mod decode;
+pub mod fixtures;
+pub mod frame;
 pub mod live;
 pub mod report;
 pub mod stream;

@@ -11,7 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::decode::{Event, FrameDecoder, TraceTable, TRACE_FORMAT};
+use rusty_loader::wire::{Level, LoaderEvent};
+
+use crate::decode::{Event, FrameDecoder, LinePiece, TraceTable, TRACE_FORMAT};
+use crate::frame::FrameError;
 use crate::report::format::{escape_text, push_escaped, Paint};
 use crate::report::BootRecord;
 use crate::stream::{Demux, Piece};
@@ -177,31 +180,36 @@ impl<'t> Session<'t> {
         }
         let event = match self.decoder.decode(frame) {
             Ok(event) => event,
-            Err(_) => {
-                self.malformed(out);
+            Err(error) => {
+                self.malformed(error, out);
                 return;
             }
         };
         if self.decoder.gap_saturated() {
             out(Output::Warning(format!(
                 "{} came at least {} ticks after the event before it, more than a timestamp can say: its time and later ones are early",
-                event.name,
+                event.name(),
                 u32::MAX
             )));
         }
-        if self.status == TraceStatus::NotFound && event.name != "LoaderStart" {
+        let is_start = matches!(event.kind, LoaderEvent::LoaderStart { .. });
+        if self.status == TraceStatus::NotFound && !is_start {
             out(Output::Warning(format!(
                 "the trace does not start with LoaderStart but with {}: the stream starts mid-boot, or comes from another loader build",
-                event.name
+                event.name()
             )));
         }
-        match event.name.as_str() {
-            "LoaderStart" if !self.loader_start(&event, now, out) => return,
-            "Frequency" => {
-                self.khz = event.u64("khz").filter(|&khz| khz > 0);
+        match &event.kind {
+            LoaderEvent::LoaderStart { build, format, .. }
+                if !self.loader_start(u64::from(*build), u64::from(*format), now, out) =>
+            {
+                return;
+            }
+            LoaderEvent::Frequency { khz, .. } => {
+                self.khz = Some(u64::from(*khz)).filter(|&khz| khz > 0);
                 self.frequency_seen = true;
             }
-            "HandOver" => {
+            LoaderEvent::HandOver { .. } => {
                 self.record.host.hand_over.get_or_insert(now);
                 self.after_hand_over = true;
             }
@@ -221,10 +229,15 @@ impl<'t> Session<'t> {
     }
 
     /// Checks the build identity of a new boot. Returns whether to keep decoding.
-    fn loader_start(&mut self, event: &Event, now: Duration, out: &mut impl FnMut(Output)) -> bool {
+    fn loader_start(
+        &mut self,
+        stream: u64,
+        format: u64,
+        now: Duration,
+        out: &mut impl FnMut(Output),
+    ) -> bool {
         self.release_pending(out);
         let elf = self.table.build_id();
-        let stream = event.u64("build").unwrap_or(0);
         if stream != elf {
             self.status = TraceStatus::OtherBuild { stream, elf };
             out(Output::Warning(format!(
@@ -232,7 +245,7 @@ impl<'t> Session<'t> {
             )));
             return false;
         }
-        if let Some(format) = event.u64("format").filter(|&f| f != TRACE_FORMAT) {
+        if format != TRACE_FORMAT {
             out(Output::Warning(format!(
                 "trace format {format}, this decoder knows format {TRACE_FORMAT}: fields may be misread"
             )));
@@ -247,12 +260,12 @@ impl<'t> Session<'t> {
         true
     }
 
-    fn malformed(&mut self, out: &mut impl FnMut(Output)) {
+    fn malformed(&mut self, error: FrameError, out: &mut impl FnMut(Output)) {
         self.record.malformed_frames += 1;
         let count = self.record.malformed_frames;
         let after = self.record.events.last().map_or_else(
             || "before any event".to_string(),
-            |e| format!("after {}", e.name),
+            |e| format!("after {}", e.name()),
         );
         if count <= MALFORMED_WARNINGS {
             let more = if count == MALFORMED_WARNINGS {
@@ -261,8 +274,9 @@ impl<'t> Session<'t> {
                 ""
             };
             out(Output::Warning(format!(
-                "frame {} ({after}) did not decode and was skipped; later times may be early{more}",
-                self.frames
+                "frame {} ({after}) did not decode ({}) and was skipped; later times may be early{more}",
+                self.frames,
+                error.describe()
             )));
         }
     }
@@ -306,53 +320,66 @@ pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, st
     let mut column = TIME_WIDTH;
     line.push(' ');
     column += 1;
-    let name_style = match event.level.as_str() {
-        "error" => Paint::RED_BOLD,
-        "warn" => Paint::YELLOW_BOLD,
+    let name_style = match event.level {
+        Level::Error => Paint::RED_BOLD,
+        Level::Warn => Paint::YELLOW_BOLD,
         _ => Paint::BOLD,
     };
+    let mut pieces = event.pieces();
+    // The name is the first word of the first piece; it is painted on its own.
+    let name = event.name().to_string();
+    if let Some(LinePiece::Text(first)) = pieces.first_mut() {
+        if let Some(rest) = first.strip_prefix(name.as_str()) {
+            *first = rest.to_string();
+        }
+    }
     paint.push(line, name_style, |line| {
         let before = line.len();
-        push_escaped(line, &event.name);
+        push_escaped(line, &name);
         column += line[before..].chars().count();
     });
-    for (key, value) in &event.fields {
-        line.push(' ');
-        let before = line.len();
-        push_escaped(line, key);
-        line.push('=');
-        column += 1 + line[before..].chars().count();
-        let items = value.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
-        match (style.wrap_at, items) {
-            (Some(width), Some(items)) if column + value.chars().count() > width => {
-                line.push('[');
-                column += 1;
-                let mut items = items.split(", ").peekable();
-                let mut first = true;
-                while let Some(item) = items.next() {
-                    let end = if items.peek().is_some() { "," } else { "]" };
-                    let item = escape_text(item);
-                    let len = item.chars().count() + end.len();
-                    if !first {
-                        if column + 1 + len > width {
-                            line.push('\n');
-                            line.extend(std::iter::repeat_n(' ', CONTINUATION_INDENT));
-                            column = CONTINUATION_INDENT;
-                        } else {
-                            line.push(' ');
+    for piece in pieces {
+        match piece {
+            LinePiece::Text(text) => {
+                let before = line.len();
+                push_escaped(line, &text);
+                column += line[before..].chars().count();
+            }
+            LinePiece::List(items) => {
+                let escaped: Vec<String> = items.iter().map(|i| escape_text(i)).collect();
+                let one_line = escaped.iter().map(|i| i.chars().count() + 2).sum::<usize>();
+                match style.wrap_at {
+                    Some(width) if column + one_line > width => {
+                        line.push('[');
+                        column += 1;
+                        for (n, item) in escaped.iter().enumerate() {
+                            let end = if n + 1 < escaped.len() { "," } else { "]" };
+                            let len = item.chars().count() + end.len();
+                            if n > 0 {
+                                if column + 1 + len > width {
+                                    line.push('\n');
+                                    line.extend(std::iter::repeat_n(' ', CONTINUATION_INDENT));
+                                    column = CONTINUATION_INDENT;
+                                } else {
+                                    line.push(' ');
+                                    column += 1;
+                                }
+                            }
+                            line.push_str(item);
+                            line.push_str(end);
+                            column += len;
+                        }
+                        if escaped.is_empty() {
+                            line.push(']');
                             column += 1;
                         }
                     }
-                    line.push_str(&item);
-                    line.push_str(end);
-                    column += len;
-                    first = false;
+                    _ => {
+                        let text = format!("[{}]", escaped.join(", "));
+                        column += text.chars().count();
+                        line.push_str(&text);
+                    }
                 }
-            }
-            _ => {
-                let before = line.len();
-                push_escaped(line, value);
-                column += line[before..].chars().count();
             }
         }
     }
@@ -392,7 +419,7 @@ mod tests {
         let mut line = String::new();
         push_event_line(
             &mut line,
-            &Event::parse(1234, "info", message),
+            &crate::fixtures::event(1234, message),
             micros,
             style,
         );
@@ -430,7 +457,7 @@ mod tests {
         let regions: Vec<String> = (0u64..7)
             .map(|i| format!("{:#x}-{:#x}:1", i << 32, (i + 1) << 32))
             .collect();
-        let message = format!("MemoryMap regions=[{}] next=1", regions.join(", "));
+        let message = format!("MemoryMap regions=[{}]", regions.join(", "));
         let one_line = line(&message, None, LineStyle::default());
         assert_eq!(one_line.lines().count(), 1);
         for color in [false, true] {

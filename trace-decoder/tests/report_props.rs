@@ -1,6 +1,7 @@
 //! Property test: building a report and rendering it four ways never panics, on
-//! any event list — known event names with random, missing, huge or non-numeric
-//! field values, junk names and keys, control characters anywhere — and on any
+//! any event list — every event of the contract with random, extreme or nonsensical
+//! values of its field types, events of unknown kinds, control characters anywhere
+//! text goes — and on any
 //! stream health, exit status, host times and loader image. Beyond not panicking,
 //! every rendering keeps its form: the JSON follows docs/report-schema.json, the
 //! Chrome trace is JSON, the SVG is well-formed XML, and the text carries no control
@@ -11,88 +12,60 @@ use std::time::Duration;
 
 use proptest::option;
 use proptest::prelude::*;
-use proptest::sample::select;
+use rusty_loader::wire::{FieldType, LoaderEvent, Value as WireValue, EVENTS};
 use serde_json::Value;
 use trace_decoder::decode::Event;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 
-/// Every event of docs/trace-format.md with its field names.
-const EVENTS: &[(&str, &[&str])] = &[
-    ("LoaderStart", &["format", "build", "mbi"]),
-    ("PagingEnabled", &[]),
-    ("LongModeEntered", &[]),
-    ("MemoryMap", &["regions"]),
-    ("CommandLine", &["kernel_args_at", "app_args_at", "text"]),
-    ("Frequency", &["khz", "source"]),
-    ("Module", &["start", "end"]),
-    (
-        "Kernel",
-        &[
-            "kind",
-            "entry_version",
-            "version",
-            "generation",
-            "segments",
-            "base",
-            "entry",
-        ],
-    ),
-    (
-        "SegmentLoaded",
-        &[
-            "addr",
-            "filesz",
-            "memsz",
-            "flags",
-            "copy_ticks",
-            "zero_ticks",
-        ],
-    ),
-    (
-        "Relocated",
-        &["relative", "abs64", "glob_dat", "weak_skipped", "ticks"],
-    ),
-    ("Tls", &["start", "filesz", "memsz", "align"]),
-    ("Mapping", &["start", "end", "page_kib", "writable"]),
-    (
-        "PageTables",
-        &[
-            "contract", "pml4", "tables", "bytes_4k", "bytes_2m", "ticks",
-        ],
-    ),
-    ("DeviceTree", &["addr", "size", "ticks"]),
-    ("HandOver", &["entry", "rdi", "rsp"]),
-    ("Refused", &["code", "name", "text"]),
-    (
-        "CpuException",
-        &["vector", "error_code", "rip", "cr2", "in_kernel"],
-    ),
-];
-
-/// A displayed list of memory-map entries (`[start-end:kind, ...]`), some of them
-/// junk.
-fn map_entries() -> impl Strategy<Value = String> {
-    let entry = prop_oneof![
-        4 => (0u64..0x1_0000_0000, any::<u64>(), 0u64..8)
-            .prop_map(|(start, end, kind)| format!("{start:#x}-{end:#x}:{kind}")),
-        1 => "[-:0-9a-x\\[\\] ]{0,8}",
-    ];
-    prop::collection::vec(entry, 0..6).prop_map(|entries| format!("[{}]", entries.join(", ")))
+/// A memory-map entry: plausible ranges most of the time, anything else too.
+fn map_entry() -> impl Strategy<Value = Vec<WireValue>> {
+    prop_oneof![
+        4 => (0u64..0x1_0000_0000, 0u64..0x1_0000_0000, 0u64..8),
+        1 => (any::<u64>(), any::<u64>(), 0u64..256),
+    ]
+    .prop_map(|(start, end, kind)| {
+        vec![
+            WireValue::Unsigned(start),
+            WireValue::Unsigned(end),
+            WireValue::Unsigned(kind),
+        ]
+    })
 }
 
-/// A displayed field value: plausible numbers most of the time, anything else too.
-fn value() -> impl Strategy<Value = String> {
+/// Text as the stream may carry it: names, control characters, markup, anything.
+fn text() -> impl Strategy<Value = String> {
     prop_oneof![
-        2 => map_entries(),
-        4 => (0u64..100_000).prop_map(|v| v.to_string()),
-        4 => (0u64..0x1_0000_0000).prop_map(|v| format!("{v:#x}")),
-        2 => any::<u64>().prop_map(|v| v.to_string()),
-        2 => any::<u64>().prop_map(|v| format!("{v:#x}")),
-        1 => select(vec!["true", "false", "", "-1", "0x", "1e9", "99999999999999999999"])
-            .prop_map(str::to_string),
+        2 => "[a-z0-9_.+-]{0,12}",
         1 => "[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}\\u{202e}\\u{fffe}<>&\"' a-z0-9\\\\]{0,12}",
         1 => any::<String>(),
     ]
+}
+
+/// A value of one field type: plausible numbers most of the time, extremes too.
+fn field_value(ty: FieldType) -> BoxedStrategy<WireValue> {
+    let unsigned = |max: u64| {
+        prop_oneof![
+            4 => (0..=max.min(100_000)).prop_map(WireValue::Unsigned),
+            1 => (0..=max).prop_map(WireValue::Unsigned),
+            1 => Just(WireValue::Unsigned(max)),
+        ]
+        .boxed()
+    };
+    match ty {
+        FieldType::U8 => unsigned(u64::from(u8::MAX)),
+        FieldType::U16 => unsigned(u64::from(u16::MAX)),
+        FieldType::U32 => unsigned(u64::from(u32::MAX)),
+        FieldType::U64 => prop_oneof![
+            3 => unsigned(u64::MAX),
+            2 => (0u64..0x1_0000_0000).prop_map(WireValue::Unsigned),
+        ]
+        .boxed(),
+        FieldType::Bool => any::<bool>().prop_map(WireValue::Bool).boxed(),
+        FieldType::Str | FieldType::IStr => text().prop_map(WireValue::Str).boxed(),
+        FieldType::MemoryMap => prop::collection::vec(map_entry(), 0..6)
+            .prop_map(WireValue::List)
+            .boxed(),
+    }
 }
 
 /// Junk text for names and keys.
@@ -108,39 +81,22 @@ fn timestamp() -> impl Strategy<Value = u64> {
     prop_oneof![4 => 0u64..50_000_000, 1 => any::<u64>()]
 }
 
+/// Any event of the contract with any values of its field types, or an event the
+/// contract does not know (from a newer loader) with junk in it.
 fn event() -> impl Strategy<Value = Event> {
     let known = (0..EVENTS.len(), timestamp()).prop_flat_map(|(index, t)| {
-        let (name, keys) = EVENTS[index];
-        (
-            prop::collection::vec(option::weighted(0.85, value()), keys.len()),
-            prop::collection::vec((junk(), value()), 0..2),
-        )
-            .prop_map(move |(values, extra)| {
-                let mut fields: Vec<(String, String)> = keys
-                    .iter()
-                    .zip(values)
-                    .filter_map(|(k, v)| Some((k.to_string(), v?)))
-                    .collect();
-                fields.extend(extra);
-                Event {
-                    timestamp: t,
-                    level: "info".to_string(),
-                    name: name.to_string(),
-                    fields,
-                }
-            })
+        let spec = &EVENTS[index];
+        let values: Vec<BoxedStrategy<WireValue>> =
+            spec.fields.iter().map(|f| field_value(f.ty)).collect();
+        values.prop_map(move |values| {
+            let kind =
+                LoaderEvent::from_values(spec.name, &values).expect("values of the field types");
+            Event::new(t, kind)
+        })
     });
-    let unknown = (
-        timestamp(),
-        junk(),
-        prop::collection::vec((junk(), value()), 0..4),
-    )
-        .prop_map(|(timestamp, name, fields)| Event {
-            timestamp,
-            level: "info".to_string(),
-            name,
-            fields,
-        });
+    let unknown = (timestamp(), junk(), text()).prop_map(|(timestamp, name, message)| {
+        Event::new(timestamp, LoaderEvent::Unknown { name, message })
+    });
     prop_oneof![6 => known, 1 => unknown]
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use similar::TextDiff;
-use trace_decoder::decode::{decode_recording, Event, TraceTable};
+use trace_decoder::decode::{decode_recording, TraceTable};
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 fn manifest_dir() -> PathBuf {
@@ -130,7 +130,7 @@ fn renderings_match_the_snapshots() {
 /// Reports on hand-made records, for the parts the recordings do not reach: host
 /// times, an unknown frequency, an exception in the kernel, hostile text.
 fn synthetic_reports() -> Vec<(&'static str, Report)> {
-    let ev = |t, m: &str| Event::parse(t, "info", m);
+    let ev = |t, m: &str| trace_decoder::fixtures::event(t, m);
     let boot = || {
         vec![
             ev(0, "LoaderStart format=2 build=0x1 mbi=0x9500"),
@@ -160,9 +160,8 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
     let mut unknown_clock = boot();
     unknown_clock[5] = ev(5000, "Frequency khz=0 source=unknown");
     let mut exception = boot();
-    exception.push(Event::parse(
+    exception.push(ev(
         15000,
-        "error",
         "CpuException vector=13 error_code=0x0 rip=0x800010 cr2=0x0 in_kernel=true",
     ));
     let overlapping = vec![

@@ -10,6 +10,7 @@
 //!    the TSC frequency) vs the same copy done by `memcpy` on the host.
 //! 4. rusty-trace's decoding throughput vs stock defmt-print on the same input.
 
+use rusty_loader::wire::LoaderEvent;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -104,10 +105,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
     let text_log: usize = decoded
         .events
         .iter()
-        .map(|e| {
-            let fields: Vec<String> = e.fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-            format!("[{:>12}] {}{}\n", e.timestamp, e.name, fields.concat()).len()
-        })
+        .map(|e| format!("[{:>12}] {}\n", e.timestamp, e.message()).len())
         .sum();
     rows.push(Row {
         measure: "trace size, demo boot",
@@ -121,15 +119,21 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
     let khz = decoded
         .events
         .iter()
-        .find(|e| e.name == "Frequency")
-        .and_then(|e| e.u64("khz"))
+        .find_map(|e| match e.kind {
+            LoaderEvent::Frequency { khz, .. } => Some(u64::from(khz)),
+            _ => None,
+        })
         .filter(|&k| k > 0)
         .context("the trace has no TSC frequency")?;
     let segments: Vec<(u64, u64)> = decoded
         .events
         .iter()
-        .filter(|e| e.name == "SegmentLoaded")
-        .filter_map(|e| Some((e.u64("filesz")?, e.u64("copy_ticks")?)))
+        .filter_map(|e| match e.kind {
+            LoaderEvent::SegmentLoaded {
+                filesz, copy_ticks, ..
+            } => Some((filesz, copy_ticks)),
+            _ => None,
+        })
         .collect();
     let copied: u64 = segments.iter().map(|s| s.0).sum();
     let ticks: u64 = segments.iter().map(|s| s.1).sum();

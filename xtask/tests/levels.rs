@@ -6,6 +6,7 @@
 mod common;
 
 use common::{artifacts, boot, config, KernelReport};
+use rusty_loader::wire::LoaderEvent;
 use trace_decoder::decode::{decode_recording, Decoded, TraceTable};
 use trace_decoder::live::Session;
 use trace_decoder::report::{OutcomeKind, Report};
@@ -63,10 +64,13 @@ fn error_level_sends_only_error_events() {
     std::fs::write(&not_elf, b"#!/bin/sh\necho not a kernel\n").unwrap();
     let (status, decoded, report) = boot_with(&loader, &not_elf);
     assert_eq!(status, Some(35));
-    let names: Vec<&str> = decoded.events.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = decoded.events.iter().map(|e| e.name()).collect();
     assert_eq!(names, ["Refused"]);
     let refused = &decoded.events[0];
-    assert_eq!(refused.get("name"), Some("not-elf"));
+    assert!(
+        matches!(&refused.kind, LoaderEvent::Refused { name, .. } if name == "not-elf"),
+        "{refused:?}"
+    );
     assert!(refused.timestamp > 0);
     assert_eq!(report.outcome.kind, OutcomeKind::Refused);
 }
@@ -90,29 +94,49 @@ fn debug_level_adds_one_event_per_mapping() {
         .unwrap()
         .events
         .into_iter()
-        .map(|e| e.name)
+        .map(|e| e.name().to_string())
         .collect();
     let without_mappings: Vec<&str> = events
         .iter()
-        .map(|e| e.name.as_str())
+        .map(|e| e.name())
         .filter(|&n| n != "Mapping")
         .collect();
     assert_eq!(without_mappings, info_names);
 
     // The mappings, sent right before PageTables, add up to its byte counts and to
     // what the kernel found when it walked the tables.
-    let mappings: Vec<_> = events.iter().filter(|e| e.name == "Mapping").collect();
+    // (start, end, page size in KiB, writable) of each mapping.
+    let mappings: Vec<(u64, u64, u32, bool)> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            LoaderEvent::Mapping {
+                start,
+                end,
+                page_kib,
+                writable,
+            } => Some((start, end, page_kib, writable)),
+            _ => None,
+        })
+        .collect();
     assert!(mappings.len() >= 3, "{mappings:?}");
-    let bytes = |kib: u64| -> u64 {
+    let bytes = |kib: u32| -> u64 {
         mappings
             .iter()
-            .filter(|m| m.u64("page_kib") == Some(kib))
-            .map(|m| m.u64("end").unwrap() - m.u64("start").unwrap())
+            .filter(|m| m.2 == kib)
+            .map(|m| m.1 - m.0)
             .sum()
     };
-    let tables = events.iter().find(|e| e.name == "PageTables").unwrap();
-    assert_eq!(bytes(4), tables.u64("bytes_4k").unwrap());
-    assert_eq!(bytes(2048), tables.u64("bytes_2m").unwrap());
+    let (bytes_4k, bytes_2m) = events
+        .iter()
+        .find_map(|e| match e.kind {
+            LoaderEvent::PageTables {
+                bytes_4k, bytes_2m, ..
+            } => Some((bytes_4k, bytes_2m)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(bytes(4), bytes_4k);
+    assert_eq!(bytes(2048), bytes_2m);
     let report = KernelReport::parse(&String::from_utf8_lossy(&decoded.text));
     let walk = report.one("page-tables");
     assert!(
@@ -122,10 +146,7 @@ fn debug_level_adds_one_event_per_mapping() {
         bytes(4),
         bytes(2048)
     );
-    let writable = mappings
-        .iter()
-        .filter(|m| m.get("writable") == Some("true"))
-        .count();
+    let writable = mappings.iter().filter(|m| m.3).count();
     assert!(
         writable >= 1 && writable < mappings.len(),
         "the MBI page is read-only"

@@ -11,6 +11,7 @@ use std::path::Path;
 use common::{artifacts, boot, config, parse_hex, parse_range, KernelReport};
 use goblin::elf::program_header::PT_LOAD;
 use goblin::elf::Elf;
+use rusty_loader::wire::LoaderEvent;
 use trace_decoder::decode::{decode_recording, Decoded, Event, TraceTable};
 use xtask::qemu::{Machine, QemuConfig};
 
@@ -41,23 +42,39 @@ fn traced_boot(config: &QemuConfig) -> TracedBoot {
     }
 }
 
-fn one<'a>(events: &'a [Event], name: &str) -> &'a Event {
-    let found: Vec<_> = events.iter().filter(|e| e.name == name).collect();
-    assert_eq!(found.len(), 1, "expected one {name} event, got {found:?}");
-    found[0]
+/// The one event of a kind, its fields bound by the pattern: `one!(events,
+/// LoaderEvent::Tls { start, .. } => *start)`. Fails unless exactly one matches.
+macro_rules! one {
+    ($events:expr, $pattern:pat => $value:expr) => {{
+        let found: Vec<_> = $events
+            .iter()
+            .filter_map(|e: &Event| match &e.kind {
+                $pattern => Some($value),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one {} event",
+            stringify!($pattern)
+        );
+        found.into_iter().next().unwrap()
+    }};
 }
 
-fn num(event: &Event, key: &str) -> u64 {
-    event
-        .u64(key)
-        .unwrap_or_else(|| panic!("{} has no numeric {key}: {event:?}", event.name))
+/// Whether any event matches the pattern.
+macro_rules! any {
+    ($events:expr, $pattern:pat) => {
+        $events.iter().any(|e: &Event| matches!(e.kind, $pattern))
+    };
 }
 
 /// Every check that holds for every kernel.
 fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
     let events = &traced.decoded.events;
     let report = &traced.report;
-    let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.name()).collect();
 
     // Order: identity first, the start-up code's stamps next, hand-over last.
     assert_eq!(
@@ -70,10 +87,12 @@ fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
         ]
     );
     assert_eq!(*names.last().unwrap(), "HandOver", "{names:?}");
-    let start = &events[0];
-    assert_eq!(num(start, "format"), trace_decoder::decode::TRACE_FORMAT);
-    assert_eq!(num(start, "build"), table().build_id());
-    assert_eq!(num(start, "mbi"), parse_hex(report.one("mbi")));
+    let LoaderEvent::LoaderStart { format, build, mbi } = events[0].kind else {
+        panic!("LoaderStart first");
+    };
+    assert_eq!(u64::from(format), trace_decoder::decode::TRACE_FORMAT);
+    assert_eq!(u64::from(build), table().build_id());
+    assert_eq!(u64::from(mbi), parse_hex(report.one("mbi")));
 
     // Times: LoaderStart at the Multiboot entry, then the mode switch as the
     // start-up code timed it, then every event later than the one before (each
@@ -105,53 +124,51 @@ fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
     assert_eq!(traced_ram, kernel_ram);
 
     // The command line is QEMU's: the file name, then the -append text.
-    let line = one(events, "CommandLine");
-    let text = line.get("text").unwrap();
-    assert_eq!(text, config.multiboot_command_line());
+    let (text, kernel_args_at, app_args_at) = one!(events, LoaderEvent::CommandLine { text, kernel_args_at, app_args_at } => (text, *kernel_args_at, *app_args_at));
+    assert_eq!(*text, config.multiboot_command_line());
     if let Some(append) = &config.append {
-        assert_eq!(
-            &text[num(line, "kernel_args_at") as usize..],
-            append.as_str()
-        );
+        assert_eq!(&text[usize::from(kernel_args_at)..], append.as_str());
         let app_args = append.split_once("-- ").map(|(_, a)| a).unwrap();
-        assert_eq!(&text[num(line, "app_args_at") as usize..], app_args);
+        assert_eq!(&text[usize::from(app_args_at)..], app_args);
     }
-    let frequency = one(events, "Frequency");
-    assert_eq!(
-        (frequency.get("khz"), frequency.get("source")),
-        (Some("2800000"), Some("cmdline"))
-    );
+    let frequency = one!(events, LoaderEvent::Frequency { khz, source } => (*khz, source.as_str()));
+    assert_eq!(frequency, (2_800_000, "cmdline"));
 
     // Segments equal the application's program headers, moved by the load bias.
     let bytes = std::fs::read(kernel_path).unwrap();
     let elf = Elf::parse(&bytes).unwrap();
     let (image_start, image_end) = parse_range(report.one("image"));
-    let kernel = one(events, "Kernel");
-    assert_eq!(num(kernel, "base"), image_start);
-    assert_eq!(
-        num(kernel, "entry_version"),
-        u64::from(hermit_entry_version(&elf, &bytes))
-    );
+    let (base, entry_version, entry, segment_count) = one!(events, LoaderEvent::Kernel { base, entry_version, entry, segments, .. } => (*base, *entry_version, *entry, *segments));
+    assert_eq!(base, image_start);
+    assert_eq!(entry_version, hermit_entry_version(&elf, &bytes));
     let bias = parse_hex(report.one("bias"));
-    assert_eq!(num(kernel, "entry"), elf.entry + bias);
+    assert_eq!(entry, elf.entry + bias);
     let loads: Vec<_> = elf
         .program_headers
         .iter()
         .filter(|p| p.p_type == PT_LOAD)
         .collect();
-    assert_eq!(num(kernel, "segments"), loads.len() as u64);
-    let segments: Vec<&Event> = events
+    assert_eq!(usize::from(segment_count), loads.len());
+    let segments: Vec<(u64, u64, u64, u8)> = events
         .iter()
-        .filter(|e| e.name == "SegmentLoaded")
+        .filter_map(|e| match e.kind {
+            LoaderEvent::SegmentLoaded {
+                addr,
+                filesz,
+                memsz,
+                flags,
+                ..
+            } => Some((addr, filesz, memsz, flags)),
+            _ => None,
+        })
         .collect();
     assert_eq!(segments.len(), loads.len());
-    for (event, header) in segments.iter().zip(&loads) {
+    for (&(addr, filesz, memsz, flags), header) in segments.iter().zip(&loads) {
         // In program-header order, each at its ELF address plus the load bias.
-        assert_eq!(num(event, "addr"), header.p_vaddr + bias);
-        assert_eq!(num(event, "filesz"), header.p_filesz);
-        assert_eq!(num(event, "memsz"), header.p_memsz);
-        assert_eq!(num(event, "flags"), u64::from(header.p_flags));
-        let addr = num(event, "addr");
+        assert_eq!(addr, header.p_vaddr + bias);
+        assert_eq!(filesz, header.p_filesz);
+        assert_eq!(memsz, header.p_memsz);
+        assert_eq!(u32::from(flags), header.p_flags);
         assert!(
             image_start <= addr && addr + header.p_memsz <= image_end,
             "segment inside the image"
@@ -159,46 +176,46 @@ fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
     }
 
     // Relocations: as many RELATIVE ones as the ELF has.
-    let relocated = one(events, "Relocated");
+    let relocated = one!(events, LoaderEvent::Relocated { relative, .. } => *relative);
     let relative = elf
         .dynrelas
         .iter()
         .filter(|r| r.r_type == goblin::elf::reloc::R_X86_64_RELATIVE)
         .count();
-    assert_eq!(num(relocated, "relative"), relative as u64);
+    assert_eq!(relocated as usize, relative);
 
     // TLS, device tree, boot info and stack as the kernel found them.
     let tls: Vec<u64> = report.one("tls").split(',').map(parse_hex).collect();
-    match events.iter().find(|e| e.name == "Tls") {
-        Some(event) => assert_eq!(
-            vec![
-                num(event, "start"),
-                num(event, "filesz"),
-                num(event, "memsz"),
-                num(event, "align")
-            ],
-            tls
-        ),
-        None => assert_eq!(tls, vec![0, 0, 0, 0]),
-    }
+    let traced_tls = events.iter().find_map(|e| match e.kind {
+        LoaderEvent::Tls {
+            start,
+            filesz,
+            memsz,
+            align,
+        } => Some(vec![start, filesz, memsz, align]),
+        _ => None,
+    });
+    assert_eq!(traced_tls.unwrap_or(vec![0, 0, 0, 0]), tls);
     // A device tree exactly where the boot info says; none for entry version 2.
-    match events.iter().find(|e| e.name == "DeviceTree") {
-        Some(event) => assert_eq!(num(event, "addr"), parse_hex(report.one("fdt"))),
+    let fdt = events.iter().find_map(|e| match e.kind {
+        LoaderEvent::DeviceTree { addr, .. } => Some(addr),
+        _ => None,
+    });
+    match fdt {
+        Some(addr) => assert_eq!(addr, parse_hex(report.one("fdt"))),
         None => {
-            assert_eq!(num(kernel, "entry_version"), 2);
+            assert_eq!(entry_version, 2);
             assert_eq!(parse_hex(report.one("fdt")), 0);
         }
     }
     let boot_info = parse_hex(report.one("bootinfo"));
     let (stack_bottom, stack_top) = parse_range(report.one("stack"));
     assert_eq!(stack_top - stack_bottom, 32 * 1024, "the ABI's stack size");
-    let tables = one(events, "PageTables");
-    assert_eq!(num(tables, "pml4"), parse_hex(report.one("cr3")));
+    let pml4 = one!(events, LoaderEvent::PageTables { pml4, .. } => *pml4);
+    assert_eq!(pml4, parse_hex(report.one("cr3")));
 
-    let hand_over = one(events, "HandOver");
-    assert_eq!(num(hand_over, "entry"), elf.entry + bias);
-    assert_eq!(num(hand_over, "rdi"), boot_info);
-    assert_eq!(num(hand_over, "rsp"), stack_bottom);
+    let hand_over = one!(events, LoaderEvent::HandOver { entry, rdi, rsp } => (*entry, *rdi, *rsp));
+    assert_eq!(hand_over, (elf.entry + bias, boot_info, stack_bottom));
 }
 
 /// The entry version in the application's HERMIT note, read independently of the
@@ -225,14 +242,12 @@ fn hello_dyn_trace_matches_the_truth() {
     let config = traced_config(app, Machine::Pc);
     let traced = traced_boot(&config);
     check_trace(app, &config, &traced);
-    let kernel = one(&traced.decoded.events, "Kernel");
+    let kernel = one!(traced.decoded.events, LoaderEvent::Kernel { major, minor, patch, generation, kind, .. } => ((*major, *minor, *patch), generation.as_str(), kind.as_str()));
     assert_eq!(
-        kernel.get("version"),
-        Some("0.13.0"),
-        "from the ABI-tag note"
+        kernel,
+        ((0, 13, 0), "0.11+", "dyn"),
+        "version from the ABI-tag note"
     );
-    assert_eq!(kernel.get("generation"), Some("0.11+"));
-    assert_eq!(kernel.get("kind"), Some("dyn"));
 }
 
 #[test]
@@ -241,10 +256,9 @@ fn legacy_dyn_trace_matches_the_truth_on_microvm() {
     let config = traced_config(app, Machine::Microvm);
     let traced = traced_boot(&config);
     check_trace(app, &config, &traced);
-    let kernel = one(&traced.decoded.events, "Kernel");
-    assert_eq!(kernel.get("version"), Some("0.0.0"), "no ABI-tag note");
-    assert_eq!(kernel.get("generation"), Some("0.6-0.10"));
-    assert!(traced.decoded.events.iter().all(|e| e.name != "Tls"));
+    let kernel = one!(traced.decoded.events, LoaderEvent::Kernel { major, minor, patch, generation, .. } => ((*major, *minor, *patch), generation.as_str()));
+    assert_eq!(kernel, ((0, 0, 0), "0.6-0.10"), "no ABI-tag note");
+    assert!(!any!(traced.decoded.events, LoaderEvent::Tls { .. }));
 }
 
 #[test]
@@ -254,9 +268,12 @@ fn legacy_v2_trace_matches_the_truth() {
     let traced = traced_boot(&config);
     check_trace(app, &config, &traced);
     let events = &traced.decoded.events;
-    assert_eq!(one(events, "Kernel").get("entry_version"), Some("2"));
+    assert_eq!(
+        one!(events, LoaderEvent::Kernel { entry_version, .. } => *entry_version),
+        2
+    );
     assert!(
-        events.iter().all(|e| e.name != "DeviceTree"),
+        !any!(events, LoaderEvent::DeviceTree { .. }),
         "no device tree for entry version 2"
     );
 }
@@ -268,11 +285,12 @@ fn hello_exec_trace_matches_the_truth() {
     let traced = traced_boot(&config);
     check_trace(app, &config, &traced);
     assert_eq!(
-        one(&traced.decoded.events, "Kernel").get("kind"),
-        Some("exec")
+        one!(traced.decoded.events, LoaderEvent::Kernel { kind, .. } => kind.as_str()),
+        "exec"
     );
-    let relocated = one(&traced.decoded.events, "Relocated");
-    assert_eq!(num(relocated, "relative"), 0);
+    let relocated =
+        one!(traced.decoded.events, LoaderEvent::Relocated { relative, .. } => *relative);
+    assert_eq!(relocated, 0);
 }
 
 #[test]
@@ -285,7 +303,7 @@ fn trace_stays_small() {
         .decoded
         .events
         .iter()
-        .filter(|e| e.name == "SegmentLoaded")
+        .filter(|e| matches!(e.kind, LoaderEvent::SegmentLoaded { .. }))
         .count();
     let command_line = config.multiboot_command_line().len();
     println!(
@@ -331,7 +349,7 @@ fn stock_defmt_decoding_reads_every_event() {
         .iter()
         .map(|m| m.split(' ').next().unwrap().to_string())
         .collect();
-    let expected: Vec<String> = ours.iter().map(|e| e.name.clone()).collect();
+    let expected: Vec<String> = ours.iter().map(|e| e.name().to_string()).collect();
     assert_eq!(names, expected);
 
     // With the defmt-print binary installed, the real thing must agree too.

@@ -11,27 +11,23 @@
 
 use serde::Serialize;
 
+use rusty_loader::bootinfo::BootInfoLayout;
+use rusty_loader::wire::LoaderEvent;
+
 use super::format::{hex, ser_hex};
-use super::Warning;
+use super::{first, Warning};
 use crate::decode::{memory_map, Event};
 
-/// The kernel's stack size, fixed by the Hermit boot ABI.
-pub const STACK_SIZE: u64 = 32 * 1024;
-/// The size of `RawBootInfo`, fixed by the Hermit boot ABI for entry versions 3 and
-/// 4; version 2 lacks the 8-byte device-tree field.
-pub const BOOT_INFO_SIZE: u64 = 128;
+/// The kernel's stack size, fixed by the Hermit boot ABI (the loader's own
+/// definition).
+pub const STACK_SIZE: u64 = rusty_loader::bootinfo::KERNEL_STACK_SIZE;
 
-/// The boot info's size for the kernel's entry version (`Kernel.entry_version`).
+/// The boot info's size for the kernel's entry version (`Kernel.entry_version`),
+/// as the loader lays it out.
 fn boot_info_size(events: &[Event]) -> u64 {
-    let version = events
-        .iter()
-        .find(|e| e.name == "Kernel")
-        .and_then(|e| e.u64("entry_version"));
-    if version == Some(2) {
-        BOOT_INFO_SIZE - 8
-    } else {
-        BOOT_INFO_SIZE
-    }
+    let version = first!(events, LoaderEvent::Kernel { entry_version, .. } => *entry_version);
+    // Without a `Kernel` event the common layout is assumed.
+    BootInfoLayout::for_entry_version(version.unwrap_or(4)).size()
 }
 /// A page-table page, and the MBI page the hand-over page tables map.
 pub const PAGE_SIZE: u64 = 4096;
@@ -196,7 +192,7 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
         ));
     }
     for entry in memory_map(events) {
-        let (kind, name) = memory_kind(Some(entry.kind));
+        let (kind, name) = memory_kind(Some(u64::from(entry.kind)));
         out.push(Region::new(kind, name, entry.start, entry.end));
     }
     let mut once = std::collections::HashSet::new();
@@ -204,89 +200,79 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
     for e in events {
         // Single-shot events are taken once: a repeated one in a damaged stream must
         // not add phantom regions.
-        if e.name != "SegmentLoaded" && !once.insert(&e.name) {
+        let segment = matches!(e.kind, LoaderEvent::SegmentLoaded { .. });
+        if !segment && !once.insert(std::mem::discriminant(&e.kind)) {
             continue;
         }
-        match e.name.as_str() {
-            "LoaderStart" => {
-                if let Some(mbi) = e.u64("mbi") {
-                    let page = mbi & !(PAGE_SIZE - 1);
-                    out.push(Region::sized(
-                        RegionKind::Mbi,
-                        "MBI page".into(),
-                        page,
-                        PAGE_SIZE,
-                    ));
-                }
+        match &e.kind {
+            LoaderEvent::LoaderStart { mbi, .. } => {
+                let page = u64::from(*mbi) & !(PAGE_SIZE - 1);
+                out.push(Region::sized(
+                    RegionKind::Mbi,
+                    "MBI page".into(),
+                    page,
+                    PAGE_SIZE,
+                ));
             }
-            "Module" => {
-                if let (Some(start), Some(end)) = (e.u64("start"), e.u64("end")) {
-                    out.push(Region::new(
-                        RegionKind::Module,
-                        "module (application)".into(),
-                        start,
-                        end,
-                    ));
-                }
+            LoaderEvent::Module { start, end } => {
+                out.push(Region::new(
+                    RegionKind::Module,
+                    "module (application)".into(),
+                    *start,
+                    *end,
+                ));
             }
-            "SegmentLoaded" => {
+            LoaderEvent::SegmentLoaded {
+                addr,
+                memsz,
+                flags: f,
+                ..
+            } => {
                 // Segments are numbered from 1 in the order they were loaded (the
                 // order of their PT_LOAD headers).
                 segments += 1;
-                if let (Some(addr), Some(memsz)) = (e.u64("addr"), e.u64("memsz")) {
-                    let name = format!("segment {segments} {}", flags(e.u64("flags").unwrap_or(0)));
-                    out.push(Region::sized(RegionKind::Segment, name, addr, memsz));
-                }
+                let name = format!("segment {segments} {}", flags(u64::from(*f)));
+                out.push(Region::sized(RegionKind::Segment, name, *addr, *memsz));
             }
-            "Tls" => {
-                if let (Some(start), Some(memsz)) = (e.u64("start"), e.u64("memsz")) {
-                    out.push(Region::sized(
-                        RegionKind::Tls,
-                        "TLS image".into(),
-                        start,
-                        memsz,
-                    ));
-                }
+            LoaderEvent::Tls { start, memsz, .. } => {
+                out.push(Region::sized(
+                    RegionKind::Tls,
+                    "TLS image".into(),
+                    *start,
+                    *memsz,
+                ));
             }
-            "PageTables" => {
-                if let (Some(pml4), Some(tables)) = (e.u64("pml4"), e.u64("tables")) {
-                    // The tables come from an arena that starts with the PML4.
-                    let name = format!("page tables ({tables} pages)");
-                    out.push(Region::sized(
-                        RegionKind::PageTables,
-                        name,
-                        pml4,
-                        tables.saturating_mul(PAGE_SIZE),
-                    ));
-                }
+            LoaderEvent::PageTables { pml4, tables, .. } => {
+                // The tables come from an arena that starts with the PML4.
+                let name = format!("page tables ({tables} pages)");
+                out.push(Region::sized(
+                    RegionKind::PageTables,
+                    name,
+                    *pml4,
+                    u64::from(*tables).saturating_mul(PAGE_SIZE),
+                ));
             }
-            "DeviceTree" => {
-                if let (Some(addr), Some(size)) = (e.u64("addr"), e.u64("size")) {
-                    out.push(Region::sized(
-                        RegionKind::Fdt,
-                        "device tree".into(),
-                        addr,
-                        size,
-                    ));
-                }
+            LoaderEvent::DeviceTree { addr, size, .. } => {
+                out.push(Region::sized(
+                    RegionKind::Fdt,
+                    "device tree".into(),
+                    *addr,
+                    u64::from(*size),
+                ));
             }
-            "HandOver" => {
-                if let Some(rdi) = e.u64("rdi") {
-                    out.push(Region::sized(
-                        RegionKind::BootInfo,
-                        "boot info".into(),
-                        rdi,
-                        boot_info_size(events),
-                    ));
-                }
-                if let Some(rsp) = e.u64("rsp") {
-                    out.push(Region::sized(
-                        RegionKind::Stack,
-                        "kernel stack".into(),
-                        rsp,
-                        STACK_SIZE,
-                    ));
-                }
+            LoaderEvent::HandOver { rdi, rsp, .. } => {
+                out.push(Region::sized(
+                    RegionKind::BootInfo,
+                    "boot info".into(),
+                    *rdi,
+                    boot_info_size(events),
+                ));
+                out.push(Region::sized(
+                    RegionKind::Stack,
+                    "kernel stack".into(),
+                    *rsp,
+                    STACK_SIZE,
+                ));
             }
             _ => {}
         }

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use rusty_loader::wire::LoaderEvent;
+
 use crate::decode::{Event, TRACE_FORMAT};
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
@@ -73,26 +75,21 @@ pub const SCHEMA: &str = "rusty-trace/report";
 /// field does not bump it).
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// Every event the trace format defines (docs/trace-format.md).
-const KNOWN_EVENTS: [&str; 17] = [
-    "LoaderStart",
-    "PagingEnabled",
-    "LongModeEntered",
-    "MemoryMap",
-    "CommandLine",
-    "Frequency",
-    "Module",
-    "Kernel",
-    "SegmentLoaded",
-    "Relocated",
-    "Tls",
-    "Mapping",
-    "PageTables",
-    "DeviceTree",
-    "HandOver",
-    "Refused",
-    "CpuException",
-];
+/// The first event matching a pattern of [`LoaderEvent`], mapped to a value:
+/// `first!(events, |e| LoaderEvent::Tls { start, .. } => (e.timestamp, *start))`.
+macro_rules! first {
+    ($events:expr, |$event:ident| $pattern:pat => $value:expr) => {
+        $events.iter().find_map(|$event| match &$event.kind {
+            $pattern => Some($value),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        })
+    };
+    ($events:expr, $pattern:pat => $value:expr) => {
+        first!($events, |_event| $pattern => $value)
+    };
+}
+pub(crate) use first;
 
 /// Something a reader should look at: an overlap, a damaged stream, a clock that
 /// cannot be read.
@@ -291,14 +288,10 @@ impl Report {
         // together): the report is about one boot, the last, and says so. Mixing them
         // would also make every region of one boot "overlap" the same region of the
         // others.
-        let boots = record
-            .events
-            .iter()
-            .filter(|e| e.name == "LoaderStart")
-            .count();
-        let last_start = record.events.iter().rposition(|e| e.name == "LoaderStart");
+        let is_start = |e: &Event| matches!(e.kind, LoaderEvent::LoaderStart { .. });
+        let boots = record.events.iter().filter(|e| is_start(e)).count();
+        let last_start = record.events.iter().rposition(is_start);
         let events = &record.events[last_start.unwrap_or(0)..];
-        let first = |name: &str| events.iter().find(|e| e.name == name);
         let mut warnings = Vec::new();
         if boots > 1 {
             warnings.push(Warning::new(
@@ -310,8 +303,10 @@ impl Report {
         // Stream health first: it qualifies everything after it.
         let mut unknown_events: Vec<String> = Vec::new();
         for e in events {
-            if !KNOWN_EVENTS.contains(&e.name.as_str()) && !unknown_events.contains(&e.name) {
-                unknown_events.push(e.name.clone());
+            if let LoaderEvent::Unknown { name, .. } = &e.kind {
+                if !unknown_events.contains(name) {
+                    unknown_events.push(name.clone());
+                }
             }
         }
         if record.malformed_frames > 0 {
@@ -337,8 +332,8 @@ impl Report {
             ));
         }
 
-        let start = first("LoaderStart");
-        let format = start.and_then(|e| e.u64("format"));
+        let start = first!(events, LoaderEvent::LoaderStart { format, build, mbi } => (*format, *build, *mbi));
+        let format = start.map(|(format, _, _)| u64::from(format));
         if let Some(format) = format.filter(|&f| f != TRACE_FORMAT) {
             warnings.push(Warning::new(
                 "format",
@@ -347,24 +342,24 @@ impl Report {
         }
         let loader = LoaderInfo {
             format,
-            build: start.and_then(|e| e.u64("build")),
-            mbi: start.and_then(|e| e.u64("mbi")),
-            command_line: first("CommandLine").map(|e| {
+            build: start.map(|(_, build, _)| u64::from(build)),
+            mbi: start.map(|(_, _, mbi)| u64::from(mbi)),
+            command_line: first!(events, LoaderEvent::CommandLine { kernel_args_at, app_args_at, text } => {
                 // 65535 marks an absent part.
-                let at = |key: &str| e.u64(key).filter(|&v| v != u64::from(u16::MAX));
+                let at = |offset: u16| (offset != u16::MAX).then_some(u64::from(offset));
                 CommandLine {
-                    text: e.get("text").unwrap_or("").to_string(),
-                    kernel_args_at: at("kernel_args_at"),
-                    app_args_at: at("app_args_at"),
+                    text: text.clone(),
+                    kernel_args_at: at(*kernel_args_at),
+                    app_args_at: at(*app_args_at),
                 }
             }),
         };
 
-        let frequency_event = first("Frequency");
-        let khz = frequency_event.and_then(|e| e.u64("khz")).unwrap_or(0);
+        let frequency_event = first!(events, LoaderEvent::Frequency { khz, source } => (u64::from(*khz), source.clone()));
+        let khz = frequency_event.as_ref().map_or(0, |(khz, _)| *khz);
         let frequency = Frequency {
             khz,
-            source: frequency_event.and_then(|e| e.get("source").map(str::to_string)),
+            source: frequency_event.as_ref().map(|(_, source)| source.clone()),
             known: khz > 0,
         };
         if khz == 0 && !record.errors_only {
@@ -380,28 +375,32 @@ impl Report {
         }
         let clock = Clock { khz };
 
-        let kernel = first("Kernel").map(|e| KernelInfo {
-            kind: e.get("kind").unwrap_or("?").to_string(),
-            entry_version: e.u64("entry_version"),
-            version: e.get("version").unwrap_or("?").to_string(),
-            generation: e.get("generation").unwrap_or("?").to_string(),
-            segments: e.u64("segments"),
-            base: e.u64("base"),
-            entry: e.u64("entry"),
+        let kernel = first!(events, LoaderEvent::Kernel { kind, entry_version, major, minor, patch, generation, segments, base, entry } => KernelInfo {
+            kind: kind.clone(),
+            entry_version: Some(u64::from(*entry_version)),
+            version: format!("{major}.{minor}.{patch}"),
+            generation: generation.clone(),
+            segments: Some(u64::from(*segments)),
+            base: Some(*base),
+            entry: Some(*entry),
         });
-        let relocations = first("Relocated").map(|e| Relocations {
-            relative: e.u64("relative"),
-            abs64: e.u64("abs64"),
-            glob_dat: e.u64("glob_dat"),
-            weak_skipped: e.u64("weak_skipped"),
+        let relocations = first!(events, LoaderEvent::Relocated { relative, abs64, glob_dat, weak_skipped, .. } => Relocations {
+            relative: Some(u64::from(*relative)),
+            abs64: Some(u64::from(*abs64)),
+            glob_dat: Some(u64::from(*glob_dat)),
+            weak_skipped: Some(u64::from(*weak_skipped)),
         });
-        let page_tables = first("PageTables").map(|e| PageTables {
-            contract: e.get("contract").unwrap_or("?").to_string(),
-            pml4: e.u64("pml4"),
-            tables: e.u64("tables"),
-            bytes_4k: e.u64("bytes_4k"),
-            bytes_2m: e.u64("bytes_2m"),
-            mappings: events.iter().filter(|e| e.name == "Mapping").count(),
+        let mappings = events
+            .iter()
+            .filter(|e| matches!(e.kind, LoaderEvent::Mapping { .. }))
+            .count();
+        let page_tables = first!(events, LoaderEvent::PageTables { contract, pml4, tables, bytes_4k, bytes_2m, .. } => PageTables {
+            contract: contract.clone(),
+            pml4: Some(*pml4),
+            tables: Some(u64::from(*tables)),
+            bytes_4k: Some(*bytes_4k),
+            bytes_2m: Some(*bytes_2m),
+            mappings,
         });
 
         let timeline = timeline::build(events, clock, &mut warnings);
@@ -515,7 +514,7 @@ impl Report {
     }
 
     /// The whole report as pretty-printed JSON in the documented, versioned schema
-    /// (`"schema": "rusty-trace/report", "version": 1`; docs/report-schema.md).
+    /// (`"schema": "rusty-trace/report", "version": 2`; docs/report-schema.md).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self)
             .expect("a report is plain data with string keys, which always serializes")

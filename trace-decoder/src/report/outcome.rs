@@ -4,8 +4,10 @@
 use rusty_loader::error::ExitCode;
 use serde::Serialize;
 
+use rusty_loader::wire::LoaderEvent;
+
 use super::format::{escape_text, hex, ser_opt_hex};
-use super::Warning;
+use super::{first, Warning};
 use crate::decode::Event;
 
 /// How the boot ended, as far as the trace tells.
@@ -188,24 +190,23 @@ pub fn build(
     errors_only: bool,
     warnings: &mut Vec<Warning>,
 ) -> Outcome {
-    let find = |name: &str| events.iter().find(|e| e.name == name);
-    let hand_over = find("HandOver").map(|e| HandOverInfo {
-        entry: e.u64("entry"),
-        boot_info: e.u64("rdi"),
-        stack: e.u64("rsp"),
+    let hand_over = first!(events, LoaderEvent::HandOver { entry, rdi, rsp } => HandOverInfo {
+        entry: Some(*entry),
+        boot_info: Some(*rdi),
+        stack: Some(*rsp),
     });
-    let refusal = find("Refused").map(|e| Refusal {
-        code: e.u64("code"),
-        name: e.get("name").unwrap_or("?").to_string(),
-        text: e.get("text").unwrap_or("").to_string(),
+    let refusal = first!(events, LoaderEvent::Refused { code, name, text } => Refusal {
+        code: Some(u64::from(*code)),
+        name: name.clone(),
+        text: text.clone(),
     });
-    let exception = find("CpuException").map(|e| Exception {
-        vector: e.u64("vector"),
-        name: e.u64("vector").map_or("?", exception_name).to_string(),
-        error_code: e.u64("error_code"),
-        rip: e.u64("rip"),
-        cr2: e.u64("cr2"),
-        in_kernel: e.bool("in_kernel"),
+    let exception = first!(events, LoaderEvent::CpuException { vector, error_code, rip, cr2, in_kernel } => Exception {
+        vector: Some(u64::from(*vector)),
+        name: exception_name(u64::from(*vector)).to_string(),
+        error_code: Some(*error_code),
+        rip: Some(*rip),
+        cr2: Some(*cr2),
+        in_kernel: Some(*in_kernel),
     });
     let exit = status.map(exit_status);
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 
 fn ev(timestamp: u64, message: &str) -> Event {
-    Event::parse(timestamp, "info", message)
+    crate::fixtures::event(timestamp, message)
 }
 
 /// A whole successful boot at 1000 kHz, with round numbers.
@@ -41,7 +41,7 @@ fn record(events: Vec<Event>) -> BootRecord {
 
 /// Replaces the first event of `name` (or appends when `name` is absent).
 fn with(mut events: Vec<Event>, name: &str, replacement: Event) -> Vec<Event> {
-    match events.iter().position(|e| e.name == name) {
+    match events.iter().position(|e| e.name() == name) {
         Some(i) => events[i] = replacement,
         None => events.push(replacement),
     }
@@ -280,7 +280,7 @@ fn unknown_frequency_shows_ticks() {
     // No Frequency event at all is the same.
     let events: Vec<Event> = boot()
         .into_iter()
-        .filter(|e| e.name != "Frequency")
+        .filter(|e| e.name() != "Frequency")
         .collect();
     let report = Report::build(&record(events));
     assert_eq!(report.frequency.khz, 0);
@@ -290,9 +290,8 @@ fn unknown_frequency_shows_ticks() {
 #[test]
 fn refusal_ends_the_boot() {
     let mut events: Vec<Event> = boot().into_iter().take(7).collect();
-    events.push(Event::parse(
+    events.push(ev(
         6000,
-        "error",
         "Refused code=17 name=not-elf text=the module is not an ELF file",
     ));
     let mut record = record(events);
@@ -327,9 +326,8 @@ fn refusal_ends_the_boot() {
 #[test]
 fn cpu_exception_in_the_kernel() {
     let mut events = boot();
-    events.push(Event::parse(
+    events.push(ev(
         15000,
-        "error",
         "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true",
     ));
     let mut record = record(events);
@@ -379,9 +377,8 @@ fn a_loader_tracing_only_errors_is_not_a_truncated_trace() {
         .summary_line()
         .ends_with("; no error (only errors are traced) [TSC frequency unknown: ticks]"));
     // An error it does trace is reported as ever.
-    record.events.push(Event::parse(
+    record.events.push(ev(
         900,
-        "error",
         "Refused code=17 name=not-elf text=the module is not an ELF file",
     ));
     record.exit_status = Some(35);
@@ -428,9 +425,8 @@ fn control_characters_are_escaped_everywhere() {
             &format!("CommandLine kernel_args_at=5 app_args_at=65535 text={nasty}"),
         ),
     );
-    events.push(Event::parse(
+    events.push(ev(
         15000,
-        "error",
         "Refused code=17 name=x\u{1b}y text=<bad & \"worse\"> \u{8}",
     ));
     events.push(ev(15001, "Junk\u{1b}]0;title\u{7} a=b"));

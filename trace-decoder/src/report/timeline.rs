@@ -17,8 +17,10 @@
 
 use serde::Serialize;
 
+use rusty_loader::wire::LoaderEvent;
+
 use super::format::Clock;
-use super::Warning;
+use super::{first, Warning};
 use crate::decode::Event;
 
 /// One stage of the boot, with optional sub-stages inside it.
@@ -123,11 +125,6 @@ impl Builder<'_> {
     }
 }
 
-/// The first event of a name.
-fn first<'e>(events: &'e [Event], name: &str) -> Option<&'e Event> {
-    events.iter().find(|e| e.name == name)
-}
-
 /// Derives the timeline from the events; warnings go to `warnings`.
 pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Timeline {
     let mut b = Builder {
@@ -136,13 +133,18 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         cursor: 0,
         warnings,
     };
-    let at = |name: &str| first(events, name).map(|e| e.timestamp);
-    let long_mode = at("LongModeEntered");
+    // The time of the first event of a kind.
+    macro_rules! at {
+        ($pattern:pat) => {
+            first!(events, |e| $pattern => e.timestamp)
+        };
+    }
+    let long_mode = at!(LoaderEvent::LongModeEntered {});
 
     // Mode switch: from the entry to the first 64-bit instruction, timed by the
     // 32-bit start-up code, with "paging on" as the step inside it.
     if let Some(long_mode) = long_mode {
-        let paging = at("PagingEnabled");
+        let paging = at!(LoaderEvent::PagingEnabled {});
         let children = match paging {
             Some(paging) if paging <= long_mode => vec![
                 b.stage("paging", "paging on".into(), 0, paging, true),
@@ -157,26 +159,20 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
     // The stages bracketed by two events, in the order the loader runs them. The
     // first three events carry the start-up code's times; `MemoryMap` is the first
     // sent at its own time.
+    let memory_map = at!(LoaderEvent::MemoryMap { .. });
+    let command_line = at!(LoaderEvent::CommandLine { .. });
+    let frequency = at!(LoaderEvent::Frequency { .. });
+    let kernel = at!(LoaderEvent::Kernel { .. });
     let windows: [(&str, Option<u64>, Option<u64>, &str); 4] = [
         (
             "rust-start-up",
             long_mode,
-            at("MemoryMap"),
+            memory_map,
             "Rust start-up & MBI",
         ),
-        (
-            "boot-info",
-            at("MemoryMap"),
-            at("CommandLine"),
-            "command line",
-        ),
-        ("frequency", at("CommandLine"), at("Frequency"), "frequency"),
-        (
-            "elf",
-            at("Frequency"),
-            at("Kernel"),
-            "ELF inspection & placement",
-        ),
+        ("boot-info", memory_map, command_line, "command line"),
+        ("frequency", command_line, frequency, "frequency"),
+        ("elf", frequency, kernel, "ELF inspection & placement"),
     ];
     for (id, start, end, name) in windows {
         if let (Some(start), Some(end)) = (start, end) {
@@ -186,12 +182,16 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
 
     // Each segment: copied, then zeroed, then its event is sent. Segments are
     // numbered from 1 in load order (the order of their PT_LOAD headers).
-    let segments = events.iter().filter(|e| e.name == "SegmentLoaded");
-    for (index, event) in (1..).zip(segments) {
-        let copy = event.u64("copy_ticks").unwrap_or(0);
-        let zero = event.u64("zero_ticks").unwrap_or(0);
+    let segments = events.iter().filter_map(|e| match e.kind {
+        LoaderEvent::SegmentLoaded {
+            copy_ticks,
+            zero_ticks,
+            ..
+        } => Some((e.timestamp, copy_ticks, zero_ticks)),
+        _ => None,
+    });
+    for (index, (end, copy, zero)) in (1..).zip(segments) {
         let name = format!("segment {index}");
-        let end = event.timestamp;
         let stage = b.push(
             "segment",
             name,
@@ -221,43 +221,44 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         stage.children = vec![copy_stage, zero_stage];
     }
 
-    if let Some(event) = first(events, "Relocated") {
-        let ticks = event.u64("ticks").unwrap_or(0);
-        b.push_measured("relocation", "relocation".into(), event.timestamp, ticks);
+    if let Some((end, ticks)) =
+        first!(events, |e| LoaderEvent::Relocated { ticks, .. } => (e.timestamp, *ticks))
+    {
+        b.push_measured("relocation", "relocation".into(), end, ticks);
     }
-    if let Some(event) = first(events, "DeviceTree") {
-        let ticks = event.u64("ticks").unwrap_or(0);
-        b.push_measured("device-tree", "device tree".into(), event.timestamp, ticks);
+    if let Some((end, ticks)) =
+        first!(events, |e| LoaderEvent::DeviceTree { ticks, .. } => (e.timestamp, *ticks))
+    {
+        b.push_measured("device-tree", "device tree".into(), end, ticks);
     }
-    if let Some(event) = first(events, "PageTables") {
+    let page_tables =
+        first!(events, |e| LoaderEvent::PageTables { ticks, .. } => (e.timestamp, *ticks));
+    if let Some((sent, ticks)) = page_tables {
         // At `debug`, one `Mapping` event per mapping is sent between the measured
         // work and `PageTables`: the work ends at the first of them.
         let end = events
             .iter()
-            .filter(|e| e.name == "Mapping" && e.timestamp >= b.cursor)
+            .filter(|e| matches!(e.kind, LoaderEvent::Mapping { .. }) && e.timestamp >= b.cursor)
             .map(|e| e.timestamp)
             .min()
-            .map_or(event.timestamp, |t| t.min(event.timestamp));
-        let ticks = event.u64("ticks").unwrap_or(0);
+            .map_or(sent, |t| t.min(sent));
         b.push_measured("page-tables", "page tables".into(), end, ticks);
     }
 
-    let hand_over = first(events, "HandOver");
-    let terminal = events
-        .iter()
-        .find(|e| e.name == "Refused" || e.name == "CpuException");
-    let loader_end = if let Some(event) = hand_over {
+    let hand_over = at!(LoaderEvent::HandOver { .. });
+    let terminal =
+        first!(events, |e| LoaderEvent::Refused { .. } | LoaderEvent::CpuException { .. } => e);
+    let loader_end = if let Some(jump) = hand_over {
         // The jump itself: the event's time is read as its frame starts, and only
         // the jump follows the frame.
-        let jump = event.timestamp;
-        if let Some(start) = at("PageTables") {
+        if let Some((start, _)) = page_tables {
             b.push("hand-over", "hand-over".into(), start, jump, false);
         }
         jump
     } else if let Some(event) = terminal {
         // The stage that failed: the one after the last complete stage, from its end
         // to the refusal or the exception.
-        let how = if event.name == "Refused" {
+        let how = if matches!(event.kind, LoaderEvent::Refused { .. }) {
             "refused"
         } else {
             "exception"
@@ -309,7 +310,7 @@ pub fn summary_name(id: &str) -> &'static str {
     match id {
         "mode-switch" => "mode switch",
         "rust-start-up" => "start-up",
-        "boot-info" => "memory map",
+        "boot-info" => "command line",
         "frequency" => "frequency",
         "elf" => "ELF",
         "segment" => "copy",

@@ -23,7 +23,7 @@ static mut PAGE_TABLE_ARENA: [PageTable; PAGE_TABLE_ARENA_PAGES] =
     [const { PageTable::new() }; PAGE_TABLE_ARENA_PAGES];
 
 /// The kernel's stack: the ABI asks for 32 KiB, zeroed and identity mapped.
-pub const KERNEL_STACK_SIZE: usize = 32 * 1024;
+pub const KERNEL_STACK_SIZE: usize = rusty_loader::bootinfo::KERNEL_STACK_SIZE as usize;
 #[repr(C, align(4096))]
 struct KernelStack([u8; KERNEL_STACK_SIZE]);
 #[unsafe(link_section = ".noinit.kernel_stack")]
