@@ -4,8 +4,8 @@
 //!
 //! - Kernels give all RAM above their image to their frame allocator, so everything
 //!   the kernel still reads after the hand-over (the loader image with the page
-//!   tables, stack, boot info, FDT and GDT in its .bss; the MBI; QEMU's command-line
-//!   buffer) must lie below the kernel.
+//!   tables, stack, boot info, FDT and GDT; the MBI; QEMU's command-line buffer)
+//!   must lie below the kernel.
 //! - Kernels 0.6–0.10 fail on any existing mapping at or above the kernel's end
 //!   rounded up to 2 MiB, so nothing is mapped there.
 //! - Kernels with ACPI fail if page 0, the EBDA or 0xE0000–0xFFFFF is mapped, and SMP

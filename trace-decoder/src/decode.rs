@@ -16,6 +16,13 @@ use crate::frame::{self, Arg, ArgReader, FrameError, Table, Tag};
 /// contract's.
 pub const TRACE_FORMAT: u64 = wire::FORMAT_VERSION as u64;
 
+/// The warning for a stream of another trace format than this decoder's, if it is.
+pub fn format_mismatch(format: u64) -> Option<String> {
+    (format != TRACE_FORMAT).then(|| {
+        format!("trace format {format}, this decoder knows format {TRACE_FORMAT}: fields may be misread")
+    })
+}
+
 /// One decoded loader event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {

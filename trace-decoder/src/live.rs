@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rusty_loader::wire::{Level, LoaderEvent};
 
-use crate::decode::{Event, FrameDecoder, LinePiece, TraceTable, TRACE_FORMAT};
+use crate::decode::{format_mismatch, Event, FrameDecoder, LinePiece, TraceTable};
 use crate::frame::FrameError;
 use crate::report::format::{escape_text, push_escaped, Paint};
 use crate::report::BootRecord;
@@ -170,6 +170,10 @@ impl<'t> Session<'t> {
                 out(Output::Text(&text));
             }
             Piece::Frame(frame) => self.frame(&frame, now, out),
+            Piece::Oversized(_) => {
+                self.frames += 1;
+                self.malformed(FrameError::TooLong, out);
+            }
         }
     }
 
@@ -245,10 +249,8 @@ impl<'t> Session<'t> {
             )));
             return false;
         }
-        if format != TRACE_FORMAT {
-            out(Output::Warning(format!(
-                "trace format {format}, this decoder knows format {TRACE_FORMAT}: fields may be misread"
-            )));
+        if let Some(warning) = format_mismatch(format) {
+            out(Output::Warning(warning));
         }
         self.status = TraceStatus::Decoded { verified: true };
         self.record.host.loader_start.get_or_insert(now);

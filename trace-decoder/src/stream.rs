@@ -4,6 +4,12 @@
 //! a frame's closing `00` to the next `FF 00`. The demultiplexer works on arbitrary
 //! chunks, as bytes arrive from a pipe.
 
+use rusty_loader::wire::FRAME_MARKER;
+
+/// The marker's two bytes, as match patterns.
+const MARKER_FIRST: u8 = FRAME_MARKER[0];
+const MARKER_SECOND: u8 = FRAME_MARKER[1];
+
 /// One piece of the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
@@ -11,7 +17,15 @@ pub enum Piece {
     Text(Vec<u8>),
     /// One encoded frame, without the marker and without its closing `00`.
     Frame(Vec<u8>),
+    /// A frame longer than any the loader writes ([`MAX_FRAME`] bytes), dropped
+    /// unread so that a stream without frame ends cannot fill the reader's memory:
+    /// how many bytes it had.
+    Oversized(usize),
 }
+
+/// An encoded frame longer than this cannot decode to a frame the decoder accepts
+/// (every encoded byte decodes to at least one), so it is dropped as it arrives.
+pub const MAX_FRAME: usize = crate::frame::MAX_FRAME;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -19,6 +33,8 @@ enum State {
     /// An `FF` was seen in text; a `00` next starts a frame.
     MarkerStart,
     Frame,
+    /// Inside a frame that grew past [`MAX_FRAME`]: bytes are counted, not kept.
+    Oversized,
 }
 
 /// Incremental demultiplexer: feed it bytes, receive pieces.
@@ -27,6 +43,8 @@ pub struct Demux {
     state: State,
     text: Vec<u8>,
     frame: Vec<u8>,
+    /// Bytes of the oversized frame so far.
+    dropped: usize,
 }
 
 impl Default for Demux {
@@ -41,6 +59,7 @@ impl Demux {
             state: State::Text,
             text: Vec::new(),
             frame: Vec::new(),
+            dropped: 0,
         }
     }
 
@@ -49,15 +68,15 @@ impl Demux {
     pub fn feed(&mut self, bytes: &[u8], out: &mut impl FnMut(Piece)) {
         for &byte in bytes {
             match (self.state, byte) {
-                (State::Text, 0xFF) => self.state = State::MarkerStart,
+                (State::Text, MARKER_FIRST) => self.state = State::MarkerStart,
                 (State::Text, _) => self.text.push(byte),
-                (State::MarkerStart, 0x00) => {
+                (State::MarkerStart, MARKER_SECOND) => {
                     self.flush_text(out);
                     self.state = State::Frame;
                 }
-                (State::MarkerStart, 0xFF) => self.text.push(0xFF),
+                (State::MarkerStart, MARKER_FIRST) => self.text.push(MARKER_FIRST),
                 (State::MarkerStart, _) => {
-                    self.text.extend_from_slice(&[0xFF, byte]);
+                    self.text.extend_from_slice(&[MARKER_FIRST, byte]);
                     self.state = State::Text;
                 }
                 // A zero right after the marker is an empty frame (the rzcobs encoder
@@ -67,7 +86,17 @@ impl Demux {
                     out(Piece::Frame(std::mem::take(&mut self.frame)));
                     self.state = State::Text;
                 }
+                (State::Frame, _) if self.frame.len() >= MAX_FRAME => {
+                    self.dropped = self.frame.len() + 1;
+                    self.frame = Vec::new();
+                    self.state = State::Oversized;
+                }
                 (State::Frame, _) => self.frame.push(byte),
+                (State::Oversized, 0x00) => {
+                    out(Piece::Oversized(self.dropped));
+                    self.state = State::Text;
+                }
+                (State::Oversized, _) => self.dropped += 1,
             }
         }
         self.flush_text(out);
@@ -84,6 +113,9 @@ impl Demux {
     pub fn finish(mut self, out: &mut impl FnMut(Piece)) -> Option<Vec<u8>> {
         if self.state == State::MarkerStart {
             self.text.push(0xFF);
+        }
+        if self.state == State::Oversized {
+            out(Piece::Oversized(self.dropped));
         }
         self.flush_text(out);
         (self.state == State::Frame && !self.frame.is_empty()).then_some(self.frame)
@@ -124,6 +156,20 @@ mod tests {
             }
         }
         (merged, rest)
+    }
+
+    #[test]
+    fn an_endless_frame_is_dropped_not_kept() {
+        let mut stream = vec![0xFF, 0x00];
+        stream.extend(std::iter::repeat_n(0x11, MAX_FRAME + 10));
+        stream.extend_from_slice(&[0x00, b'o', b'k']);
+        let (whole, rest) = pieces(&[&stream]);
+        assert_eq!(whole, [Piece::Oversized(MAX_FRAME + 10), text(b"ok")]);
+        assert_eq!(rest, None);
+        // Cut off inside it: still reported, nothing kept.
+        let (cut, rest) = pieces(&[&stream[..MAX_FRAME + 5]]);
+        assert_eq!(cut, [Piece::Oversized(MAX_FRAME + 3)]);
+        assert_eq!(rest, None);
     }
 
     fn text(s: &[u8]) -> Piece {

@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use rusty_loader::wire::LoaderEvent;
 
-use crate::decode::{Event, TRACE_FORMAT};
+use crate::decode::{format_mismatch, Event};
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
 pub use outcome::{ExitStatus, Outcome, OutcomeKind};
@@ -334,11 +334,8 @@ impl Report {
 
         let start = first!(events, LoaderEvent::LoaderStart { format, build, mbi } => (*format, *build, *mbi));
         let format = start.map(|(format, _, _)| u64::from(format));
-        if let Some(format) = format.filter(|&f| f != TRACE_FORMAT) {
-            warnings.push(Warning::new(
-                "format",
-                format!("trace format {format}; this decoder knows format {TRACE_FORMAT}"),
-            ));
+        if let Some(warning) = format.and_then(format_mismatch) {
+            warnings.push(Warning::new("format", warning));
         }
         let loader = LoaderInfo {
             format,
