@@ -5,8 +5,9 @@
 //! decoding, command-line splitting, page-table walking and the paging rules, the TLS
 //! layout, the output protocol) are unit-tested on the host with
 //! `cargo test -p test-kernels --lib`. The hardware parts live in [`arch`] (the only
-//! module with `unsafe`), and the run of checks in `kernel`, which exists only with
-//! the `bare-metal` feature that the kernel binaries are built with.
+//! modules with `unsafe`), and the run of checks in `checks` (one file per check
+//! group), which exists only with the `bare-metal` feature that the kernel binaries
+//! are built with. `checks` uses `arch`, never the other way round.
 //!
 //! # The kernels
 //!
@@ -81,11 +82,11 @@
 
 pub mod arch;
 pub mod bootinfo;
+#[cfg(feature = "bare-metal")]
+pub mod checks;
 pub mod cmdline;
 pub mod elf;
 pub mod fdt;
-#[cfg(feature = "bare-metal")]
-pub mod kernel;
 pub mod mbi;
 pub mod notes;
 pub mod paging;
