@@ -69,8 +69,10 @@
 //!
 //! # Building
 //!
-//! The exact commands are at the top of `test-kernels/Cargo.toml` and in
-//! `test-kernels/build.sh`.
+//! `cargo xtask build` builds the kernels into `target/test-kernels/<profile>/`; the
+//! flags, the target and the post-link `EI_OSABI` patch are defined once, in
+//! `xtask/src/build.rs`. `xtask/tests/kernel_images.rs` checks the ELF shape of each
+//! (type, notes, `PT_TLS`, relocation kinds).
 
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -1,8 +1,12 @@
 //! Building the bare-metal binaries (the loader and the test kernels) on the host
-//! target, following `shared/docs/bare-metal-build.md`: explicit `--target` so the
-//! rustflags reach only the target crates, `panic = abort` through the profile
-//! environment, and a target directory per flavour so their flags never thrash each
-//! other's cache.
+//! target, the only one the toolchain has (no `x86_64-unknown-none`, no `rust-src`
+//! for `-Zbuild-std`), as freestanding binaries: explicit `--target` so the
+//! rustflags reach only the target crates and not build scripts or proc-macros,
+//! `panic = abort` through the profile environment, and a target directory per
+//! flavour so their flags never thrash each other's cache.
+//!
+//! This file is the one definition of those flags; the test kernels' `Cargo.toml`
+//! and docs point here.
 
 use std::path::{Path, PathBuf};
 
