@@ -17,6 +17,7 @@
 //! | `legacy-dyn` | `ET_DYN` static PIE | HERMIT (entry version 4) only | no | older kernels (0.6–0.10) |
 //! | `legacy-v2` | `ET_DYN` static PIE | HERMIT (entry version 2, kernel 0.6.0) only | yes | older kernels (0.6–0.10); boot info without device tree, no FDT checks |
 //! | `hello-exec` | `ET_EXEC` at 0x800000 | HERMIT (entry version 4) only | yes | older kernels (0.6–0.10) |
+//! | `big-dyn` | `ET_DYN` static PIE, 576 KiB of data and 2304 more relocations ([`bulk`]) | as `hello-dyn` | yes | newer kernels (0.11+) |
 //!
 //! `hello-exec` carries no ABI tag: position-dependent kernels at 0x800000 are what
 //! the older generation looks like, so the loader must treat it as one.
@@ -39,8 +40,10 @@
 //!   `mem=<start>-<end>` per usable (type 1) MBI memory-map region,
 //!   `fdt-mem=<start>-<end>` per FDT memory node, `fs-base=` (kernels with TLS),
 //!   `cr3=`, `page-tables=<n> pages-4k=<n> pages-2m=<n> pages-1g=<n>` (counts in
-//!   decimal), and `stack-used=` (the kernel's own deepest stack use). Later facts are
-//!   missing if an earlier check failed.
+//!   decimal), then the facts of the kernel's own extra group (`big-dyn`:
+//!   `bulk=<start>-<end>` and `bulk-pointers=<n>` in decimal), and `stack-used=` (the
+//!   kernel's own deepest stack use). Later facts are missing if an earlier check
+//!   failed.
 //! - `tk: check=<group>` after each group of checks passed.
 //! - `tk: ok` last, then the kernel writes 1 to port 0xf4 (QEMU exits with 3).
 //! - `tk: FAIL <check>: <detail>` on the first failed check, then the kernel writes its
@@ -54,8 +57,8 @@
 //! | 2 | 5 | bootinfo | `bootinfo-pointer` (rdi non-zero, 8-aligned), `serial-port` (0x3f8), `platform` (0 = Multiboot), `phys-range` (0, 0), `mbi-address`, `fdt-address` (non-zero; entry version 2 has no such field), `image-range` (non-empty), `bootinfo-below-image` |
 //! | 3 | 7 | cpu-state | `rsi-zero`, `interrupts-off` (RFLAGS.IF), `long-mode` (CR0.PE/PG, CR4.PAE, EFER.LME/LMA) |
 //! | 4 | 9 | stack | `stack-aligned` (rsp at entry 4 KiB aligned), `stack-zeroed` (the 32 KiB not yet used by the kernel), `stack-below-image`, `stack-headroom` (the kernel itself left 8 KiB of the stack unused) |
-//! | 5 | 11 | image | `image-start` (= the kernel's own ELF header, `__ehdr_start`), `elf-header`, `elf-type`, `image-placement` (`ET_DYN`: non-zero 2 MiB boundary; `ET_EXEC`: 0x800000, no bias), `image-range` (= first `PT_LOAD` .. end of the last, moved by the bias; end may be rounded up to 4 KiB), `own-code-in-image`, `entry-point` (e_entry + bias = `_start`), `data-copied` (a `.data` static) |
-//! | 6 | 13 | relocation | `relocated-early` (checked in `_start` before any call, reported with port I/O alone: Rust code calls through the GOT, so it cannot run without relocations), `relocated-pointer`, `relocated-slice`, `relocated-fn-table` (statics holding addresses equal the addresses taken PC-relative) |
+//! | 5 | 11 | image | `image-start` (= the kernel's own ELF header, `__ehdr_start`), `elf-header`, `elf-type`, `image-placement` (`ET_DYN`: non-zero 2 MiB boundary; `ET_EXEC`: 0x800000, no bias), `image-range` (= first `PT_LOAD` .. end of the last, moved by the bias; end may be rounded up to 4 KiB), `own-code-in-image`, `entry-point` (e_entry + bias = `_start`), `data-copied` (a `.data` static); big-dyn: `bulk-data-copied` (every word of its bulk data) |
+//! | 6 | 13 | relocation | `relocated-early` (checked in `_start` before any call, reported with port I/O alone: Rust code calls through the GOT, so it cannot run without relocations), `relocated-pointer`, `relocated-slice`, `relocated-fn-table` (statics holding addresses equal the addresses taken PC-relative); big-dyn: `relocated-bulk-table` (each of its 2304 references points at its word) |
 //! | 7 | 15 | bss | `bss-zeroed` (a 64 KiB static), `bss-writable` |
 //! | 8 | 17 | tls | `tls-fields` (boot info = `PT_TLS` moved by the bias, or zeros without TLS), `tls-layout`, `tls-offsets`, `tls-fs-self`, `tls-fs-data`, `tls-fs-bss`, `tls-fs-write` (FS base on a variant II block built from the boot info's TLS image) |
 //! | 9 | 19 | cmdline | `cmdline-pointer`, `mbi-cmdline-flag`, `cmdline-terminated`, `cmdline-matches-mbi` (boot info bytes = the MBI's NUL-terminated command line), `cmdline-below-image` |
@@ -84,6 +87,7 @@
 
 pub mod arch;
 pub mod bootinfo;
+pub mod bulk;
 #[cfg(feature = "bare-metal")]
 pub mod checks;
 pub mod cmdline;

@@ -277,15 +277,19 @@ pub struct TestKernels {
     pub legacy_v2: PathBuf,
     /// ET_EXEC linked at 0x800000.
     pub hello_exec: PathBuf,
+    /// hello-dyn plus the bulk of a real application (576 KiB of data, 2304 more
+    /// RELATIVE relocations), checked from inside.
+    pub big_dyn: PathBuf,
 }
 
 impl TestKernels {
-    pub fn all(&self) -> [&PathBuf; 4] {
+    pub fn all(&self) -> [&PathBuf; 5] {
         [
             &self.hello_dyn,
             &self.legacy_dyn,
             &self.legacy_v2,
             &self.hello_exec,
+            &self.big_dyn,
         ]
     }
 }
@@ -305,7 +309,7 @@ fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBu
         CargoBuild {
             action,
             package: "test-kernels",
-            bins: &["hello-dyn", "legacy-dyn", "legacy-v2"],
+            bins: &["hello-dyn", "legacy-dyn", "legacy-v2", "big-dyn"],
             features: "bare-metal",
             profile,
             target_dir: &root.join("target/bare-metal/kernels-pie"),
@@ -363,6 +367,7 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
         legacy_dyn: install(&pie, "legacy-dyn")?,
         legacy_v2: install(&pie, "legacy-v2")?,
         hello_exec: install(&exec, "hello-exec")?,
+        big_dyn: install(&pie, "big-dyn")?,
     })
 }
 

@@ -149,6 +149,42 @@ fn hello_exec_boots_on_microvm() {
     assert_eq!(parse_range(report.one("image")).0, 0x80_0000);
 }
 
+/// big-dyn's bulk: inside the image, and as many references as a real application
+/// has relocations (the kernel itself checked every word and reference).
+fn check_bulk(report: &KernelReport) {
+    let (image_start, image_end) = parse_range(report.one("image"));
+    let (bulk_start, bulk_end) = parse_range(report.one("bulk"));
+    assert!(
+        image_start <= bulk_start && bulk_end <= image_end,
+        "bulk {bulk_start:#x}-{bulk_end:#x} outside the image {image_start:#x}-{image_end:#x}"
+    );
+    assert!(bulk_end - bulk_start >= 500_000);
+    let pointers: u64 = report.one("bulk-pointers").parse().unwrap();
+    assert!(pointers >= 2000, "{pointers} references");
+}
+
+#[test]
+fn big_dyn_boots_on_pc() {
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.big_dyn, Machine::Pc),
+        "big-dyn",
+    );
+    check_dyn_placement(&report);
+    check_fdt_memory(&report);
+    check_bulk(&report);
+}
+
+#[test]
+fn big_dyn_boots_on_microvm() {
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.big_dyn, Machine::Microvm),
+        "big-dyn",
+    );
+    check_dyn_placement(&report);
+    check_fdt_memory(&report);
+    check_bulk(&report);
+}
+
 #[test]
 fn boots_without_append() {
     let config = config(&artifacts().kernels.hello_dyn);

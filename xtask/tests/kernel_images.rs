@@ -13,7 +13,9 @@
 //! - `PT_TLS` with the kernels' TLS (16 bytes of `.tdata`, 80 in all, aligned to 32)
 //!   or none;
 //! - relocations: only `R_X86_64_RELATIVE` in a static PIE, no `DT_NEEDED`; none at
-//!   all in the `ET_EXEC` kernel.
+//!   all in the `ET_EXEC` kernel;
+//! - big-dyn the size of a real Hermit application: at least 500 KB of `PT_LOAD`
+//!   file bytes and 2000 relocations.
 
 mod common;
 
@@ -207,5 +209,37 @@ fn hello_exec_is_linked_at_0x800000() {
             abi_tag: None,
             tls: true,
         },
+    );
+}
+
+#[test]
+fn big_dyn_is_the_size_of_a_real_application() {
+    let expected = Expected {
+        kind: Kind::Dyn,
+        entry_version: 4,
+        abi_tag: Some([6, 0, 13, 0]),
+        tls: true,
+    };
+    let bytes = check_image(&artifacts().kernels.big_dyn, &expected);
+    let elf = Elf::parse(&bytes).unwrap();
+    let loads: Vec<_> = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD)
+        .collect();
+    let file_bytes: u64 = loads.iter().map(|p| p.p_filesz).sum();
+    // A Hermit 0.6.9 hello world: ~870 KB file, 4 segments, ~570 KB copied, ~2245
+    // relocations.
+    assert!(file_bytes >= 500_000, "{file_bytes} bytes of PT_LOAD");
+    assert!(loads.len() >= 4, "{} PT_LOADs", loads.len());
+    let relative = elf
+        .dynrelas
+        .iter()
+        .filter(|r| r.r_type == R_X86_64_RELATIVE)
+        .count();
+    assert!(relative >= 2000, "{relative} R_X86_64_RELATIVE relocations");
+    println!(
+        "big-dyn: {} PT_LOADs, {file_bytes} file bytes, {relative} relocations",
+        loads.len()
     );
 }

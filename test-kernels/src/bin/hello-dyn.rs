@@ -22,4 +22,5 @@ const SPEC: Spec = Spec {
     generation: Generation::Newer,
     entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: Some(tls_offsets),
+    extra_group: None,
 };

@@ -20,4 +20,5 @@ const SPEC: Spec = Spec {
     generation: Generation::Older,
     entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: None,
+    extra_group: None,
 };

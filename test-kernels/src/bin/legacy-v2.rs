@@ -21,4 +21,5 @@ const SPEC: Spec = Spec {
     generation: Generation::Older,
     entry_version: 2,
     tls: Some(tls_offsets),
+    extra_group: None,
 };

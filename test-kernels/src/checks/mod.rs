@@ -24,6 +24,7 @@
 
 mod boot_info;
 mod bss;
+pub mod bulk;
 mod command_line;
 mod cpu;
 mod device_tree;
@@ -86,6 +87,9 @@ pub struct Spec {
     /// `hermit_note!(SPEC.entry_version)` places the note): it decides the boot-info
     /// layout, and version 2 has no device tree.
     pub entry_version: u8,
+    /// A group only this kernel runs, after the common ones (before the stack
+    /// headroom is measured, so that it counts): [`bulk::run`] for big-dyn.
+    pub extra_group: Option<fn(&mut Context)>,
 }
 
 /// Bytes of the boot stack the loader provides.
@@ -170,6 +174,9 @@ pub fn start(spec: &'static Spec, entry: EntryState) -> ! {
     }
     tls::run(ctx, &own);
     page_tables::run(ctx, &regions);
+    if let Some(extra_group) = spec.extra_group {
+        extra_group(ctx);
+    }
     stack::check_headroom(ctx);
     report::ok(&mut ctx.out);
     port::exit(EXIT_SUCCESS)
