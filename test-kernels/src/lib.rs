@@ -18,6 +18,7 @@
 //! | `legacy-v2` | `ET_DYN` static PIE | HERMIT (entry version 2, kernel 0.6.0) only | yes | older kernels (0.6–0.10); boot info without device tree, no FDT checks |
 //! | `hello-exec` | `ET_EXEC` at 0x800000 | HERMIT (entry version 4) only | yes | older kernels (0.6–0.10) |
 //! | `big-dyn` | `ET_DYN` static PIE, 576 KiB of data and 2304 more relocations ([`bulk`]) | as `hello-dyn` | yes | newer kernels (0.11+) |
+//! | `calibrating` | `ET_DYN` static PIE; then finds its TSC frequency like Hermit 0.6–0.10 ([`frequency`]) | HERMIT (entry version 3, kernels 0.6.1–0.6.9) only | yes | older kernels (0.6–0.10) |
 //!
 //! `hello-exec` carries no ABI tag: position-dependent kernels at 0x800000 are what
 //! the older generation looks like, so the loader must treat it as one.
@@ -25,8 +26,9 @@
 //! # Output protocol
 //!
 //! Everything goes to COM1 (0x3f8), one line at a time, `\n`-terminated.
-//! `hello-dyn` first prints a greeting line without prefix; every other line starts
-//! with `tk: `:
+//! `hello-dyn` first prints a greeting line without prefix, and `calibrating` prints
+//! Hermit's warning "Could not determine the processor frequency! Guess a frequency
+//! of 2Ghz!" when it had to guess; every other line starts with `tk: `:
 //!
 //! - `tk: <key>=<value>`: a fact. Numbers are lowercase hexadecimal with `0x` and no
 //!   padding; ranges are `<start>-<end>` with the end exclusive. Byte strings (the
@@ -41,9 +43,11 @@
 //!   `fdt-mem=<start>-<end>` per FDT memory node, `fs-base=` (kernels with TLS),
 //!   `cr3=`, `page-tables=<n> pages-4k=<n> pages-2m=<n> pages-1g=<n>` (counts in
 //!   decimal), then the facts of the kernel's own extra group (`big-dyn`:
-//!   `bulk=<start>-<end>` and `bulk-pointers=<n>` in decimal), and `stack-used=` (the
-//!   kernel's own deepest stack use). Later facts are missing if an earlier check
-//!   failed.
+//!   `bulk=<start>-<end>` and `bulk-pointers=<n>` in decimal; `calibrating`:
+//!   `freq_source=cmdline|pit|guess`, `freq_mhz=<MHz>` and `calibration_us=<µs the
+//!   detection took, by the TSC and the frequency found>`, in decimal), and
+//!   `stack-used=` (the kernel's own deepest stack use). Later facts are missing if
+//!   an earlier check failed.
 //! - `tk: check=<group>` after each group of checks passed.
 //! - `tk: ok` last, then the kernel writes 1 to port 0xf4 (QEMU exits with 3).
 //! - `tk: FAIL <check>: <detail>` on the first failed check, then the kernel writes its
@@ -61,7 +65,7 @@
 //! | 6 | 13 | relocation | `relocated-early` (checked in `_start` before any call, reported with port I/O alone: Rust code calls through the GOT, so it cannot run without relocations), `relocated-pointer`, `relocated-slice`, `relocated-fn-table` (statics holding addresses equal the addresses taken PC-relative); big-dyn: `relocated-bulk-table` (each of its 2304 references points at its word) |
 //! | 7 | 15 | bss | `bss-zeroed` (a 64 KiB static), `bss-writable` |
 //! | 8 | 17 | tls | `tls-fields` (boot info = `PT_TLS` moved by the bias, or zeros without TLS), `tls-layout`, `tls-offsets`, `tls-fs-self`, `tls-fs-data`, `tls-fs-bss`, `tls-fs-write` (FS base on a variant II block built from the boot info's TLS image) |
-//! | 9 | 19 | cmdline | `cmdline-pointer`, `mbi-cmdline-flag`, `cmdline-terminated`, `cmdline-matches-mbi` (boot info bytes = the MBI's NUL-terminated command line), `cmdline-below-image` |
+//! | 9 | 19 | cmdline | `cmdline-pointer`, `mbi-cmdline-flag`, `cmdline-terminated`, `cmdline-matches-mbi` (boot info bytes = the MBI's NUL-terminated command line), `cmdline-below-image`; calibrating: `freq-arg` (a `-freq` without a `u16` value) |
 //! | 10 | 21 | memory | `mbi-below-image`, `mbi-header`, `mmap-flag`, `mmap-entries`, `mmap-usable`, `image-in-usable-ram` |
 //! | 11 | 23 | fdt (not for entry version 2) | `fdt-header` (magic, version, size), `fdt-below-image`, `fdt-structure`, `fdt-memory` (one memory node per usable MBI region, same range), `fdt-bootargs` (= the command line) |
 //! | 12 | 25 | paging | `bootinfo-mapped`, `image-mapped` (writable), `stack-mapped` (writable), `mbi-mapped`, `mmap-mapped`, `cmdline-mapped`, `fdt-mapped` (each identity-mapped; also used when a read finds a page missing), `pml4-ps-bit`, `nx-without-nxe`, `page-0-unmapped`, `ebda-unmapped` (0x9f000 and the page at the end of low RAM), `bios-area-unmapped` (0xe0000–0xfffff, no large page either), `smp-trampoline-4k` (no large page covers 0x8000); newer: `tables-identity-mapped`, `no-1gib-pages`; older: `recursive-pml4` (`PML4[511]` → PML4, present, writable), `recursive-read` (0xffff_ffff_ffff_f000 reads the PML4), `nothing-above-image` (nothing from the image end rounded up to 2 MiB to the end of the lower half) |
@@ -93,6 +97,7 @@ pub mod checks;
 pub mod cmdline;
 pub mod elf;
 pub mod fdt;
+pub mod frequency;
 pub mod mbi;
 pub mod notes;
 pub mod paging;

@@ -280,16 +280,20 @@ pub struct TestKernels {
     /// hello-dyn plus the bulk of a real application (576 KiB of data, 2304 more
     /// RELATIVE relocations), checked from inside.
     pub big_dyn: PathBuf,
+    /// Older generation, entry version 3, ET_DYN with TLS: finds its TSC frequency
+    /// like Hermit 0.6–0.10 (`-freq`, else the PIT, else a guess).
+    pub calibrating: PathBuf,
 }
 
 impl TestKernels {
-    pub fn all(&self) -> [&PathBuf; 5] {
+    pub fn all(&self) -> [&PathBuf; 6] {
         [
             &self.hello_dyn,
             &self.legacy_dyn,
             &self.legacy_v2,
             &self.hello_exec,
             &self.big_dyn,
+            &self.calibrating,
         ]
     }
 }
@@ -309,7 +313,13 @@ fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBu
         CargoBuild {
             action,
             package: "test-kernels",
-            bins: &["hello-dyn", "legacy-dyn", "legacy-v2", "big-dyn"],
+            bins: &[
+                "hello-dyn",
+                "legacy-dyn",
+                "legacy-v2",
+                "big-dyn",
+                "calibrating",
+            ],
             features: "bare-metal",
             profile,
             target_dir: &root.join("target/bare-metal/kernels-pie"),
@@ -368,6 +378,7 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
         legacy_v2: install(&pie, "legacy-v2")?,
         hello_exec: install(&exec, "hello-exec")?,
         big_dyn: install(&pie, "big-dyn")?,
+        calibrating: install(&pie, "calibrating")?,
     })
 }
 

@@ -213,6 +213,19 @@ fn hello_exec_is_linked_at_0x800000() {
 }
 
 #[test]
+fn calibrating_declares_entry_version_3_like_kernel_0_6() {
+    check_image(
+        &artifacts().kernels.calibrating,
+        &Expected {
+            kind: Kind::Dyn,
+            entry_version: 3,
+            abi_tag: None,
+            tls: true,
+        },
+    );
+}
+
+#[test]
 fn big_dyn_is_the_size_of_a_real_application() {
     let expected = Expected {
         kind: Kind::Dyn,

@@ -78,3 +78,12 @@ pub fn code_segment() -> u16 {
     unsafe { asm!("mov {0:x}, cs", out(reg) v, options(nomem, nostack, preserves_flags)) }
     v
 }
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: reads the TSC into eax:edx; CR4.TSD is clear at ring 0 anyway, and no
+    // memory is touched.
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    u64::from(lo) | (u64::from(hi) << 32)
+}

@@ -28,6 +28,7 @@ pub mod bulk;
 mod command_line;
 mod cpu;
 mod device_tree;
+pub mod frequency;
 mod image;
 mod mbi;
 mod memory;
@@ -88,7 +89,8 @@ pub struct Spec {
     /// layout, and version 2 has no device tree.
     pub entry_version: u8,
     /// A group only this kernel runs, after the common ones (before the stack
-    /// headroom is measured, so that it counts): [`bulk::run`] for big-dyn.
+    /// headroom is measured, so that it counts): [`bulk::run`] for big-dyn,
+    /// [`frequency::run`] for calibrating.
     pub extra_group: Option<fn(&mut Context)>,
 }
 
@@ -105,7 +107,7 @@ pub struct Context {
     pub tables: IdentityTables,
     /// CR3 as the loader left it.
     pub cr3: u64,
-    /// Where facts and verdicts go.
+    /// Where facts go ([`verdict`] writes failures itself).
     pub out: Serial,
     /// The boot info, as checked by the `bootinfo` group.
     pub boot_info: BootInfo,
