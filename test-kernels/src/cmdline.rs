@@ -1,6 +1,7 @@
-//! Splitting the command line the way a Hermit kernel does for its application: the
-//! first word is the image path (the loader's file name under QEMU), kernel options
-//! follow, and the words after a lone `--` are the application's arguments.
+//! Splitting the command line the way a Hermit kernel does: the first word is the
+//! image path (the loader's file name under QEMU), kernel options follow (of which
+//! the kernels read `-freq <MHz>`), and the words after a lone `--` are the
+//! application's arguments.
 //!
 //! Quoting is not interpreted: the test harness passes plain words, and a kernel
 //! that printed quoted words differently from the host's truth would show it.
@@ -26,6 +27,43 @@ pub fn app_args(cmdline: &[u8]) -> impl Iterator<Item = &[u8]> {
     // Advance past the separator; if there is none the iterator is already empty.
     let found = all.by_ref().any(|w| w == b"--");
     all.filter(move |_| found)
+}
+
+/// What is wrong with a `-freq` option. Hermit kernels 0.6–0.10 panic on either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreqArgError {
+    /// `-freq` is the last kernel option: no value follows.
+    MissingValue,
+    /// The value is not a decimal number from 0 to 65535.
+    NotAnMhzValue,
+}
+
+impl FreqArgError {
+    /// A short description for failure messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FreqArgError::MissingValue => "-freq needs a value",
+            FreqArgError::NotAnMhzValue => "the -freq value is not a number of MHz from 0 to 65535",
+        }
+    }
+}
+
+/// The value of the kernel option `-freq <MHz>`, read as Hermit kernels 0.6–0.10 read
+/// it: among the words before `--`, `-freq` takes the next word as a `u16`; a later
+/// `-freq` overrides an earlier one. `None` without the option.
+pub fn freq_mhz(cmdline: &[u8]) -> Result<Option<u16>, FreqArgError> {
+    let mut kernel_words = words(cmdline).take_while(|&w| w != b"--");
+    let mut mhz = None;
+    while let Some(word) = kernel_words.next() {
+        if word == b"-freq" {
+            let value = kernel_words.next().ok_or(FreqArgError::MissingValue)?;
+            let parsed = core::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse().ok());
+            mhz = Some(parsed.ok_or(FreqArgError::NotAnMhzValue)?);
+        }
+    }
+    Ok(mhz)
 }
 
 #[cfg(test)]
@@ -61,5 +99,30 @@ mod tests {
         assert_eq!(args("l\t--\n a  b"), [&b"a"[..], b"b"]);
         assert_eq!(image_path(b""), None);
         assert_eq!(image_path(b"   "), None);
+    }
+
+    #[test]
+    fn freq_option() {
+        let freq = |c: &str| freq_mhz(c.as_bytes());
+        assert_eq!(freq("rusty-loader -freq 2800 -- a b"), Ok(Some(2800)));
+        assert_eq!(freq("rusty-loader -freq 2300"), Ok(Some(2300)));
+        assert_eq!(freq("rusty-loader "), Ok(None));
+        assert_eq!(freq("rusty-loader -ip 10.0.5.3 -- a"), Ok(None));
+        // After "--" the words are the application's, not the kernel's.
+        assert_eq!(freq("rusty-loader -- -freq 2800"), Ok(None));
+        assert_eq!(freq("l -freq 1000 -freq 3000"), Ok(Some(3000)));
+        assert_eq!(freq("l -freq 0"), Ok(Some(0)));
+        assert_eq!(freq("l\t-freq\n65535"), Ok(Some(65535)));
+    }
+
+    #[test]
+    fn bad_freq_values() {
+        let freq = |c: &str| freq_mhz(c.as_bytes());
+        assert_eq!(freq("l -freq"), Err(FreqArgError::MissingValue));
+        assert_eq!(freq("l -freq -- a"), Err(FreqArgError::MissingValue));
+        assert_eq!(freq("l -freq 65536"), Err(FreqArgError::NotAnMhzValue));
+        assert_eq!(freq("l -freq 2.8GHz"), Err(FreqArgError::NotAnMhzValue));
+        assert_eq!(freq("l -freq -1"), Err(FreqArgError::NotAnMhzValue));
+        assert_eq!(freq_mhz(b"l -freq \xff"), Err(FreqArgError::NotAnMhzValue));
     }
 }

@@ -20,6 +20,18 @@ pub struct Layout {
     pub thread_pointer: u64,
 }
 
+/// The link-time `fs:` offsets of a kernel's TLS variables (see [`crate::tls_image!`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsOffsets {
+    /// Offset of the first `.tdata` word, which holds [`TDATA_WORDS`]`[0]`.
+    pub data: i64,
+    /// Offset of the 64-byte `.tbss` variable.
+    pub bss: i64,
+}
+
+/// The two words of `.tdata` the kernels with TLS carry.
+pub const TDATA_WORDS: [u64; 2] = [0x544c_535f_4441_5441, !0x544c_535f_4441_5441];
+
 /// Bytes of TCB the kernels set up: the self pointer.
 pub const TCB_SIZE: u64 = 8;
 

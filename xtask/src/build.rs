@@ -1,8 +1,12 @@
 //! Building the bare-metal binaries (the loader and the test kernels) on the host
-//! target, following `shared/docs/bare-metal-build.md`: explicit `--target` so the
-//! rustflags reach only the target crates, `panic = abort` through the profile
-//! environment, and a target directory per flavour so their flags never thrash each
-//! other's cache.
+//! target, the only one the toolchain has (no `x86_64-unknown-none`, no `rust-src`
+//! for `-Zbuild-std`), as freestanding binaries: explicit `--target` so the
+//! rustflags reach only the target crates and not build scripts or proc-macros,
+//! `panic = abort` through the profile environment, and a target directory per
+//! flavour so their flags never thrash each other's cache.
+//!
+//! This file is the one definition of those flags; the test kernels' `Cargo.toml`
+//! and docs point here.
 
 use std::path::{Path, PathBuf};
 
@@ -283,15 +287,23 @@ pub struct TestKernels {
     pub legacy_v2: PathBuf,
     /// ET_EXEC linked at 0x800000.
     pub hello_exec: PathBuf,
+    /// hello-dyn plus the bulk of a real application (576 KiB of data, 2304 more
+    /// RELATIVE relocations), checked from inside.
+    pub big_dyn: PathBuf,
+    /// Older generation, entry version 3, ET_DYN with TLS: finds its TSC frequency
+    /// like Hermit 0.6–0.10 (`-freq`, else the PIT, else a guess).
+    pub calibrating: PathBuf,
 }
 
 impl TestKernels {
-    pub fn all(&self) -> [&PathBuf; 4] {
+    pub fn all(&self) -> [&PathBuf; 6] {
         [
             &self.hello_dyn,
             &self.legacy_dyn,
             &self.legacy_v2,
             &self.hello_exec,
+            &self.big_dyn,
+            &self.calibrating,
         ]
     }
 }
@@ -311,7 +323,13 @@ fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBu
         CargoBuild {
             action,
             package: "test-kernels",
-            bins: &["hello-dyn", "legacy-dyn", "legacy-v2"],
+            bins: &[
+                "hello-dyn",
+                "legacy-dyn",
+                "legacy-v2",
+                "big-dyn",
+                "calibrating",
+            ],
             features: "bare-metal",
             profile,
             target_dir: &root.join("target/bare-metal/kernels-pie"),
@@ -369,6 +387,8 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
         legacy_dyn: install(&pie, "legacy-dyn")?,
         legacy_v2: install(&pie, "legacy-v2")?,
         hello_exec: install(&exec, "hello-exec")?,
+        big_dyn: install(&pie, "big-dyn")?,
+        calibrating: install(&pie, "calibrating")?,
     })
 }
 

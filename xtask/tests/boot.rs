@@ -7,13 +7,17 @@
 mod common;
 
 use common::{artifacts, boot, config, parse_range, KernelReport};
-use xtask::qemu::{Machine, QemuConfig};
+use xtask::qemu::{Captured, Machine, QemuConfig};
 
 const TWO_MIB: u64 = 2 << 20;
 
 /// Boots and checks everything a good boot must show; returns the report.
 fn check_good_boot(config: &QemuConfig, kernel_name: &str) -> KernelReport {
-    let run = boot(config);
+    check_good_run(config, &boot(config), kernel_name)
+}
+
+/// Checks everything a good boot must show in a run of `config`.
+fn check_good_run(config: &QemuConfig, run: &Captured, kernel_name: &str) -> KernelReport {
     let serial = run.serial_text();
     assert_eq!(
         run.status,
@@ -147,6 +151,94 @@ fn hello_exec_boots_on_microvm() {
         "hello-exec",
     );
     assert_eq!(parse_range(report.one("image")).0, 0x80_0000);
+}
+
+/// big-dyn's bulk: inside the image, and as many references as a real application
+/// has relocations (the kernel itself checked every word and reference).
+fn check_bulk(report: &KernelReport) {
+    let (image_start, image_end) = parse_range(report.one("image"));
+    let (bulk_start, bulk_end) = parse_range(report.one("bulk"));
+    assert!(
+        image_start <= bulk_start && bulk_end <= image_end,
+        "bulk {bulk_start:#x}-{bulk_end:#x} outside the image {image_start:#x}-{image_end:#x}"
+    );
+    assert!(bulk_end - bulk_start >= 500_000);
+    let pointers: u64 = report.one("bulk-pointers").parse().unwrap();
+    assert!(pointers >= 2000, "{pointers} references");
+}
+
+#[test]
+fn big_dyn_boots_on_pc() {
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.big_dyn, Machine::Pc),
+        "big-dyn",
+    );
+    check_dyn_placement(&report);
+    check_fdt_memory(&report);
+    check_bulk(&report);
+}
+
+#[test]
+fn big_dyn_boots_on_microvm() {
+    let report = check_good_boot(
+        &machine_config(&artifacts().kernels.big_dyn, Machine::Microvm),
+        "big-dyn",
+    );
+    check_dyn_placement(&report);
+    check_fdt_memory(&report);
+    check_bulk(&report);
+}
+
+/// Boots the calibrating kernel; returns its report and its whole serial text.
+fn calibrating_boot(machine: Machine, append: Option<&str>) -> (KernelReport, String) {
+    let mut config = config(&artifacts().kernels.calibrating);
+    config.machine = machine;
+    config.append = append.map(str::to_string);
+    let run = boot(&config);
+    let report = check_good_run(&config, &run, "calibrating");
+    check_dyn_placement(&report);
+    (report, run.serial_text())
+}
+
+fn decimal(report: &KernelReport, key: &str) -> u64 {
+    let value = report.one(key);
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}={value} is not decimal"))
+}
+
+/// The TSC-based durations below follow from the arithmetic, not from the machine's
+/// speed: the PIT measurement spans three 100 Hz ticks and its MHz are truncated, so
+/// the span divided by them is at least 30,000 µs; the guess comes after 120,000,000
+/// TSC ticks without a tick, i.e. at least 60,000 µs at the guessed 2,000 MHz.
+#[test]
+fn calibrating_measures_against_the_pit_on_pc() {
+    let (report, _) = calibrating_boot(Machine::Pc, Some("-- first second"));
+    assert_eq!(report.one("freq_source"), "pit");
+    assert!(decimal(&report, "freq_mhz") > 0);
+    assert!(decimal(&report, "calibration_us") >= 30_000);
+}
+
+#[test]
+fn calibrating_takes_freq_from_its_command_line_on_pc() {
+    let (report, _) = calibrating_boot(Machine::Pc, Some("-freq 2300"));
+    assert_eq!(report.one("freq_source"), "cmdline");
+    assert_eq!(decimal(&report, "freq_mhz"), 2300);
+    decimal(&report, "calibration_us");
+}
+
+#[test]
+fn calibrating_guesses_without_a_pit_on_microvm() {
+    let (report, serial) = calibrating_boot(Machine::Microvm, None);
+    assert_eq!(report.one("freq_source"), "guess");
+    assert_eq!(decimal(&report, "freq_mhz"), 2000);
+    assert!(decimal(&report, "calibration_us") >= 60_000);
+    assert!(
+        serial
+            .lines()
+            .any(|l| l == "Could not determine the processor frequency! Guess a frequency of 2Ghz!"),
+        "Hermit's warning\n{serial}"
+    );
 }
 
 #[test]

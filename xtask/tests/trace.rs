@@ -293,6 +293,18 @@ fn hello_exec_trace_matches_the_truth() {
     assert_eq!(relocated, 0);
 }
 
+/// The kernel the loader's copy and relocation times are measured on: every one of
+/// its relocations traced, on microvm (where nothing else costs much).
+#[test]
+fn big_dyn_trace_matches_the_truth_on_microvm() {
+    let app = &artifacts().kernels.big_dyn;
+    let config = traced_config(app, Machine::Microvm);
+    let traced = traced_boot(&config);
+    check_trace(app, &config, &traced);
+    let relocated = one(&traced.decoded.events, "Relocated");
+    assert!(num(relocated, "relative") >= 2000);
+}
+
 #[test]
 fn trace_stays_small() {
     let app = &artifacts().kernels.hello_dyn;

@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use test_kernels::kernel::{Generation, Kind, Spec};
+use test_kernels::checks::{Generation, Kind, Spec};
 
 test_kernels::hermit_note!(SPEC.entry_version);
 test_kernels::abi_tag_note!(0, 13, 0);
@@ -22,4 +22,5 @@ const SPEC: Spec = Spec {
     generation: Generation::Newer,
     entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: Some(tls_offsets),
+    extra_group: None,
 };

@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use test_kernels::kernel::{Generation, Kind, Spec};
+use test_kernels::checks::{Generation, Kind, Spec};
 
 test_kernels::hermit_note!(SPEC.entry_version);
 test_kernels::entry_point!(SPEC);
@@ -20,4 +20,5 @@ const SPEC: Spec = Spec {
     generation: Generation::Older,
     entry_version: test_kernels::notes::ENTRY_VERSION,
     tls: None,
+    extra_group: None,
 };

@@ -8,7 +8,7 @@
 #![no_std]
 #![no_main]
 
-use test_kernels::kernel::{Generation, Kind, Spec};
+use test_kernels::checks::{Generation, Kind, Spec};
 
 test_kernels::hermit_note!(SPEC.entry_version);
 test_kernels::tls_image!();
@@ -21,4 +21,5 @@ const SPEC: Spec = Spec {
     generation: Generation::Older,
     entry_version: 2,
     tls: Some(tls_offsets),
+    extra_group: None,
 };
