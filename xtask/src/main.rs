@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use trace_decoder::color::ColorChoice;
+use trace_decoder::outputs::{write_file, ReportFiles};
+use trace_decoder::report::Report;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
 use xtask::qemu::{self, Machine, QemuConfig};
@@ -152,9 +155,9 @@ struct TraceArgs {
     /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
-    /// Colour: auto, always or never (NO_COLOR is honoured).
-    #[arg(long, value_name = "WHEN", default_value = "auto")]
-    color: String,
+    /// Colour: auto, always or never (`auto`: on a terminal, unless NO_COLOR is set).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 fn main() -> ExitCode {
@@ -271,19 +274,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn use_color(when: &str) -> Result<bool> {
-    use std::io::IsTerminal;
-    Ok(match when {
-        "always" => true,
-        "never" => false,
-        "auto" => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
-        other => anyhow::bail!("--color takes auto, always or never, not {other:?}"),
-    })
-}
-
 fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
     use xtask::trace as t;
-    let color = use_color(&args.color)?;
+    let color = args.color.enabled_for(&std::io::stdout());
     let max_regression = t::parse_percent(&args.max_regression)?;
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
     let qemu = qemu::find_qemu(args.boot.qemu.as_deref())?;
@@ -299,7 +292,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         None => build::build_test_kernels(sh, profile)?.hello_dyn,
     };
     t::check_app(&app)?;
-    let table = t::load_table(&loader.elf)?;
+    let table = trace_decoder::loader_elf::load_table(&loader.elf)?;
     let mut append = args.boot.append.clone().unwrap_or_default();
     if !args.app_args.is_empty() {
         append = format!("{append} -- {}", args.app_args.join(" "))
@@ -335,14 +328,9 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
 
     if args.runs == 1 && args.baseline.is_none() {
         // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
-        // worth printing, so the first one does not end xtask (a second one does).
-        static INTERRUPTED: std::sync::atomic::AtomicBool =
-            std::sync::atomic::AtomicBool::new(false);
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                std::process::exit(130);
-            }
-        });
+        // worth printing, so the first one only stops the boot (a second one ends
+        // xtask).
+        trace_decoder::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = t::trace_once(
@@ -351,36 +339,32 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             timeout,
             Some(t::Live {
                 out: &mut out,
-                style: trace_decoder::live::LineStyle {
-                    color,
-                    wrap_at: std::io::IsTerminal::is_terminal(&std::io::stdout())
-                        .then_some(trace_decoder::report::format::TERMINAL_WIDTH),
-                },
+                style: trace_decoder::consumer::line_style(
+                    args.color,
+                    std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                ),
             }),
         )?;
         drop(out);
         if let Some(path) = &args.save {
-            t::write_file(path, &run.raw)?;
+            write_file(path, "the raw stream", &run.raw)?;
         }
-        let report = trace_decoder::report::Report::build(&run.record);
+        let report = Report::build(&run.record);
         println!();
         print!("{}", report.render_text(color));
-        if let Some(path) = &args.json {
-            t::write_file(path, report.to_json())?;
+        ReportFiles {
+            json: args.json.clone(),
+            chrome_trace: args.chrome_trace.clone(),
+            svg: args.svg.clone(),
         }
-        if let Some(path) = &args.chrome_trace {
-            t::write_file(path, report.to_chrome_trace())?;
-        }
-        if let Some(path) = &args.svg {
-            t::write_file(path, report.to_svg())?;
-        }
+        .write(&report)?;
         if run.timed_out {
             eprintln!(
                 "error: QEMU did not finish within {} s and was stopped",
                 args.boot.timeout
             );
         }
-        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        if run.interrupted {
             eprintln!("interrupted: the report covers what arrived before Ctrl-C");
             return Ok(ExitCode::from(130));
         }
@@ -435,7 +419,11 @@ fn profile_runs(
         );
     }
     if let Some(path) = &args.json {
-        t::write_file(path, profile::profile_json(&stats, args.runs, unit))?;
+        write_file(
+            path,
+            "the profile",
+            profile::profile_json(&stats, args.runs, unit),
+        )?;
     }
     let Some(baseline) = &args.baseline else {
         return Ok(ExitCode::SUCCESS);
