@@ -1,7 +1,7 @@
 //! rusty-trace's library: decoding the loader's boot trace from a serial stream and
 //! building reports from it, and everything the two command lines that show it
 //! (`rusty-trace` and `cargo xtask trace`) share: reading a live stream, showing it
-//! as it arrives, colour, the loader ELF and output files.
+//! as it arrives, colour, the loader ELF, output files and boot profiles.
 
 pub mod build_id;
 pub mod color;
@@ -11,6 +11,7 @@ pub mod input;
 pub mod live;
 pub mod loader_elf;
 pub mod outputs;
+pub mod profile;
 pub mod pump;
 pub mod report;
 pub mod stream;

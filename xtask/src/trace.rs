@@ -2,7 +2,8 @@
 //! print the reports; `--runs` repeats the boot and prints per-stage statistics;
 //! `--baseline` compares with an earlier run and fails on a regression. QEMU runs
 //! through [`crate::qemu::run`], its serial output goes through the decoder library's
-//! live consumer ([`trace_decoder::consumer`]).
+//! live consumer ([`trace_decoder::consumer`]), and the statistics are the library's
+//! ([`trace_decoder::profile`]).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -132,65 +133,6 @@ fn kvm_usable_with(device: &Path, modules: &Path) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// Parses `10%` or `10` as a fraction (0.10).
-pub fn parse_percent(text: &str) -> Result<f64> {
-    let number = text.trim().trim_end_matches('%');
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("not a percentage: {text}"))?;
-    if !(0.0..=10_000.0).contains(&value) {
-        bail!("percentage out of range: {text}");
-    }
-    Ok(value / 100.0)
-}
-
-/// The duration of every stage of a report (sub-stages too, as `stage / sub-stage`),
-/// in microseconds, or in ticks when the TSC frequency is unknown; plus the whole
-/// loader as `loader total`.
-pub fn stage_times(
-    report: &trace_decoder::report::Report,
-) -> (crate::profile::StageTimes, &'static str) {
-    let timeline = &report.timeline;
-    let in_us = timeline.loader_us.is_some();
-    let amount = |us: Option<f64>, ticks: u64| {
-        if in_us {
-            us.unwrap_or(0.0)
-        } else {
-            ticks as f64
-        }
-    };
-    let mut times = Vec::new();
-    for stage in &timeline.stages {
-        times.push((
-            stage.name.clone(),
-            amount(stage.duration_us, stage.duration_ticks),
-        ));
-        for child in &stage.children {
-            // Some sub-stages name their parent already ("segment 1 copy").
-            let name = if child.name.starts_with(&stage.name) {
-                child.name.clone()
-            } else {
-                format!("{} / {}", stage.name, child.name)
-            };
-            times.push((name, amount(child.duration_us, child.duration_ticks)));
-        }
-    }
-    times.push((
-        "loader total".to_string(),
-        amount(timeline.loader_us, timeline.loader_ticks),
-    ));
-    (times, if in_us { "us" } else { "ticks" })
-}
-
-/// A duration for the statistics table.
-pub fn format_amount(value: f64, unit: &str) -> String {
-    match unit {
-        "us" if value >= 1000.0 => format!("{:.2} ms", value / 1000.0),
-        "us" => format!("{value:.1} us"),
-        _ => format!("{value:.0} tk"),
-    }
 }
 
 #[cfg(test)]

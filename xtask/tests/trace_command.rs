@@ -260,3 +260,25 @@ fn ctrl_c_stops_the_boot_and_prints_the_report_of_what_arrived() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_bad_baseline_or_threshold_is_refused_before_anything_boots() {
+    // Not JSON at all: refused with the file named, before QEMU is even looked for.
+    let output = xtask(&[
+        "trace",
+        "--qemu",
+        "/nonexistent/qemu-system-x86_64",
+        "--baseline",
+        "Cargo.toml",
+    ]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("Cargo.toml is not a usable baseline: the baseline is not JSON"),
+        "{shown}"
+    );
+    let output = xtask(&["trace", "--runs", "2", "--max-regression", "ten"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("not a percentage"), "{shown}");
+}
