@@ -1,9 +1,10 @@
 //! `rusty-trace`: reads rusty-loader's serial stream (live from QEMU, or recorded),
 //! passes the kernel's text through as it arrives, shows each boot-trace event as one
-//! line, and ends with a report. Everything else lives in the library: decoding
-//! ([`trace_decoder::live::Session`]), reading and showing a live stream
-//! ([`trace_decoder::consumer`]), the loader ELF, output files. This file is the
-//! command line: options, choosing the input, what goes where, exit codes.
+//! line, and ends with a report; or, with `--baseline` or `--save-profile`, reads one
+//! boot per input and profiles their stages. Everything else lives in the library:
+//! decoding ([`trace_decoder::live::Session`]), reading and showing a live stream
+//! ([`trace_decoder::consumer`]), the loader ELF, output files, profiles. This file
+//! is the command line: options, choosing the input, what goes where, exit codes.
 //!
 //! Where things go:
 //!
@@ -14,13 +15,15 @@
 //! | report (not with `--no-report`) | stdout | stdout (JSON only) |
 //! | warnings and errors | stderr | stderr |
 //!
-//! Exit codes (also in `--help`):
+//! With `--baseline` or `--save-profile` only the statistics and the comparison go to
+//! stdout. Exit codes (also in `--help`):
 //!
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | a trace was decoded: the boot handed over, was refused, or stopped early |
 //! | 1 | no trace in the input, a trace from another loader build, or the input (or an output) could not be read or written |
-//! | 2 | usage error, or no usable loader ELF (missing, not an ELF, stripped, not a rusty-loader, built without tracing) |
+//! | 2 | usage error, no usable loader ELF (missing, not an ELF, stripped, not a rusty-loader, built without tracing), or no usable baseline |
+//! | 3 | a stage is slower than the `--baseline` allows |
 //! | 130 | interrupted (Ctrl-C) |
 //!
 //! QEMU's status given with `--status` goes into the report, not into the exit code:
@@ -29,18 +32,20 @@
 
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use trace_decoder::color::ColorChoice;
 use trace_decoder::consumer::{line_style, Console, ConsoleStyle, Consumed, LiveConsumer};
 use trace_decoder::decode::TraceTable;
-use trace_decoder::input;
+use trace_decoder::input::{self, Input};
 use trace_decoder::live::{Session, TraceStatus};
-use trace_decoder::outputs::ReportFiles;
+use trace_decoder::outputs::{write_file, ReportFiles};
+use trace_decoder::profile::{Baseline, Comparison, Profile, StageTimes};
 use trace_decoder::pump::{stop_on_ctrl_c, InputEnd};
 use trace_decoder::report::format::Paint;
+use trace_decoder::report::outcome::OutcomeKind;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 const EXAMPLES: &str = "\
@@ -60,17 +65,26 @@ Examples:
   # Only the kernel's text, frames removed.
   rusty-trace --quiet --no-report boot.bin > kernel.txt
 
+  # Per-stage statistics of three recorded boots, kept as a profile; later, new
+  # recordings checked against it (exit status 3 when a stage got slower).
+  rusty-trace --save-profile profile.json boot1.bin boot2.bin boot3.bin
+  rusty-trace --baseline profile.json --max-regression 10% new1.bin new2.bin
+
 Outputs: with --format text, the kernel's text, the event lines and the report go to
 stdout; with --format json, stdout carries only the JSON report and the text and event
 lines go to stderr. Warnings and errors always go to stderr. Text is written as it
-arrives, flushed whenever the input pauses.
+arrives, flushed whenever the input pauses. With --baseline or --save-profile, stdout
+carries only the per-stage statistics (min, median, max, spread over the inputs) and
+the comparison with the baseline.
 
 Exit status:
   0  a trace was decoded (the boot handed over, was refused, or stopped early)
   1  no trace in the input, a trace from another loader build, or unreadable input
-     (or unwritable output)
-  2  usage error, or no usable loader ELF (missing, not an ELF, stripped, not a
-     rusty-loader, built without tracing)
+     (or unwritable output); with --baseline or --save-profile also an input whose
+     boot did not hand over to the kernel
+  2  usage error, no usable loader ELF (missing, not an ELF, stripped, not a
+     rusty-loader, built without tracing), or no usable baseline
+  3  a stage is slower than the --baseline by more than --max-regression
   130  interrupted (Ctrl-C): reading stopped, and the report covers what arrived
 QEMU's status given with --status appears in the report; it never becomes
 rusty-trace's exit status, since QEMU's own codes (1 = kernel failure, the loader's
@@ -91,9 +105,10 @@ refusal codes) would be confused with the ones above.";
     after_help = EXAMPLES,
 )]
 struct Cli {
-    /// The serial stream: a file, or `-` for standard input (the default).
+    /// The serial stream: a file, or `-` for standard input (the default). Several
+    /// only with --baseline or --save-profile, one boot each.
     #[arg(value_name = "INPUT")]
-    input: Option<PathBuf>,
+    inputs: Vec<PathBuf>,
     /// The loader ELF with its defmt table. Default: the newest of
     /// target/x86_64/{release,debug}/rusty-loader.elf in this directory or the
     /// nearest parent that has one.
@@ -121,6 +136,29 @@ struct Cli {
     /// .status file).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     status: Option<i32>,
+    /// Compare the inputs' per-stage times (one boot each, their medians) with a
+    /// profile written by --save-profile or `cargo xtask trace --runs N --json`; exit
+    /// status 3 when a stage is slower than --max-regression allows. Shows the
+    /// statistics and the comparison instead of the live output and the report.
+    #[arg(long, value_name = "PROFILE", conflicts_with_all = PER_BOOT_OUTPUTS)]
+    baseline: Option<PathBuf>,
+    /// How much slower than the --baseline a stage may be (a stage slower by 20 µs or
+    /// less never counts: that is noise).
+    #[arg(long, value_name = "PERCENT", default_value = "10%", requires = "baseline",
+          value_parser = parse_percent)]
+    max_regression: f64,
+    /// Write the inputs' per-stage statistics (one boot each) to FILE as a profile,
+    /// the baseline for a later --baseline. Shows the statistics instead of the live
+    /// output and the report.
+    #[arg(long, value_name = "FILE", conflicts_with_all = PER_BOOT_OUTPUTS)]
+    save_profile: Option<PathBuf>,
+}
+
+/// The options that show or write one boot, which a profile of several does not.
+const PER_BOOT_OUTPUTS: [&str; 4] = ["format", "chrome_trace", "svg", "status"];
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -144,7 +182,7 @@ impl Fatal {
         }
     }
 
-    /// Exit code 2: usage or loader-ELF problems.
+    /// Exit code 2: usage, loader-ELF or baseline problems.
     fn setup(message: impl ToString) -> Fatal {
         Fatal {
             code: 2,
@@ -178,6 +216,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Fatal> {
+    let profiling = cli.baseline.is_some() || cli.save_profile.is_some();
+    if cli.inputs.len() > 1 && !profiling {
+        return Err(Fatal::setup(
+            "several inputs are read only with --baseline or --save-profile (one boot each); decode one stream at a time",
+        ));
+    }
+    // A bad baseline is refused before any input is read.
+    let baseline = cli
+        .baseline
+        .as_deref()
+        .map(Baseline::read)
+        .transpose()
+        .map_err(|e| Fatal::setup(format!("{e:#}")))?;
     let elf = match &cli.elf {
         Some(path) => path.clone(),
         None => {
@@ -192,7 +243,12 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
         }
     };
     let table = trace_decoder::loader_elf::load_table(&elf).map_err(Fatal::setup)?;
-    decode_one(cli, &Decoder { table, elf })
+    let decoder = Decoder { table, elf };
+    if profiling {
+        profile(cli, &decoder, baseline.as_ref())
+    } else {
+        decode_one(cli, &decoder)
+    }
 }
 
 /// The loader ELF's table, and where it came from for messages.
@@ -246,7 +302,7 @@ impl Decoder {
 
 /// One stream, shown live, then its report.
 fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
-    let input = input::open(cli.input.as_deref()).map_err(Fatal::input)?;
+    let input = input::open(cli.inputs.first().map(PathBuf::as_path)).map_err(Fatal::input)?;
     let live_on_stdout = cli.format == Format::Text;
     let live_terminal = if live_on_stdout {
         io::stdout().is_terminal()
@@ -332,4 +388,83 @@ fn write_reports<O: io::Write, E: io::Write>(
     }
     console.write_stdout(text.as_bytes());
     Ok(())
+}
+
+/// `--baseline` and `--save-profile`: each input one boot, decoded without showing
+/// it; their per-stage statistics, kept and compared.
+fn profile(cli: &Cli, decoder: &Decoder, baseline: Option<&Baseline>) -> Result<(), Fatal> {
+    let paths: Vec<Option<&Path>> = if cli.inputs.is_empty() {
+        vec![None]
+    } else {
+        cli.inputs.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let mut boots = Vec::new();
+    for path in paths {
+        let input = input::open(path).map_err(Fatal::input)?;
+        boots.push(boot_times(cli, decoder, input)?);
+    }
+    let profile = Profile::from_boots(&boots).map_err(Fatal::input)?;
+    let mut text = profile.render_table();
+    if let Some(path) = &cli.save_profile {
+        write_file(path, "the profile", profile.to_json()).map_err(Fatal::setup)?;
+    }
+    let mut verdict = Ok(());
+    if let Some(baseline) = baseline {
+        let comparison = Comparison::new(&profile, baseline, cli.max_regression)
+            .map_err(|e| Fatal::setup(format!("{e:#}")))?;
+        text.push('\n');
+        text.push_str(&comparison.render());
+        if comparison.regressions() > 0 {
+            verdict = Err(Fatal {
+                code: 3,
+                message: comparison.verdict(),
+            });
+        } else {
+            text.push_str(&comparison.verdict());
+            text.push('\n');
+        }
+    }
+    let mut stdout = io::stdout().lock();
+    match io::Write::write_all(&mut stdout, text.as_bytes())
+        .and_then(|()| io::Write::flush(&mut stdout))
+    {
+        Ok(()) => verdict,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Fatal::input("")),
+        Err(e) => Err(Fatal::input(format!("cannot write the output: {e}"))),
+    }
+}
+
+/// One input's stage times: its boot must have handed over to the kernel, or its
+/// stages would not compare with a whole boot's.
+fn boot_times(cli: &Cli, decoder: &Decoder, input: Input) -> Result<StageTimes, Fatal> {
+    // Nothing of the stream is shown but its warnings, each naming the input.
+    let console = Console::new(
+        io::sink(),
+        io::stderr(),
+        ConsoleStyle {
+            live_on_stdout: true,
+            events: false,
+            line: Default::default(),
+            warning_prefix: format!("rusty-trace: {}: ", input.name),
+            warning_color: cli.color.enabled_for(&io::stderr()),
+        },
+    );
+    let mut consumer = LiveConsumer::new(Session::new(&decoder.table), console);
+    let end = consumer.consume(input.reader);
+    let Consumed { status, record, .. } = consumer.finish(None);
+    if let InputEnd::ReadError(error) = end {
+        return Err(Fatal::input(format!(
+            "reading {} failed: {error}",
+            input.name
+        )));
+    }
+    decoder.check_found(status, &record, &input.name)?;
+    let report = Report::build(&record);
+    if report.outcome.kind != OutcomeKind::HandedOver {
+        return Err(Fatal::input(format!(
+            "{}: the boot did not hand over to the kernel, so its stage times do not compare with a whole boot's: {}",
+            input.name, report.outcome.message
+        )));
+    }
+    Ok(StageTimes::of(&report))
 }

@@ -2,8 +2,9 @@
 //! spread), a small versioned JSON file to keep them, and the comparison of a new
 //! profile with such a file (a baseline) that flags the stages slower than allowed.
 //!
-//! `cargo xtask trace --runs N` builds a profile from fresh boots and prints, writes
-//! and compares it through this module. The file:
+//! `cargo xtask trace --runs N` builds a profile from fresh boots, `rusty-trace` from
+//! recorded streams (one boot each); both print, write and compare it the same way
+//! through this module. The file:
 //!
 //! ```json
 //! {"schema": "rusty-loader/boot-profile", "version": 1, "unit": "us", "runs": 3,
@@ -250,7 +251,7 @@ impl Baseline {
     pub fn parse(text: &str) -> Result<Baseline> {
         let value: Value = serde_json::from_str(text).context("the baseline is not JSON")?;
         if value["schema"] != SCHEMA {
-            bail!("the baseline is not a boot profile (write one with `cargo xtask trace --runs N --json FILE`)");
+            bail!("the baseline is not a boot profile (write one with `cargo xtask trace --runs N --json FILE` or `rusty-trace --save-profile FILE`)");
         }
         if value["version"] != VERSION {
             bail!(
