@@ -1,8 +1,10 @@
 //! `rusty-trace`: reads rusty-loader's serial stream (live from QEMU, or recorded),
 //! passes the kernel's text through as it arrives, shows each boot-trace event as one
-//! line, and ends with a report. All decoding lives in the library
-//! ([`trace_decoder::live::Session`]); this file is the command line: options,
-//! finding the loader ELF, reading the input, writing the outputs, exit codes.
+//! line, and ends with a report; or, with `--baseline` or `--save-profile`, reads one
+//! boot per input and profiles their stages. Everything else lives in the library:
+//! decoding ([`trace_decoder::live::Session`]), reading and showing a live stream
+//! ([`trace_decoder::consumer`]), the loader ELF, output files, profiles. This file
+//! is the command line: options, choosing the input, what goes where, exit codes.
 //!
 //! Where things go:
 //!
@@ -13,33 +15,37 @@
 //! | report (not with `--no-report`) | stdout | stdout (JSON only) |
 //! | warnings and errors | stderr | stderr |
 //!
-//! Exit codes (also in `--help`):
+//! With `--baseline` or `--save-profile` only the statistics and the comparison go to
+//! stdout. Exit codes (also in `--help`):
 //!
 //! | code | meaning |
 //! | --- | --- |
 //! | 0 | a trace was decoded: the boot handed over, was refused, or stopped early |
 //! | 1 | no trace in the input, a trace from another loader build, or the input (or an output) could not be read or written |
-//! | 2 | usage error, or no usable loader ELF (missing, not an ELF, stripped, not a rusty-loader, built without tracing) |
+//! | 2 | usage error, no usable loader ELF (missing, not an ELF, stripped, not a rusty-loader, built without tracing), or no usable baseline |
+//! | 3 | a stage is slower than the `--baseline` allows |
+//! | 130 | interrupted (Ctrl-C) |
 //!
 //! QEMU's status given with `--status` goes into the report, not into the exit code:
 //! QEMU's own codes (1 for a kernel failure, the loader's refusal codes) would be
 //! indistinguishable from the ones above.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Read, Write};
-use std::os::fd::AsFd;
+use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use trace_decoder::build_id::BUILD_ID_SYMBOL;
+use trace_decoder::color::ColorChoice;
+use trace_decoder::consumer::{line_style, Console, ConsoleStyle, Consumed, LiveConsumer};
 use trace_decoder::decode::TraceTable;
-use trace_decoder::live::{push_event_line, LineStyle, Output, Session, TraceStatus};
-use trace_decoder::report::format::{Paint, TERMINAL_WIDTH};
+use trace_decoder::input::{self, Input};
+use trace_decoder::live::{Session, TraceStatus};
+use trace_decoder::outputs::{write_file, ReportFiles};
+use trace_decoder::profile::{Baseline, Comparison, Profile, StageTimes};
+use trace_decoder::pump::{stop_on_ctrl_c, InputEnd};
+use trace_decoder::report::format::Paint;
+use trace_decoder::report::outcome::OutcomeKind;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 
 const EXAMPLES: &str = "\
@@ -59,17 +65,26 @@ Examples:
   # Only the kernel's text, frames removed.
   rusty-trace --quiet --no-report boot.bin > kernel.txt
 
+  # Per-stage statistics of three recorded boots, kept as a profile; later, new
+  # recordings checked against it (exit status 3 when a stage got slower).
+  rusty-trace --save-profile profile.json boot1.bin boot2.bin boot3.bin
+  rusty-trace --baseline profile.json --max-regression 10% new1.bin new2.bin
+
 Outputs: with --format text, the kernel's text, the event lines and the report go to
 stdout; with --format json, stdout carries only the JSON report and the text and event
 lines go to stderr. Warnings and errors always go to stderr. Text is written as it
-arrives, flushed whenever the input pauses.
+arrives, flushed whenever the input pauses. With --baseline or --save-profile, stdout
+carries only the per-stage statistics (min, median, max, spread over the inputs) and
+the comparison with the baseline.
 
 Exit status:
   0  a trace was decoded (the boot handed over, was refused, or stopped early)
   1  no trace in the input, a trace from another loader build, or unreadable input
-     (or unwritable output)
-  2  usage error, or no usable loader ELF (missing, not an ELF, stripped, not a
-     rusty-loader, built without tracing)
+     (or unwritable output); with --baseline or --save-profile also an input whose
+     boot did not hand over to the kernel
+  2  usage error, no usable loader ELF (missing, not an ELF, stripped, not a
+     rusty-loader, built without tracing), or no usable baseline
+  3  a stage is slower than the --baseline by more than --max-regression
   130  interrupted (Ctrl-C): reading stopped, and the report covers what arrived
 QEMU's status given with --status appears in the report; it never becomes
 rusty-trace's exit status, since QEMU's own codes (1 = kernel failure, the loader's
@@ -90,9 +105,10 @@ refusal codes) would be confused with the ones above.";
     after_help = EXAMPLES,
 )]
 struct Cli {
-    /// The serial stream: a file, or `-` for standard input (the default).
+    /// The serial stream: a file, or `-` for standard input (the default). Several
+    /// only with --baseline or --save-profile, one boot each.
     #[arg(value_name = "INPUT")]
-    input: Option<PathBuf>,
+    inputs: Vec<PathBuf>,
     /// The loader ELF with its defmt table. Default: the newest of
     /// target/x86_64/{release,debug}/rusty-loader.elf in this directory or the
     /// nearest parent that has one.
@@ -120,26 +136,29 @@ struct Cli {
     /// .status file).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     status: Option<i32>,
+    /// Compare the inputs' per-stage times (one boot each, their medians) with a
+    /// profile written by --save-profile or `cargo xtask trace --runs N --json`; exit
+    /// status 3 when a stage is slower than --max-regression allows. Shows the
+    /// statistics and the comparison instead of the live output and the report.
+    #[arg(long, value_name = "PROFILE", conflicts_with_all = PER_BOOT_OUTPUTS)]
+    baseline: Option<PathBuf>,
+    /// How much slower than the --baseline a stage may be (a stage slower by 20 µs or
+    /// less never counts: that is noise).
+    #[arg(long, value_name = "PERCENT", default_value = "10%", requires = "baseline",
+          value_parser = parse_percent)]
+    max_regression: f64,
+    /// Write the inputs' per-stage statistics (one boot each) to FILE as a profile,
+    /// the baseline for a later --baseline. Shows the statistics instead of the live
+    /// output and the report.
+    #[arg(long, value_name = "FILE", conflicts_with_all = PER_BOOT_OUTPUTS)]
+    save_profile: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
+/// The options that show or write one boot, which a profile of several does not.
+const PER_BOOT_OUTPUTS: [&str; 4] = ["format", "chrome_trace", "svg", "status"];
 
-impl ColorChoice {
-    /// Whether to colour what goes to a stream that is (or is not) a terminal.
-    fn enabled(self, terminal: bool) -> bool {
-        match self {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        }
-    }
+fn parse_percent(text: &str) -> Result<f64, String> {
+    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -156,18 +175,26 @@ struct Fatal {
 
 impl Fatal {
     /// Exit code 1: the input holds no usable trace, or I/O failed.
-    fn input(message: impl Into<String>) -> Fatal {
+    fn input(message: impl ToString) -> Fatal {
         Fatal {
             code: 1,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 
-    /// Exit code 2: usage or loader-ELF problems.
-    fn setup(message: impl Into<String>) -> Fatal {
+    /// Exit code 2: usage, loader-ELF or baseline problems.
+    fn setup(message: impl ToString) -> Fatal {
         Fatal {
             code: 2,
-            message: message.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Exit code 130: Ctrl-C.
+    fn interrupted() -> Fatal {
+        Fatal {
+            code: 130,
+            message: "interrupted: the report covers what arrived before Ctrl-C".into(),
         }
     }
 }
@@ -178,11 +205,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fatal { code, message }) => {
             if !message.is_empty() {
-                let color = cli.color.enabled(io::stderr().is_terminal());
-                eprintln!(
-                    "rusty-trace: {}: {message}",
-                    Paint { on: color }.red("error")
-                );
+                let paint = Paint {
+                    on: cli.color.enabled_for(&io::stderr()),
+                };
+                eprintln!("rusty-trace: {}: {message}", paint.red("error"));
             }
             ExitCode::from(code)
         }
@@ -190,10 +216,25 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Fatal> {
-    let elf_path = match &cli.elf {
+    let profiling = cli.baseline.is_some() || cli.save_profile.is_some();
+    if cli.inputs.len() > 1 && !profiling {
+        return Err(Fatal::setup(
+            "several inputs are read only with --baseline or --save-profile (one boot each); decode one stream at a time",
+        ));
+    }
+    // A bad baseline is refused before any input is read.
+    let baseline = cli
+        .baseline
+        .as_deref()
+        .map(Baseline::read)
+        .transpose()
+        .map_err(|e| Fatal::setup(format!("{e:#}")))?;
+    let elf = match &cli.elf {
         Some(path) => path.clone(),
         None => {
-            let path = find_loader_elf()?;
+            let here = std::env::current_dir()
+                .map_err(|e| Fatal::setup(format!("cannot read the current directory: {e}")))?;
+            let path = trace_decoder::loader_elf::find_loader_elf(&here).map_err(Fatal::setup)?;
             eprintln!(
                 "rusty-trace: using {} (the newest loader ELF found; --elf chooses another)",
                 path.display()
@@ -201,346 +242,142 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
             path
         }
     };
-    let table = load_table(&elf_path)?;
-    let input = open_input(cli.input.as_deref())?;
-    let input_name = input.name.clone();
+    let table = trace_decoder::loader_elf::load_table(&elf).map_err(Fatal::setup)?;
+    let decoder = Decoder { table, elf };
+    if profiling {
+        profile(cli, &decoder, baseline.as_ref())
+    } else {
+        decode_one(cli, &decoder)
+    }
+}
 
-    let mut sink = Sink::new(cli);
-    let mut session = Session::new(&table);
-    let recorded = input.recorded;
-    let end = pump(input.reader, &mut session, &mut sink);
-    let mut emit = |output: Output| sink.output(output);
-    let status = session.status();
-    let mut record = session.finish(cli.status, &mut emit);
-    if recorded {
+/// The loader ELF's table, and where it came from for messages.
+struct Decoder {
+    table: TraceTable,
+    elf: PathBuf,
+}
+
+impl Decoder {
+    /// Whether the session found a trace; if not, why, as the error to exit with.
+    fn check_found(
+        &self,
+        status: TraceStatus,
+        record: &BootRecord,
+        input: &str,
+    ) -> Result<(), Fatal> {
+        match status {
+            TraceStatus::Decoded { .. } => Ok(()),
+            TraceStatus::OtherBuild { stream, elf } => Err(Fatal::input(format!(
+                "the trace in {input} comes from another loader build: the stream says build {stream:#010x}, {} is build {elf:#010x}; pass the ELF of the loader that produced it with --elf",
+                self.elf.display()
+            ))),
+            TraceStatus::NotFound => Err(Fatal::input(self.no_trace_message(record, input))),
+        }
+    }
+
+    /// Why no trace was found, with what would help.
+    fn no_trace_message(&self, record: &BootRecord, input: &str) -> String {
+        let mut message = format!(
+            "no boot trace found in {input} ({} bytes of text passed through; decoded with {}, build {:#010x})",
+            record.text_bytes,
+            self.elf.display(),
+            self.table.build_id()
+        );
+        if record.malformed_frames > 0 {
+            let _ = write!(
+                message,
+                ": none of its {} frames decodes with this ELF, so they probably come from another loader build",
+                record.malformed_frames
+            );
+        } else if record.text_bytes > 0 {
+            message.push_str(
+                ": the loader was built without tracing (--trace-level off), or this is not rusty-loader's serial output",
+            );
+        } else {
+            message.push_str(": the input is empty");
+        }
+        message
+    }
+}
+
+/// One stream, shown live, then its report.
+fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
+    let input = input::open(cli.inputs.first().map(PathBuf::as_path)).map_err(Fatal::input)?;
+    let live_on_stdout = cli.format == Format::Text;
+    let live_terminal = if live_on_stdout {
+        io::stdout().is_terminal()
+    } else {
+        io::stderr().is_terminal()
+    };
+    let console = Console::new(
+        BufWriter::with_capacity(64 * 1024, io::stdout()),
+        BufWriter::new(io::stderr()),
+        ConsoleStyle {
+            live_on_stdout,
+            events: !cli.quiet,
+            line: line_style(cli.color, live_terminal),
+            warning_prefix: "rusty-trace: ".into(),
+            warning_color: cli.color.enabled_for(&io::stderr()),
+        },
+    );
+    // In `qemu | rusty-trace` QEMU gets Ctrl-C too and the input ends anyway; with an
+    // input that does not end, this is how the report still gets written.
+    stop_on_ctrl_c();
+    let mut consumer = LiveConsumer::new(Session::new(&decoder.table), console);
+    let end = consumer.consume(input.reader);
+    let Consumed {
+        status,
+        mut record,
+        mut console,
+    } = consumer.finish(cli.status);
+    if input.recorded {
+        // Arrival times say how fast a file was read, not when QEMU sent it.
         record.host = HostTimes::default();
     }
-    sink.end_of_stream();
-
-    let result = match status {
-        TraceStatus::Decoded { .. } => write_reports(&record, cli, &mut sink),
-        TraceStatus::OtherBuild { stream, elf } => Err(Fatal::input(format!(
-            "the trace in {input_name} comes from another loader build: the stream says build {stream:#010x}, {} is build {elf:#010x}; pass the ELF of the loader that produced it with --elf",
-            elf_path.display()
-        ))),
-        TraceStatus::NotFound => Err(Fatal::input(no_trace_message(
-            &record,
-            &input_name,
-            &elf_path,
-            table.build_id(),
-        ))),
-    };
-    sink.flush();
-    if sink.broken_pipe {
+    let result = decoder
+        .check_found(status, &record, &input.name)
+        .and_then(|()| write_reports(&record, cli, &mut console));
+    console.flush();
+    if console.reader_gone() {
         // The reader of our output went away (`rusty-trace ... | head`): nothing
         // more can be said there, and saying it on stderr would only be noise.
         return Err(Fatal::input(""));
     }
-    if let Some(error) = sink.write_error.take() {
+    if let Some(error) = console.take_write_error() {
         return Err(Fatal::input(format!("cannot write the output: {error}")));
     }
     match end {
-        InputEnd::Complete => result,
+        InputEnd::Complete | InputEnd::Stopped => result,
         InputEnd::ReadError(error) => Err(Fatal::input(format!(
-            "reading {input_name} failed: {error}"
+            "reading {} failed: {error}",
+            input.name
         ))),
-        InputEnd::Interrupted => Err(Fatal {
-            code: 130,
-            message: "interrupted: the report covers what arrived before Ctrl-C".into(),
-        }),
-    }
-}
-
-/// Why no trace was found, with what would help.
-fn no_trace_message(record: &BootRecord, input: &str, elf: &Path, build: u64) -> String {
-    let mut message = format!(
-        "no boot trace found in {input} ({} bytes of text passed through; decoded with {}, build {build:#010x})",
-        record.text_bytes,
-        elf.display()
-    );
-    if record.malformed_frames > 0 {
-        let _ = write!(
-            message,
-            ": none of its {} frames decodes with this ELF, so they probably come from another loader build",
-            record.malformed_frames
-        );
-    } else if record.text_bytes > 0 {
-        message.push_str(
-            ": the loader was built without tracing (--trace-level off), or this is not rusty-loader's serial output",
-        );
-    } else {
-        message.push_str(": the input is empty");
-    }
-    message
-}
-
-/// How long the input must be silent before events held back for their time are
-/// shown without it.
-const STALL: Duration = Duration::from_millis(100);
-const READ_SIZE: usize = 64 * 1024;
-
-/// What reaches the main loop: input, how it ended, or a wake-up for Ctrl-C.
-enum Message {
-    Bytes(Vec<u8>),
-    End,
-    ReadError(io::Error),
-    Interrupted,
-}
-
-/// Set by the first Ctrl-C.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// How the input ended.
-enum InputEnd {
-    /// At its end (or when the output went away).
-    Complete,
-    /// A read error.
-    ReadError(io::Error),
-    /// Ctrl-C: the reader is left behind, the report covers what arrived.
-    Interrupted,
-}
-
-/// Reads the input to its end, feeding the session. A reader thread lets the main
-/// loop notice when the input pauses (to flush, and to let a hung loader's last
-/// events show) without polling, and Ctrl-C stop reading (in `qemu | rusty-trace`
-/// QEMU gets it too and the input ends anyway; with an input that does not end,
-/// this is how the report still gets written).
-fn pump(input: Box<dyn Read + Send>, session: &mut Session, sink: &mut Sink) -> InputEnd {
-    let (sender, receiver) = mpsc::sync_channel::<Message>(16);
-    let interrupt = sender.clone();
-    // Without a handler (one is already set, e.g. in tests) Ctrl-C keeps its
-    // default effect: the process ends at once.
-    let _ = ctrlc::set_handler(move || {
-        if INTERRUPTED.swap(true, Ordering::Relaxed) {
-            // A second Ctrl-C: stop now.
-            std::process::exit(130);
-        }
-        // Wakes the loop if it waits; if the channel is full, the loop is busy and
-        // sees the flag after the message at hand.
-        let _ = interrupt.try_send(Message::Interrupted);
-    });
-    let reader = std::thread::spawn(move || {
-        let mut input = input;
-        loop {
-            let mut buffer = vec![0; READ_SIZE];
-            let message = match input.read(&mut buffer) {
-                Ok(0) => {
-                    let _ = sender.send(Message::End);
-                    break;
-                }
-                Ok(n) => {
-                    buffer.truncate(n);
-                    Message::Bytes(buffer)
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Message::ReadError(e),
-            };
-            let failed = matches!(message, Message::ReadError(_));
-            if sender.send(message).is_err() || failed {
-                break;
-            }
-        }
-    });
-    let mut end = InputEnd::Complete;
-    loop {
-        let message = match receiver.try_recv() {
-            Ok(message) => message,
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                // Nothing more is ready: whatever arrived so far is shown now.
-                sink.flush();
-                match receiver.recv_timeout(STALL) {
-                    Ok(message) => message,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                    Err(RecvTimeoutError::Timeout) => {
-                        session.idle(&mut |output| sink.output(output));
-                        sink.flush();
-                        match receiver.recv() {
-                            Ok(message) => message,
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
-        };
-        match message {
-            Message::Bytes(bytes) => session.feed(&bytes, &mut |output| sink.output(output)),
-            Message::End => break,
-            Message::ReadError(error) => {
-                end = InputEnd::ReadError(error);
-                break;
-            }
-            Message::Interrupted => {}
-        }
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            // The reader may be blocked in a read that never returns: leave it.
-            return InputEnd::Interrupted;
-        }
-        if sink.broken_pipe {
-            break;
-        }
-    }
-    if sink.broken_pipe {
-        // Stop early; the reader thread ends when its next send fails.
-        return end;
-    }
-    // The reader has sent its last message (the Ctrl-C handler keeps a sender, so
-    // the end is a message, not a disconnection).
-    let _ = reader.join();
-    end
-}
-
-/// The session's `Output` turned into bytes on stdout and stderr.
-struct Sink {
-    stdout: BufWriter<io::Stdout>,
-    stderr: BufWriter<io::Stderr>,
-    /// Text and event lines go to stdout (text format) or stderr (JSON format).
-    live_on_stdout: bool,
-    show_events: bool,
-    live_style: LineStyle,
-    warn_color: bool,
-    /// Whether the live stream is at the start of a line (so an event line or the
-    /// report does not start in the middle of the kernel's text).
-    at_line_start: bool,
-    /// The last of the two streams written, to flush it before writing the other:
-    /// otherwise a terminal would show them out of order.
-    last_on_stdout: bool,
-    /// Reused for each event line, so that formatting allocates nothing per event.
-    line: String,
-    write_error: Option<io::Error>,
-    broken_pipe: bool,
-}
-
-impl Sink {
-    fn new(cli: &Cli) -> Sink {
-        let live_on_stdout = cli.format == Format::Text;
-        let live_terminal = if live_on_stdout {
-            io::stdout().is_terminal()
-        } else {
-            io::stderr().is_terminal()
-        };
-        Sink {
-            stdout: BufWriter::with_capacity(64 * 1024, io::stdout()),
-            stderr: BufWriter::new(io::stderr()),
-            live_on_stdout,
-            show_events: !cli.quiet,
-            live_style: LineStyle {
-                color: cli.color.enabled(live_terminal),
-                wrap_at: live_terminal.then_some(TERMINAL_WIDTH),
-            },
-            warn_color: cli.color.enabled(io::stderr().is_terminal()),
-            at_line_start: true,
-            last_on_stdout: true,
-            line: String::new(),
-            write_error: None,
-            broken_pipe: false,
-        }
-    }
-
-    fn output(&mut self, output: Output) {
-        match output {
-            Output::Text(text) => {
-                if let Some(&last) = text.last() {
-                    self.at_line_start = last == b'\n';
-                }
-                self.write(self.live_on_stdout, text);
-            }
-            Output::Event(event, micros) if self.show_events => {
-                let mut line = std::mem::take(&mut self.line);
-                line.clear();
-                if !self.at_line_start {
-                    line.push('\n');
-                }
-                push_event_line(&mut line, event, micros, self.live_style);
-                line.push('\n');
-                self.write(self.live_on_stdout, line.as_bytes());
-                self.at_line_start = true;
-                self.line = line;
-            }
-            Output::Event(..) => {}
-            Output::Warning(message) => {
-                let line = format!(
-                    "rusty-trace: {}: {message}\n",
-                    Paint {
-                        on: self.warn_color
-                    }
-                    .yellow_bold("warning")
-                );
-                self.write(false, line.as_bytes());
-            }
-        }
-    }
-
-    /// Called once the input has ended: the live output is finished, so a report
-    /// after it starts on a line of its own.
-    fn end_of_stream(&mut self) {
-        if !self.at_line_start {
-            self.write(self.live_on_stdout, b"\n");
-            self.at_line_start = true;
-        }
-    }
-
-    fn write(&mut self, to_stdout: bool, bytes: &[u8]) {
-        if self.broken_pipe {
-            return;
-        }
-        if to_stdout != self.last_on_stdout {
-            self.flush();
-            self.last_on_stdout = to_stdout;
-        }
-        let result = if to_stdout {
-            self.stdout.write_all(bytes)
-        } else {
-            self.stderr.write_all(bytes)
-        };
-        self.note(result);
-    }
-
-    fn flush(&mut self) {
-        if self.broken_pipe {
-            return;
-        }
-        let result = self.stdout.flush().and_then(|()| self.stderr.flush());
-        self.note(result);
-    }
-
-    fn note(&mut self, result: io::Result<()>) {
-        match result {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.broken_pipe = true,
-            Err(e) => {
-                self.write_error.get_or_insert(e);
-            }
-        }
+        InputEnd::Interrupted => Err(Fatal::interrupted()),
     }
 }
 
 /// The end of the run: the report and the timeline files.
-fn write_reports(record: &BootRecord, cli: &Cli, sink: &mut Sink) -> Result<(), Fatal> {
-    if cli.no_report && cli.chrome_trace.is_none() && cli.svg.is_none() {
+fn write_reports<O: io::Write, E: io::Write>(
+    record: &BootRecord,
+    cli: &Cli,
+    console: &mut Console<O, E>,
+) -> Result<(), Fatal> {
+    let files = ReportFiles {
+        json: None,
+        chrome_trace: cli.chrome_trace.clone(),
+        svg: cli.svg.clone(),
+    };
+    if cli.no_report && !files.any() {
         return Ok(());
     }
     let report = Report::build(record);
-    let write_file = |path: &Path, what: &str, contents: String| {
-        std::fs::write(path, contents).map_err(|e| {
-            Fatal::setup(format!(
-                "cannot write the {what} to {}: {e}",
-                path.display()
-            ))
-        })
-    };
-    if let Some(path) = &cli.chrome_trace {
-        write_file(path, "Chrome trace", report.to_chrome_trace())?;
-    }
-    if let Some(path) = &cli.svg {
-        write_file(path, "SVG timeline", report.to_svg())?;
-    }
+    files.write(&report).map_err(Fatal::setup)?;
     if cli.no_report {
         return Ok(());
     }
     let mut text = match cli.format {
         Format::Text => {
-            let color = cli.color.enabled(io::stdout().is_terminal());
+            let color = cli.color.enabled_for(&io::stdout());
             // A blank line sets the report apart from the live output above it.
             format!("\n{}", report.render_text(color))
         }
@@ -549,135 +386,85 @@ fn write_reports(record: &BootRecord, cli: &Cli, sink: &mut Sink) -> Result<(), 
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    sink.write(true, text.as_bytes());
+    console.write_stdout(text.as_bytes());
     Ok(())
 }
 
-/// The input stream.
-struct Input {
-    reader: Box<dyn Read + Send>,
-    /// How messages name it.
-    name: String,
-    /// A regular file (also as redirected standard input): a recording, whose
-    /// arrival times say how fast it was read, not when QEMU sent it.
-    recorded: bool,
-}
-
-/// Opens the input; `None` and `-` are standard input.
-fn open_input(path: Option<&Path>) -> Result<Input, Fatal> {
-    match path {
-        None => Ok(stdin_input()),
-        Some(p) if p == Path::new("-") => Ok(stdin_input()),
-        Some(p) => {
-            let file = File::open(p)
-                .map_err(|e| Fatal::input(format!("cannot read {}: {e}", p.display())))?;
-            let metadata = file
-                .metadata()
-                .map_err(|e| Fatal::input(format!("cannot read {}: {e}", p.display())))?;
-            if metadata.is_dir() {
-                return Err(Fatal::input(format!(
-                    "cannot read {}: it is a directory",
-                    p.display()
-                )));
-            }
-            Ok(Input {
-                reader: Box::new(file),
-                name: p.display().to_string(),
-                recorded: metadata.is_file(),
-            })
-        }
-    }
-}
-
-fn stdin_input() -> Input {
-    let stdin = io::stdin();
-    // A duplicate of the descriptor tells what standard input is without unsafe code.
-    let recorded = stdin
-        .as_fd()
-        .try_clone_to_owned()
-        .map(File::from)
-        .and_then(|file| file.metadata())
-        .is_ok_and(|m| m.is_file());
-    Input {
-        reader: Box::new(stdin),
-        name: "standard input".to_string(),
-        recorded,
-    }
-}
-
-/// Finds `target/x86_64/{release,debug}/rusty-loader.elf` in the current directory or
-/// the nearest parent that has one, and picks the newest of the two.
-fn find_loader_elf() -> Result<PathBuf, Fatal> {
-    let here = std::env::current_dir()
-        .map_err(|e| Fatal::setup(format!("cannot read the current directory: {e}")))?;
-    for dir in here.ancestors() {
-        let newest = ["release", "debug"]
-            .iter()
-            .map(|profile| {
-                dir.join("target/x86_64")
-                    .join(profile)
-                    .join("rusty-loader.elf")
-            })
-            .filter_map(|path| {
-                let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
-                Some((modified, path))
-            })
-            .max_by_key(|(modified, _)| *modified);
-        if let Some((_, path)) = newest {
-            // Shown relative to here when it is below, which reads better.
-            return Ok(path
-                .strip_prefix(&here)
-                .map(Path::to_path_buf)
-                .unwrap_or(path));
-        }
-    }
-    Err(Fatal::setup(format!(
-        "no loader ELF given and none found: no target/x86_64/{{release,debug}}/rusty-loader.elf in {} or its parents; build one with `cargo xtask build`, or pass --elf <path>",
-        here.display()
-    )))
-}
-
-/// Reads the loader ELF's defmt table, explaining every way an ELF can be unusable.
-fn load_table(path: &Path) -> Result<TraceTable, Fatal> {
-    let shown = path.display();
-    let bytes = std::fs::read(path)
-        .map_err(|e| Fatal::setup(format!("cannot read the loader ELF {shown}: {e}")))?;
-    if !bytes.starts_with(b"\x7fELF") {
-        return Err(Fatal::setup(format!(
-            "{shown} is not an ELF file: pass the loader ELF, target/x86_64/<profile>/rusty-loader.elf"
-        )));
-    }
-    let elf = goblin::elf::Elf::parse(&bytes)
-        .map_err(|e| Fatal::setup(format!("{shown} is not a readable ELF file: {e}")))?;
-    let defmt = elf
-        .section_headers
-        .iter()
-        .position(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".defmt"));
-    let has_symbol = |name: &str| {
-        elf.syms
-            .iter()
-            .any(|s| elf.strtab.get_at(s.st_name) == Some(name))
+/// `--baseline` and `--save-profile`: each input one boot, decoded without showing
+/// it; their per-stage statistics, kept and compared.
+fn profile(cli: &Cli, decoder: &Decoder, baseline: Option<&Baseline>) -> Result<(), Fatal> {
+    let paths: Vec<Option<&Path>> = if cli.inputs.is_empty() {
+        vec![None]
+    } else {
+        cli.inputs.iter().map(|p| Some(p.as_path())).collect()
     };
-    let defmt_symbols = defmt.map_or(0, |index| {
-        elf.syms.iter().filter(|s| s.st_shndx == index).count()
-    });
-    if defmt.is_some() && defmt_symbols == 0 {
-        return Err(Fatal::setup(format!(
-            "{shown} is stripped: its defmt table (.defmt) is there but the symbols that name its entries are gone; use the unstripped target/x86_64/<profile>/rusty-loader.elf that `cargo xtask build` writes"
-        )));
+    let mut boots = Vec::new();
+    for path in paths {
+        let input = input::open(path).map_err(Fatal::input)?;
+        boots.push(boot_times(cli, decoder, input)?);
     }
-    if !has_symbol(BUILD_ID_SYMBOL) {
-        return Err(Fatal::setup(if elf.syms.is_empty() {
-            format!("{shown} has no symbols and no defmt table: not an unstripped rusty-loader ELF")
+    let profile = Profile::from_boots(&boots).map_err(Fatal::input)?;
+    let mut text = profile.render_table();
+    if let Some(path) = &cli.save_profile {
+        write_file(path, "the profile", profile.to_json()).map_err(Fatal::setup)?;
+    }
+    let mut verdict = Ok(());
+    if let Some(baseline) = baseline {
+        let comparison = Comparison::new(&profile, baseline, cli.max_regression)
+            .map_err(|e| Fatal::setup(format!("{e:#}")))?;
+        text.push('\n');
+        text.push_str(&comparison.render());
+        if comparison.regressions() > 0 {
+            verdict = Err(Fatal {
+                code: 3,
+                message: comparison.verdict(),
+            });
         } else {
-            format!("{shown} is not a rusty-loader ELF (it has no {BUILD_ID_SYMBOL} symbol)")
-        }));
+            text.push_str(&comparison.verdict());
+            text.push('\n');
+        }
     }
-    if defmt.is_none() {
-        return Err(Fatal::setup(format!(
-            "{shown} is a loader built without tracing (--trace-level off): it sends no trace to decode"
+    let mut stdout = io::stdout().lock();
+    match io::Write::write_all(&mut stdout, text.as_bytes())
+        .and_then(|()| io::Write::flush(&mut stdout))
+    {
+        Ok(()) => verdict,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(Fatal::input("")),
+        Err(e) => Err(Fatal::input(format!("cannot write the output: {e}"))),
+    }
+}
+
+/// One input's stage times: its boot must have handed over to the kernel, or its
+/// stages would not compare with a whole boot's.
+fn boot_times(cli: &Cli, decoder: &Decoder, input: Input) -> Result<StageTimes, Fatal> {
+    // Nothing of the stream is shown but its warnings, each naming the input.
+    let console = Console::new(
+        io::sink(),
+        io::stderr(),
+        ConsoleStyle {
+            live_on_stdout: true,
+            events: false,
+            line: Default::default(),
+            warning_prefix: format!("rusty-trace: {}: ", input.name),
+            warning_color: cli.color.enabled_for(&io::stderr()),
+        },
+    );
+    let mut consumer = LiveConsumer::new(Session::new(&decoder.table), console);
+    let end = consumer.consume(input.reader);
+    let Consumed { status, record, .. } = consumer.finish(None);
+    if let InputEnd::ReadError(error) = end {
+        return Err(Fatal::input(format!(
+            "reading {} failed: {error}",
+            input.name
         )));
     }
-    TraceTable::from_elf(&bytes)
-        .map_err(|e| Fatal::setup(format!("{shown}: cannot read its defmt table: {e:#}")))
+    decoder.check_found(status, &record, &input.name)?;
+    let report = Report::build(&record);
+    if report.outcome.kind != OutcomeKind::HandedOver {
+        return Err(Fatal::input(format!(
+            "{}: the boot did not hand over to the kernel, so its stage times do not compare with a whole boot's: {}",
+            input.name, report.outcome.message
+        )));
+    }
+    Ok(StageTimes::of(&report))
 }

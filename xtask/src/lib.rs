@@ -4,7 +4,6 @@
 pub mod bench;
 pub mod bench_decoder;
 pub mod build;
-pub mod profile;
 pub mod qemu;
 pub mod record;
 pub mod trace;

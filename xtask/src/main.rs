@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use trace_decoder::color::ColorChoice;
+use trace_decoder::decode::TraceTable;
+use trace_decoder::outputs::{write_file, ReportFiles};
+use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
+use trace_decoder::report::Report;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
 use xtask::qemu::{self, Machine, QemuConfig};
@@ -146,15 +151,21 @@ struct TraceArgs {
     /// Compare per-stage times with an earlier `--json` output; fail on regressions.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
-    /// How much slower than the baseline a stage may be.
-    #[arg(long, value_name = "PERCENT", default_value = "10%")]
-    max_regression: String,
+    /// How much slower than the baseline a stage may be (a stage slower by 20 µs or
+    /// less never counts: that is noise).
+    #[arg(long, value_name = "PERCENT", default_value = "10%",
+          value_parser = parse_percent)]
+    max_regression: f64,
     /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
-    /// Colour: auto, always or never (NO_COLOR is honoured).
-    #[arg(long, value_name = "WHEN", default_value = "auto")]
-    color: String,
+    /// Colour: auto, always or never (`auto`: on a terminal, unless NO_COLOR is set).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+fn parse_percent(text: &str) -> Result<f64, String> {
+    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -271,21 +282,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn use_color(when: &str) -> Result<bool> {
-    use std::io::IsTerminal;
-    Ok(match when {
-        "always" => true,
-        "never" => false,
-        "auto" => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
-        other => anyhow::bail!("--color takes auto, always or never, not {other:?}"),
-    })
-}
-
 fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
     use xtask::trace as t;
-    let color = use_color(&args.color)?;
-    let max_regression = t::parse_percent(&args.max_regression)?;
+    let color = args.color.enabled_for(&std::io::stdout());
     anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    // A bad baseline is refused before anything is built or booted.
+    let baseline = args.baseline.as_deref().map(Baseline::read).transpose()?;
     let qemu = qemu::find_qemu(args.boot.qemu.as_deref())?;
     let profile = profile(args.boot.release);
     let loader = build::build_loader(sh, profile, args.boot.trace_level)
@@ -299,7 +301,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         None => build::build_test_kernels(sh, profile)?.hello_dyn,
     };
     t::check_app(&app)?;
-    let table = t::load_table(&loader.elf)?;
+    let table = trace_decoder::loader_elf::load_table(&loader.elf)?;
     let mut append = args.boot.append.clone().unwrap_or_default();
     if !args.app_args.is_empty() {
         append = format!("{append} -- {}", args.app_args.join(" "))
@@ -333,16 +335,11 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
     }
     let timeout = Duration::from_secs(args.boot.timeout);
 
-    if args.runs == 1 && args.baseline.is_none() {
+    if args.runs == 1 && baseline.is_none() {
         // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
-        // worth printing, so the first one does not end xtask (a second one does).
-        static INTERRUPTED: std::sync::atomic::AtomicBool =
-            std::sync::atomic::AtomicBool::new(false);
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                std::process::exit(130);
-            }
-        });
+        // worth printing, so the first one only stops the boot (a second one ends
+        // xtask).
+        trace_decoder::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = t::trace_once(
@@ -351,60 +348,53 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             timeout,
             Some(t::Live {
                 out: &mut out,
-                style: trace_decoder::live::LineStyle {
-                    color,
-                    wrap_at: std::io::IsTerminal::is_terminal(&std::io::stdout())
-                        .then_some(trace_decoder::report::format::TERMINAL_WIDTH),
-                },
+                style: trace_decoder::consumer::line_style(
+                    args.color,
+                    std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                ),
             }),
         )?;
         drop(out);
         if let Some(path) = &args.save {
-            t::write_file(path, &run.raw)?;
+            write_file(path, "the raw stream", &run.raw)?;
         }
-        let report = trace_decoder::report::Report::build(&run.record);
+        let report = Report::build(&run.record);
         println!();
         print!("{}", report.render_text(color));
-        if let Some(path) = &args.json {
-            t::write_file(path, report.to_json())?;
+        ReportFiles {
+            json: args.json.clone(),
+            chrome_trace: args.chrome_trace.clone(),
+            svg: args.svg.clone(),
         }
-        if let Some(path) = &args.chrome_trace {
-            t::write_file(path, report.to_chrome_trace())?;
-        }
-        if let Some(path) = &args.svg {
-            t::write_file(path, report.to_svg())?;
-        }
+        .write(&report)?;
         if run.timed_out {
             eprintln!(
                 "error: QEMU did not finish within {} s and was stopped",
                 args.boot.timeout
             );
         }
-        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        if run.interrupted {
             eprintln!("interrupted: the report covers what arrived before Ctrl-C");
             return Ok(ExitCode::from(130));
         }
         return Ok(ExitCode::from(t::exit_status(run.status, run.timed_out)));
     }
-    profile_runs(&config, &table, timeout, &args, max_regression)
+    profile_runs(&config, &table, timeout, &args, baseline.as_ref())
 }
 
 /// `--runs N` and `--baseline`: boots quietly N times, prints per-stage statistics,
 /// keeps them with `--json`, and compares them with a baseline.
 fn profile_runs(
     config: &QemuConfig,
-    table: &trace_decoder::decode::TraceTable,
+    table: &TraceTable,
     timeout: Duration,
     args: &TraceArgs,
-    max_regression: f64,
+    baseline: Option<&Baseline>,
 ) -> Result<ExitCode> {
-    use xtask::profile;
-    use xtask::trace as t;
-    let mut runs = Vec::new();
-    let mut unit = "us";
+    let mut boots = Vec::new();
     for i in 0..args.runs {
         eprint!("\rboot {}/{}...", i + 1, args.runs);
-        let run = t::trace_once(config, table, timeout, None)?;
+        let run = xtask::trace::trace_once(config, table, timeout, None)?;
         if run.status != Some(3) {
             eprintln!();
             anyhow::bail!(
@@ -413,81 +403,24 @@ fn profile_runs(
                 run.status
             );
         }
-        let report = trace_decoder::report::Report::build(&run.record);
-        let (times, run_unit) = t::stage_times(&report);
-        unit = run_unit;
-        runs.push(times);
+        boots.push(StageTimes::of(&Report::build(&run.record)));
     }
     eprintln!("\r{} boots done.     ", args.runs);
-    let stats = profile::stage_stats(&runs);
-    println!(
-        "{:<28} {:>12} {:>12} {:>12} {:>8}",
-        "stage", "min", "median", "max", "spread"
-    );
-    for stage in &stats {
-        println!(
-            "{:<28} {:>12} {:>12} {:>12} {:>7.0}%",
-            stage.name,
-            t::format_amount(stage.min, unit),
-            t::format_amount(stage.median, unit),
-            t::format_amount(stage.max, unit),
-            stage.spread() * 100.0
-        );
-    }
+    let profile = BootProfile::from_boots(&boots)?;
+    print!("{}", profile.render_table());
     if let Some(path) = &args.json {
-        t::write_file(path, profile::profile_json(&stats, args.runs, unit))?;
+        write_file(path, "the profile", profile.to_json())?;
     }
-    let Some(baseline) = &args.baseline else {
+    let Some(baseline) = baseline else {
         return Ok(ExitCode::SUCCESS);
     };
-    let text = std::fs::read_to_string(baseline)
-        .with_context(|| format!("cannot read the baseline {}", baseline.display()))?;
-    let (baseline_unit, medians) = profile::read_profile(&text)
-        .with_context(|| format!("{} is not a usable baseline", baseline.display()))?;
-    anyhow::ensure!(
-        baseline_unit == unit,
-        "the baseline is in {baseline_unit}, this run in {unit}: pass -freq the same way to both"
-    );
-    // Below 20 µs (or 50k ticks) a difference is noise on these machines.
-    let floor = if unit == "us" { 20.0 } else { 50_000.0 };
-    let comparisons = profile::compare(&stats, &medians, max_regression, floor);
+    let comparison = Comparison::new(&profile, baseline, args.max_regression)?;
     println!();
-    println!(
-        "{:<28} {:>12} {:>12} {:>9}",
-        "stage vs baseline", "baseline", "now", "change"
-    );
-    let mut regressions = 0;
-    for c in &comparisons {
-        let flag = if c.regressed { "  REGRESSION" } else { "" };
-        regressions += usize::from(c.regressed);
-        println!(
-            "{:<28} {:>12} {:>12} {:>+8.1}%{flag}",
-            c.name,
-            t::format_amount(c.baseline, unit),
-            t::format_amount(c.current, unit),
-            c.change * 100.0
-        );
-    }
-    let (baseline_only, current_only) = profile::unmatched(&stats, &medians);
-    if !baseline_only.is_empty() {
-        println!(
-            "not compared, only in the baseline: {}",
-            baseline_only.join(", ")
-        );
-    }
-    if !current_only.is_empty() {
-        println!("not compared, new: {}", current_only.join(", "));
-    }
-    if regressions > 0 {
-        eprintln!(
-            "error: {regressions} stage(s) slower than the baseline by more than {:.0}%",
-            max_regression * 100.0
-        );
+    print!("{}", comparison.render());
+    if comparison.regressions() > 0 {
+        eprintln!("error: {}", comparison.verdict());
         return Ok(ExitCode::from(3));
     }
-    println!(
-        "no stage slower than the baseline by more than {:.0}%",
-        max_regression * 100.0
-    );
+    println!("{}", comparison.verdict());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,21 @@
-//! The one place that builds QEMU command lines. Everything that boots the loader
-//! (`cargo xtask run`, `cargo xtask trace`, the integration tests) goes through
-//! `QemuConfig`, so the standard command line from the README is defined once.
+//! The one place that builds QEMU command lines and runs QEMU. Everything that boots
+//! the loader (`cargo xtask run`, `trace`, `bench`, `record`, the integration tests)
+//! goes through `QemuConfig`, so the standard command line from the README is defined
+//! once, and through [`run`], so that spawning, reading the serial output as it
+//! arrives, QEMU's own messages and the timeout are handled once.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use trace_decoder::pump::{read_live, Arrival, InputEnd};
+use trace_decoder::stream::{Demux, Piece};
 
 /// The CPU model Hermit kernels need (FSGSBASE, RDTSCP, XSAVE...).
 pub const CPU: &str = "qemu64,apic,fsgsbase,fxsr,rdrand,rdtscp,xsave,xsaveopt";
@@ -169,6 +176,171 @@ impl Outcome {
     }
 }
 
+/// What happens to QEMU's own messages (its standard error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QemuStderr {
+    /// Copied to ours as they come, line by line.
+    PassOn,
+    /// Kept for the caller, in [`Finished::stderr`].
+    Capture,
+}
+
+/// How a run of QEMU ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// QEMU's exit status; None when it was stopped (timeout, KVM failure, Ctrl-C,
+    /// the caller) or ended by a signal.
+    pub status: Option<i32>,
+    /// QEMU was still running at the timeout and was stopped.
+    pub timed_out: bool,
+    /// QEMU reported a "KVM internal error" and was stopped: after one it stops the
+    /// guest but keeps running, so the run would otherwise sit there until the
+    /// timeout.
+    pub kvm_failed: bool,
+    /// Ctrl-C stopped the reading, and QEMU with it (only once
+    /// [`trace_decoder::pump::stop_on_ctrl_c`] is in force).
+    pub interrupted: bool,
+    /// QEMU's standard error, with [`QemuStderr::Capture`] (empty otherwise).
+    pub stderr: String,
+    /// From the spawn to QEMU's end.
+    pub wall: Duration,
+}
+
+/// The one way QEMU is run: spawns it, hands its serial output (its standard
+/// output) to `on_serial` as it arrives, with the pauses
+/// ([`trace_decoder::pump::read_live`]), watches its standard error, and stops it
+/// after `timeout`, after a KVM internal error, on Ctrl-C (once
+/// [`trace_decoder::pump::stop_on_ctrl_c`] is in force) or when `on_serial` breaks.
+/// Returns once QEMU has ended and its output has been read to the end.
+pub fn run(
+    config: &QemuConfig,
+    timeout: Duration,
+    stderr: QemuStderr,
+    on_serial: impl FnMut(Arrival) -> ControlFlow<()>,
+) -> Result<Finished> {
+    let start = Instant::now();
+    let mut child = config
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {}", config.display()))?;
+    let serial = child.stdout.take().expect("stdout is piped");
+    let qemu_stderr = child.stderr.take().expect("stderr is piped");
+    // Set to make the watchdog stop QEMU before its time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let kvm_failed = Arc::new(AtomicBool::new(false));
+    let stderr_watch = {
+        let (stop, kvm_failed) = (stop.clone(), kvm_failed.clone());
+        std::thread::spawn(move || watch_stderr(qemu_stderr, stderr, &stop, &kvm_failed))
+    };
+    let watchdog = {
+        let stop = stop.clone();
+        std::thread::spawn(move || watch(child, start, start + timeout, &stop))
+    };
+    // QEMU's standard output ends when QEMU does, however it ends: the watchdog makes
+    // sure it does.
+    let end = read_live(serial, on_serial);
+    if !matches!(end, InputEnd::Complete) {
+        stop.store(true, Ordering::Relaxed);
+    }
+    let ending = watchdog.join().expect("the watchdog does not panic");
+    let captured = stderr_watch
+        .join()
+        .expect("the stderr watcher does not panic");
+    let ending = ending.context("waiting for QEMU")?;
+    if let InputEnd::ReadError(error) = end {
+        return Err(error).context("reading QEMU's serial output");
+    }
+    Ok(Finished {
+        status: ending.status,
+        timed_out: ending.timed_out,
+        kvm_failed: kvm_failed.load(Ordering::Relaxed),
+        interrupted: matches!(end, InputEnd::Interrupted),
+        stderr: String::from_utf8_lossy(&captured).into_owned(),
+        wall: ending.wall,
+    })
+}
+
+/// How the watchdog saw QEMU end.
+struct Ending {
+    status: Option<i32>,
+    timed_out: bool,
+    wall: Duration,
+}
+
+/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set.
+fn watch(
+    mut child: Child,
+    start: Instant,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> io::Result<Ending> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return Ok(Ending {
+                    status: status.code(),
+                    timed_out: false,
+                    wall: start.elapsed(),
+                })
+            }
+            Ok(None) => {}
+            Err(error) => {
+                // QEMU must not outlive the run, whatever went wrong.
+                let _ = child.kill();
+                return Err(error);
+            }
+        }
+        let timed_out = Instant::now() >= deadline;
+        if timed_out || stop.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(Ending {
+                status: None,
+                timed_out,
+                wall: start.elapsed(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads QEMU's standard error line by line, passing it on or keeping it (returned),
+/// and stops the run after a KVM internal error.
+fn watch_stderr(
+    qemu_stderr: impl Read,
+    mode: QemuStderr,
+    stop: &AtomicBool,
+    kvm_failed: &AtomicBool,
+) -> Vec<u8> {
+    let mut captured = Vec::new();
+    let mut lines = BufReader::new(qemu_stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return captured,
+            Ok(_) => {}
+        }
+        match mode {
+            QemuStderr::PassOn => {
+                let mut ours = io::stderr().lock();
+                let _ = ours.write_all(&line).and_then(|()| ours.flush());
+            }
+            QemuStderr::Capture => captured.extend_from_slice(&line),
+        }
+        if line.windows(KVM_ERROR.len()).any(|w| w == KVM_ERROR) {
+            kvm_failed.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What QEMU prints when KVM cannot run the guest on (and then waits).
+const KVM_ERROR: &[u8] = b"KVM internal error";
+
 /// The result of a captured run.
 #[derive(Debug)]
 pub struct Captured {
@@ -188,53 +360,46 @@ impl Captured {
 
 /// Runs QEMU to completion (or `timeout`), capturing serial output and stderr.
 pub fn run_captured(config: &QemuConfig, timeout: Duration) -> Result<Captured> {
-    let start = Instant::now();
-    let mut child = config
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start {}", config.qemu.display()))?;
-    let stdout = drain(child.stdout.take().expect("stdout is piped"));
-    let stderr = drain(child.stderr.take().expect("stderr is piped"));
-    let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
-    let wall = start.elapsed();
-    let serial = stdout.join().unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    let mut serial = Vec::new();
+    let finished = run(config, timeout, QemuStderr::Capture, |arrival| {
+        if let Arrival::Bytes(bytes) = arrival {
+            serial.extend_from_slice(bytes);
+        }
+        ControlFlow::Continue(())
+    })?;
     Ok(Captured {
-        status: status.and_then(|s| s.code()),
+        status: finished.status,
         serial,
-        stderr,
-        timed_out,
-        wall,
+        stderr: finished.stderr,
+        timed_out: finished.timed_out,
+        wall: finished.wall,
     })
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buffer = Vec::new();
-        let _ = pipe.read_to_end(&mut buffer);
-        buffer
-    })
+/// Runs QEMU showing its serial output live, without the trace frames (which are
+/// binary). Returns the exit status and whether the run timed out.
+pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<(Option<i32>, bool)> {
+    let mut demux = Demux::new();
+    let mut out = io::stdout().lock();
+    let finished = run(config, timeout, QemuStderr::PassOn, |arrival| {
+        match arrival {
+            Arrival::Bytes(bytes) => demux.feed(bytes, &mut |piece| write_text(&mut out, piece)),
+            // Text without a line break (a prompt) shows up as soon as QEMU pauses.
+            Arrival::CaughtUp | Arrival::Stalled => {
+                let _ = out.flush();
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    demux.finish(&mut |piece| write_text(&mut out, piece));
+    let _ = out.flush();
+    Ok((finished.status, finished.timed_out))
 }
 
-/// Waits for the child, killing it after `timeout`.
-pub fn wait_with_timeout(
-    child: &mut Child,
-    timeout: Duration,
-) -> Result<(Option<ExitStatus>, bool)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok((Some(status), false));
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok((None, true));
-        }
-        std::thread::sleep(Duration::from_millis(5));
+/// Writes the text of the serial stream; frames are left out.
+fn write_text(out: &mut impl Write, piece: Piece) {
+    if let Piece::Text(text) = piece {
+        let _ = out.write_all(&text);
     }
 }
 
@@ -250,38 +415,4 @@ pub fn find_qemu(explicit: Option<&Path>) -> Result<PathBuf> {
             qemu.display()
         ),
     }
-}
-
-/// Runs QEMU showing its serial output live, without the trace frames (which are
-/// binary). Returns the exit status and whether the run timed out.
-pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<(Option<i32>, bool)> {
-    use std::io::Write;
-    use trace_decoder::stream::{Demux, Piece};
-
-    let mut child = config
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start {}", config.display()))?;
-    let mut serial = child.stdout.take().expect("stdout is piped");
-    let printer = std::thread::spawn(move || {
-        let mut demux = Demux::new();
-        let stdout = std::io::stdout();
-        let mut show = |piece: Piece| {
-            if let Piece::Text(text) = piece {
-                let mut out = stdout.lock();
-                let _ = out.write_all(&text);
-                let _ = out.flush();
-            }
-        };
-        let mut buffer = [0u8; 4096];
-        while let Ok(n @ 1..) = serial.read(&mut buffer) {
-            demux.feed(&buffer[..n], &mut show);
-        }
-        demux.finish(&mut show);
-    });
-    let (status, timed_out) = wait_with_timeout(&mut child, timeout)?;
-    let _ = printer.join();
-    Ok((status.and_then(|s| s.code()), timed_out))
 }

@@ -1,18 +1,22 @@
 //! `cargo xtask trace`: boot an application with the loader, decode the trace live,
 //! print the reports; `--runs` repeats the boot and prints per-stage statistics;
-//! `--baseline` compares with an earlier run and fails on a regression.
+//! `--baseline` compares with an earlier run and fails on a regression. QEMU runs
+//! through [`crate::qemu::run`], its serial output goes through the decoder library's
+//! live consumer ([`trace_decoder::consumer`]), and the statistics are the library's
+//! ([`trace_decoder::profile`]).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
 use trace_decoder::decode::TraceTable;
-use trace_decoder::live::{Output, Session};
+use trace_decoder::live::{LineStyle, Session};
+use trace_decoder::pump::Arrival;
 use trace_decoder::report::BootRecord;
 
-use crate::qemu::QemuConfig;
+use crate::qemu::{self, QemuConfig, QemuStderr};
 
 /// One traced boot.
 pub struct TracedRun {
@@ -20,6 +24,8 @@ pub struct TracedRun {
     /// QEMU's exit status (None: killed, e.g. after the timeout).
     pub status: Option<i32>,
     pub timed_out: bool,
+    /// Ctrl-C stopped the boot (see [`trace_decoder::pump::stop_on_ctrl_c`]).
+    pub interrupted: bool,
     /// Every byte QEMU wrote to the serial port.
     pub raw: Vec<u8>,
 }
@@ -28,7 +34,7 @@ pub struct TracedRun {
 pub struct Live<'a> {
     pub out: &'a mut dyn Write,
     /// Colours, and wrapping of long lists on a terminal (as rusty-trace does).
-    pub style: trace_decoder::live::LineStyle,
+    pub style: LineStyle,
 }
 
 /// Refuses, before QEMU starts, a file the loader would refuse too: the same checks
@@ -43,138 +49,54 @@ pub fn check_app(app: &Path) -> Result<()> {
     })
 }
 
-/// Boots once, feeding the serial stream through a decoding session as it arrives.
+/// Boots once, feeding the serial stream through a decoding session as it arrives;
+/// with `live`, the application's text and each event are shown as they come, and
+/// the stream's warnings go to stderr. Without it nothing is shown.
 pub fn trace_once(
     config: &QemuConfig,
     table: &TraceTable,
     timeout: Duration,
-    mut live: Option<Live>,
+    live: Option<Live>,
 ) -> Result<TracedRun> {
-    let start = Instant::now();
-    let mut child = config
-        .command()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start {}", config.display()))?;
-    let mut serial = child.stdout.take().expect("stdout is piped");
-    // QEMU's own messages go on to our stderr. One of them needs acting on: after a
-    // "KVM internal error" QEMU stops the guest but keeps running, so the run would
-    // otherwise sit there until the timeout.
-    let kvm_failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stderr_watch = {
-        let kvm_failed = kvm_failed.clone();
-        let stderr = child.stderr.take().expect("stderr is piped");
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                eprintln!("{line}");
-                if line.contains("KVM internal error") {
-                    kvm_failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        })
+    let quiet = ConsoleStyle {
+        live_on_stdout: true,
+        events: false,
+        line: LineStyle::default(),
+        warning_prefix: String::new(),
+        warning_color: false,
     };
-    let (sender, chunks) = mpsc::channel::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buffer = vec![0u8; 16 * 1024];
-        while let Ok(n @ 1..) = serial.read(&mut buffer) {
-            if sender.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-
-    let mut session = Session::with_start(table, start);
+    let console: Console<Box<dyn Write>, Box<dyn Write>> = match live {
+        Some(live) => Console::new(
+            Box::new(live.out),
+            Box::new(io::stderr()),
+            ConsoleStyle {
+                events: true,
+                line: live.style,
+                ..quiet
+            },
+        ),
+        None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
+    };
+    // Host times count from now: QEMU starts right away.
+    let mut consumer = LiveConsumer::new(Session::new(table), console);
     let mut raw = Vec::new();
-    let mut printer = Printer {
-        live: live.as_mut(),
-        at_line_start: true,
-    };
-    let deadline = start + timeout;
-    let mut timed_out = false;
-    loop {
-        match chunks.recv_timeout(Duration::from_millis(50)) {
-            Ok(chunk) => {
-                raw.extend_from_slice(&chunk);
-                session.feed(&chunk, &mut |o| printer.show(o));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => session.idle(&mut |o| printer.show(o)),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+    let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
+        if let Arrival::Bytes(bytes) = arrival {
+            raw.extend_from_slice(bytes);
         }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            let _ = child.kill();
-            break;
-        }
-        if kvm_failed.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = stderr_watch.join();
-            bail!("KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG");
-        }
+        consumer.take(arrival)
+    })?;
+    if finished.kvm_failed {
+        bail!("KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG");
     }
-    let status = child.wait().context("waiting for QEMU")?.code();
-    let _ = stderr_watch.join();
-    let _ = reader.join();
-    // Whatever arrived between the timeout and the kill still counts.
-    while let Ok(chunk) = chunks.try_recv() {
-        raw.extend_from_slice(&chunk);
-        session.feed(&chunk, &mut |o| printer.show(o));
-    }
-    let record = session.finish(status, &mut |o| printer.show(o));
-    printer.end_line();
+    let record = consumer.finish(finished.status).record;
     Ok(TracedRun {
         record,
-        status: if timed_out { None } else { status },
-        timed_out,
+        status: finished.status,
+        timed_out: finished.timed_out,
+        interrupted: finished.interrupted,
         raw,
     })
-}
-
-/// Shows live output: text as it comes, each event as one dim line.
-struct Printer<'l, 'a> {
-    live: Option<&'l mut Live<'a>>,
-    at_line_start: bool,
-}
-
-impl Printer<'_, '_> {
-    fn show(&mut self, output: Output) {
-        let Some(live) = self.live.as_mut() else {
-            return;
-        };
-        match output {
-            Output::Text(text) => {
-                let _ = live.out.write_all(text);
-                if let Some(&last) = text.last() {
-                    self.at_line_start = last == b'\n';
-                }
-            }
-            Output::Event(event, micros) => {
-                if !self.at_line_start {
-                    let _ = live.out.write_all(b"\n");
-                    self.at_line_start = true;
-                }
-                let mut line = String::new();
-                trace_decoder::live::push_event_line(&mut line, event, micros, live.style);
-                let _ = writeln!(live.out, "{line}");
-            }
-            Output::Warning(warning) => eprintln!("warning: {warning}"),
-        }
-        let _ = live.out.flush();
-    }
-
-    fn end_line(&mut self) {
-        if let Some(live) = self.live.as_mut() {
-            if !self.at_line_start {
-                let _ = live.out.write_all(b"\n");
-            }
-        }
-    }
 }
 
 /// The exit status of `cargo xtask trace` for a QEMU status (see `--help`).
@@ -186,17 +108,6 @@ pub fn exit_status(status: Option<i32>, timed_out: bool) -> u8 {
         (Some(s), _) => s.clamp(0, 255) as u8,
         (None, _) => 1,
     }
-}
-
-/// Reads the loader ELF's table, with a clear error when it is not a traced build.
-pub fn load_table(elf: &Path) -> Result<TraceTable> {
-    let bytes = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
-    TraceTable::from_elf(&bytes).with_context(|| format!("{} cannot decode traces", elf.display()))
-}
-
-/// Writes `contents` to `path`, naming the file in the error.
-pub fn write_file(path: &PathBuf, contents: impl AsRef<[u8]>) -> Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Whether KVM can run the loader here; when not, why (the caller warns and falls
@@ -222,65 +133,6 @@ fn kvm_usable_with(device: &Path, modules: &Path) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// Parses `10%` or `10` as a fraction (0.10).
-pub fn parse_percent(text: &str) -> Result<f64> {
-    let number = text.trim().trim_end_matches('%');
-    let value: f64 = number
-        .parse()
-        .with_context(|| format!("not a percentage: {text}"))?;
-    if !(0.0..=10_000.0).contains(&value) {
-        bail!("percentage out of range: {text}");
-    }
-    Ok(value / 100.0)
-}
-
-/// The duration of every stage of a report (sub-stages too, as `stage / sub-stage`),
-/// in microseconds, or in ticks when the TSC frequency is unknown; plus the whole
-/// loader as `loader total`.
-pub fn stage_times(
-    report: &trace_decoder::report::Report,
-) -> (crate::profile::StageTimes, &'static str) {
-    let timeline = &report.timeline;
-    let in_us = timeline.loader_us.is_some();
-    let amount = |us: Option<f64>, ticks: u64| {
-        if in_us {
-            us.unwrap_or(0.0)
-        } else {
-            ticks as f64
-        }
-    };
-    let mut times = Vec::new();
-    for stage in &timeline.stages {
-        times.push((
-            stage.name.clone(),
-            amount(stage.duration_us, stage.duration_ticks),
-        ));
-        for child in &stage.children {
-            // Some sub-stages name their parent already ("segment 1 copy").
-            let name = if child.name.starts_with(&stage.name) {
-                child.name.clone()
-            } else {
-                format!("{} / {}", stage.name, child.name)
-            };
-            times.push((name, amount(child.duration_us, child.duration_ticks)));
-        }
-    }
-    times.push((
-        "loader total".to_string(),
-        amount(timeline.loader_us, timeline.loader_ticks),
-    ));
-    (times, if in_us { "us" } else { "ticks" })
-}
-
-/// A duration for the statistics table.
-pub fn format_amount(value: f64, unit: &str) -> String {
-    match unit {
-        "us" if value >= 1000.0 => format!("{:.2} ms", value / 1000.0),
-        "us" => format!("{value:.1} us"),
-        _ => format!("{value:.0} tk"),
-    }
 }
 
 #[cfg(test)]

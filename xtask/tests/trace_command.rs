@@ -4,8 +4,11 @@
 //! guest instruction take 2^N ns of virtual time, so a larger shift makes every loader
 //! stage slower in TSC ticks, deterministically.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -152,4 +155,130 @@ fn trace_explains_how_to_install_a_missing_qemu() {
         stderr.contains("apt-get install qemu-system-x86"),
         "{shown}"
     );
+}
+
+/// A stand-in for QEMU that does what its `-append` text names (see the script).
+fn fake_qemu() -> PathBuf {
+    xtask::project_root().join("xtask/tests/fake-qemu/qemu-system-x86_64")
+}
+
+#[test]
+fn a_boot_that_hangs_is_stopped_at_the_timeout_and_still_reported() {
+    let fake = fake_qemu();
+    let output = xtask(&[
+        "trace",
+        "--color=never",
+        "--qemu",
+        fake.to_str().unwrap(),
+        "--timeout",
+        "1",
+        "--append",
+        "hang",
+    ]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(124), "{shown}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("started\n"), "{shown}");
+    assert!(stdout.contains("rusty-trace boot report"), "{shown}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("error: QEMU did not finish within 1 s and was stopped"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_boot_and_prints_the_report_of_what_arrived() {
+    let fake = fake_qemu();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["trace", "--color=never", "--qemu"])
+        .arg(&fake)
+        // The stand-in hangs, and the timeout is far: only Ctrl-C ends this boot.
+        .args(["--timeout", "600", "--append", "hang"])
+        .current_dir(xtask::project_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xtask runs");
+    let (sender, receiver) = mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+            if sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Once QEMU's first line is shown, the boot is under way (and the loader built).
+    let mut seen = Vec::new();
+    while !seen.starts_with(b"started\n") {
+        match receiver.recv_timeout(Duration::from_secs(600)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no output; got {:?}", String::from_utf8_lossy(&seen));
+            }
+        }
+    }
+    // Only xtask gets the signal, as when QEMU ignores it: xtask must stop QEMU.
+    let interrupt = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    // A guard against a hang, far above any real stop: without the runner stopping
+    // QEMU, xtask would wait for the 600 s timeout.
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if waited == 120 {
+            let _ = child.kill();
+            panic!("xtask did not stop within 120 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        waited += 1;
+    };
+    while let Ok(chunk) = receiver.recv_timeout(Duration::from_secs(5)) {
+        seen.extend(chunk);
+    }
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&seen);
+    assert_eq!(status.code(), Some(130), "{stderr}\n{stdout}");
+    assert!(stdout.contains("rusty-trace boot report"), "{stdout}");
+    assert!(stdout.contains("8 bytes of text"), "{stdout}");
+    assert!(
+        stderr.contains("interrupted: the report covers what arrived before Ctrl-C"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_baseline_or_threshold_is_refused_before_anything_boots() {
+    // Not JSON at all: refused with the file named, before QEMU is even looked for.
+    let output = xtask(&[
+        "trace",
+        "--qemu",
+        "/nonexistent/qemu-system-x86_64",
+        "--baseline",
+        "Cargo.toml",
+    ]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("Cargo.toml is not a usable baseline: the baseline is not JSON"),
+        "{shown}"
+    );
+    let output = xtask(&["trace", "--runs", "2", "--max-regression", "ten"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("not a percentage"), "{shown}");
 }

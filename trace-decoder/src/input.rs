@@ -1,0 +1,81 @@
+//! Opening the stream to decode: a file, or standard input (`-` or nothing), and
+//! telling a recording from a live stream.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Result};
+
+/// A stream to decode.
+pub struct Input {
+    pub reader: Box<dyn Read + Send>,
+    /// How messages name it: the path, or `standard input`.
+    pub name: String,
+    /// A regular file (also as redirected standard input): a recording, whose
+    /// arrival times say how fast it was read, not when QEMU sent it.
+    pub recorded: bool,
+}
+
+/// Opens `path`; `None` and `-` are standard input.
+pub fn open(path: Option<&Path>) -> Result<Input> {
+    let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+        return Ok(stdin());
+    };
+    let cannot = |e: io::Error| anyhow!("cannot read {}: {e}", path.display());
+    let file = File::open(path).map_err(cannot)?;
+    let metadata = file.metadata().map_err(cannot)?;
+    if metadata.is_dir() {
+        bail!("cannot read {}: it is a directory", path.display());
+    }
+    Ok(Input {
+        reader: Box::new(file),
+        name: path.display().to_string(),
+        recorded: metadata.is_file(),
+    })
+}
+
+fn stdin() -> Input {
+    let stdin = io::stdin();
+    // A duplicate of the descriptor tells what standard input is without unsafe code.
+    let recorded = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .and_then(|file| file.metadata())
+        .is_ok_and(|m| m.is_file());
+    Input {
+        reader: Box::new(stdin),
+        name: "standard input".to_string(),
+        recorded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_a_recording_and_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("boot.bin");
+        std::fs::write(&path, b"text").unwrap();
+        let mut input = open(Some(&path)).unwrap();
+        assert!(input.recorded);
+        assert_eq!(input.name, path.display().to_string());
+        let mut bytes = Vec::new();
+        input.reader.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, b"text");
+
+        let error = open(Some(dir.path())).err().unwrap().to_string();
+        assert!(error.ends_with("it is a directory"), "{error}");
+        let missing = dir.path().join("missing.bin");
+        let error = open(Some(&missing)).err().unwrap().to_string();
+        assert!(
+            error.starts_with(&format!("cannot read {}: ", missing.display())),
+            "{error}"
+        );
+        assert_eq!(open(Some(Path::new("-"))).unwrap().name, "standard input");
+    }
+}
