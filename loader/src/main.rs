@@ -197,7 +197,7 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
             ticks.zero,
         );
     }
-    kernel.zero_gaps(bias, image);
+    kernel.zero_gaps(image);
     let start = arch::rdtsc();
     let relocations = kernel.relocate(bias, image)?;
     trace::relocated(
