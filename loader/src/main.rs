@@ -24,7 +24,7 @@ use alloc::boxed::Box;
 
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
 use rusty_loader::cmdline;
-use rusty_loader::elf::{self, ElfKind};
+use rusty_loader::elf::{self, ElfKind, Generation};
 use rusty_loader::error::{ExitCode, LoadError};
 use rusty_loader::fdt;
 use rusty_loader::layout::{plan_layout, KernelPlacement, LayoutInput, Region};
@@ -152,19 +152,17 @@ fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     };
     // One layout meets the rules of every kernel generation (see docs/ARCHITECTURE.md);
     // the generation is traced so a reader knows which rules the kernel relies on.
-    // Kernels without the ABI-tag note are older than 0.10.
+    // Each arm interns its own literal, the same as `Generation::name`.
+    let generation = match kernel.generation() {
+        Generation::Legacy => name!("0.6-0.10"),
+        Generation::Modern => name!("0.11+"),
+    };
+    // Kernels without the ABI-tag note are traced as version 0.0.0.
     let version = kernel.kernel_version.unwrap_or(elf::HermitVersion {
         major: 0,
         minor: 0,
         patch: 0,
     });
-    // Clippy sees the two interned names as the same expression.
-    #[allow(clippy::if_same_then_else)]
-    let generation = if (version.major, version.minor) >= (0, 11) {
-        name!("0.11+")
-    } else {
-        name!("0.6-0.10")
-    };
     let narrow = |n: u32| n.min(u32::from(u8::MAX)) as u8;
     trace::kernel(
         kind,

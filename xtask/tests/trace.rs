@@ -219,6 +219,14 @@ fn traced_config(app: &Path, machine: Machine) -> QemuConfig {
     config
 }
 
+/// The generation's name as the loader library decides it for `app`: the trace must
+/// say the same, so the names the binary interns cannot drift from the library's.
+fn library_generation(app: &Path) -> &'static str {
+    let bytes = std::fs::read(app).unwrap();
+    let kernel = rusty_loader::elf::inspect(&bytes).expect("a test kernel the loader accepts");
+    kernel.generation().name()
+}
+
 #[test]
 fn hello_dyn_trace_matches_the_truth() {
     let app = &artifacts().kernels.hello_dyn;
@@ -232,6 +240,7 @@ fn hello_dyn_trace_matches_the_truth() {
         "from the ABI-tag note"
     );
     assert_eq!(kernel.get("generation"), Some("0.11+"));
+    assert_eq!(kernel.get("generation"), Some(library_generation(app)));
     assert_eq!(kernel.get("kind"), Some("dyn"));
 }
 
@@ -244,6 +253,7 @@ fn legacy_dyn_trace_matches_the_truth_on_microvm() {
     let kernel = one(&traced.decoded.events, "Kernel");
     assert_eq!(kernel.get("version"), Some("0.0.0"), "no ABI-tag note");
     assert_eq!(kernel.get("generation"), Some("0.6-0.10"));
+    assert_eq!(kernel.get("generation"), Some(library_generation(app)));
     assert!(traced.decoded.events.iter().all(|e| e.name != "Tls"));
 }
 

@@ -63,6 +63,33 @@ impl fmt::Display for HermitVersion {
     }
 }
 
+/// The kernel generation, which decides the paging rules the kernel relies on.
+///
+/// One layout meets the rules of both generations (docs/ARCHITECTURE.md), so the
+/// loader does not switch on it; it traces it, so that a reader knows which rules
+/// the kernel checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generation {
+    /// Hermit 0.6–0.10: a GNU ABI tag older than 0.11, or none at all (kernels
+    /// before 0.10 carry none). These kernels reach their page tables through the
+    /// recursive PML4 entry and fail on any mapping above their image's end.
+    Legacy,
+    /// Hermit 0.11 and later: these kernels reach their page tables through the
+    /// identity mapping, so every table page must be identity-mapped, and fail on
+    /// 1 GiB pages.
+    Modern,
+}
+
+impl Generation {
+    /// The generation's name in the `Kernel` trace event.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Generation::Legacy => "0.6-0.10",
+            Generation::Modern => "0.11+",
+        }
+    }
+}
+
 /// How the application is linked, which decides who picks its address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElfKind {
@@ -221,6 +248,15 @@ impl Kernel<'_> {
     /// How many bytes the loaded kernel occupies: `vaddr_end - vaddr_start`.
     pub fn size(&self) -> u64 {
         self.vaddr_end.saturating_sub(self.vaddr_start)
+    }
+
+    /// The kernel generation, from the GNU ABI tag's version.
+    pub fn generation(&self) -> Generation {
+        // Kernels without the ABI-tag note are older than 0.10.
+        match self.kernel_version {
+            Some(version) if (version.major, version.minor) >= (0, 11) => Generation::Modern,
+            _ => Generation::Legacy,
+        }
     }
 
     /// The load bias for a kernel placed at `base`.

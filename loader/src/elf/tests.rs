@@ -304,6 +304,53 @@ fn dyn_kernel_is_placed_at_the_chosen_base() {
 }
 
 #[test]
+fn the_generation_follows_the_abi_tag() {
+    let cases: [(&str, Vec<u8>, Generation); 6] = [
+        (
+            "no ABI tag (before 0.10)",
+            hermit_note(4),
+            Generation::Legacy,
+        ),
+        (
+            "0.10.0",
+            [hermit_note(4), abi_tag([6, 0, 10, 0], 4)].concat(),
+            Generation::Legacy,
+        ),
+        (
+            "the last 0.10 patch",
+            [hermit_note(4), abi_tag([6, 0, 10, u32::MAX], 4)].concat(),
+            Generation::Legacy,
+        ),
+        (
+            "0.11.0",
+            [hermit_note(4), abi_tag([6, 0, 11, 0], 4)].concat(),
+            Generation::Modern,
+        ),
+        (
+            "0.13.2",
+            [hermit_note(4), abi_tag([6, 0, 13, 2], 4)].concat(),
+            Generation::Modern,
+        ),
+        (
+            "1.0.0",
+            [hermit_note(4), abi_tag([6, 1, 0, 0], 4)].concat(),
+            Generation::Modern,
+        ),
+    ];
+    for (description, notes, expected) in cases {
+        let bytes = described(|elf| elf.notes = notes);
+        let kernel = inspect(&bytes).unwrap_or_else(|error| panic!("{description}: {error}"));
+        assert_eq!(kernel.generation(), expected, "{description}");
+    }
+}
+
+#[test]
+fn generation_names_are_the_traced_ones() {
+    assert_eq!(Generation::Legacy.name(), "0.6-0.10");
+    assert_eq!(Generation::Modern.name(), "0.11+");
+}
+
+#[test]
 fn exec_kernel_stays_at_its_own_address() {
     let bytes = test_exec().build();
     let kernel = inspect(&bytes).unwrap();
