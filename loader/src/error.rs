@@ -49,13 +49,16 @@ pub enum ExitCode {
     BadMapping = 0x1f,
     /// The flattened device tree for the kernel could not be built.
     FdtBuild = 0x20,
+    /// The module exceeds a bound the loader puts on its work (program headers,
+    /// bytes of notes), which no real application comes near.
+    ElfTooComplex = 0x21,
     /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
     CpuException = 0x40,
 }
 
 impl ExitCode {
     /// Every code, in table order (for docs and tests).
-    pub const ALL: [ExitCode; 18] = [
+    pub const ALL: [ExitCode; 19] = [
         ExitCode::NoModule,
         ExitCode::NotElf,
         ExitCode::WrongClass,
@@ -73,6 +76,7 @@ impl ExitCode {
         ExitCode::LoaderPanic,
         ExitCode::BadMapping,
         ExitCode::FdtBuild,
+        ExitCode::ElfTooComplex,
         ExitCode::CpuException,
     ];
 
@@ -111,6 +115,7 @@ impl ExitCode {
             ExitCode::LoaderPanic => "loader-panic",
             ExitCode::BadMapping => "bad-mapping",
             ExitCode::FdtBuild => "fdt-build",
+            ExitCode::ElfTooComplex => "elf-too-complex",
             ExitCode::CpuException => "cpu-exception",
         }
     }
@@ -181,6 +186,12 @@ pub enum LoadError {
     FdtBuild {
         what: &'static str,
     },
+    /// The module has `found` of `what` where the loader reads at most `limit`.
+    ElfTooComplex {
+        what: &'static str,
+        found: u64,
+        limit: u64,
+    },
 }
 
 impl LoadError {
@@ -202,6 +213,7 @@ impl LoadError {
             LoadError::BadMultiboot { .. } => ExitCode::BadMultiboot,
             LoadError::BadMapping { .. } => ExitCode::BadMapping,
             LoadError::FdtBuild { .. } => ExitCode::FdtBuild,
+            LoadError::ElfTooComplex { .. } => ExitCode::ElfTooComplex,
         }
     }
 }
@@ -262,6 +274,10 @@ impl fmt::Display for LoadError {
                 write!(f, "bad page mapping [{start:#x}, {end:#x}): {what}")
             }
             LoadError::FdtBuild { what } => write!(f, "cannot build the device tree: {what}"),
+            LoadError::ElfTooComplex { what, found, limit } => write!(
+                f,
+                "the module is too complex to load: {found} {what}, where the loader reads at most {limit}"
+            ),
         }
     }
 }

@@ -331,6 +331,7 @@ fn code_name(code: ExitCode) -> trace::Name {
         LoaderPanic => "loader-panic",
         BadMapping => "bad-mapping",
         FdtBuild => "fdt-build",
+        ElfTooComplex => "elf-too-complex",
         CpuException => "cpu-exception",
     )
 }

@@ -142,3 +142,76 @@ fn file_bytes_at(segments: &[Segment], vaddr: u64) -> Option<(u64, u64)> {
         Some((offset, available))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use goblin::elf::program_header::PF_R;
+    use goblin::elf64::dynamic::SIZEOF_DYN;
+    use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
+
+    use super::super::inspect;
+    use super::super::test_elf::*;
+    use super::*;
+
+    /// Index of the `PT_DYNAMIC` header of the test application, after the three
+    /// `PT_LOAD` and the `PT_NOTE`.
+    const DYNAMIC_INDEX: usize = 4;
+    /// Index of its `PT_TLS` header, which the test turns into a second `PT_DYNAMIC`.
+    const TLS_INDEX: usize = 5;
+    /// Unused bytes of the read-only segment, where the test puts a second section.
+    const SECOND_DYNAMIC_OFFSET: usize = 0xe00;
+
+    /// The standard application with a second `PT_DYNAMIC`, holding `DT_NEEDED`, in
+    /// place of its `PT_TLS`.
+    fn with_second_dynamic_section() -> Vec<u8> {
+        let mut bytes = test_dyn().build();
+        put_u64(&mut bytes, SECOND_DYNAMIC_OFFSET, DT_NEEDED);
+        put_u64(&mut bytes, SECOND_DYNAMIC_OFFSET + 8, 1);
+        put_u64(&mut bytes, SECOND_DYNAMIC_OFFSET + SIZEOF_DYN, DT_NULL);
+        let size = 2 * SIZEOF_DYN as u64;
+        let offset = SECOND_DYNAMIC_OFFSET as u64;
+        let second = ProgramHeader {
+            p_type: PT_DYNAMIC,
+            p_flags: PF_R,
+            p_offset: offset,
+            p_vaddr: offset,
+            p_paddr: offset,
+            p_filesz: size,
+            p_memsz: size,
+            p_align: 8,
+        };
+        put_program_header(&mut bytes, TLS_INDEX, &second);
+        bytes
+    }
+
+    #[test]
+    fn only_the_first_dynamic_segment_is_read() {
+        let bytes = with_second_dynamic_section();
+        let kernel = inspect(&bytes).expect("the second section's DT_NEEDED is not read");
+        assert_eq!(kernel.tls, None);
+
+        // The same sections with the headers swapped: now DT_NEEDED is read first.
+        let mut swapped = bytes.clone();
+        let first = phdr_field(DYNAMIC_INDEX, 0);
+        let second = phdr_field(TLS_INDEX, 0);
+        swapped[first..first + SIZEOF_PHDR].copy_from_slice(&bytes[second..second + SIZEOF_PHDR]);
+        swapped[second..second + SIZEOF_PHDR].copy_from_slice(&bytes[first..first + SIZEOF_PHDR]);
+        assert_eq!(
+            inspect(&swapped).map(|kernel| kernel.entry),
+            Err(LoadError::NeedsSharedLibrary)
+        );
+    }
+
+    #[test]
+    fn the_section_ends_at_dt_null() {
+        // A DT_NEEDED after the DT_NULL is not an entry of the section.
+        let bytes = described(|elf| {
+            let entries = elf.dynamic.as_mut().unwrap();
+            entries.push((DT_NULL, 0));
+            entries.push((DT_NEEDED, 1));
+        });
+        assert!(inspect(&bytes).is_ok());
+    }
+}

@@ -12,9 +12,13 @@
 //! parser reads only the ELF header, the program headers, the notes and the dynamic
 //! section, each record through scroll's bounds-checked `Pread`, and all address
 //! arithmetic is checked. A panic on bare metal is a failed boot, so every malformed
-//! input ends in a [`LoadError`] instead. Section headers and the symbol tables are never walked as a whole (real applications carry thousands
-//! of symbols and the loader's heap is small): a relocation looks its symbol up by
-//! index in the dynamic symbol table.
+//! input ends in a [`LoadError`] instead. The work is bounded too, since a hang under
+//! emulation is as bad as a panic: at most [`MAX_PROGRAM_HEADERS`] program headers and
+//! [`MAX_NOTE_BYTES`] bytes of notes are read, each note byte once, and every other
+//! pass is linear in what the file holds. Section headers and the symbol tables are
+//! never walked as a whole (real applications carry thousands of symbols and the
+//! loader's heap is small): a relocation looks its symbol up by index in the dynamic
+//! symbol table.
 //!
 //! One file per job:
 //! - `program_headers`: the ELF header, the program header table and what it says
@@ -43,6 +47,8 @@ mod test_elf;
 mod tests;
 
 pub use load::SegmentTicks;
+pub use notes::MAX_NOTE_BYTES;
+pub use program_headers::MAX_PROGRAM_HEADERS;
 pub use reloc::RelocStats;
 
 /// The entry ABI versions whose boot-info layout this loader writes: 2 (kernel
@@ -193,7 +199,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Kernel<'_>, LoadError> {
         ET_DYN => ElfKind::Dyn,
         e_type => return Err(LoadError::WrongType { e_type }),
     };
-    let program_headers = program_headers::ProgramHeaderTable::new(bytes, &header)?;
+    let program_headers =
+        program_headers::ProgramHeaderTable::new(bytes, &header, MAX_PROGRAM_HEADERS)?;
 
     // The HERMIT note decides whether this is a Hermit application at all, so it is
     // checked before anything that would only matter for one.

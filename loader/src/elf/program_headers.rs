@@ -1,6 +1,10 @@
 //! The ELF header and the program header table: the identification checks, the
-//! table, and the passes over it that find the `PT_LOAD` segments, the image
+//! bounded table, and the passes over it that find the `PT_LOAD` segments, the image
 //! they span and the `PT_TLS` template.
+//!
+//! Every pass walks the table once or stops earlier, and the table holds at most
+//! [`MAX_PROGRAM_HEADERS`] entries, so no input makes this part read more than a few
+//! hundred headers.
 
 use alloc::vec::Vec;
 
@@ -12,6 +16,15 @@ use scroll::{Pread, LE};
 
 use super::{file_len, file_slice, malformed, Segment, TlsSegment};
 use crate::error::LoadError;
+
+/// The most program headers [`super::inspect`] reads.
+///
+/// Real Hermit applications have 10 to 14 (`PHDR`, four or five `PT_LOAD`, `PT_TLS`,
+/// `PT_DYNAMIC`, one or two `PT_NOTE`, `GNU_RELRO`, `GNU_EH_FRAME`, `GNU_STACK`), so
+/// 128 leaves a margin of eight and more. The bound keeps the passes over the table
+/// and the loader's heap use for segments and note ranges small, and lets the
+/// segment count fit the trace's one-byte field.
+pub const MAX_PROGRAM_HEADERS: u16 = 128;
 
 /// `e_phnum` value announcing extended numbering (the real count is in section header 0).
 pub(super) const PN_XNUM: u16 = 0xffff;
@@ -53,8 +66,10 @@ pub(super) struct ProgramHeaderTable<'a> {
 }
 
 impl<'a> ProgramHeaderTable<'a> {
-    /// The table `header` describes.
-    pub(super) fn new(bytes: &'a [u8], header: &Header) -> Result<Self, LoadError> {
+    /// The table `header` describes, refused if it holds more than `max_count`
+    /// entries ([`super::inspect`] passes [`MAX_PROGRAM_HEADERS`]; tests pass more, to
+    /// show that the passes over the table are bounded on their own).
+    pub(super) fn new(bytes: &'a [u8], header: &Header, max_count: u16) -> Result<Self, LoadError> {
         if header.e_phnum == PN_XNUM {
             return Err(malformed(
                 "extended program header numbering (PN_XNUM) is not supported",
@@ -62,6 +77,13 @@ impl<'a> ProgramHeaderTable<'a> {
         }
         if header.e_phnum == 0 {
             return Err(malformed("no PT_LOAD segment"));
+        }
+        if header.e_phnum > max_count {
+            return Err(LoadError::ElfTooComplex {
+                what: "program headers",
+                found: u64::from(header.e_phnum),
+                limit: u64::from(max_count),
+            });
         }
         if usize::from(header.e_phentsize) != SIZEOF_PHDR {
             return Err(malformed("the program header entry size is not 56 bytes"));
@@ -110,8 +132,8 @@ pub(super) fn collect_segments(
 ) -> Result<(Vec<Segment>, ImageExtent), LoadError> {
     let count = program_headers.of_type(PT_LOAD).count();
     let mut segments = Vec::new();
-    // A hostile file may declare tens of thousands of segments; running out of the
-    // loader's small heap must be a refusal, not an allocation failure.
+    // The count is bounded by the table's, but the heap is small and an allocation
+    // failure on bare metal is a panic, so a failure is still a refusal.
     segments
         .try_reserve_exact(count)
         .map_err(|_| malformed("too many PT_LOAD segments for the loader's heap"))?;
@@ -200,6 +222,7 @@ pub(super) fn find_tls(
 mod tests {
     use super::super::inspect;
     use super::super::test_elf::*;
+    use super::*;
 
     #[test]
     fn image_starts_at_the_page_of_the_lowest_segment() {
@@ -214,5 +237,21 @@ mod tests {
         let (image, _) = load(&kernel, 0).unwrap();
         assert!(image[..0x800].iter().all(|&byte| byte == 0));
         assert_eq!(image[0x800..0x1000], bytes[0x800..0x1000]);
+    }
+
+    #[test]
+    fn more_program_headers_than_the_bound_are_refused() {
+        for count in [MAX_PROGRAM_HEADERS + 1, PN_XNUM - 1] {
+            let bytes = edited(|bytes| put(bytes, 56, &count.to_le_bytes()));
+            assert_eq!(
+                inspect(&bytes).map(|kernel| kernel.entry),
+                Err(LoadError::ElfTooComplex {
+                    what: "program headers",
+                    found: u64::from(count),
+                    limit: u64::from(MAX_PROGRAM_HEADERS),
+                }),
+                "{count} program headers"
+            );
+        }
     }
 }

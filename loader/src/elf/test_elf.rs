@@ -197,6 +197,24 @@ pub(super) fn phdr_field(index: usize, field: usize) -> usize {
     PHDR_OFFSET + index * SIZEOF_PHDR + field
 }
 
+/// Writes `phdr` as program header `index`.
+pub(super) fn put_program_header(bytes: &mut [u8], index: usize, phdr: &ProgramHeader) {
+    let offset = phdr_field(index, 0);
+    put(bytes, offset, &phdr.p_type.to_le_bytes());
+    put(bytes, offset + 4, &phdr.p_flags.to_le_bytes());
+    let fields = [
+        phdr.p_offset,
+        phdr.p_vaddr,
+        phdr.p_paddr,
+        phdr.p_filesz,
+        phdr.p_memsz,
+        phdr.p_align,
+    ];
+    for (number, field) in fields.into_iter().enumerate() {
+        put_u64(bytes, offset + 8 + number * 8, field);
+    }
+}
+
 impl TestElf {
     pub(super) fn build(&self) -> Vec<u8> {
         let mut bytes = vec![0_u8; FILE_SIZE];
@@ -324,20 +342,7 @@ impl TestElf {
         }
 
         for (index, phdr) in phdrs.iter().enumerate() {
-            let offset = phdr_field(index, 0);
-            put(&mut bytes, offset, &phdr.p_type.to_le_bytes());
-            put(&mut bytes, offset + 4, &phdr.p_flags.to_le_bytes());
-            let fields = [
-                phdr.p_offset,
-                phdr.p_vaddr,
-                phdr.p_paddr,
-                phdr.p_filesz,
-                phdr.p_memsz,
-                phdr.p_align,
-            ];
-            for (number, field) in fields.into_iter().enumerate() {
-                put_u64(&mut bytes, offset + 8 + number * 8, field);
-            }
+            put_program_header(&mut bytes, index, phdr);
         }
 
         put(&mut bytes, 0, ELFMAG);
