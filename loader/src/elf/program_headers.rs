@@ -2,7 +2,7 @@
 //! bounded table, and the passes over it that find the `PT_LOAD` segments, the image
 //! they span and the `PT_TLS` template.
 //!
-//! Every pass walks the table once or stops earlier, and the table holds at most
+//! Each pass walks the table at most once, and the table holds at most
 //! [`MAX_PROGRAM_HEADERS`] entries, so no input makes this part read more than a few
 //! hundred headers.
 
@@ -68,7 +68,7 @@ pub(super) struct ProgramHeaderTable<'a> {
 impl<'a> ProgramHeaderTable<'a> {
     /// The table `header` describes, refused if it holds more than `max_count`
     /// entries ([`super::inspect`] passes [`MAX_PROGRAM_HEADERS`]; tests pass more, to
-    /// show that the passes over the table are bounded on their own).
+    /// show that the note scan is bounded on its own).
     pub(super) fn new(bytes: &'a [u8], header: &Header, max_count: u16) -> Result<Self, LoadError> {
         if header.e_phnum == PN_XNUM {
             return Err(malformed(

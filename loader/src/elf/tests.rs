@@ -6,8 +6,7 @@ use alloc::vec::Vec;
 
 use goblin::elf::dynamic::DT_NEEDED;
 use goblin::elf::header::ET_DYN;
-use goblin::elf::program_header::PT_NULL;
-use goblin::elf::program_header::{PF_R, PF_W, PF_X};
+use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_NULL};
 use proptest::prelude::*;
 
 use super::dynamic::DT_RELR;
