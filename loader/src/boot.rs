@@ -135,7 +135,7 @@ fn load(plan: &Plan) -> Result<(), LoadError> {
         let ticks = kernel.load_segment_timed(segment, image, arch::rdtsc)?;
         trace::segment_loaded(segment, plan.bias, ticks);
     }
-    kernel.zero_gaps(plan.bias, image);
+    kernel.zero_gaps(image);
     let start = arch::rdtsc();
     let relocations = kernel.relocate(plan.bias, image)?;
     trace::relocated(&relocations, arch::rdtsc() - start);

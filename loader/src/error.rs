@@ -52,6 +52,9 @@ macro_rules! exit_codes {
             BadMapping = 0x1f, "bad-mapping";
             /// The flattened device tree for the kernel could not be built.
             FdtBuild = 0x20, "fdt-build";
+            /// The module exceeds a bound the loader puts on its work (program headers,
+            /// bytes of notes), which no real application comes near.
+            ElfTooComplex = 0x21, "elf-too-complex";
             /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
             CpuException = 0x40, "cpu-exception";
         }
@@ -165,6 +168,12 @@ pub enum LoadError {
     FdtBuild {
         what: &'static str,
     },
+    /// The module has `found` of `what` where the loader reads at most `limit`.
+    ElfTooComplex {
+        what: &'static str,
+        found: u64,
+        limit: u64,
+    },
 }
 
 impl LoadError {
@@ -186,6 +195,7 @@ impl LoadError {
             LoadError::BadMultiboot { .. } => ExitCode::BadMultiboot,
             LoadError::BadMapping { .. } => ExitCode::BadMapping,
             LoadError::FdtBuild { .. } => ExitCode::FdtBuild,
+            LoadError::ElfTooComplex { .. } => ExitCode::ElfTooComplex,
         }
     }
 }
@@ -246,6 +256,10 @@ impl fmt::Display for LoadError {
                 write!(f, "bad page mapping [{start:#x}, {end:#x}): {what}")
             }
             LoadError::FdtBuild { what } => write!(f, "cannot build the device tree: {what}"),
+            LoadError::ElfTooComplex { what, found, limit } => write!(
+                f,
+                "the module is too complex to load: {found} {what}, where the loader reads at most {limit}"
+            ),
         }
     }
 }

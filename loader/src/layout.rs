@@ -219,21 +219,56 @@ fn align_up(value: u64, align: u64) -> Option<u64> {
     value.checked_add(align - 1).map(|v| align_down(v, align))
 }
 
-/// Whether `region` lies in usable RAM. Adjacent or overlapping memory-map entries
-/// count as one, since firmware may split one stretch of RAM into several entries.
-fn in_ram(ram: &[Region], region: &Region) -> bool {
-    if region.is_empty() {
-        return true;
+/// Usable RAM as sorted, disjoint stretches: memory-map entries that overlap or touch
+/// are merged, since firmware may split one stretch of RAM into several entries.
+///
+/// Whether a range lies in RAM is then one binary search. Walking the map entry by
+/// entry instead costs entries² steps on a map of touching entries in descending
+/// order, and the map is the firmware's, of any length.
+struct UsableRam {
+    stretches: Vec<Region>,
+}
+
+impl UsableRam {
+    /// Sorts and merges `ram`: O(n log n) for n entries.
+    fn new(ram: &[Region]) -> Result<Self, LoadError> {
+        let mut stretches: Vec<Region> = Vec::new();
+        // The loader's heap is small and an allocation failure on bare metal is a
+        // panic, so a map too large to copy is a refusal.
+        stretches
+            .try_reserve_exact(ram.len())
+            .map_err(|_| LoadError::BadMultiboot {
+                what: "the memory map is too large for the loader's heap",
+            })?;
+        stretches.extend(ram.iter().filter(|region| !region.is_empty()));
+        stretches.sort_unstable_by_key(|region| region.start);
+        // Sorted by start, an entry that overlaps or touches the stretch before it
+        // extends that stretch.
+        stretches.dedup_by(|next, stretch| {
+            let joins = next.start <= stretch.end;
+            if joins {
+                stretch.end = stretch.end.max(next.end);
+            }
+            joins
+        });
+        Ok(UsableRam { stretches })
     }
-    let mut cursor = region.start;
-    while cursor < region.end {
-        match ram.iter().find(|r| r.start <= cursor && cursor < r.end) {
-            // Each step moves the cursor strictly forward, so the loop ends.
-            Some(r) => cursor = r.end,
-            None => return false,
+
+    /// Whether `region` lies in usable RAM: O(log n).
+    fn contains(&self, region: &Region) -> bool {
+        if region.is_empty() {
+            return true;
         }
+        // Stretches are disjoint and do not touch, so only the last one starting at or
+        // below the region's start can hold it.
+        let starting_below = self
+            .stretches
+            .partition_point(|stretch| stretch.start <= region.start);
+        starting_below
+            .checked_sub(1)
+            .and_then(|index| self.stretches.get(index))
+            .is_some_and(|stretch| stretch.contains_range(region))
     }
-    true
 }
 
 /// Refuses an inverted range, naming it.
@@ -320,6 +355,7 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
             what: "the memory map lists no usable RAM",
         });
     }
+    let ram = UsableRam::new(input.ram)?;
 
     // What the kernel reads after the hand-over must be in RAM the firmware vouches
     // for.
@@ -329,7 +365,7 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
         (input.boot_data, "boot data (command line, module list)"),
     ];
     for (region, what) in kept {
-        if !in_ram(input.ram, &region) {
+        if !ram.contains(&region) {
             return Err(LoadError::NotEnoughMemory {
                 what,
                 start: region.start,
@@ -354,7 +390,7 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
             return Err(overlap("kernel image", kernel, what, region));
         }
     }
-    if !in_ram(input.ram, &kernel) {
+    if !ram.contains(&kernel) {
         return Err(LoadError::NotEnoughMemory {
             what: "kernel image",
             start: kernel.start,
@@ -1014,6 +1050,65 @@ mod tests {
         );
     }
 
+    /// Whether `region` lies in usable RAM, found the slow way that needs no sorting:
+    /// from the region's start, hop to the end of whichever entry holds the cursor.
+    fn covered_entry_by_entry(ram: &[Region], region: &Region) -> bool {
+        if region.is_empty() {
+            return true;
+        }
+        let mut cursor = region.start;
+        while cursor < region.end {
+            match ram.iter().find(|r| r.start <= cursor && cursor < r.end) {
+                // Each step moves the cursor strictly forward, so the loop ends.
+                Some(r) => cursor = r.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn touching_entries_in_any_order_merge_into_one_stretch() {
+        // 65 536 touching 4 KiB entries (256 MiB from 1 MiB) in descending order: the
+        // worst case for a walk entry by entry, 65 536 hops each searching the map.
+        let count = 1_u64 << 16;
+        let mut ram: Vec<Region> = (0..count)
+            .rev()
+            .map(|page| Region::new(ONE_MIB + page * PAGE, ONE_MIB + (page + 1) * PAGE))
+            .collect();
+        // Conventional memory, where QEMU puts the MBI, last.
+        ram.push(QEMU_RAM[0]);
+        let usable = UsableRam::new(&ram).unwrap();
+        let whole = Region::new(ONE_MIB, ONE_MIB + count * PAGE);
+        // Two stretches, so every question is answered by looking at one region.
+        assert_eq!(usable.stretches, [QEMU_RAM[0], whole]);
+        assert!(usable.contains(&whole));
+        assert!(!usable.contains(&Region::new(ONE_MIB - 1, ONE_MIB + PAGE)));
+        assert!(!usable.contains(&Region::new(whole.end - PAGE, whole.end + 1)));
+        let input = LayoutInput {
+            ram: &ram,
+            ..qemu(dyn_kernel(0x2c_0000, 0x1000))
+        };
+        check(
+            "a memory map of 65 536 touching entries",
+            input,
+            Ok((Region::new(0x80_0000, 0xac_0000), qemu_mappings(0xc0_0000))),
+        );
+    }
+
+    #[test]
+    fn stretches_stay_apart_where_the_map_has_holes() {
+        // Entries one page apart: nothing merges, and a range over a hole is not RAM.
+        let ram: Vec<Region> = (0..1024_u64)
+            .map(|page| Region::new(page * 2 * PAGE, (page * 2 + 1) * PAGE))
+            .collect();
+        let usable = UsableRam::new(&ram).unwrap();
+        assert_eq!(usable.stretches.len(), 1024);
+        assert!(usable.contains(&Region::new(2 * PAGE, 3 * PAGE)));
+        assert!(!usable.contains(&Region::new(2 * PAGE, 4 * PAGE)));
+        assert!(!usable.contains(&Region::new(PAGE, PAGE + 1)));
+    }
+
     /// The invariants every accepted layout keeps, whatever the input.
     fn assert_layout_rules(input: &LayoutInput, layout: &Layout) {
         let kernel = layout.kernel;
@@ -1083,7 +1178,7 @@ mod tests {
                 "{r:?} is in the kernel's RAM"
             );
         }
-        assert!(in_ram(input.ram, &kernel));
+        assert!(covered_entry_by_entry(input.ram, &kernel));
         if let KernelPlacement::Dyn { align, .. } = input.kernel {
             assert_eq!(kernel.start % align.max(HUGE_PAGE), 0);
             assert!(kernel.start >= KERNEL_MIN_BASE);
@@ -1195,6 +1290,22 @@ mod tests {
                 } else {
                     prop_assert!(built.is_err(), "a PML4 above 4 GiB must be refused");
                 }
+            }
+        }
+
+        /// The merged stretches answer exactly as a walk over the raw entries does.
+        #[test]
+        fn usable_ram_agrees_with_the_entry_by_entry_walk(
+            ram in prop::collection::vec(prop_oneof![
+                3 => region(1 << 16, 1 << 13),
+                1 => arbitrary_region(),
+            ], 0..24),
+            question in prop_oneof![3 => region(1 << 16, 1 << 14), 1 => arbitrary_region()],
+        ) {
+            let usable = UsableRam::new(&ram).unwrap();
+            prop_assert_eq!(usable.contains(&question), covered_entry_by_entry(&ram, &question));
+            for pair in usable.stretches.windows(2) {
+                prop_assert!(pair[0].end < pair[1].start, "stretches touch or overlap: {:?}", pair);
             }
         }
     }

@@ -110,8 +110,15 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
             MemoryType::NVS => 4,
             MemoryType::Defect => 5,
         };
+        // The map is the firmware's, of any length, and an allocation failure on bare
+        // metal is a panic: a map too large for the heap is a refusal.
+        let too_large = |_| LoadError::BadMultiboot {
+            what: "the memory map is too large for the loader's heap",
+        };
+        memory_map.try_reserve(1).map_err(too_large)?;
         memory_map.push(MapEntry { start, end, kind });
         if kind == 1 && end > start {
+            ram.try_reserve(1).map_err(too_large)?;
             ram.push(Region { start, end });
         }
     }

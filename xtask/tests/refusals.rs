@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use common::{artifacts, boot, config};
 use goblin::elf::dynamic::{DT_NEEDED, DT_NULL};
-use goblin::elf::program_header::PT_LOAD;
+use goblin::elf::program_header::{PF_R, PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
+use rusty_loader::elf::{MAX_NOTE_BYTES, MAX_PROGRAM_HEADERS};
 use rusty_loader::error::ExitCode;
 use trace_decoder::decode::{decode_recording, TraceTable};
 
@@ -224,6 +225,80 @@ fn unsupported_relocation() {
         Some(write_case("reloc-pc32", &elf)),
         ExitCode::UnsupportedRelocation,
         "type 2",
+    );
+}
+
+/// `elf` with its program header table replaced by `count` `PT_NOTE` headers that all
+/// name the same `zeros` zero bytes, both appended to the file. A run of zeros is a
+/// valid sequence of empty notes, so a loader that scans every header's notes does
+/// `count * zeros / 12` note reads: the shape a fuzzing campaign found, which hung
+/// the loader under emulation.
+fn same_notes_everywhere(mut elf: Vec<u8>, count: u16, zeros: usize) -> Vec<u8> {
+    elf.resize(elf.len().next_multiple_of(8), 0);
+    let table = elf.len();
+    let notes = (table + usize::from(count) * 56) as u64;
+    le64(&mut elf, 32, table as u64); // e_phoff
+    le16(&mut elf, 56, count); // e_phnum
+    for _ in 0..count {
+        elf.extend_from_slice(&PT_NOTE.to_le_bytes()); // p_type
+        elf.extend_from_slice(&PF_R.to_le_bytes()); // p_flags
+                                                    // p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
+        for field in [notes, notes, notes, zeros as u64, zeros as u64, 4] {
+            elf.extend_from_slice(&field.to_le_bytes());
+        }
+    }
+    elf.resize(elf.len() + zeros, 0);
+    elf
+}
+
+/// Boots `app`, which must be refused as too complex with `message`, and checks the
+/// `Refused` event too.
+fn check_too_complex(app: PathBuf, message: &str) {
+    let code = ExitCode::ElfTooComplex;
+    let run = boot(&config(app));
+    let serial = run.serial_text();
+    assert_eq!(run.status, Some(code.qemu_status()), "serial:\n{serial}");
+    let line = serial
+        .lines()
+        .find(|l| l.starts_with("rusty-loader: error:"))
+        .unwrap_or_else(|| panic!("no error line\nserial:\n{serial}"));
+    assert_eq!(
+        line,
+        format!(
+            "rusty-loader: error: the module is too complex to load: {message} (exit code {}, QEMU status {})",
+            code.name(),
+            code.qemu_status()
+        )
+    );
+    let port_value = code.port_value().to_string();
+    check_error_event(
+        &run.serial,
+        "Refused",
+        &[("code", port_value.as_str()), ("name", code.name())],
+    );
+}
+
+#[test]
+fn most_program_headers_over_the_same_notes() {
+    // 65 534 headers (the most e_phnum can say) over the same 4 MiB: 23 billion note
+    // reads for a loader that scans each header's notes.
+    let elf = same_notes_everywhere(hello_dyn(), 0xfffe, 4 << 20);
+    check_too_complex(
+        write_case("notes-65534-headers", &elf),
+        &format!("65534 program headers, where the loader reads at most {MAX_PROGRAM_HEADERS}"),
+    );
+}
+
+#[test]
+fn more_note_bytes_than_the_loader_reads() {
+    // As many headers as the loader reads, all over the same 1 MiB.
+    let elf = same_notes_everywhere(hello_dyn(), MAX_PROGRAM_HEADERS, 1 << 20);
+    check_too_complex(
+        write_case("notes-1mib", &elf),
+        &format!(
+            "{} bytes of PT_NOTE segments, where the loader reads at most {MAX_NOTE_BYTES}",
+            1 << 20
+        ),
     );
 }
 

@@ -236,6 +236,14 @@ fn traced_config(app: &Path, machine: Machine) -> QemuConfig {
     config
 }
 
+/// The generation's name as the loader library decides it for `app`: the trace must
+/// say the same, so the names the binary interns cannot drift from the library's.
+fn library_generation(app: &Path) -> &'static str {
+    let bytes = std::fs::read(app).unwrap();
+    let kernel = rusty_loader::elf::inspect(&bytes).expect("a test kernel the loader accepts");
+    kernel.generation().name()
+}
+
 #[test]
 fn hello_dyn_trace_matches_the_truth() {
     let app = &artifacts().kernels.hello_dyn;
@@ -248,6 +256,7 @@ fn hello_dyn_trace_matches_the_truth() {
         ((0, 13, 0), "0.11+", "dyn"),
         "version from the ABI-tag note"
     );
+    assert_eq!(kernel.1, library_generation(app));
 }
 
 #[test]
@@ -258,6 +267,7 @@ fn legacy_dyn_trace_matches_the_truth_on_microvm() {
     check_trace(app, &config, &traced);
     let kernel = one!(traced.decoded.events, LoaderEvent::Kernel { major, minor, patch, generation, .. } => ((*major, *minor, *patch), generation.as_str()));
     assert_eq!(kernel, ((0, 0, 0), "0.6-0.10"), "no ABI-tag note");
+    assert_eq!(kernel.1, library_generation(app));
     assert!(!any!(traced.decoded.events, LoaderEvent::Tls { .. }));
 }
 

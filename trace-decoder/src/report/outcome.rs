@@ -311,11 +311,13 @@ mod tests {
         check(33, "loader", Some("no-module"));
         check(35, "loader", Some("not-elf"));
         check(65, "loader", Some("fdt-build"));
+        check(67, "loader", Some("elf-too-complex"));
         check(129 + 28, "cpu-exception", Some("cpu-exception"));
         check(0, "qemu", None);
         check(-1, "unknown", None);
         check(2, "unknown", None);
-        check(67, "unknown", None);
+        // The first odd status past the loader's last code.
+        check(69, "unknown", None);
         assert_eq!(
             exit_status(129 + 28).meaning,
             "CPU exception 14 (#PF page fault)"

@@ -1,0 +1,257 @@
+//! The ELF header and the program header table: the identification checks, the
+//! bounded table, and the passes over it that find the `PT_LOAD` segments, the image
+//! they span and the `PT_TLS` template.
+//!
+//! Each pass walks the table at most once, and the table holds at most
+//! [`MAX_PROGRAM_HEADERS`] entries, so no input makes this part read more than a few
+//! hundred headers.
+
+use alloc::vec::Vec;
+
+use goblin::elf::header::{EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64};
+use goblin::elf::program_header::{PT_LOAD, PT_TLS};
+use goblin::elf64::header::Header;
+use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
+use scroll::{Pread, LE};
+
+use super::{file_len, file_slice, malformed, Segment, TlsSegment};
+use crate::error::LoadError;
+
+/// The most program headers [`super::inspect`] reads.
+///
+/// Real Hermit applications have 10 to 14 (`PHDR`, four or five `PT_LOAD`, `PT_TLS`,
+/// `PT_DYNAMIC`, one or two `PT_NOTE`, `GNU_RELRO`, `GNU_EH_FRAME`, `GNU_STACK`), so
+/// 128 leaves a margin of eight and more. The bound keeps the passes over the table
+/// and the loader's heap use for segments and note ranges small, and lets the
+/// segment count fit the trace's one-byte field.
+pub const MAX_PROGRAM_HEADERS: u16 = 128;
+
+/// `e_phnum` value announcing extended numbering (the real count is in section header 0).
+pub(super) const PN_XNUM: u16 = 0xffff;
+/// The loader places and zeroes the kernel image in whole pages.
+const PAGE_SIZE: u64 = 0x1000;
+
+/// Checks the identification and machine and reads the ELF header.
+pub(super) fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
+    // A file shorter than the magic is reported with zeros in place of missing bytes.
+    let mut magic = [0_u8; 4];
+    for (slot, byte) in magic.iter_mut().zip(bytes) {
+        *slot = *byte;
+    }
+    if magic != *ELFMAG {
+        return Err(LoadError::NotElf { magic });
+    }
+    let (Some(&class), Some(&data)) = (bytes.get(EI_CLASS), bytes.get(EI_DATA)) else {
+        return Err(malformed("the file is shorter than the ELF header"));
+    };
+    if class != ELFCLASS64 || data != ELFDATA2LSB {
+        return Err(LoadError::WrongClass { class, data });
+    }
+    let header: Header = bytes
+        .pread_with(0, LE)
+        .map_err(|_| malformed("the file is shorter than the ELF header"))?;
+    if header.e_machine != EM_X86_64 {
+        return Err(LoadError::WrongMachine {
+            machine: header.e_machine,
+        });
+    }
+    Ok(header)
+}
+
+/// The program header table, checked to lie inside the file, read one entry at a time
+/// so that the table costs no memory.
+pub(super) struct ProgramHeaderTable<'a> {
+    /// Exactly the table's bytes: `e_phnum` entries of [`SIZEOF_PHDR`] bytes.
+    table: &'a [u8],
+}
+
+impl<'a> ProgramHeaderTable<'a> {
+    /// The table `header` describes, refused if it holds more than `max_count`
+    /// entries ([`super::inspect`] passes [`MAX_PROGRAM_HEADERS`]; tests pass more, to
+    /// show that the note scan is bounded on its own).
+    pub(super) fn new(bytes: &'a [u8], header: &Header, max_count: u16) -> Result<Self, LoadError> {
+        if header.e_phnum == PN_XNUM {
+            return Err(malformed(
+                "extended program header numbering (PN_XNUM) is not supported",
+            ));
+        }
+        if header.e_phnum == 0 {
+            return Err(malformed("no PT_LOAD segment"));
+        }
+        if header.e_phnum > max_count {
+            return Err(LoadError::ElfTooComplex {
+                what: "program headers",
+                found: u64::from(header.e_phnum),
+                limit: u64::from(max_count),
+            });
+        }
+        if usize::from(header.e_phentsize) != SIZEOF_PHDR {
+            return Err(malformed("the program header entry size is not 56 bytes"));
+        }
+        let table_size = u64::from(header.e_phnum) * SIZEOF_PHDR as u64;
+        let table = file_slice(bytes, header.e_phoff, table_size)
+            .ok_or(malformed("the program header table lies outside the file"))?;
+        Ok(ProgramHeaderTable { table })
+    }
+
+    /// Every program header with its index.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, ProgramHeader)> + '_ {
+        // The table is a whole number of entries, so every chunk is a full entry and
+        // every read succeeds.
+        self.table
+            .chunks_exact(SIZEOF_PHDR)
+            .enumerate()
+            .filter_map(|(index, entry)| Some((index, entry.pread_with(0, LE).ok()?)))
+    }
+
+    /// Every program header of type `p_type` with its index.
+    pub(super) fn of_type(&self, p_type: u32) -> impl Iterator<Item = (usize, ProgramHeader)> + '_ {
+        self.iter()
+            .filter(move |(_, header)| header.p_type == p_type)
+    }
+}
+
+/// The page-rounded addresses the segments span and their largest alignment.
+pub(super) struct ImageExtent {
+    pub(super) vaddr_start: u64,
+    pub(super) vaddr_end: u64,
+    pub(super) align: u64,
+}
+
+/// Collects the `PT_LOAD` segments, checks each lies inside the file, fits the address
+/// space and starts at or after the previous one's end, and returns the image they
+/// span.
+///
+/// The ELF specification requires ascending `p_vaddr` order; requiring in addition
+/// that segments do not overlap makes the load order irrelevant, lets
+/// [`super::Kernel::zero_gaps`] find the gaps in one walk, and puts the image's start
+/// in the first segment and its end in the last.
+pub(super) fn collect_segments(
+    bytes: &[u8],
+    program_headers: &ProgramHeaderTable,
+) -> Result<(Vec<Segment>, ImageExtent), LoadError> {
+    let count = program_headers.of_type(PT_LOAD).count();
+    let mut segments = Vec::new();
+    // The count is bounded by the table's, but the heap is small and an allocation
+    // failure on bare metal is a panic, so a failure is still a refusal.
+    segments
+        .try_reserve_exact(count)
+        .map_err(|_| malformed("too many PT_LOAD segments for the loader's heap"))?;
+
+    let mut previous_end: Option<u64> = None;
+    let mut largest_align = 0;
+    for (index, header) in program_headers.of_type(PT_LOAD) {
+        if header.p_filesz > header.p_memsz {
+            return Err(malformed("a PT_LOAD segment has p_filesz > p_memsz"));
+        }
+        if file_slice(bytes, header.p_offset, header.p_filesz).is_none() {
+            return Err(LoadError::SegmentOutsideFile {
+                index,
+                offset: header.p_offset,
+                size: header.p_filesz,
+                file_len: file_len(bytes),
+            });
+        }
+        let end = header.p_vaddr.checked_add(header.p_memsz).ok_or(malformed(
+            "a PT_LOAD segment reaches past the end of the address space",
+        ))?;
+        if header.p_align > 1 && !header.p_align.is_power_of_two() {
+            return Err(malformed("a PT_LOAD alignment is not a power of two"));
+        }
+        if previous_end.is_some_and(|previous_end| header.p_vaddr < previous_end) {
+            return Err(malformed(
+                "PT_LOAD segments overlap or are not in ascending address order",
+            ));
+        }
+        previous_end = Some(end);
+        largest_align = largest_align.max(header.p_align);
+        segments.push(Segment {
+            index,
+            file_offset: header.p_offset,
+            file_size: header.p_filesz,
+            mem_size: header.p_memsz,
+            vaddr: header.p_vaddr,
+            flags: header.p_flags,
+        });
+    }
+
+    let (Some(first), Some(highest_end)) = (segments.first(), previous_end) else {
+        return Err(malformed("no PT_LOAD segment"));
+    };
+    let vaddr_end = highest_end
+        .checked_next_multiple_of(PAGE_SIZE)
+        .ok_or(malformed(
+            "a PT_LOAD segment reaches past the end of the address space",
+        ))?;
+    let extent = ImageExtent {
+        vaddr_start: first.vaddr - first.vaddr % PAGE_SIZE,
+        vaddr_end,
+        align: largest_align.max(PAGE_SIZE),
+    };
+    Ok((segments, extent))
+}
+
+/// Reads the first `PT_TLS` segment and checks its template lies inside the image.
+pub(super) fn find_tls(
+    program_headers: &ProgramHeaderTable,
+    extent: &ImageExtent,
+) -> Result<Option<TlsSegment>, LoadError> {
+    let Some((_, header)) = program_headers.of_type(PT_TLS).next() else {
+        return Ok(None);
+    };
+    if header.p_filesz > header.p_memsz {
+        return Err(malformed("the PT_TLS segment has p_filesz > p_memsz"));
+    }
+    let template_end = header.p_vaddr.checked_add(header.p_filesz);
+    let inside = header.p_vaddr >= extent.vaddr_start
+        && template_end.is_some_and(|end| end <= extent.vaddr_end);
+    if !inside {
+        return Err(malformed(
+            "the PT_TLS template lies outside the PT_LOAD segments",
+        ));
+    }
+    Ok(Some(TlsSegment {
+        vaddr: header.p_vaddr,
+        file_size: header.p_filesz,
+        mem_size: header.p_memsz,
+        align: header.p_align,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inspect;
+    use super::super::test_elf::*;
+    use super::*;
+
+    #[test]
+    fn image_starts_at_the_page_of_the_lowest_segment() {
+        let mut bytes = test_exec().build();
+        put_u64(&mut bytes, phdr_field(RODATA_INDEX, P_VADDR), 0x80_0800);
+        put_u64(&mut bytes, phdr_field(RODATA_INDEX, P_OFFSET), 0x800);
+        put_u64(&mut bytes, phdr_field(RODATA_INDEX, P_FILESZ), 0x800);
+        put_u64(&mut bytes, phdr_field(RODATA_INDEX, P_MEMSZ), 0x800);
+        let kernel = inspect(&bytes).unwrap();
+        assert_eq!(kernel.vaddr_start, 0x80_0000);
+        assert_eq!(kernel.size(), IMAGE_SIZE);
+        let (image, _) = load(&kernel, 0).unwrap();
+        assert!(image[..0x800].iter().all(|&byte| byte == 0));
+        assert_eq!(image[0x800..0x1000], bytes[0x800..0x1000]);
+    }
+
+    #[test]
+    fn more_program_headers_than_the_bound_are_refused() {
+        for count in [MAX_PROGRAM_HEADERS + 1, PN_XNUM - 1] {
+            let bytes = edited(|bytes| put(bytes, 56, &count.to_le_bytes()));
+            assert_eq!(
+                inspect(&bytes).map(|kernel| kernel.entry),
+                Err(LoadError::ElfTooComplex {
+                    what: "program headers",
+                    found: u64::from(count),
+                    limit: u64::from(MAX_PROGRAM_HEADERS),
+                }),
+                "{count} program headers"
+            );
+        }
+    }
+}
