@@ -57,7 +57,10 @@ fn every_path_in_the_architecture_exists() {
     let files = tracked_files();
     let doc = read("docs/ARCHITECTURE.md");
     let tokens = path_tokens(&doc);
-    assert!(tokens.len() > 40, "the code map names its files: {tokens:?}");
+    assert!(
+        tokens.len() > 40,
+        "the code map names its files: {tokens:?}"
+    );
     let missing: Vec<&String> = tokens
         .iter()
         .filter(|token| {
@@ -134,7 +137,10 @@ fn unsafe_code_lives_only_where_the_architecture_says() {
         .filter(|f| !f.starts_with("test-kernels/src/arch/"))
         .filter(|f| uses_unsafe(&read(f)))
         .collect();
-    assert!(outside.is_empty(), "unsafe outside test-kernels/src/arch/: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "unsafe outside test-kernels/src/arch/: {outside:?}"
+    );
 }
 
 #[test]
@@ -161,7 +167,10 @@ fn the_repository_stands_on_its_own() {
             text.contains("shared/docs") || text.contains("../shared")
         })
         .collect();
-    assert!(citing.is_empty(), "files citing what a clone does not have: {citing:?}");
+    assert!(
+        citing.is_empty(),
+        "files citing what a clone does not have: {citing:?}"
+    );
 }
 
 #[test]
