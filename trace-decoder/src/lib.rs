@@ -17,3 +17,4 @@ pub mod profile;
 pub mod pump;
 pub mod report;
 pub mod stream;
+pub mod table;
