@@ -6,10 +6,11 @@
 //! `unsafe`: raw memory comes from `arch::memory` as safe references.
 
 use alloc::boxed::Box;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
 use rusty_loader::cmdline;
-use rusty_loader::elf::{self, ElfKind, Kernel};
+use rusty_loader::elf::{self, ElfKind, Generation, Kernel};
 use rusty_loader::error::LoadError;
 use rusty_loader::fdt;
 use rusty_loader::layout::{
@@ -22,8 +23,28 @@ use crate::mbi::{self, BootInputs, Module};
 use crate::trace;
 
 /// Loads the kernel and prepares everything the hand-over needs.
+///
+/// A boot refused before the frequency was measured still sends it, right before
+/// the refusal, so that the report of a failed boot is in time too.
 pub fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
-    let inputs = read_inputs(magic, mbi_addr)?;
+    let mut command_line = "";
+    let result = load_and_prepare(magic, mbi_addr, &mut command_line);
+    if result.is_err() && !FREQUENCY_SENT.load(Ordering::Relaxed) {
+        frequency(command_line);
+    }
+    result
+}
+
+/// Whether the `Frequency` event has been sent.
+static FREQUENCY_SENT: AtomicBool = AtomicBool::new(false);
+
+/// The stages in order; `command_line` is set as soon as it is known.
+fn load_and_prepare(
+    magic: u32,
+    mbi_addr: u32,
+    command_line: &mut &'static str,
+) -> Result<HandOver, LoadError> {
+    let inputs = read_inputs(magic, mbi_addr, command_line)?;
     let plan = plan(&inputs)?;
     load(&plan)?;
     let boot_info = boot_data(&inputs, &plan)?;
@@ -43,17 +64,19 @@ pub fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
     })
 }
 
-/// What the Multiboot hand-over gave, with the TSC frequency.
+/// What the Multiboot hand-over gave.
 struct Inputs {
     mbi: BootInputs,
     mbi_addr: u32,
     module: Module,
-    /// The TSC frequency in kHz (0 when unknown).
-    tsc_khz: u32,
 }
 
-/// Reads the Multiboot information and the frequency, tracing each.
-fn read_inputs(magic: u32, mbi_addr: u32) -> Result<Inputs, LoadError> {
+/// Reads the Multiboot information, tracing it.
+fn read_inputs(
+    magic: u32,
+    mbi_addr: u32,
+    command_line_out: &mut &'static str,
+) -> Result<Inputs, LoadError> {
     if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
         return Err(LoadError::BadMultiboot {
             what: "EAX does not hold the Multiboot magic",
@@ -62,12 +85,8 @@ fn read_inputs(magic: u32, mbi_addr: u32) -> Result<Inputs, LoadError> {
     let mut mbi = mbi::read(mbi_addr)?;
     trace::memory_map(&mbi.memory_map);
     let command_line = mbi.command_line.unwrap_or("");
+    *command_line_out = command_line;
     trace::command_line(command_line);
-    let (tsc_khz, source) = match cmdline::freq_mhz(command_line) {
-        Some(mhz) => (mhz.saturating_mul(1000), freq::Source::CommandLine),
-        None => freq::detect(),
-    };
-    trace::frequency(tsc_khz, source);
     // A boot without module is refused only now, after tracing what there is.
     let module = mbi.module.take().ok_or(LoadError::NoModule)?;
     trace::module(module.region);
@@ -75,8 +94,43 @@ fn read_inputs(magic: u32, mbi_addr: u32) -> Result<Inputs, LoadError> {
         mbi,
         mbi_addr,
         module,
-        tsc_khz,
     })
+}
+
+/// The TSC frequency: the user's `-freq` as the kernel reads it, else measured
+/// across the loader's work so far (which is why it is asked for this late).
+fn frequency(command_line: &str) -> freq::Frequency {
+    let frequency = match cmdline::freq_mhz(command_line) {
+        Some(mhz) => freq::Frequency {
+            khz: u32::from(mhz) * 1000,
+            source: freq::Source::CommandLine,
+            window_us: 0,
+        },
+        None => freq::measure(),
+    };
+    trace::frequency(&frequency);
+    FREQUENCY_SENT.store(true, Ordering::Relaxed);
+    frequency
+}
+
+/// The command line the kernel gets: QEMU's, with `-freq <MHz>` inserted for a
+/// kernel of 0.6–0.10 that was given none (they learn the frequency only there and
+/// otherwise spend tens of milliseconds measuring it). Kernels from 0.11 read the
+/// frequency from the device tree instead. A loader option (the word
+/// `keep-cmdline` after the application's file name in `-initrd`) turns this off.
+fn kernel_command_line(inputs: &Inputs, kernel: &Kernel, khz: u32) -> Option<&'static str> {
+    let original = inputs.mbi.command_line?;
+    if kernel.generation() != Generation::Legacy || inputs.module.keep_command_line {
+        return Some(original);
+    }
+    match cmdline::insert_frequency(original, khz) {
+        Some(edit) => {
+            trace::command_line_edited(&edit);
+            // On the loader heap, inside the loader image: mapped and below the kernel.
+            Some(edit.text.leak())
+        }
+        None => Some(original),
+    }
 }
 
 /// The validated kernel and where it goes.
@@ -152,14 +206,16 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
     if let Some(tls) = &tls {
         trace::tls(tls);
     }
+    let frequency = frequency(inputs.mbi.command_line.unwrap_or(""));
+    let command_line = kernel_command_line(inputs, &plan.kernel, frequency.khz);
     // A kernel of entry version 2 (0.6.0) has no boot-info field for a device tree:
     // it gets none.
     let layout = BootInfoLayout::for_entry_version(plan.kernel.entry_version);
     let device_tree = match layout {
         BootInfoLayout::WithDeviceTree => {
             let start = arch::rdtsc();
-            let khz = (inputs.tsc_khz > 0).then_some(inputs.tsc_khz);
-            let fdt = fdt::build_fdt(&inputs.mbi.ram, inputs.mbi.command_line.unwrap_or(""), khz)?;
+            let khz = (frequency.khz > 0).then_some(frequency.khz);
+            let fdt = fdt::build_fdt(&inputs.mbi.ram, command_line.unwrap_or(""), khz)?;
             let fdt: &'static [u8] = fdt.leak();
             trace::device_tree(fdt, arch::rdtsc() - start);
             fdt.as_ptr() as u64
@@ -170,7 +226,7 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
         kernel_image: plan.layout.kernel(),
         tls,
         device_tree,
-        command_line: inputs.mbi.command_line,
+        command_line,
         mbi_addr: u64::from(inputs.mbi_addr),
     };
     Ok(match layout {

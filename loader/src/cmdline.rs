@@ -1,8 +1,19 @@
-//! Reading the Multiboot command line: `"<file name> <kernel args> [-- <app args>]"`.
-//! The loader passes the line on unchanged (the kernel takes the first word as its
-//! own path); it only looks at it to trace the split and to honour `-freq`.
+//! Reading the Multiboot command line, `"<file name> <kernel args> [-- <app args>]"`,
+//! the way Hermit kernels read it, and handing a kernel its TSC frequency.
+//!
+//! Kernels split their command line with shell quoting rules (the `shell-words`
+//! crate, which the loader uses too), take the first word as their path, read the
+//! words up to `--` as kernel arguments and the rest as the application's. Kernels
+//! 0.6–0.10 learn the TSC frequency only from `-freq <MHz>`, parsed as a `u16`, the
+//! last one winning; they panic on any argument they do not know. So the loader
+//! inserts `-freq` only when the command line has none, and decides that exactly as
+//! the kernel will ([`kernel_frequency`]).
 
-/// Where the parts of a command line start, as byte offsets into it.
+use alloc::string::String;
+
+use crate::error::LoadError;
+
+/// Where the parts of a command line start, as byte offsets into it (for the trace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandLineSplit {
     /// Start of the kernel arguments (after the file name), if there are any words.
@@ -11,54 +22,218 @@ pub struct CommandLineSplit {
     pub app_args_at: Option<usize>,
 }
 
-/// The words of `text` with their byte offsets (split on ASCII whitespace, as the
-/// kernel does).
-fn words(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split(|c: char| c.is_ascii_whitespace())
-        .scan(0usize, |offset, word| {
-            let at = *offset;
-            *offset += word.len() + 1;
-            Some((at, word))
-        })
-        .filter(|(_, word)| !word.is_empty())
+/// The words of a command line between shell delimiters, with their byte offsets.
+/// A plain loop rather than iterator adaptors: under emulation every distinct piece
+/// of code costs more to translate than to run.
+struct Words<'a> {
+    text: &'a str,
+    at: usize,
 }
 
-/// Splits a command line into file name, kernel arguments and app arguments.
+impl<'a> Iterator for Words<'a> {
+    type Item = (usize, &'a str);
+
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        let bytes = self.text.as_bytes();
+        while self.at < bytes.len() && is_delimiter(char::from(bytes[self.at])) {
+            self.at += 1;
+        }
+        if self.at == bytes.len() {
+            return None;
+        }
+        let start = self.at;
+        while self.at < bytes.len() && !is_delimiter(char::from(bytes[self.at])) {
+            self.at += 1;
+        }
+        // Delimiters are ASCII, so both ends lie on character boundaries.
+        Some((start, &self.text[start..self.at]))
+    }
+}
+
+fn words(text: &str) -> Words<'_> {
+    Words { text, at: 0 }
+}
+
+/// Splits a command line into file name, kernel arguments and app arguments, at
+/// shell delimiters (offsets into the raw text; a quoted `--` is not a separator
+/// here, unlike for the kernel: these offsets only label the trace).
 pub fn split(text: &str) -> CommandLineSplit {
-    let mut words = words(text).skip(1);
-    let mut kernel_args_at = None;
-    let mut app_args_at = None;
-    let mut after_separator = false;
-    for (at, word) in words.by_ref() {
-        if after_separator {
-            app_args_at = Some(at);
+    let mut split = CommandLineSplit {
+        kernel_args_at: None,
+        app_args_at: None,
+    };
+    let mut words = words(text);
+    words.next();
+    while let Some((at, word)) = words.next() {
+        split.kernel_args_at.get_or_insert(at);
+        if word == "--" {
+            split.app_args_at = words.next().map(|(at, _)| at);
             break;
         }
-        if word == "--" {
-            after_separator = true;
-            kernel_args_at.get_or_insert(at);
-            continue;
-        }
-        kernel_args_at.get_or_insert(at);
     }
-    CommandLineSplit {
-        kernel_args_at,
-        app_args_at,
+    split
+}
+
+/// What the kernel will take for `-freq` from this command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelFrequency {
+    /// No `-freq` among the kernel arguments: the kernel measures the TSC itself
+    /// (0.6–0.10) unless told otherwise.
+    Absent,
+    /// The last `-freq`'s value, as the kernel parses it (`u16` MHz); `None` when it
+    /// does not parse, which leaves the kernel without one.
+    Given(Option<u16>),
+    /// The command line does not split (an unclosed quote): the kernel would fail
+    /// on it; the loader leaves it alone.
+    Unreadable,
+}
+
+/// The bytes that separate shell words (and only these: `shell-words` treats a
+/// carriage return, say, as part of a word).
+fn is_delimiter(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n')
+}
+
+/// The bytes that make shell splitting more than cutting at delimiters: quotes, the
+/// backslash and the comment sign.
+fn needs_shell_rules(text: &str) -> bool {
+    text.bytes()
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'#'))
+}
+
+/// Reads `-freq` as the kernel does: shell words, the first one being the path,
+/// kernel arguments up to `--`, the last `-freq` winning.
+pub fn kernel_frequency(text: &str) -> KernelFrequency {
+    if needs_shell_rules(text) {
+        match shell_words::split(text) {
+            Ok(words) => frequency_in(words.iter().map(String::as_str)),
+            Err(_) => KernelFrequency::Unreadable,
+        }
+    } else {
+        // The common case, split as `shell-words` would, without its machinery.
+        frequency_in(words(text).map(|(_, word)| word))
     }
 }
 
-/// The kernel's `-freq <MHz>` argument, if given and valid (before any `--`).
-pub fn freq_mhz(text: &str) -> Option<u32> {
-    let mut kernel_words = words(text)
-        .skip(1)
-        .map(|(_, w)| w)
-        .take_while(|&w| w != "--");
-    while let Some(word) = kernel_words.next() {
-        if word == "-freq" {
-            return kernel_words.next()?.parse().ok().filter(|&mhz| mhz > 0);
+/// The last `-freq` among the kernel arguments of these words, read as the kernel
+/// reads them: the first word is the path, `--` ends the kernel arguments, and
+/// `-freq` takes the next word as its value whatever it is.
+fn frequency_in<'a>(mut words: impl Iterator<Item = &'a str>) -> KernelFrequency {
+    let mut found = KernelFrequency::Absent;
+    words.next();
+    while let Some(word) = words.next() {
+        match word {
+            "--" => break,
+            "-freq" => {
+                found = KernelFrequency::Given(words.next().and_then(|mhz| mhz.parse().ok()))
+            }
+            _ => {}
         }
     }
-    None
+    found
+}
+
+/// The kernel's `-freq <MHz>`, if given and usable (a valid, non-zero `u16`).
+pub fn freq_mhz(text: &str) -> Option<u16> {
+    match kernel_frequency(text) {
+        KernelFrequency::Given(Some(mhz)) if mhz > 0 => Some(mhz),
+        _ => None,
+    }
+}
+
+/// A command line with `-freq <MHz>` inserted for the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrequencyInserted {
+    /// The whole new command line.
+    pub text: String,
+    /// Where the inserted text starts in it.
+    pub at: usize,
+    /// The inserted text (` -freq <MHz>`).
+    pub inserted: String,
+}
+
+/// `text` with `-freq <MHz>` inserted right after the file name, for a kernel that
+/// would otherwise measure the TSC itself; `None` when the command line already has
+/// a `-freq` (the user's always wins), cannot be split, or `khz` does not make a
+/// valid `u16` of MHz. The rest of the line is unchanged.
+pub fn insert_frequency(text: &str, khz: u32) -> Option<FrequencyInserted> {
+    if kernel_frequency(text) != KernelFrequency::Absent {
+        return None;
+    }
+    let mhz = u16::try_from((u64::from(khz) + 500) / 1000)
+        .ok()
+        .filter(|&m| m > 0)?;
+    // After the first word (the file name), or at the start of an empty line.
+    let start = text.len() - text.trim_start_matches(is_delimiter).len();
+    let at = text[start..]
+        .find(is_delimiter)
+        .map_or(text.len(), |end| start + end);
+    // Built by hand: `format!` would bring the formatting machinery into the loader,
+    // whose code costs more to translate under emulation than all of this to run.
+    let mut inserted = String::with_capacity(12);
+    if at > 0 {
+        inserted.push(' ');
+    }
+    inserted.push_str("-freq ");
+    push_decimal(&mut inserted, mhz);
+    let mut whole = String::with_capacity(text.len() + inserted.len());
+    whole.push_str(&text[..at]);
+    whole.push_str(&inserted);
+    whole.push_str(&text[at..]);
+    Some(FrequencyInserted {
+        text: whole,
+        at,
+        inserted,
+    })
+}
+
+/// Appends `value` in decimal.
+fn push_decimal(out: &mut String, value: u16) {
+    let mut digits = [0u8; 5];
+    let mut rest = value;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
+/// The loader's own options. They are the words after the application's file name
+/// in its Multiboot module string (`-initrd "app.elf keep-cmdline"`), so they never
+/// reach the kernel, which panics on arguments it does not know.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoaderOptions {
+    /// `keep-cmdline`: hand the kernel its command line exactly as given, without
+    /// inserting `-freq`.
+    pub keep_command_line: bool,
+}
+
+/// The option words the loader knows, for messages.
+pub const LOADER_OPTIONS: &str = "keep-cmdline";
+
+/// Reads the loader's options from the module string; the first word is the file
+/// name. An unknown word is refused by name.
+pub fn loader_options(module_string: &str) -> Result<LoaderOptions, LoadError> {
+    let mut options = LoaderOptions::default();
+    for (_, word) in words(module_string).skip(1) {
+        match word {
+            "keep-cmdline" => options.keep_command_line = true,
+            // The message outlives the Multiboot information's borrow.
+            unknown => {
+                return Err(LoadError::UnknownOption {
+                    option: String::from(unknown).leak(),
+                })
+            }
+        }
+    }
+    Ok(options)
 }
 
 #[cfg(test)]
@@ -92,13 +267,15 @@ mod tests {
         check_split("loader -- a  b", Some("-- a  b"), Some("a  b"));
         check_split("loader  --", Some("--"), None);
         check_split("loader x\t--\ty", Some("x\t--\ty"), Some("y"));
+        check_split("loader -- -- x", Some("-- -- x"), Some("-- x"));
+        check_split("  loader x", Some("x"), None);
     }
 
     #[test]
-    fn reads_freq_only_from_kernel_args() {
+    fn reads_freq_as_the_kernel_does() {
         assert_eq!(freq_mhz("loader -freq 2800"), Some(2800));
         assert_eq!(freq_mhz("loader -ip 10.0.5.3 -freq 1000 -- x"), Some(1000));
-        assert_eq!(freq_mhz("loader -- -freq 2800"), None);
+        assert_eq!(freq_mhz("loader -- -freq 2800"), None, "an app argument");
         assert_eq!(freq_mhz("loader -freq"), None);
         assert_eq!(freq_mhz("loader -freq fast"), None);
         assert_eq!(freq_mhz("loader -freq 0"), None);
@@ -106,6 +283,94 @@ mod tests {
             freq_mhz("-freq 2800"),
             None,
             "the first word is the file name"
+        );
+        // The last one wins, quotes are shell quotes, values are u16.
+        assert_eq!(freq_mhz("app -freq 1000 -freq 2000"), Some(2000));
+        assert_eq!(freq_mhz("app -freq '2800'"), Some(2800));
+        assert_eq!(freq_mhz("app '-freq' \"2800\""), Some(2800));
+        assert_eq!(freq_mhz("app -freq 70000"), None, "not a u16");
+        assert_eq!(
+            freq_mhz("app -freq 2000 -freq 70000"),
+            None,
+            "the last wins"
+        );
+        assert_eq!(
+            kernel_frequency("app -freq 70000"),
+            KernelFrequency::Given(None)
+        );
+        assert_eq!(
+            kernel_frequency("app '-freq 1"),
+            KernelFrequency::Unreadable
+        );
+        assert_eq!(kernel_frequency("app -ip 1"), KernelFrequency::Absent);
+        assert_eq!(
+            kernel_frequency("app 'x -- y' -freq 5"),
+            KernelFrequency::Given(Some(5)),
+            "a quoted -- is a word, not the separator"
+        );
+        assert_eq!(
+            kernel_frequency("app -freq -- 5"),
+            KernelFrequency::Given(None),
+            "-freq takes the next word, even --, as the kernel does"
+        );
+        assert_eq!(
+            kernel_frequency("app # -freq 5"),
+            KernelFrequency::Absent,
+            "a comment, for shell-words"
+        );
+        assert_eq!(
+            kernel_frequency("app\r-freq 5"),
+            KernelFrequency::Absent,
+            "a carriage return is no delimiter"
+        );
+    }
+
+    #[test]
+    fn inserts_freq_after_the_file_name_only_when_absent() {
+        let inserted = insert_frequency("/x/loader -ip 1 -- app", 2_300_012).unwrap();
+        assert_eq!(inserted.text, "/x/loader -freq 2300 -ip 1 -- app");
+        assert_eq!(inserted.at, 9);
+        assert_eq!(inserted.inserted, " -freq 2300");
+        assert_eq!(
+            &inserted.text[inserted.at..inserted.at + inserted.inserted.len()],
+            inserted.inserted
+        );
+        assert_eq!(
+            insert_frequency("/x/loader", 2_299_600).unwrap().text,
+            "/x/loader -freq 2300"
+        );
+        assert_eq!(
+            insert_frequency("/x/loader ", 1_000_000).unwrap().text,
+            "/x/loader -freq 1000 "
+        );
+        assert_eq!(insert_frequency("", 1_000_000).unwrap().text, "-freq 1000");
+        // The app's own -freq is not the kernel's.
+        assert_eq!(
+            insert_frequency("l -- -freq 9", 1_000_000).unwrap().text,
+            "l -freq 1000 -- -freq 9"
+        );
+        // Whatever -freq the user gave wins, even one the kernel cannot read.
+        assert_eq!(insert_frequency("l -freq 2800", 1_000_000), None);
+        assert_eq!(insert_frequency("l -freq abc", 1_000_000), None);
+        assert_eq!(insert_frequency("l 'unclosed", 1_000_000), None);
+        // No usable MHz value: nothing to insert.
+        assert_eq!(insert_frequency("l", 0), None);
+        assert_eq!(insert_frequency("l", 70_000_000), None);
+    }
+
+    #[test]
+    fn reads_the_loaders_own_options_from_the_module_string() {
+        assert_eq!(loader_options("app.elf"), Ok(LoaderOptions::default()));
+        assert_eq!(loader_options(""), Ok(LoaderOptions::default()));
+        assert_eq!(
+            loader_options("/x/app.elf  keep-cmdline"),
+            Ok(LoaderOptions {
+                keep_command_line: true
+            })
+        );
+        assert_eq!(
+            loader_options("app.elf keep-cmdline -freq"),
+            Err(LoadError::UnknownOption { option: "-freq" })
         );
     }
 }

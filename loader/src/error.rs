@@ -55,6 +55,9 @@ macro_rules! exit_codes {
             /// The module exceeds a bound the loader puts on its work (program headers,
             /// bytes of notes), which no real application comes near.
             ElfTooComplex = 0x21, "elf-too-complex";
+            /// A word after the application's file name in `-initrd` that is not one of
+            /// the loader's options.
+            UnknownOption = 0x22, "unknown-option";
             /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
             CpuException = 0x40, "cpu-exception";
         }
@@ -168,6 +171,11 @@ pub enum LoadError {
     FdtBuild {
         what: &'static str,
     },
+    /// `option`, after the application's file name in `-initrd`, is not a loader
+    /// option.
+    UnknownOption {
+        option: &'static str,
+    },
     /// The module has `found` of `what` where the loader reads at most `limit`.
     ElfTooComplex {
         what: &'static str,
@@ -196,6 +204,7 @@ impl LoadError {
             LoadError::BadMapping { .. } => ExitCode::BadMapping,
             LoadError::FdtBuild { .. } => ExitCode::FdtBuild,
             LoadError::ElfTooComplex { .. } => ExitCode::ElfTooComplex,
+            LoadError::UnknownOption { .. } => ExitCode::UnknownOption,
         }
     }
 }
@@ -256,6 +265,11 @@ impl fmt::Display for LoadError {
                 write!(f, "bad page mapping [{start:#x}, {end:#x}): {what}")
             }
             LoadError::FdtBuild { what } => write!(f, "cannot build the device tree: {what}"),
+            LoadError::UnknownOption { option } => write!(
+                f,
+                "unknown loader option {option:?} after the application's file name in -initrd (the loader knows: {})",
+                crate::cmdline::LOADER_OPTIONS
+            ),
             LoadError::ElfTooComplex { what, found, limit } => write!(
                 f,
                 "the module is too complex to load: {found} {what}, where the loader reads at most {limit}"

@@ -241,7 +241,10 @@ impl UsableRam {
                 what: "the memory map is too large for the loader's heap",
             })?;
         stretches.extend(ram.iter().filter(|region| !region.is_empty()));
-        stretches.sort_unstable_by_key(|region| region.start);
+        // Firmware lists its map in order; the sort runs only when it did not.
+        if !stretches.is_sorted_by_key(|region| region.start) {
+            stretches.sort_unstable_by_key(|region| region.start);
+        }
         // Sorted by start, an entry that overlaps or touches the stretch before it
         // extends that stretch.
         stretches.dedup_by(|next, stretch| {
@@ -429,7 +432,10 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
 /// Checks that every part lies inside the loader image and apart from the others.
 fn check_loader_parts(image: Region, parts: &[LoaderPart]) -> Result<(), LoadError> {
     let mut sorted: Vec<&LoaderPart> = parts.iter().collect();
-    sorted.sort_unstable_by_key(|part| part.region.start);
+    // The loader lists its parts in address order; the sort runs only when not.
+    if !sorted.is_sorted_by_key(|part| part.region.start) {
+        sorted.sort_unstable_by_key(|part| part.region.start);
+    }
     for part in &sorted {
         if part.region.is_empty() || !image.contains_range(&part.region) {
             return Err(overlap(

@@ -10,6 +10,7 @@
 extern crate alloc;
 
 pub mod bootinfo;
+pub mod bump;
 pub mod cmdline;
 pub mod elf;
 pub mod error;

@@ -28,6 +28,9 @@ use rusty_loader::error::{ExitCode, LoadError};
 /// Called by the start-up code in long mode with the Multiboot magic and MBI address.
 extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
     arch::exceptions::install();
+    // The reference counter for the TSC frequency runs from here across the
+    // loader's work (see arch::freq).
+    arch::freq::start();
     console::init();
     heap::init();
     trace::loader_started(mbi_addr, arch::early_stamps());

@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 
 use multiboot::information::{MemoryManagement, MemoryType, Multiboot, PAddr};
+use rusty_loader::cmdline;
 use rusty_loader::error::LoadError;
 use rusty_loader::layout::Region;
 use rusty_loader::wire::MapEntry;
@@ -32,10 +33,12 @@ impl MemoryManagement for IdentityMemory {
     unsafe fn deallocate(&mut self, _addr: PAddr) {}
 }
 
-/// Module 0: where QEMU put the application file, and its bytes.
+/// Module 0: where QEMU put the application file, its bytes, and the loader's
+/// options from its string.
 pub struct Module {
     pub region: Region,
     pub bytes: &'static [u8],
+    pub keep_command_line: bool,
 }
 
 /// What the loader takes from the Multiboot information.
@@ -150,7 +153,9 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
                 let start = name.as_ptr() as u64;
                 boot_data = hull(boot_data, start, start + name.len() as u64 + 1);
             }
-            if module.end < module.start || module.end > BOOT_IDENTITY_LIMIT {
+            let options = cmdline::loader_options(module.string.unwrap_or(""))?;
+            // A slice needs a non-null start, even an empty one.
+            if module.start == 0 || module.end < module.start || module.end > BOOT_IDENTITY_LIMIT {
                 return Err(LoadError::BadMultiboot {
                     what: "module 0 has an impossible address range",
                 });
@@ -169,6 +174,7 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
                     end: module.end,
                 },
                 bytes,
+                keep_command_line: options.keep_command_line,
             })
         }
     };

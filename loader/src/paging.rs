@@ -93,19 +93,16 @@ const PML4_ENTRY: u64 = 1 << 39;
 const PDPT_ENTRY: u64 = 1 << 30;
 const PD_ENTRY: u64 = 1 << 21;
 
-/// Counts the distinct `granule`-sized slots the given ranges touch. Ranges that
-/// share a slot count it once, so the result is the number of tables one level
-/// below that granule.
-fn distinct_slots(ranges: impl Iterator<Item = (u64, u64)>, granule: u64) -> usize {
-    let mut slots: Vec<(u64, u64)> = ranges
-        .filter(|(start, end)| start < end)
-        .map(|(start, end)| (start / granule, (end - 1) / granule))
-        .collect();
-    slots.sort_unstable();
+/// Counts the distinct `granule`-sized slots that ranges sorted by start touch.
+/// Ranges that share a slot count it once, so the result is the number of tables one
+/// level below that granule.
+fn distinct_slots(sorted: impl Iterator<Item = (u64, u64)>, granule: u64) -> usize {
     let mut count: u64 = 0;
     let mut covered_up_to: Option<u64> = None;
-    for (first, last) in slots {
-        // Slots at or below `covered_up_to` have been counted already.
+    for (start, end) in sorted.filter(|(start, end)| start < end) {
+        let (first, last) = (start / granule, (end - 1) / granule);
+        // Slots at or below `covered_up_to` have been counted already (the ranges
+        // are sorted by start, so their first slots never go back).
         let first = match covered_up_to {
             Some(done) if done >= last => continue,
             Some(done) if done >= first => done + 1,
@@ -120,8 +117,15 @@ fn distinct_slots(ranges: impl Iterator<Item = (u64, u64)>, granule: u64) -> usi
 /// How many 4 KiB table pages [`build_page_tables`] will use for these mappings
 /// (the PML4 included).
 pub fn count_tables(mappings: &[Mapping]) -> usize {
-    let all = || mappings.iter().map(|m| (m.start, m.end));
-    let small = mappings
+    let mut sorted = mappings.to_vec();
+    sort_by_start(&mut sorted);
+    count_tables_sorted(&sorted)
+}
+
+/// [`count_tables`] of mappings sorted by start.
+fn count_tables_sorted(sorted: &[Mapping]) -> usize {
+    let all = || sorted.iter().map(|m| (m.start, m.end));
+    let small = sorted
         .iter()
         .filter(|m| m.page_size == PageSize::Size4K)
         .map(|m| (m.start, m.end));
@@ -131,6 +135,15 @@ pub fn count_tables(mappings: &[Mapping]) -> usize {
         .saturating_add(distinct_slots(all(), PML4_ENTRY))
         .saturating_add(distinct_slots(all(), PDPT_ENTRY))
         .saturating_add(distinct_slots(small, PD_ENTRY))
+}
+
+/// Sorts mappings by start, without running the sort when they already are (the
+/// layout planning hands them over sorted; under emulation, code that does not run
+/// costs nothing, while translating it costs more than running it).
+fn sort_by_start(mappings: &mut [Mapping]) {
+    if !mappings.is_sorted_by_key(|m| m.start) {
+        mappings.sort_unstable_by_key(|m| m.start);
+    }
 }
 
 /// Checks one mapping on its own: non-empty, aligned, identity-mappable.
@@ -268,7 +281,7 @@ pub fn build_page_tables(
     arena_phys: u64,
 ) -> Result<(u64, PageTableStats), LoadError> {
     let mut sorted: Vec<Mapping> = mappings.to_vec();
-    sorted.sort_unstable_by_key(|m| m.start);
+    sort_by_start(&mut sorted);
     for m in &sorted {
         check_mapping(m)?;
     }
@@ -282,7 +295,7 @@ pub fn build_page_tables(
         }
     }
 
-    let needed = count_tables(&sorted);
+    let needed = count_tables_sorted(&sorted);
     let arena_end = u64::try_from(needed)
         .ok()
         .and_then(|n| n.checked_mul(TABLE_BYTES))

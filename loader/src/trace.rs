@@ -16,7 +16,9 @@ use rusty_loader::paging::PageSize;
 use rusty_loader::wire::{saturate, MapEntry, FORMAT_VERSION};
 use rusty_loader::{cmdline, exit_codes};
 
-use crate::arch::freq::Source;
+use rusty_loader::cmdline::FrequencyInserted;
+
+use crate::arch::freq::{Frequency, Source};
 use crate::arch::{EarlyStamps, HandOver};
 
 /// A string interned in the ELF (sent as a 2-byte index), or a plain `&str` when
@@ -142,17 +144,32 @@ pub fn command_line(text: &str) {
     );
 }
 
-/// The TSC frequency and its source.
-pub fn frequency(khz: u32, source: Source) {
-    let source = match source {
+/// The TSC frequency, its source and the measurement window.
+pub fn frequency(frequency: &Frequency) {
+    let source = match frequency.source {
         Source::CommandLine => name!("cmdline"),
         Source::CpuidCrystal => name!("cpuid-15h"),
         Source::CpuidBase => name!("cpuid-16h"),
         Source::Hypervisor => name!("hypervisor"),
         Source::Pit => name!("pit"),
+        Source::ApicTimer => name!("apic-timer"),
         Source::Unknown => name!("unknown"),
     };
-    emit::frequency(khz, source);
+    emit::frequency(frequency.khz, source, frequency.window_us);
+}
+
+/// The loader's change to the kernel's command line.
+pub fn command_line_edited(edit: &FrequencyInserted) {
+    emit::command_line_edited(saturate(edit.at), &edit.inserted);
+}
+
+/// The ticks spent writing the trace so far.
+fn trace_ticks() -> u64 {
+    #[cfg(feature = "trace")]
+    let ticks = crate::logger::output_ticks();
+    #[cfg(not(feature = "trace"))]
+    let ticks = 0;
+    ticks
 }
 
 /// Module 0, the application file.
@@ -242,7 +259,7 @@ pub fn page_tables(layout: &Layout, tables: &HandOverTables, ticks: u64) {
 
 /// The jump into the kernel.
 pub fn hand_over(to: &HandOver) {
-    emit::hand_over(to.entry, to.boot_info, to.stack);
+    emit::hand_over(to.entry, to.boot_info, to.stack, trace_ticks());
 }
 
 /// The refusal: its code, the code's name and the message.
@@ -251,13 +268,14 @@ pub fn refused(error: &LoadError) {
     emit::refused(
         code.port_value(),
         code_name(code),
+        trace_ticks(),
         &alloc::format!("{error}"),
     );
 }
 
 /// A CPU exception, in the loader or in the kernel before it has its own IDT.
 pub fn cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool) {
-    emit::cpu_exception(vector, error_code, rip, cr2, in_kernel);
+    emit::cpu_exception(vector, error_code, rip, cr2, in_kernel, trace_ticks());
 }
 
 /// Expands the exit-code list into the interned name of each code.

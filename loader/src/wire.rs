@@ -29,7 +29,7 @@ use alloc::vec::Vec;
 
 /// The trace format version in `LoaderStart`. Bump it when an event's meaning or
 /// fields change; adding an event, or a field at the end of one, does not change it.
-pub const FORMAT_VERSION: u8 = 2;
+pub const FORMAT_VERSION: u8 = 3;
 
 /// Written before every frame, so that text and frames share one stream: a frame
 /// ends at its `00`, text runs from there to the next `FF 00`.
@@ -172,9 +172,6 @@ macro_rules! loader_events {
             /// (65535 where absent).
             info CommandLine command_line(kernel_args_at: u16, app_args_at: u16, text: str)
                 => "CommandLine kernel_args_at={=u16} app_args_at={=u16} text={=str}";
-            /// The TSC frequency used to turn ticks into time, and where it came from.
-            info Frequency frequency(khz: u32, source: istr)
-                => "Frequency khz={=u32} source={=istr}";
             /// Module 0, the application file.
             info Module module(start: u64, end: u64) => "Module start={=u64:#x} end={=u64:#x}";
             /// The validated application: ELF type, HERMIT entry version, kernel version from
@@ -195,6 +192,22 @@ macro_rules! loader_events {
             /// The TLS image as passed in the boot info (relocated).
             info Tls tls(start: u64, filesz: u64, memsz: u64, align: u64)
                 => "Tls start={=u64:#x} filesz={=u64:#x} memsz={=u64:#x} align={=u64:#x}";
+            /// The TSC frequency that turns ticks into time and that the kernel is given,
+            /// where it came from (`cmdline`, `cpuid-15h`, `cpuid-16h`, `hypervisor`; `pit`
+            /// or `apic-timer`: measured against that counter across the loader's work;
+            /// `unknown`: 0 kHz) and how long the measurement window was (0 when not
+            /// measured).
+            info Frequency frequency(khz: u32, source: istr, window_us: u32)
+                => "Frequency khz={=u32} source={=istr} window_us={=u32}";
+            /// The loader changed the command line the kernel gets: it inserted `inserted`
+            /// at byte `at` (`-freq <MHz>` for a kernel of 0.6–0.10 given none, which
+            /// would otherwise measure the TSC itself).
+            info CommandLineEdited command_line_edited(at: u16, inserted: str)
+                => "CommandLineEdited at={=u16} inserted={=str}";
+            /// The flattened device tree handed to the kernel (not for entry version 2,
+            /// whose boot info has no field for it).
+            info DeviceTree device_tree(addr: u64, size: u32, ticks: u64)
+                => "DeviceTree addr={=u64:#x} size={=u32} ticks={=u64}";
             /// One identity mapping of the hand-over page tables (page size in KiB).
             debug Mapping mapping(start: u64, end: u64, page_kib: u32, writable: bool)
                 => "Mapping start={=u64:#x} end={=u64:#x} page_kib={=u32} writable={=bool}";
@@ -203,23 +216,21 @@ macro_rules! loader_events {
             /// size, and the ticks spent building them.
             info PageTables page_tables(contract: istr, pml4: u64, tables: u16, bytes_4k: u64, bytes_2m: u64, ticks: u64)
                 => "PageTables contract={=istr} pml4={=u64:#x} tables={=u16} bytes_4k={=u64:#x} bytes_2m={=u64:#x} ticks={=u64}";
-            /// The flattened device tree handed to the kernel (not for entry version 2,
-            /// whose boot info has no field for it).
-            info DeviceTree device_tree(addr: u64, size: u32, ticks: u64)
-                => "DeviceTree addr={=u64:#x} size={=u32} ticks={=u64}";
             /// The last event: the jump into the kernel, at the event's time (the TSC is
             /// read as the frame starts; nothing but the jump follows). `rdi` is the boot
             /// info (a `RawBootInfo` of 128 bytes, 120 for entry version 2), `rsp` the lowest
-            /// address of the zeroed 32 KiB stack (both sizes are fixed by the ABI).
-            info HandOver hand_over(entry: u64, rdi: u64, rsp: u64)
-                => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x}";
-            /// The loader refuses to boot: the exit code and its name; the text line
-            /// follows with the details.
-            error Refused refused(code: u8, name: istr, text: str)
-                => "Refused code={=u8} name={=istr} text={=str}";
-            /// A CPU exception, in the loader or in the kernel before it has its own IDT.
-            error CpuException cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool)
-                => "CpuException vector={=u8} error_code={=u64:#x} rip={=u64:#x} cr2={=u64:#x} in_kernel={=bool}";
+            /// address of the zeroed 32 KiB stack (both sizes are fixed by the ABI);
+            /// `trace_ticks` the ticks spent writing the trace before this frame.
+            info HandOver hand_over(entry: u64, rdi: u64, rsp: u64, trace_ticks: u64)
+                => "HandOver entry={=u64:#x} rdi={=u64:#x} rsp={=u64:#x} trace_ticks={=u64}";
+            /// The loader refuses to boot: the exit code and its name, the ticks spent
+            /// writing the trace before this frame; the text line follows with the details.
+            error Refused refused(code: u8, name: istr, trace_ticks: u64, text: str)
+                => "Refused code={=u8} name={=istr} trace_ticks={=u64} text={=str}";
+            /// A CPU exception, in the loader or in the kernel before it has its own IDT,
+            /// and the ticks spent writing the trace before this frame.
+            error CpuException cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool, trace_ticks: u64)
+                => "CpuException vector={=u8} error_code={=u64:#x} rip={=u64:#x} cr2={=u64:#x} in_kernel={=bool} trace_ticks={=u64}";
         }
     };
 }

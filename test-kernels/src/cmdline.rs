@@ -66,6 +66,26 @@ pub fn freq_mhz(cmdline: &[u8]) -> Result<Option<u16>, FreqArgError> {
     Ok(mhz)
 }
 
+/// The MHz value of a `-freq` the loader inserted: `ours` is `theirs` (the command
+/// line QEMU gave) with ` -freq <MHz>` right after the first word, or `None`.
+/// The loader does that for kernels of 0.6–0.10 given no `-freq` (they learn the
+/// TSC frequency only there).
+pub fn inserted_freq(ours: &[u8], theirs: &[u8]) -> Option<u16> {
+    let start = theirs
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(theirs.len());
+    let at = theirs[start..]
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .map_or(theirs.len(), |end| start + end);
+    let (head, tail) = theirs.split_at(at);
+    let middle = ours.strip_prefix(head)?.strip_suffix(tail)?;
+    let value = middle.strip_prefix(b" -freq ")?;
+    let mhz: u16 = core::str::from_utf8(value).ok()?.parse().ok()?;
+    (mhz > 0 && value.iter().all(u8::is_ascii_digit)).then_some(mhz)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +93,25 @@ mod tests {
 
     fn args(c: &str) -> Vec<&[u8]> {
         app_args(c.as_bytes()).collect()
+    }
+
+    #[test]
+    fn recognises_a_frequency_the_loader_inserted() {
+        assert_eq!(inserted_freq(b"/l -freq 2300 -- a", b"/l -- a"), Some(2300));
+        assert_eq!(inserted_freq(b"/l -freq 2300", b"/l"), Some(2300));
+        assert_eq!(inserted_freq(b"/l -- a", b"/l -- a"), None, "unchanged");
+        assert_eq!(inserted_freq(b"/l -freq 0", b"/l"), None);
+        assert_eq!(inserted_freq(b"/l -freq +5", b"/l"), None);
+        assert_eq!(
+            inserted_freq(b"/l -freq 23 x", b"/l y"),
+            None,
+            "rest changed"
+        );
+        assert_eq!(
+            inserted_freq(b"/l -ip 1 -freq 5", b"/l -ip 1"),
+            None,
+            "not after the path"
+        );
     }
 
     #[test]

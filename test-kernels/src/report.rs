@@ -350,6 +350,11 @@ pub fn fact_hex(sink: &mut dyn Sink, key: &str, value: u64) {
     emit!(sink, "tk: ", key, "=", Hex(value), "\n");
 }
 
+/// Writes `tk: <key>=<decimal>`.
+pub fn fact_dec(sink: &mut dyn Sink, key: &str, value: u64) {
+    emit!(sink, "tk: ", key, "=", Dec(value), "\n");
+}
+
 /// Writes `tk: <key>=<hex start>-<hex end>` (end exclusive).
 pub fn fact_range(sink: &mut dyn Sink, key: &str, start: u64, end: u64) {
     emit!(sink, "tk: ", key, "=", Hex(start), "-", Hex(end), "\n");

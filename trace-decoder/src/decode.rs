@@ -285,6 +285,16 @@ impl TraceTable {
         &self.changed_events
     }
 
+    /// The table index of the contract's event `name` in this ELF (for tools and
+    /// tests that write frames).
+    pub fn index_of(&self, name: &str) -> Option<u16> {
+        self.statements
+            .iter()
+            .filter(|(_, s)| s.spec.is_some_and(|spec| spec.name == name))
+            .map(|(&index, _)| index)
+            .min()
+    }
+
     pub fn frame_decoder(&self) -> FrameDecoder<'_> {
         FrameDecoder {
             table: self,
@@ -383,6 +393,8 @@ pub struct Decoded {
     pub malformed_frames: usize,
     /// The stream ended inside a frame.
     pub truncated: bool,
+    /// Bytes of trace frames (of the last boot), with their markers.
+    pub trace_bytes: usize,
 }
 
 /// Decodes a whole recorded stream, refusing one from another loader build: the
@@ -408,6 +420,7 @@ pub fn decode_recording(table: &TraceTable, stream: &[u8]) -> Result<Decoded> {
         text,
         malformed_frames: record.malformed_frames,
         truncated: record.truncated,
+        trace_bytes: record.trace_bytes,
     })
 }
 

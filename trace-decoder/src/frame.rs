@@ -290,8 +290,9 @@ impl<'a> ArgReader<'a> {
             Type::U8Array(len) => Arg::Bytes(self.take(*len)?.to_vec()),
             Type::Format => self.format(depth)?,
             Type::FormatSlice => {
-                // The length, then the elements' format once, then each element.
-                let len = self.uint(4)? as usize;
+                // The length, then the elements' format once, then each element. A
+                // length beyond the bytes left is refused before anything else.
+                let len = self.count(1)?;
                 let format = self.interned()?;
                 self.elements(len, format, depth)?
             }

@@ -179,6 +179,8 @@ impl<'t> Session<'t> {
 
     fn frame(&mut self, frame: &[u8], now: Duration, out: &mut impl FnMut(Output)) {
         self.frames += 1;
+        // The frame with its marker and closing zero (a new boot counts anew).
+        let size = frame.len() + 3;
         if matches!(self.status, TraceStatus::OtherBuild { .. }) {
             return;
         }
@@ -222,6 +224,10 @@ impl<'t> Session<'t> {
         if self.status == TraceStatus::NotFound {
             self.status = TraceStatus::Decoded { verified: false };
         }
+        if is_start {
+            self.record.trace_bytes = 0;
+        }
+        self.record.trace_bytes += size;
         if event.timed_when_sent() {
             self.record.host.first_timed_event.get_or_insert(now);
         }
@@ -441,16 +447,20 @@ mod tests {
         );
         // Nothing from the stream reaches the terminal as a control character.
         assert_eq!(
-            line("Refused text=a\u{1b}[2Jb", None, plain),
-            "[     1234 tk] Refused text=a\\x1b[2Jb"
+            line(
+                "Refused code=17 name=x trace_ticks=0 text=a\u{1b}[2Jb",
+                None,
+                plain
+            ),
+            "[     1234 tk] Refused code=17 name=x trace_ticks=0 text=a\\x1b[2Jb"
         );
         let colored = LineStyle {
             color: true,
             wrap_at: None,
         };
         assert_eq!(
-            line("Tls start=0x1", None, colored),
-            "\x1b[2m[     1234 tk]\x1b[0m \x1b[1mTls\x1b[0m start=0x1"
+            line("Module start=0x1 end=0x2", None, colored),
+            "\x1b[2m[     1234 tk]\x1b[0m \x1b[1mModule\x1b[0m start=0x1 end=0x2"
         );
     }
 

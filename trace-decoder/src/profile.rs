@@ -78,7 +78,8 @@ pub struct StageTimes {
 
 impl StageTimes {
     /// Every stage of a report (sub-stages too, as `stage / sub-stage`), plus the
-    /// whole loader as `loader total`; in microseconds when the TSC frequency is
+    /// time spent writing the trace as `trace output` and the whole loader as
+    /// `loader total`; in microseconds when the TSC frequency is
     /// known, in ticks otherwise.
     pub fn of(report: &Report) -> StageTimes {
         let timeline = &report.timeline;
@@ -107,9 +108,15 @@ impl StageTimes {
                 stages.push((name, amount(child.duration_us, child.duration_ticks)));
             }
         }
+        if let Some(output) = timeline.trace_output_ticks {
+            stages.push((
+                "trace output".to_string(),
+                amount(timeline.trace_output_us, output),
+            ));
+        }
         stages.push((
             "loader total".to_string(),
-            amount(timeline.loader_us, timeline.loader_ticks),
+            amount(timeline.total_us, timeline.total_ticks),
         ));
         StageTimes { unit, stages }
     }

@@ -264,15 +264,21 @@ fn a_corrupted_frame_is_skipped_and_decoding_goes_on() {
     );
 }
 
-/// The fuzzing campaign's 11-byte stream: a `MemoryMap` frame whose list claims
+/// The fuzzing campaign's 11-byte stream (`ff00 09ff 3eff ffff 2870 00` for the ELF
+/// of the day, where `MemoryMap` had index 9): a `MemoryMap` frame whose list claims
 /// ~2^32 entries. defmt-decoder 1.2.0 sizes a vector from that count and aborts the
 /// process (171 GB); the session must refuse the frame and go on.
 #[test]
 fn a_frame_claiming_billions_of_entries_is_skipped() {
-    let stream = [
-        0xff, 0x00, 0x09, 0xff, 0x3e, 0xff, 0xff, 0xff, 0x28, 0x70, 0x00,
-    ];
-    for chunks in [&[11][..], &[1]] {
+    let index = table().index_of("MemoryMap").unwrap();
+    let mut raw = index.to_le_bytes().to_vec();
+    raw.extend_from_slice(&0x1234u32.to_le_bytes()); // timestamp
+    raw.extend_from_slice(&0xffff_fffeu32.to_le_bytes()); // element count
+    raw.extend_from_slice(&[0x28, 0x70]); // the element format's index
+    let mut stream = vec![0xff, 0x00];
+    stream.extend(trace_decoder::frame::rzcobs_encode(&raw));
+    stream.push(0x00);
+    for chunks in [&[stream.len()][..], &[1]] {
         let (said, record, _) = run(table(), &stream, chunks);
         assert_eq!(record.malformed_frames, 1);
         assert!(record.events.is_empty());
@@ -288,14 +294,17 @@ fn a_frame_claiming_billions_of_entries_is_skipped() {
 fn a_saturated_gap_is_warned_about() {
     let table = table();
     let mut stream = recording("hello-dyn-pc");
-    // PagingEnabled (index 0x0c) with the largest timestamp a frame can carry, as
-    // the loader sends a gap longer than u32::MAX ticks: raw 0c 00 ff ff ff ff.
+    // PagingEnabled with the largest timestamp a frame can carry, as the loader
+    // sends a gap longer than u32::MAX ticks: raw <index> 00 ff ff ff ff.
+    let index = table.index_of("PagingEnabled").unwrap();
     let paging = frames(&stream)[1].clone();
     assert_eq!(
-        stream[paging.start], 0x0c,
+        u16::from(stream[paging.start]),
+        index,
         "the second frame is PagingEnabled"
     );
-    stream.splice(paging, [0x0c, 0xff, 0xff, 0xff, 0xff, 0x42]);
+    let raw = [index as u8, 0, 0xff, 0xff, 0xff, 0xff];
+    stream.splice(paging, trace_decoder::frame::rzcobs_encode(&raw));
     let (said, record, _) = run(table, &stream, &[4096]);
     assert_eq!(record.malformed_frames, 0);
     assert_eq!(record.events[1].name(), "PagingEnabled");

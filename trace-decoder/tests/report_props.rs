@@ -112,7 +112,13 @@ fn record() -> impl Strategy<Value = BootRecord> {
         prop::collection::vec(event(), 0..40),
         (duration(), duration(), duration(), duration(), duration()),
         option::of(any::<i32>()),
-        (any::<usize>(), any::<bool>(), any::<usize>(), any::<bool>()),
+        (
+            any::<usize>(),
+            any::<bool>(),
+            any::<usize>(),
+            any::<bool>(),
+            any::<usize>(),
+        ),
         option::of((any::<u64>(), any::<u64>())),
     )
         .prop_map(
@@ -132,6 +138,7 @@ fn record() -> impl Strategy<Value = BootRecord> {
                 loader_image,
                 text_bytes: health.2,
                 errors_only: health.3,
+                trace_bytes: health.4,
             },
         )
 }

@@ -64,6 +64,7 @@ fn record(name: &str) -> BootRecord {
         exit_status,
         malformed_frames: decoded.malformed_frames,
         truncated: decoded.truncated,
+        trace_bytes: decoded.trace_bytes,
         loader_image: table.loader_image(),
         text_bytes: decoded.text.len(),
         ..BootRecord::default()
@@ -133,20 +134,20 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
     let ev = |t, m: &str| trace_decoder::fixtures::event(t, m);
     let boot = || {
         vec![
-            ev(0, "LoaderStart format=2 build=0x1 mbi=0x9500"),
+            ev(0, "LoaderStart format=3 build=0x1 mbi=0x9500"),
             ev(500, "PagingEnabled"),
             ev(700, "LongModeEntered"),
             ev(3000, "MemoryMap regions=[0x0-0x4000000:1]"),
             ev(4000, "CommandLine kernel_args_at=65535 app_args_at=65535 text=k\u{1b}[2J\u{0}<&>"),
-            ev(5000, "Frequency khz=1000 source=cmdline"),
-            ev(5100, "Module start=0x200000 end=0x300000"),
+            ev(4100, "Module start=0x200000 end=0x300000"),
             ev(7000, "Kernel kind=dyn entry_version=4 version=0.13.0 generation=0.11+ segments=1 base=0x800000 entry=0x800000"),
             ev(8000, "SegmentLoaded addr=0x800000 filesz=0x1000 memsz=0x1000 flags=5 copy_ticks=600 zero_ticks=100"),
             ev(9500, "Relocated relative=3 abs64=0 glob_dat=0 weak_skipped=0 ticks=300"),
+            ev(9800, "Frequency khz=1000 source=pit window_us=9800"),
             ev(12000, "DeviceTree addr=0x150000 size=400 ticks=2000"),
             ev(13000, "Mapping start=0x0 end=0x200000 page_kib=4 writable=true"),
             ev(14000, "PageTables contract=universal pml4=0x2f0000 tables=4 bytes_4k=0x100000 bytes_2m=0x800000 ticks=1500"),
-            ev(14700, "HandOver entry=0x800000 rdi=0x150400 rsp=0x1a0000"),
+            ev(14700, "HandOver entry=0x800000 rdi=0x150400 rsp=0x1a0000 trace_ticks=1200"),
         ]
     };
     let host = HostTimes {
@@ -158,11 +159,11 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
         end: Some(Duration::from_millis(90)),
     };
     let mut unknown_clock = boot();
-    unknown_clock[5] = ev(5000, "Frequency khz=0 source=unknown");
+    unknown_clock[9] = ev(9800, "Frequency khz=0 source=unknown window_us=0");
     let mut exception = boot();
     exception.push(ev(
         15000,
-        "CpuException vector=13 error_code=0x0 rip=0x800010 cr2=0x0 in_kernel=true",
+        "CpuException vector=13 error_code=0x0 rip=0x800010 cr2=0x0 in_kernel=true trace_ticks=1300",
     ));
     let overlapping = vec![
         ev(1, "MemoryMap regions=[0x0-0x100000:1]"),
@@ -170,7 +171,7 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
         ev(3, "Tls start=0x90000 filesz=0x10 memsz=0x20 align=0x8"),
         ev(
             4,
-            "Refused code=27 name=layout-overlap text=the kernel would overlap \u{7}the module",
+            "Refused code=27 name=layout-overlap trace_ticks=50 text=the kernel would overlap \u{7}the module",
         ),
     ];
     let record = |events, host: HostTimes, exit_status, loader_image| BootRecord {

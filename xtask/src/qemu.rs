@@ -41,6 +41,9 @@ pub struct QemuConfig {
     pub loader: PathBuf,
     /// The application, given with `-initrd`; None boots without a module.
     pub app: Option<PathBuf>,
+    /// The loader's own options, after the application's file name in `-initrd`
+    /// (`keep-cmdline`).
+    pub loader_options: Vec<String>,
     /// The `-append` text (kernel arguments, then `-- app args`); None: no `-append`.
     pub append: Option<String>,
     /// Anything else, appended last.
@@ -60,6 +63,7 @@ impl QemuConfig {
             kvm: false,
             loader: loader.into(),
             app: Some(app.into()),
+            loader_options: Vec::new(),
             append: None,
             extra_args: Vec::new(),
             working_dir: None,
@@ -100,7 +104,13 @@ impl QemuConfig {
         args.push(self.loader.clone().into_os_string());
         if let Some(app) = &self.app {
             args.push("-initrd".into());
-            args.push(app.clone().into_os_string());
+            // QEMU passes the words after the file name on as the module's string.
+            let mut module = app.clone().into_os_string();
+            for option in &self.loader_options {
+                module.push(" ");
+                module.push(option);
+            }
+            args.push(module);
         }
         if let Some(append) = &self.append {
             args.push("-append".into());

@@ -52,6 +52,14 @@ pub fn record(sh: &Shell) -> Result<()> {
             machine: Machine::Pc,
             append: None,
         },
+        // No -freq for a kernel of 0.6-0.10: the loader measures the frequency and
+        // inserts it into the command line (CommandLineEdited).
+        Case {
+            name: "legacy-dyn-pc-measured",
+            kernel: kernels.legacy_dyn.clone(),
+            machine: Machine::Pc,
+            append: Some("-- app"),
+        },
         Case {
             name: "not-an-elf",
             kernel: not_elf.clone(),

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{artifacts, boot, config, parse_range, KernelReport};
+use common::{
+    artifacts, boot, config, host_tsc_khz, parse_range, with_inserted_freq, KernelReport,
+};
 use xtask::qemu::{Captured, Machine, QemuConfig};
 
 const TWO_MIB: u64 = 2 << 20;
@@ -30,12 +32,20 @@ fn check_good_run(config: &QemuConfig, run: &Captured, kernel_name: &str) -> Ker
     assert_eq!(report.verdict.as_deref(), Some("ok"), "serial:\n{serial}");
     assert_eq!(report.one("kernel"), kernel_name);
 
-    // The command line reaches the kernel unchanged, file name included.
-    assert_eq!(
-        report.one("cmdline"),
-        config.multiboot_command_line(),
-        "serial:\n{serial}"
-    );
+    // The command line reaches the kernel unchanged, file name included, but for the
+    // `-freq` the loader inserts for a kernel of 0.6-0.10 given none.
+    let expected = match report.facts.iter().find(|(k, _)| k == "freq-inserted") {
+        Some((_, mhz)) => {
+            assert!(
+                !config.multiboot_command_line().contains("-freq")
+                    && !config.loader_options.iter().any(|o| o == "keep-cmdline"),
+                "the loader inserted -freq where it must not\nserial:\n{serial}"
+            );
+            with_inserted_freq(&config.multiboot_command_line(), mhz.parse().unwrap())
+        }
+        None => config.multiboot_command_line(),
+    };
+    assert_eq!(report.one("cmdline"), expected, "serial:\n{serial}");
     let expected_args = config
         .append
         .as_deref()
@@ -190,10 +200,18 @@ fn big_dyn_boots_on_microvm() {
 }
 
 /// Boots the calibrating kernel; returns its report and its whole serial text.
-fn calibrating_boot(machine: Machine, append: Option<&str>) -> (KernelReport, String) {
+/// `keep_cmdline` asks the loader not to insert `-freq`.
+fn calibrating_boot(
+    machine: Machine,
+    append: Option<&str>,
+    keep_cmdline: bool,
+) -> (KernelReport, String) {
     let mut config = config(&artifacts().kernels.calibrating);
     config.machine = machine;
     config.append = append.map(str::to_string);
+    if keep_cmdline {
+        config.loader_options.push("keep-cmdline".to_string());
+    }
     let run = boot(&config);
     let report = check_good_run(&config, &run, "calibrating");
     check_dyn_placement(&report);
@@ -213,7 +231,7 @@ fn decimal(report: &KernelReport, key: &str) -> u64 {
 /// TSC ticks without a tick, i.e. at least 60,000 µs at the guessed 2,000 MHz.
 #[test]
 fn calibrating_measures_against_the_pit_on_pc() {
-    let (report, _) = calibrating_boot(Machine::Pc, Some("-- first second"));
+    let (report, _) = calibrating_boot(Machine::Pc, Some("-- first second"), true);
     assert_eq!(report.one("freq_source"), "pit");
     assert!(decimal(&report, "freq_mhz") > 0);
     assert!(decimal(&report, "calibration_us") >= 30_000);
@@ -221,7 +239,7 @@ fn calibrating_measures_against_the_pit_on_pc() {
 
 #[test]
 fn calibrating_takes_freq_from_its_command_line_on_pc() {
-    let (report, _) = calibrating_boot(Machine::Pc, Some("-freq 2300"));
+    let (report, _) = calibrating_boot(Machine::Pc, Some("-freq 2300"), false);
     assert_eq!(report.one("freq_source"), "cmdline");
     assert_eq!(decimal(&report, "freq_mhz"), 2300);
     decimal(&report, "calibration_us");
@@ -229,7 +247,7 @@ fn calibrating_takes_freq_from_its_command_line_on_pc() {
 
 #[test]
 fn calibrating_guesses_without_a_pit_on_microvm() {
-    let (report, serial) = calibrating_boot(Machine::Microvm, None);
+    let (report, serial) = calibrating_boot(Machine::Microvm, None, true);
     assert_eq!(report.one("freq_source"), "guess");
     assert_eq!(decimal(&report, "freq_mhz"), 2000);
     assert!(decimal(&report, "calibration_us") >= 60_000);
@@ -239,6 +257,29 @@ fn calibrating_guesses_without_a_pit_on_microvm() {
             .any(|l| l == "Could not determine the processor frequency! Guess a frequency of 2Ghz!"),
         "Hermit's warning\n{serial}"
     );
+}
+
+/// Without `-freq`, the loader hands a kernel of 0.6-0.10 the frequency it measured,
+/// so the kernel measures nothing: on pc (PIT) and microvm (APIC timer) alike,
+/// within 0.5 % of the host's TSC rate.
+#[test]
+fn calibrating_is_handed_its_frequency_by_the_loader() {
+    for machine in [Machine::Pc, Machine::Microvm] {
+        let (report, serial) = calibrating_boot(machine, Some("-- app"), false);
+        assert_eq!(
+            report.one("freq_source"),
+            "cmdline",
+            "{machine:?}\n{serial}"
+        );
+        let mhz = decimal(&report, "freq_mhz");
+        assert_eq!(mhz, decimal(&report, "freq-inserted"));
+        let host_mhz = host_tsc_khz() as f64 / 1000.0;
+        let error = (mhz as f64 - host_mhz).abs() / host_mhz;
+        assert!(
+            error < 0.005,
+            "{machine:?}: handed {mhz} MHz, the host's TSC runs at {host_mhz:.1} MHz"
+        );
+    }
 }
 
 #[test]

@@ -94,6 +94,28 @@ fn no_module() {
     check_refusal(None, ExitCode::NoModule, "-initrd");
 }
 
+/// A word after the application's file name in `-initrd` is a loader option; one
+/// the loader does not know is refused by name (it would otherwise be lost silently).
+#[test]
+fn unknown_loader_option() {
+    let mut config = config(&artifacts().kernels.hello_dyn);
+    config.loader_options.push("keep-cmdlin".to_string());
+    let run = boot(&config);
+    let serial = run.serial_text();
+    assert_eq!(
+        run.status,
+        Some(ExitCode::UnknownOption.qemu_status()),
+        "serial:\n{serial}"
+    );
+    assert!(
+        serial.contains(
+            "rusty-loader: error: unknown loader option \"keep-cmdlin\" after the application's file name in -initrd (the loader knows: keep-cmdline)"
+        ),
+        "{serial}"
+    );
+    check_error_event(&run.serial, "Refused", &[("name", "unknown-option")]);
+}
+
 #[test]
 fn not_an_elf() {
     let app = write_case("not-elf", b"#!/bin/sh\necho this is not a kernel\n");

@@ -131,8 +131,8 @@ fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
         let app_args = append.split_once("-- ").map(|(_, a)| a).unwrap();
         assert_eq!(&text[usize::from(app_args_at)..], app_args);
     }
-    let frequency = one!(events, LoaderEvent::Frequency { khz, source } => (*khz, source.as_str()));
-    assert_eq!(frequency, (2_800_000, "cmdline"));
+    let frequency = one!(events, LoaderEvent::Frequency { khz, source, window_us } => (*khz, source.as_str(), *window_us));
+    assert_eq!(frequency, (2_800_000, "cmdline", 0), "given, not measured");
 
     // Segments equal the application's program headers, moved by the load bias.
     let bytes = std::fs::read(kernel_path).unwrap();
@@ -214,7 +214,8 @@ fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
     let pml4 = one!(events, LoaderEvent::PageTables { pml4, .. } => *pml4);
     assert_eq!(pml4, parse_hex(report.one("cr3")));
 
-    let hand_over = one!(events, LoaderEvent::HandOver { entry, rdi, rsp } => (*entry, *rdi, *rsp));
+    let hand_over =
+        one!(events, LoaderEvent::HandOver { entry, rdi, rsp, .. } => (*entry, *rdi, *rsp));
     assert_eq!(hand_over, (elf.entry + bias, boot_info, stack_bottom));
 }
 

@@ -1,5 +1,6 @@
 //! Group `fdt` (not for entry version 2, which has no device tree): the FDT's
-//! header, structure, one memory node per usable MBI region and `/chosen/bootargs`.
+//! header, structure, one memory node per usable MBI region, `/chosen/bootargs`,
+//! and the TSC frequency in `/hermit,tsc` when the loader put it there.
 
 use super::memory::{Regions, MAX_REGIONS};
 use super::verdict::{check, fail};
@@ -90,5 +91,19 @@ pub(super) fn run(ctx: &mut Context, cmdline: &[u8], regions: &Regions) {
             None => emit!(s, "/chosen/bootargs is missing"),
         },
     );
+    // The TSC frequency the loader hands kernels 0.11+ (optional).
+    let tsc = tree
+        .child_property(b"hermit,tsc", b"khz")
+        .unwrap_or_else(|e| structure(e));
+    if let Some(khz) = tsc {
+        let khz: [u8; 4] = khz
+            .try_into()
+            .unwrap_or_else(|_| fail(G, "fdt-tsc", &|s| emit!(s, "khz is not one cell")));
+        report::fact_dec(
+            &mut ctx.out,
+            "fdt-tsc-khz",
+            u64::from(u32::from_be_bytes(khz)),
+        );
+    }
     report::passed(&mut ctx.out, "fdt");
 }

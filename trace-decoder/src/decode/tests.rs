@@ -142,27 +142,33 @@ fn decodes_every_kind_of_field() {
     // A string (length, bytes) and an interned name; a bool.
     let mut args = vec![17]; // code
     args.extend_from_slice(&NAME_DYN.to_le_bytes()); // name
+    args.extend_from_slice(&90u64.to_le_bytes()); // trace_ticks
     args.extend_from_slice(&3u32.to_le_bytes()); // text: length
     args.extend_from_slice(b"a b"); // text: bytes
     let event = decoder.decode(&frame("Refused", 5, &args)).unwrap();
     assert_eq!(event.timestamp, 1005);
     assert_eq!(event.level, Level::Error);
-    assert_eq!(event.message(), "Refused code=17 name=dyn text=a b");
+    assert_eq!(
+        event.message(),
+        "Refused code=17 name=dyn trace_ticks=90 text=a b"
+    );
     let mut args = vec![14]; // vector
     for value in [2u64, 0x801234, 0xdead000] {
         args.extend_from_slice(&value.to_le_bytes());
     }
     args.push(1); // in_kernel
+    let in_kernel = args.len() - 1;
+    args.extend_from_slice(&900u64.to_le_bytes()); // trace_ticks
     let event = decoder.decode(&frame("CpuException", 0, &args)).unwrap();
     assert!(matches!(
         event.kind,
         LoaderEvent::CpuException {
             in_kernel: true,
+            trace_ticks: 900,
             ..
         }
     ));
-    let last = args.len() - 1;
-    args[last] = 2;
+    args[in_kernel] = 2;
     assert_eq!(
         decoder.decode(&frame("CpuException", 0, &args)),
         Err(FrameError::BadValue),
@@ -191,6 +197,7 @@ fn refuses_frames_that_cannot_be() {
     // A string that is not UTF-8.
     let mut args = vec![17];
     args.extend_from_slice(&NAME_DYN.to_le_bytes());
+    args.extend_from_slice(&0u64.to_le_bytes());
     args.extend_from_slice(&1u32.to_le_bytes());
     args.push(0xff);
     assert_eq!(
@@ -223,6 +230,7 @@ fn counts_that_cannot_fit_are_refused_before_allocating() {
     // A string longer than the frame.
     let mut args = vec![17];
     args.extend_from_slice(&NAME_DYN.to_le_bytes());
+    args.extend_from_slice(&0u64.to_le_bytes());
     args.extend_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(
         decoder.decode(&frame("Refused", 0, &args)),

@@ -67,6 +67,8 @@ pub struct BootRecord {
     pub errors_only: bool,
     /// Bytes of text (kernel output and loader text lines) seen.
     pub text_bytes: usize,
+    /// Bytes of trace frames seen, with their markers (of the last boot).
+    pub trace_bytes: usize,
 }
 
 /// The schema name in every JSON report.
@@ -147,6 +149,9 @@ pub struct Frequency {
     pub khz: u64,
     /// Where the loader got it (`cmdline`, `cpuid-15h`, `pit`, ...).
     pub source: Option<String>,
+    /// How long the loader measured it, in microseconds (None when it was not
+    /// measured, or the trace does not say).
+    pub window_us: Option<u64>,
     /// Whether ticks can be turned into time.
     pub known: bool,
 }
@@ -352,11 +357,17 @@ impl Report {
             }),
         };
 
-        let frequency_event = first!(events, LoaderEvent::Frequency { khz, source } => (u64::from(*khz), source.clone()));
-        let khz = frequency_event.as_ref().map_or(0, |(khz, _)| *khz);
+        let frequency_event = first!(events, LoaderEvent::Frequency { khz, source, window_us } => (u64::from(*khz), source.clone(), u64::from(*window_us)));
+        let khz = frequency_event.as_ref().map_or(0, |(khz, _, _)| *khz);
         let frequency = Frequency {
             khz,
-            source: frequency_event.as_ref().map(|(_, source)| source.clone()),
+            source: frequency_event
+                .as_ref()
+                .map(|(_, source, _)| source.clone()),
+            window_us: frequency_event
+                .as_ref()
+                .map(|(_, _, window)| *window)
+                .filter(|&w| w > 0),
             known: khz > 0,
         };
         if khz == 0 && !record.errors_only {
@@ -400,7 +411,7 @@ impl Report {
             mappings,
         });
 
-        let timeline = timeline::build(events, clock, &mut warnings);
+        let timeline = timeline::build(events, clock, record.trace_bytes, &mut warnings);
         let memory = memory::regions(events, record.loader_image);
         warnings.extend(memory::check(&memory));
         let outcome = outcome::build(
@@ -468,7 +479,7 @@ impl Report {
                 .take(3)
                 .map(|&(name, ticks)| format!("{name} {}", clock.human(ticks)))
                 .collect();
-            let mut loader = format!("{} loader", clock.human(self.timeline.loader_ticks));
+            let mut loader = format!("{} loader", clock.human(self.timeline.total_ticks));
             if !top.is_empty() {
                 loader += &format!(" ({})", top.join(", "));
             }

@@ -190,17 +190,17 @@ pub fn build(
     errors_only: bool,
     warnings: &mut Vec<Warning>,
 ) -> Outcome {
-    let hand_over = first!(events, LoaderEvent::HandOver { entry, rdi, rsp } => HandOverInfo {
+    let hand_over = first!(events, LoaderEvent::HandOver { entry, rdi, rsp, .. } => HandOverInfo {
         entry: Some(*entry),
         boot_info: Some(*rdi),
         stack: Some(*rsp),
     });
-    let refusal = first!(events, LoaderEvent::Refused { code, name, text } => Refusal {
+    let refusal = first!(events, LoaderEvent::Refused { code, name, text, .. } => Refusal {
         code: Some(u64::from(*code)),
         name: name.clone(),
         text: text.clone(),
     });
-    let exception = first!(events, LoaderEvent::CpuException { vector, error_code, rip, cr2, in_kernel } => Exception {
+    let exception = first!(events, LoaderEvent::CpuException { vector, error_code, rip, cr2, in_kernel, .. } => Exception {
         vector: Some(u64::from(*vector)),
         name: exception_name(u64::from(*vector)).to_string(),
         error_code: Some(*error_code),
@@ -317,7 +317,7 @@ mod tests {
         check(-1, "unknown", None);
         check(2, "unknown", None);
         // The first odd status past the loader's last code.
-        check(69, "unknown", None);
+        check(71, "unknown", None);
         assert_eq!(
             exit_status(129 + 28).meaning,
             "CPU exception 14 (#PF page fault)"

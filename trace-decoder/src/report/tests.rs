@@ -13,21 +13,21 @@ fn ev(timestamp: u64, message: &str) -> Event {
 /// A whole successful boot at 1000 kHz, with round numbers.
 fn boot() -> Vec<Event> {
     vec![
-        ev(0, "LoaderStart format=2 build=0x1 mbi=0x9500"),
+        ev(0, "LoaderStart format=3 build=0x1 mbi=0x9500"),
         ev(500, "PagingEnabled"),
         ev(700, "LongModeEntered"),
         ev(3000, "MemoryMap regions=[0x0-0x9fc00:1, 0x100000-0x4000000:1]"),
         ev(4000, "CommandLine kernel_args_at=65535 app_args_at=65535 text=kernel"),
-        ev(5000, "Frequency khz=1000 source=cmdline"),
-        ev(5100, "Module start=0x200000 end=0x300000"),
+        ev(4100, "Module start=0x200000 end=0x300000"),
         ev(7000, "Kernel kind=dyn entry_version=4 version=0.13.0 generation=0.11+ segments=2 base=0x800000 entry=0x801000"),
         ev(8000, "SegmentLoaded addr=0x800000 filesz=0x1000 memsz=0x1000 flags=5 copy_ticks=600 zero_ticks=100"),
         ev(9000, "SegmentLoaded addr=0x801000 filesz=0x100 memsz=0x2000 flags=6 copy_ticks=50 zero_ticks=250"),
         ev(9500, "Relocated relative=3 abs64=0 glob_dat=0 weak_skipped=0 ticks=300"),
         ev(9600, "Tls start=0x801000 filesz=0x10 memsz=0x40 align=0x10"),
+        ev(10000, "Frequency khz=1000 source=cmdline window_us=0"),
         ev(12000, "DeviceTree addr=0x150000 size=400 ticks=2000"),
         ev(14000, "PageTables contract=universal pml4=0x1b0000 tables=4 bytes_4k=0x100000 bytes_2m=0x800000 ticks=1500"),
-        ev(14700, "HandOver entry=0x801000 rdi=0x150400 rsp=0x1a0000"),
+        ev(14700, "HandOver entry=0x801000 rdi=0x150400 rsp=0x1a0000 trace_ticks=800"),
     ]
 }
 
@@ -69,11 +69,11 @@ fn stages_come_from_timestamps_and_measured_ticks() {
             ("mode-switch", 0, 700),
             ("rust-start-up", 700, 2300),
             ("boot-info", 3000, 1000),
-            ("frequency", 4000, 1000),
-            ("elf", 5000, 2000),
+            ("elf", 4000, 3000),
             ("segment", 7300, 700),
             ("segment", 8700, 300),
             ("relocation", 9200, 300),
+            ("frequency", 9500, 500),
             ("device-tree", 10000, 2000),
             ("page-tables", 12500, 1500),
             ("hand-over", 14000, 700),
@@ -85,15 +85,19 @@ fn stages_come_from_timestamps_and_measured_ticks() {
     );
     // A segment's event comes right after its zeroing, which follows its copy.
     assert_eq!(
-        spans(&timeline.stages[5].children),
+        spans(&timeline.stages[4].children),
         [("segment-copy", 7300, 600), ("segment-zero", 7900, 100)]
     );
-    assert_eq!(timeline.stages[5].name, "segment 1");
-    assert!(timeline.stages[5].measured && !timeline.stages[4].measured);
+    assert_eq!(timeline.stages[4].name, "segment 1");
+    assert!(timeline.stages[4].measured && !timeline.stages[3].measured);
     assert_eq!(timeline.loader_ticks, 14700);
-    assert_eq!(timeline.other_ticks, 14700 - 12500);
+    assert_eq!(timeline.other_ticks, 14700 - 13000);
     assert_eq!(timeline.stages[1].duration_us, Some(2300.0));
     assert_eq!(timeline.loader_us, Some(14700.0));
+    // Writing the trace is its own line, not part of any stage.
+    assert_eq!(timeline.trace_output_ticks, Some(800));
+    assert_eq!(timeline.total_ticks, 14700 + 800);
+    assert_eq!(timeline.total_us, Some(15500.0));
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
 
@@ -102,7 +106,7 @@ fn summary_names_the_longest_stages() {
     let report = Report::build(&record(boot()));
     assert_eq!(
         report.summary_line(),
-        "boot: 14.7 ms loader (start-up 2.3 ms, other 2.2 ms, ELF 2.0 ms)"
+        "boot: 15.5 ms loader (ELF 3.0 ms, start-up 2.3 ms, device tree 2.0 ms)"
     );
     assert_eq!(report.outcome.kind, OutcomeKind::HandedOver);
     assert_eq!(
@@ -130,7 +134,7 @@ fn host_times_add_firmware_and_kernel() {
     assert_eq!(report.host.kernel_to_exit_us, Some(1_000_000.0));
     assert_eq!(
         report.summary_line(),
-        "boot: 40.0 ms firmware + 14.7 ms loader (start-up 2.3 ms, other 2.2 ms, ELF 2.0 ms) + 12.0 ms kernel to first output"
+        "boot: 40.0 ms firmware + 15.5 ms loader (ELF 3.0 ms, start-up 2.3 ms, device tree 2.0 ms) + 12.0 ms kernel to first output"
     );
     assert!(report
         .render_text(false)
@@ -256,7 +260,7 @@ fn unknown_frequency_shows_ticks() {
     let events = with(
         boot(),
         "Frequency",
-        ev(5000, "Frequency khz=0 source=unknown"),
+        ev(10000, "Frequency khz=0 source=unknown window_us=0"),
     );
     let report = Report::build(&record(events));
     assert!(!report.frequency.known);
@@ -269,7 +273,7 @@ fn unknown_frequency_shows_ticks() {
     assert_eq!(warning_kinds(&report), ["frequency"]);
     assert_eq!(
         report.summary_line(),
-        "boot: 14700 ticks loader (start-up 2300 ticks, other 2200 ticks, ELF 2000 ticks) [TSC frequency unknown: ticks]"
+        "boot: 15500 ticks loader (ELF 3000 ticks, start-up 2300 ticks, device tree 2000 ticks) [TSC frequency unknown: ticks]"
     );
     let text = report.render_text(false);
     assert!(text.contains("TSC frequency unknown (source unknown): times are in ticks"));
@@ -289,10 +293,13 @@ fn unknown_frequency_shows_ticks() {
 
 #[test]
 fn refusal_ends_the_boot() {
-    let mut events: Vec<Event> = boot().into_iter().take(7).collect();
+    // A refusal during the ELF inspection: the loader sends the frequency it
+    // measured so far, then the refusal.
+    let mut events: Vec<Event> = boot().into_iter().take(6).collect();
+    events.push(ev(5500, "Frequency khz=1000 source=pit window_us=5500"));
     events.push(ev(
         6000,
-        "Refused code=17 name=not-elf text=the module is not an ELF file",
+        "Refused code=17 name=not-elf trace_ticks=90 text=the module is not an ELF file",
     ));
     let mut record = record(events);
     record.exit_status = Some(35);
@@ -312,7 +319,7 @@ fn refusal_ends_the_boot() {
             last.start_ticks,
             last.duration_ticks
         ),
-        ("failed", "ELF inspection & placement (refused)", 5000, 1000)
+        ("failed", "ELF inspection & placement (refused)", 4000, 2000)
     );
     assert_eq!(report.timeline.loader_ticks, 6000);
     assert!(report.summary_line().ends_with("; refused: not-elf"));
@@ -328,7 +335,7 @@ fn cpu_exception_in_the_kernel() {
     let mut events = boot();
     events.push(ev(
         15000,
-        "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true",
+        "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true trace_ticks=900",
     ));
     let mut record = record(events);
     record.exit_status = Some(129 + 2 * 14);
@@ -353,11 +360,13 @@ fn a_trace_that_stops_early_is_truncated() {
     let report = Report::build(&record);
     assert_eq!(report.outcome.kind, OutcomeKind::Truncated);
     assert_eq!(report.outcome.message, "trace ended before the hand-over");
-    assert_eq!(report.timeline.loader_ticks, 8000);
-    assert_eq!(warning_kinds(&report), ["stream", "stream"]);
+    assert_eq!(report.timeline.loader_ticks, 9000);
+    assert_eq!(report.timeline.trace_output_ticks, None, "no event said");
+    // Cut before the frequency: the times are ticks.
+    assert_eq!(warning_kinds(&report), ["stream", "stream", "frequency"]);
     assert!(report
         .summary_line()
-        .ends_with("; trace ended before the hand-over"));
+        .ends_with("; trace ended before the hand-over [TSC frequency unknown: ticks]"));
     assert!(report
         .render_text(false)
         .contains("9 events, 2 malformed frames, ends inside a frame"));
@@ -379,7 +388,7 @@ fn a_loader_tracing_only_errors_is_not_a_truncated_trace() {
     // An error it does trace is reported as ever.
     record.events.push(ev(
         900,
-        "Refused code=17 name=not-elf text=the module is not an ELF file",
+        "Refused code=17 name=not-elf trace_ticks=90 text=the module is not an ELF file",
     ));
     record.exit_status = Some(35);
     assert_eq!(Report::build(&record).outcome.kind, OutcomeKind::Refused);
@@ -406,7 +415,8 @@ fn measured_ticks_longer_than_the_gap_are_cut_and_warned() {
         ),
     );
     let report = Report::build(&record(events));
-    let relocation = &report.timeline.stages[7];
+    let relocation = &report.timeline.stages[6];
+    assert_eq!(relocation.id, "relocation");
     assert_eq!(
         (relocation.start_ticks, relocation.duration_ticks),
         (9000, 500)
@@ -427,7 +437,7 @@ fn control_characters_are_escaped_everywhere() {
     );
     events.push(ev(
         15000,
-        "Refused code=17 name=x\u{1b}y text=<bad & \"worse\"> \u{8}",
+        "Refused code=17 name=x\u{1b}y trace_ticks=90 text=<bad & \"worse\"> \u{8}",
     ));
     events.push(ev(15001, "Junk\u{1b}]0;title\u{7} a=b"));
     let report = Report::build(&record(events));

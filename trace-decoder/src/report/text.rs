@@ -72,7 +72,10 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
     let frequency = &report.frequency;
     let source = frequency.source.as_deref().map(escape_text);
     let clock_text = if clock.known() {
-        let from = source.map_or(String::new(), |s| format!(", from {s}"));
+        let window = frequency
+            .window_us
+            .map_or(String::new(), |us| format!(" over {}", human_us(us as f64)));
+        let from = source.map_or(String::new(), |s| format!(", from {s}{window}"));
         let rate = if frequency.khz >= 1_000_000 {
             format!("{:.3} GHz", frequency.khz as f64 / 1_000_000.0)
         } else {
@@ -265,14 +268,20 @@ fn timeline(report: &Report, paint: Paint, out: &mut String) {
     for stage in &t.stages {
         add(&mut rows, stage, 0, clock, t.loader_ticks, "");
     }
-    for (name, ticks) in [("other", t.other_ticks), ("loader total", t.loader_ticks)] {
+    let mut totals = vec![("other".to_string(), t.other_ticks, true)];
+    if let Some(output) = t.trace_output_ticks {
+        let name = format!("trace output ({})", human_size(t.trace_bytes as u64));
+        totals.push((name, output, true));
+    }
+    totals.push(("loader total".to_string(), t.total_ticks, false));
+    for (name, ticks, dim) in totals {
         rows.push(Row {
             depth: 0,
-            name: name.to_string(),
+            name,
             start: String::new(),
             duration: clock.column(ticks),
             bar: String::new(),
-            dim: name == "other",
+            dim,
         });
     }
     let start_w = rows

@@ -57,9 +57,10 @@ impl Stage {
 pub struct Timeline {
     /// The top-level stages in time order; they do not overlap.
     pub stages: Vec<Stage>,
-    /// The loader's whole run in ticks: from the Multiboot entry to the jump into
-    /// the kernel (`HandOver`'s time), or to the last event when there was no
-    /// hand-over.
+    /// The loader's work in ticks: from the Multiboot entry to the jump into the
+    /// kernel (`HandOver`'s time), or to the last event when there was no hand-over.
+    /// Since trace format 3 the trace's times leave out the time spent writing the
+    /// trace itself (`trace_output_ticks`).
     pub loader_ticks: u64,
     /// `loader_ticks` in microseconds, when the frequency is known.
     pub loader_us: Option<f64>,
@@ -67,6 +68,17 @@ pub struct Timeline {
     pub other_ticks: u64,
     /// `other_ticks` in microseconds, when the frequency is known.
     pub other_us: Option<f64>,
+    /// The ticks the loader spent writing the trace (the last event's
+    /// `trace_ticks`), when the trace says.
+    pub trace_output_ticks: Option<u64>,
+    /// `trace_output_ticks` in microseconds, when the frequency is known.
+    pub trace_output_us: Option<f64>,
+    /// The trace's bytes on the wire (frames with their markers).
+    pub trace_bytes: usize,
+    /// The loader's whole run: its work and writing the trace.
+    pub total_ticks: u64,
+    /// `total_ticks` in microseconds, when the frequency is known.
+    pub total_us: Option<f64>,
 }
 
 /// Collects stages in time order, cutting any that would overlap the previous one.
@@ -126,7 +138,12 @@ impl Builder<'_> {
 }
 
 /// Derives the timeline from the events; warnings go to `warnings`.
-pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Timeline {
+pub fn build(
+    events: &[Event],
+    clock: Clock,
+    trace_bytes: usize,
+    warnings: &mut Vec<Warning>,
+) -> Timeline {
     let mut b = Builder {
         clock,
         stages: Vec::new(),
@@ -161,9 +178,8 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
     // sent at its own time.
     let memory_map = at!(LoaderEvent::MemoryMap { .. });
     let command_line = at!(LoaderEvent::CommandLine { .. });
-    let frequency = at!(LoaderEvent::Frequency { .. });
     let kernel = at!(LoaderEvent::Kernel { .. });
-    let windows: [(&str, Option<u64>, Option<u64>, &str); 4] = [
+    let windows: [(&str, Option<u64>, Option<u64>, &str); 3] = [
         (
             "rust-start-up",
             long_mode,
@@ -171,8 +187,7 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
             "Rust start-up & MBI",
         ),
         ("boot-info", memory_map, command_line, "command line"),
-        ("frequency", command_line, frequency, "frequency"),
-        ("elf", frequency, kernel, "ELF inspection & placement"),
+        ("elf", command_line, kernel, "ELF inspection & placement"),
     ];
     for (id, start, end, name) in windows {
         if let (Some(start), Some(end)) = (start, end) {
@@ -221,10 +236,17 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         stage.children = vec![copy_stage, zero_stage];
     }
 
-    if let Some((end, ticks)) =
-        first!(events, |e| LoaderEvent::Relocated { ticks, .. } => (e.timestamp, *ticks))
-    {
+    let relocated =
+        first!(events, |e| LoaderEvent::Relocated { ticks, .. } => (e.timestamp, *ticks));
+    if let Some((end, ticks)) = relocated {
         b.push_measured("relocation", "relocation".into(), end, ticks);
+        // The frequency is measured once the loading is done (the longer the window,
+        // the better): from the end of the relocation to its event. (A boot refused
+        // earlier sends it just before the refusal: no stage of its own then.)
+        if let Some(end) = at!(LoaderEvent::Frequency { .. }) {
+            let start = b.cursor;
+            b.push("frequency", "frequency".into(), start, end, false);
+        }
     }
     if let Some((end, ticks)) =
         first!(events, |e| LoaderEvent::DeviceTree { ticks, .. } => (e.timestamp, *ticks))
@@ -267,10 +289,10 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
             None => "start-up",
             Some("mode-switch") => "Rust start-up & MBI",
             Some("rust-start-up") => "command line",
-            Some("boot-info") => "frequency",
-            Some("frequency") => "ELF inspection & placement",
+            Some("boot-info") => "ELF inspection & placement",
             Some("elf" | "segment") => "loading & relocation",
-            Some("relocation") => "device tree",
+            Some("relocation") => "frequency",
+            Some("frequency") => "device tree",
             Some("device-tree") => "page tables",
             Some(_) => "hand-over",
         };
@@ -296,12 +318,25 @@ pub fn build(events: &[Event], clock: Clock, warnings: &mut Vec<Warning>) -> Tim
         .map(|s| s.duration_ticks)
         .fold(0, u64::saturating_add);
     let other_ticks = loader_ticks.saturating_sub(covered);
+    // The last event that says how long writing the trace took.
+    let trace_output_ticks = events.iter().rev().find_map(|e| match e.kind {
+        LoaderEvent::HandOver { trace_ticks, .. }
+        | LoaderEvent::Refused { trace_ticks, .. }
+        | LoaderEvent::CpuException { trace_ticks, .. } => Some(trace_ticks),
+        _ => None,
+    });
+    let total_ticks = loader_ticks.saturating_add(trace_output_ticks.unwrap_or(0));
     Timeline {
         stages: b.stages,
         loader_ticks,
         loader_us: clock.us(loader_ticks),
         other_ticks,
         other_us: clock.us(other_ticks),
+        trace_output_ticks,
+        trace_output_us: trace_output_ticks.and_then(|t| clock.us(t)),
+        trace_bytes,
+        total_ticks,
+        total_us: clock.us(total_ticks),
     }
 }
 
@@ -324,8 +359,8 @@ pub fn summary_name(id: &str) -> &'static str {
 }
 
 impl Timeline {
-    /// Ticks per summary category (segments added up as "copy", "other" last), in
-    /// stage order, without empty ones.
+    /// Ticks per summary category (segments added up as "copy", "other" and the
+    /// trace's output last), in stage order, without empty ones.
     pub fn categories(&self) -> Vec<(&'static str, u64)> {
         let mut out: Vec<(&'static str, u64)> = Vec::new();
         for stage in &self.stages {
@@ -336,6 +371,7 @@ impl Timeline {
             }
         }
         out.push(("other", self.other_ticks));
+        out.push(("trace output", self.trace_output_ticks.unwrap_or(0)));
         out.retain(|&(_, ticks)| ticks > 0);
         out
     }

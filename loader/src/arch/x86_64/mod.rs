@@ -144,12 +144,6 @@ pub fn loader_image() -> (u64, u64) {
     )
 }
 
-/// Ticks since the Multiboot entry: the trace's time base.
-#[cfg(feature = "trace")]
-pub fn ticks_since_entry() -> u64 {
-    rdtsc().wrapping_sub(early_stamps().entry)
-}
-
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects; the loader runs at CPL 0 where it is allowed.
