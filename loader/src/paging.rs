@@ -356,24 +356,30 @@ pub fn build_page_tables(
         while addr < m.end {
             let pdpt = arena.child(pml4, slot(addr, PML4_ENTRY), addr, needed)?;
             let pd = arena.child(pdpt, slot(addr, PDPT_ENTRY), addr, needed)?;
-            let (table, index) = match m.page_size {
-                PageSize::Size2M => (pd, slot(addr, PD_ENTRY)),
-                PageSize::Size4K => {
-                    let pt = arena.child(pd, slot(addr, PD_ENTRY), addr, needed)?;
-                    (pt, slot(addr, TABLE_BYTES))
-                }
+            // The leaf table, and how far it reaches: the pages up to there are filled
+            // in one tight loop (the upper levels are the same for all of them).
+            let (table, table_bytes) = match m.page_size {
+                PageSize::Size2M => (pd, PDPT_ENTRY),
+                PageSize::Size4K => (
+                    arena.child(pd, slot(addr, PD_ENTRY), addr, needed)?,
+                    PD_ENTRY,
+                ),
             };
-            let entry = &mut arena.tables[table][index];
-            if !entry.is_unused() {
-                return Err(LoadError::BadMapping {
-                    what: "a page is mapped twice",
-                    start: addr,
-                    end: addr + size,
-                });
+            // `check_mapping` bounded `end` by 2^47, so none of this overflows.
+            let run_end = m.end.min((addr / table_bytes + 1) * table_bytes);
+            let entries = &mut arena.tables[table];
+            while addr < run_end {
+                let entry = &mut entries[slot(addr, size)];
+                if !entry.is_unused() {
+                    return Err(LoadError::BadMapping {
+                        what: "a page is mapped twice",
+                        start: addr,
+                        end: addr + size,
+                    });
+                }
+                entry.set_addr(PhysAddr::new(addr), leaf_flags);
+                addr += size;
             }
-            entry.set_addr(PhysAddr::new(addr), leaf_flags);
-            // `check_mapping` bounded `end` by 2^47, so this cannot overflow.
-            addr += size;
         }
         match m.page_size {
             PageSize::Size4K => stats.bytes_4k += m.end - m.start,

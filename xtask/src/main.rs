@@ -159,6 +159,11 @@ struct TraceArgs {
     /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
     #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
     qemu_args: Vec<String>,
+    /// Deterministic timing: QEMU counts instructions (-icount shift=0,sleep=off), so
+    /// one tick is one guest instruction and every figure repeats exactly, whatever
+    /// the host is doing (for baselines and budgets; slower than a normal boot).
+    #[arg(long)]
+    deterministic: bool,
     /// Colour: auto, always or never (`auto`: on a terminal, unless NO_COLOR is set).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -327,6 +332,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         smp: args.boot.smp,
         kvm,
         append: (!append.is_empty()).then_some(append),
+        deterministic: args.deterministic,
         extra_args: args.qemu_args.iter().map(Into::into).collect(),
         ..QemuConfig::new(&loader.image, &app)
     };

@@ -46,6 +46,11 @@ pub struct QemuConfig {
     pub loader_options: Vec<String>,
     /// The `-append` text (kernel arguments, then `-- app args`); None: no `-append`.
     pub append: Option<String>,
+    /// Deterministic timing (`-icount shift=0,sleep=off`): every guest instruction
+    /// takes one nanosecond of virtual time, so the TSC counts instructions and every
+    /// figure repeats exactly, whatever the host is doing. For budgets and baselines;
+    /// much slower than TCG's normal mode.
+    pub deterministic: bool,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -65,6 +70,7 @@ impl QemuConfig {
             app: Some(app.into()),
             loader_options: Vec::new(),
             append: None,
+            deterministic: false,
             extra_args: Vec::new(),
             working_dir: None,
         }
@@ -94,6 +100,10 @@ impl QemuConfig {
         push("stdio");
         // A triple fault must end the run, not loop through resets.
         push("-no-reboot");
+        if self.deterministic {
+            push("-icount");
+            push("shift=0,sleep=off");
+        }
         if self.machine == Machine::Microvm {
             push("-M");
             push("microvm,x-option-roms=off,pit=off,pic=off,rtc=on,auto-kernel-cmdline=off,ioapic2=off");

@@ -1,0 +1,141 @@
+//! The loader's instruction budget, checked on every test run: a slower loader fails
+//! the build here, never in a timed test.
+//!
+//! Under `-icount shift=0,sleep=off` every guest instruction takes one nanosecond of
+//! virtual time and the TSC counts them, so each stage's ticks are the number of
+//! instructions the release loader ran for it: the same on every host, loaded or
+//! not. `xtask/tests/budget.json` holds the counts measured when the loader last
+//! changed on purpose; a stage may exceed its count by [`SLACK_PERCENT`] at most.
+//! After a deliberate change, rewrite the file and review the diff:
+//!
+//! ```text
+//! UPDATE_BUDGET=1 cargo test -p xtask --test budget
+//! ```
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::{artifacts, boot, BOOT_TIMEOUT};
+use trace_decoder::decode::{decode_recording, TraceTable};
+use trace_decoder::report::{BootRecord, Report, Stage};
+use xshell::Shell;
+use xtask::build::{self, LoaderArtifacts, Profile, TraceLevel};
+use xtask::qemu::{Machine, QemuConfig};
+
+/// How much a stage may grow before it counts as a regression. The counts repeat
+/// exactly; the slack only spares small, deliberate changes a budget update.
+const SLACK_PERCENT: u64 = 2;
+/// A stage this small may double without notice (a few instructions moved around).
+const FLOOR: u64 = 2_000;
+
+fn budget_file() -> PathBuf {
+    xtask::project_root().join("xtask/tests/budget.json")
+}
+
+/// The release loader: what users time and what the budget is about.
+fn release_loader() -> &'static LoaderArtifacts {
+    static LOADER: OnceLock<LoaderArtifacts> = OnceLock::new();
+    LOADER.get_or_init(|| {
+        let sh = Shell::new().expect("a shell");
+        sh.change_dir(xtask::project_root());
+        build::build_loader(&sh, Profile::Release, TraceLevel::Info)
+            .expect("the release loader builds")
+    })
+}
+
+/// Every stage's instructions (sub-stages as `stage / sub-stage`), the trace's own
+/// output and the whole loader.
+fn instructions(app: &std::path::Path, machine: Machine) -> BTreeMap<String, u64> {
+    let loader = release_loader();
+    let config = QemuConfig {
+        machine,
+        deterministic: true,
+        // A given frequency: the budget is about work, not about how long the loader
+        // polls its reference counter when there was too little work to measure.
+        append: Some("-freq 1000 -- budget".to_string()),
+        ..QemuConfig::new(&loader.image, app)
+    };
+    let run = boot(&config);
+    assert_eq!(run.status, Some(3), "{}", run.serial_text());
+    let table = TraceTable::from_elf(&std::fs::read(&loader.elf).unwrap()).unwrap();
+    let decoded = decode_recording(&table, &run.serial).unwrap();
+    let report = Report::build(&BootRecord {
+        events: decoded.events,
+        trace_bytes: decoded.trace_bytes,
+        ..BootRecord::default()
+    });
+    let mut counts = BTreeMap::new();
+    fn add(counts: &mut BTreeMap<String, u64>, stage: &Stage, parent: Option<&str>) {
+        let name = match parent {
+            Some(parent) if !stage.name.starts_with(parent) => format!("{parent} / {}", stage.name),
+            _ => stage.name.clone(),
+        };
+        counts.insert(name.clone(), stage.duration_ticks);
+        for child in &stage.children {
+            add(counts, child, Some(&name));
+        }
+    }
+    for stage in &report.timeline.stages {
+        add(&mut counts, stage, None);
+    }
+    let timeline = &report.timeline;
+    counts.insert("other".into(), timeline.other_ticks);
+    counts.insert(
+        "trace output".into(),
+        timeline.trace_output_ticks.expect("HandOver says"),
+    );
+    counts.insert("loader total".into(), timeline.total_ticks);
+    counts
+}
+
+#[test]
+fn the_loader_stays_within_its_instruction_budget() {
+    let _ = BOOT_TIMEOUT;
+    let kernels = &artifacts().kernels;
+    let cases = [
+        ("hello-dyn on pc", kernels.hello_dyn.clone(), Machine::Pc),
+        ("big-dyn on pc", kernels.big_dyn.clone(), Machine::Pc),
+    ];
+    let mut measured: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (name, app, machine) in cases {
+        // Deterministic means deterministic: two boots count the same.
+        let first = instructions(&app, machine);
+        assert_eq!(first, instructions(&app, machine), "{name}: counts differ");
+        measured.insert(name.to_string(), first);
+    }
+
+    if std::env::var_os("UPDATE_BUDGET").is_some() {
+        let json = serde_json::to_string_pretty(&measured).unwrap();
+        std::fs::write(budget_file(), json + "\n").unwrap();
+        return;
+    }
+    let budget: BTreeMap<String, BTreeMap<String, u64>> =
+        serde_json::from_str(&std::fs::read_to_string(budget_file()).unwrap())
+            .expect("xtask/tests/budget.json is a budget");
+    let mut over = Vec::new();
+    for (case, stages) in &measured {
+        let allowed = budget
+            .get(case)
+            .unwrap_or_else(|| panic!("no budget for {case}: UPDATE_BUDGET=1 writes one"));
+        for (stage, &count) in stages {
+            let Some(&limit) = allowed.get(stage) else {
+                over.push(format!("{case}: {stage}: {count} instructions, no budget"));
+                continue;
+            };
+            let limit = (limit + limit * SLACK_PERCENT / 100).max(FLOOR);
+            if count > limit {
+                over.push(format!(
+                    "{case}: {stage}: {count} instructions, budget {limit} (+{SLACK_PERCENT} % included)"
+                ));
+            }
+        }
+    }
+    assert!(
+        over.is_empty(),
+        "the loader got slower:\n  {}\nIf this is deliberate, run UPDATE_BUDGET=1 cargo test -p xtask --test budget and commit xtask/tests/budget.json.",
+        over.join("\n  ")
+    );
+}
