@@ -9,6 +9,8 @@
 //! 3. The loader's segment copy throughput (from its own `SegmentLoaded` ticks and
 //!    the TSC frequency) vs the same copy done by `memcpy` on the host.
 //! 4. rusty-trace's decoding throughput vs stock defmt-print on the same input.
+//! 5. With `--baseline-rev` or `--baseline-loader`: loader phase and time to exit
+//!    against another loader ([`crate::bench_loaders`]).
 
 use rusty_loader::wire::LoaderEvent;
 use std::path::Path;
@@ -28,12 +30,14 @@ pub struct Row {
     pub ours: String,
     /// ours / baseline, in the unit of the row (time, bytes or throughput).
     pub ratio: f64,
-    pub reading: &'static str,
+    pub reading: String,
 }
 
 pub struct Options {
     pub boots: usize,
     pub decoder_copies: usize,
+    /// Another loader to compare with (see [`crate::bench_loaders`]).
+    pub baseline: Option<crate::bench_loaders::BaselineSource>,
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -58,6 +62,12 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
     let traced = build::build_loader(sh, Profile::Release, TraceLevel::Info)?;
     let untraced = build::build_loader(sh, Profile::Release, TraceLevel::Off)?;
     let kernels = build::build_test_kernels(sh, Profile::Release)?;
+    // Built first: a baseline that does not build stops the bench before it boots.
+    let baseline = options
+        .baseline
+        .as_ref()
+        .map(|b| crate::bench_loaders::prepare(sh, b))
+        .transpose()?;
     let app = &kernels.hello_dyn;
     let config = |loader: &Path| QemuConfig {
         qemu: qemu.clone(),
@@ -94,7 +104,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         baseline: format!("untraced {}", millis(without)),
         ours: format!("traced {}", millis(with)),
         ratio: with.as_secs_f64() / without.as_secs_f64(),
-        reading: "tracing overhead: 1.00x = none",
+        reading: "tracing overhead: 1.00x = none".into(),
     }];
 
     // 2. Trace size vs a text log of the same events.
@@ -112,7 +122,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         baseline: format!("text log {text_log} B"),
         ours: format!("defmt {trace_bytes} B"),
         ratio: trace_bytes as f64 / text_log as f64,
-        reading: "below 1: smaller than text",
+        reading: "below 1: smaller than text".into(),
     });
 
     // 3. Segment copy throughput: the loader (under QEMU) vs memcpy on the host.
@@ -144,7 +154,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         baseline: format!("host memcpy {}", rate(host_rate)),
         ours: format!("loader {}", rate(loader_rate)),
         ratio: loader_rate / host_rate,
-        reading: "the loader runs under TCG: expect far below 1",
+        reading: "the loader runs under TCG: expect far below 1".into(),
     });
 
     // 4. Decoding a long recording: rusty-trace vs stock defmt-print.
@@ -163,7 +173,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
             baseline: format!("defmt-print {:.2} MB/s", stock.mb_per_s),
             ours: format!("rusty-trace {:.2} MB/s", decoder.rusty_trace.mb_per_s),
             ratio,
-            reading: "above 1: rusty-trace is faster",
+            reading: "above 1: rusty-trace is faster".into(),
         }),
         _ => eprintln!(
             "decoder throughput: rusty-trace {:.2} MB/s; {}",
@@ -173,6 +183,16 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
                 .as_deref()
                 .unwrap_or("no defmt-print to compare with")
         ),
+    }
+    if let Some(baseline) = baseline {
+        eprintln!("comparing with {}", baseline.image.display());
+        rows.extend(crate::bench_loaders::compare(
+            &qemu,
+            &traced.image,
+            &baseline,
+            &kernels,
+            options.boots,
+        )?);
     }
     Ok(rows)
 }

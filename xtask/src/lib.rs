@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_decoder;
+pub mod bench_loaders;
 pub mod build;
 pub mod qemu;
 pub mod record;

@@ -83,6 +83,15 @@ enum Command {
         /// Copies of a recorded boot concatenated for the decoder comparison.
         #[arg(long, default_value_t = 2000)]
         decoder_copies: usize,
+        /// Also compare loader phase and time to exit with the loader of this
+        /// revision (built with its own `cargo xtask build --release` in
+        /// target/bench/rev-<commit>).
+        #[arg(long, value_name = "REV", conflicts_with = "baseline_loader")]
+        baseline_rev: Option<String>,
+        /// Also compare with this Multiboot loader image (another release, another
+        /// loader).
+        #[arg(long, value_name = "IMAGE")]
+        baseline_loader: Option<PathBuf>,
     },
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
@@ -109,6 +118,10 @@ struct BootOptions {
     /// Kernel arguments (and `-- app args`), passed with -append.
     #[arg(long, allow_hyphen_values = true)]
     append: Option<String>,
+    /// Hand the kernel its command line exactly as given: no `-freq` inserted for a
+    /// kernel of 0.6-0.10 (the loader option `keep-cmdline`, after the app in -initrd).
+    #[arg(long)]
+    keep_cmdline: bool,
     /// Seconds before QEMU is stopped.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -229,6 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 memory: boot.memory,
                 smp: boot.smp,
                 append: boot.append,
+                loader_options: loader_options(boot.keep_cmdline),
                 extra_args: qemu_args,
                 ..QemuConfig::new(loader.image, app)
             };
@@ -250,12 +264,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench {
             boots,
             decoder_copies,
+            baseline_rev,
+            baseline_loader,
         } => {
+            use xtask::bench_loaders::BaselineSource;
+            let baseline = baseline_rev
+                .map(BaselineSource::Revision)
+                .or(baseline_loader.map(BaselineSource::Image));
             let rows = xtask::bench::run(
                 &sh,
                 &xtask::bench::Options {
                     boots,
                     decoder_copies,
+                    baseline,
                 },
             )?;
             xtask::bench::print(&rows);
@@ -333,6 +354,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         kvm,
         append: (!append.is_empty()).then_some(append),
         deterministic: args.deterministic,
+        loader_options: loader_options(args.boot.keep_cmdline),
         extra_args: args.qemu_args.iter().map(Into::into).collect(),
         ..QemuConfig::new(&loader.image, &app)
     };
@@ -429,4 +451,12 @@ fn profile_runs(
     }
     println!("{}", comparison.verdict());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The loader's own options, written after the application's file name in `-initrd`.
+fn loader_options(keep_cmdline: bool) -> Vec<String> {
+    keep_cmdline
+        .then(|| "keep-cmdline".to_string())
+        .into_iter()
+        .collect()
 }
