@@ -42,6 +42,11 @@ fn machine_config(app: &std::path::Path, machine: Machine) -> QemuConfig {
 fn check_close_to_the_host(khz: u32, what: &str) {
     let host = host_tsc_khz() as f64;
     let error = (f64::from(khz) - host).abs() / host;
+    // Shown with --nocapture: the error seen run after run.
+    eprintln!(
+        "{what}: loader {khz} kHz, host {host:.0} kHz: {:+.3} %",
+        (f64::from(khz) - host) / host * 100.0
+    );
     assert!(
         error < 0.005,
         "{what}: {khz} kHz, the host's TSC runs at {host} kHz ({:.2} % off)",
