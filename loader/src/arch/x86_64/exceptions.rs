@@ -16,7 +16,6 @@ use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use rusty_loader::wire::{Word, STACK_WORDS};
 use x86_64::instructions::tables::load_tss;
 use x86_64::registers::segmentation::SegmentSelector;
-use x86_64::structures::gdt::Descriptor;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::{PrivilegeLevel, VirtAddr};
@@ -57,6 +56,18 @@ const fn interrupt_gate(handler: u64) -> [u64; 2] {
     [low, handler >> 32]
 }
 
+/// A present, available 64-bit TSS (system segment type 9), DPL 0.
+const TSS_AVAILABLE_PRESENT: u64 = 0x89 << 40;
+
+/// Encodes the 16-byte GDT descriptor of the TSS at `base` (written out here: the
+/// general encoder costs the start-up a few hundred instructions).
+const fn tss_descriptor(base: u64) -> [u64; 2] {
+    let limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
+    let low =
+        limit | (base & 0xFF_FFFF) << 16 | TSS_AVAILABLE_PRESENT | ((base >> 24) & 0xFF) << 56;
+    [low, base >> 32]
+}
+
 #[repr(C, align(16))]
 struct Idt([[u64; 2]; 32]);
 static mut IDT: Idt = Idt([[0; 2]; 32]);
@@ -87,15 +98,14 @@ pub fn install() {
         }
         let tss = &raw mut TSS;
         (*tss).interrupt_stack_table[0] = VirtAddr::new(memory::exception_stack_top());
-        if let Descriptor::SystemSegment(low, high) = Descriptor::tss_segment(&*tss) {
-            let gdt = &raw mut GDT;
-            (*gdt)[TSS_INDEX] = low;
-            (*gdt)[TSS_INDEX + 1] = high;
-            load_tss(SegmentSelector::new(
-                TSS_INDEX as u16,
-                PrivilegeLevel::Ring0,
-            ));
-        }
+        let [low, high] = tss_descriptor(tss as u64);
+        let gdt = &raw mut GDT;
+        (*gdt)[TSS_INDEX] = low;
+        (*gdt)[TSS_INDEX + 1] = high;
+        load_tss(SegmentSelector::new(
+            TSS_INDEX as u16,
+            PrivilegeLevel::Ring0,
+        ));
         let pointer = DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: VirtAddr::new(&raw const IDT as u64),

@@ -140,7 +140,8 @@ pub fn take_kernel_memory(layout: &Layout) -> Option<&'static mut [u8]> {
     Some(unsafe { core::slice::from_raw_parts_mut(kernel.start as *mut u8, len) })
 }
 
-/// Every buffer of the loader image, named, for the layout's checks.
+/// Every buffer of the loader image, named, for the layout's checks, in the order
+/// the release build's linker places them (so that the check need not sort them).
 pub fn loader_parts() -> [LoaderPart; 7] {
     [
         LoaderPart {
@@ -152,24 +153,24 @@ pub fn loader_parts() -> [LoaderPart; 7] {
             region: super::loader_stack_range(),
         },
         LoaderPart {
-            name: "loader heap",
-            region: crate::heap::area(),
-        },
-        LoaderPart {
-            name: "page-table arena",
-            region: range_of(&raw const PAGE_TABLE_ARENA),
-        },
-        LoaderPart {
-            name: "exception stack",
-            region: range_of(&raw const EXCEPTION_STACK),
-        },
-        LoaderPart {
             name: "kernel stack guard",
             region: kernel_stack_guard(),
         },
         LoaderPart {
             name: "kernel stack",
             region: kernel_stack_range(),
+        },
+        LoaderPart {
+            name: "exception stack",
+            region: range_of(&raw const EXCEPTION_STACK),
+        },
+        LoaderPart {
+            name: "page-table arena",
+            region: range_of(&raw const PAGE_TABLE_ARENA),
+        },
+        LoaderPart {
+            name: "loader heap",
+            region: crate::heap::area(),
         },
     ]
 }
