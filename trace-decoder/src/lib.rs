@@ -17,4 +17,5 @@ pub mod profile;
 pub mod pump;
 pub mod report;
 pub mod stream;
+pub mod symbols;
 pub mod table;

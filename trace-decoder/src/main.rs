@@ -47,6 +47,7 @@ use trace_decoder::pump::{stop_on_ctrl_c, InputEnd};
 use trace_decoder::report::format::Paint;
 use trace_decoder::report::outcome::OutcomeKind;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
+use trace_decoder::symbols::AppSymbols;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -61,6 +62,9 @@ Examples:
 
   # Timeline files for chrome://tracing (or Perfetto) and for a browser.
   rusty-trace boot.bin --chrome-trace boot.json --svg boot.svg
+
+  # A kernel that crashed: RIP and the stack's return addresses named from its ELF.
+  rusty-trace boot.bin --app target/test-kernels/debug/crashing
 
   # Only the kernel's text, frames removed.
   rusty-trace --quiet --no-report boot.bin > kernel.txt
@@ -132,6 +136,11 @@ struct Cli {
     /// No end report (files asked for with --chrome-trace or --svg are still written).
     #[arg(long)]
     no_report: bool,
+    /// The application's ELF (the kernel that was booted): a crash's RIP and the
+    /// return addresses on its stack are named with its symbol table (function and
+    /// offset) and DWARF (file:line). A stripped ELF gives addresses only.
+    #[arg(long, value_name = "FILE")]
+    app: Option<PathBuf>,
     /// QEMU's exit status for the report (`echo $?` after QEMU, or a recording's
     /// .status file).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -155,7 +164,7 @@ struct Cli {
 }
 
 /// The options that show or write one boot, which a profile of several does not.
-const PER_BOOT_OUTPUTS: [&str; 4] = ["format", "chrome_trace", "svg", "status"];
+const PER_BOOT_OUTPUTS: [&str; 5] = ["format", "chrome_trace", "svg", "status", "app"];
 
 fn parse_percent(text: &str) -> Result<f64, String> {
     trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
@@ -243,7 +252,14 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
         }
     };
     let table = trace_decoder::loader_elf::load_table(&elf).map_err(Fatal::setup)?;
-    let decoder = Decoder { table, elf };
+    // A bad application ELF is refused before any input is read, like the loader's.
+    let app = cli
+        .app
+        .as_deref()
+        .map(AppSymbols::read)
+        .transpose()
+        .map_err(|e| Fatal::setup(format!("--app: {e}")))?;
+    let decoder = Decoder { table, elf, app };
     if profiling {
         profile(cli, &decoder, baseline.as_ref())
     } else {
@@ -251,10 +267,12 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
     }
 }
 
-/// The loader ELF's table, and where it came from for messages.
+/// The loader ELF's table, and where it came from for messages; the application's
+/// symbols, when given.
 struct Decoder {
     table: TraceTable,
     elf: PathBuf,
+    app: Option<AppSymbols>,
 }
 
 impl Decoder {
@@ -336,7 +354,7 @@ fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
     }
     let result = decoder
         .check_found(status, &record, &input.name)
-        .and_then(|()| write_reports(&record, cli, &mut console));
+        .and_then(|()| write_reports(&record, cli, decoder.app.as_ref(), &mut console));
     console.flush();
     if console.reader_gone() {
         // The reader of our output went away (`rusty-trace ... | head`): nothing
@@ -360,6 +378,7 @@ fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
 fn write_reports<O: io::Write, E: io::Write>(
     record: &BootRecord,
     cli: &Cli,
+    app: Option<&AppSymbols>,
     console: &mut Console<O, E>,
 ) -> Result<(), Fatal> {
     let files = ReportFiles {
@@ -370,7 +389,7 @@ fn write_reports<O: io::Write, E: io::Write>(
     if cli.no_report && !files.any() {
         return Ok(());
     }
-    let report = Report::build(record);
+    let report = Report::build_with_app(record, app);
     files.write(&report).map_err(Fatal::setup)?;
     if cli.no_report {
         return Ok(());

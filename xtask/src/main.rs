@@ -327,6 +327,15 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         None => build::build_test_kernels(sh, profile)?.hello_dyn,
     };
     t::check_app(&app)?;
+    // The application's symbols name a crash's code addresses; without them (an
+    // unreadable ELF is no reason not to boot) the report gives addresses only.
+    let symbols = match trace_decoder::symbols::AppSymbols::read(&app) {
+        Ok(symbols) => Some(symbols),
+        Err(why) => {
+            eprintln!("warning: {why}: a crash's addresses will not be named");
+            None
+        }
+    };
     let table = trace_decoder::loader_elf::load_table(&loader.elf)?;
     let mut append = args.boot.append.clone().unwrap_or_default();
     if !args.app_args.is_empty() {
@@ -386,7 +395,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         if let Some(path) = &args.save {
             write_file(path, "the raw stream", &run.raw)?;
         }
-        let report = Report::build(&run.record);
+        let report = Report::build_with_app(&run.record, symbols.as_ref());
         println!();
         print!("{}", report.render_text(color));
         ReportFiles {

@@ -7,6 +7,7 @@
 //! its schema is documented in `docs/report-schema.md` and `docs/report-schema.json`.
 
 mod chrome;
+pub mod crash;
 pub mod format;
 pub mod memory;
 pub mod outcome;
@@ -23,6 +24,7 @@ use serde::Serialize;
 use rusty_loader::wire::LoaderEvent;
 
 use crate::decode::{format_mismatch, Event};
+use crate::symbols::AppSymbols;
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
 pub use outcome::{ExitStatus, Outcome, OutcomeKind};
@@ -98,7 +100,8 @@ pub(crate) use first;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Warning {
     /// The kind: `overlap`, `outside-ram`, `stream`, `frequency`, `format`,
-    /// `timeline` or `exit-status`.
+    /// `timeline`, `exit-status` or `app` (the application ELF given does not match
+    /// the boot).
     pub kind: &'static str,
     /// One sentence for people.
     pub message: String,
@@ -274,6 +277,9 @@ pub struct Report {
     pub memory: Vec<Region>,
     /// How the boot ended.
     pub outcome: Outcome,
+    /// A CPU exception's diagnosis: RIP and the stack's return addresses as code
+    /// (named with the application's ELF), the faulting address classified.
+    pub crash: Option<crash::Crash>,
     /// The stream's health.
     pub stream: StreamHealth,
     /// Everything a reader should look at.
@@ -289,6 +295,12 @@ impl Report {
     /// Derives the whole report from a boot record. Never fails: missing or damaged
     /// events leave the parts they would fill empty, with a warning where it helps.
     pub fn build(record: &BootRecord) -> Report {
+        Report::build_with_app(record, None)
+    }
+
+    /// [`Report::build`], with the application's symbols to name the code addresses
+    /// of a crash.
+    pub fn build_with_app(record: &BootRecord, app: Option<&AppSymbols>) -> Report {
         // A stream can hold several boots (a guest that resets, recordings joined
         // together): the report is about one boot, the last, and says so. Mixing them
         // would also make every region of one boot "overlap" the same region of the
@@ -422,6 +434,10 @@ impl Report {
         );
         let first_timed = events.iter().find(|e| e.timed_when_sent());
         let host = host_report(&record.host, first_timed, clock);
+        let crash = crash::build(events, record.loader_image, app);
+        if let Some(warning) = app.and_then(|app| crash::app_mismatch(events, app)) {
+            warnings.push(Warning::new("app", warning));
+        }
 
         let mut report = Report {
             schema: SCHEMA,
@@ -436,6 +452,7 @@ impl Report {
             host,
             memory,
             outcome,
+            crash,
             stream: StreamHealth {
                 events: events.len(),
                 unknown_events,

@@ -32,6 +32,10 @@ pub fn render(report: &Report, color: bool) -> String {
     out.push('\n');
     facts(report, paint, &mut out);
     out.push('\n');
+    if let Some(crash) = &report.crash {
+        crash_section(crash, paint, &mut out);
+        out.push('\n');
+    }
     timeline(report, paint, &mut out);
     out.push('\n');
     memory(report, paint, &mut out);
@@ -188,6 +192,77 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             stream.events, stream.malformed_frames, stream.text_bytes
         ),
     );
+}
+
+/// The crash: registers, what RIP and CR2 are, the return addresses on the stack.
+fn crash_section(crash: &super::crash::Crash, paint: Paint, out: &mut String) {
+    let _ = writeln!(out, "{}", paint.bold("Crash"));
+    fact(
+        out,
+        paint,
+        "  RIP",
+        &format!(
+            "{} {}",
+            hex(crash.rip.address),
+            escape_text(&crash.rip.described)
+        ),
+    );
+    if let Some(cr2) = &crash.cr2 {
+        fact(
+            out,
+            paint,
+            "  CR2",
+            &format!(
+                "{} {}: {}",
+                hex(cr2.address),
+                cr2.class,
+                escape_text(&cr2.meaning)
+            ),
+        );
+    }
+    if let Some(error) = &crash.error_meaning {
+        fact(out, paint, "  error", error);
+    }
+    fact(
+        out,
+        paint,
+        "  RSP",
+        &format!("{} {}", hex(crash.rsp), crash.rsp_meaning),
+    );
+    fact(
+        out,
+        paint,
+        "  CR3",
+        &format!(
+            "{} {}; RFLAGS {}",
+            hex(crash.cr3),
+            crash.cr3_meaning,
+            hex(crash.rflags)
+        ),
+    );
+    let candidates: Vec<&super::crash::StackWord> =
+        crash.stack.iter().filter(|w| w.code.is_some()).collect();
+    let mut stack = format!("{} words read from RSP", crash.stack.len());
+    if let Some(note) = &crash.stack_note {
+        stack += &format!(" ({note})");
+    }
+    stack += &match candidates.len() {
+        0 => ", none points into the kernel's code".to_string(),
+        n => format!(", {n} into the kernel's code (return addresses, innermost first):"),
+    };
+    fact(out, paint, "  stack", &stack);
+    for word in candidates {
+        if let Some(code) = &word.code {
+            let line = format!(
+                "[{}] {} {}",
+                hex(word.at),
+                hex(word.value),
+                escape_text(&code.described)
+            );
+            fact(out, paint, "", &line);
+        }
+    }
+    fact(out, paint, "  symbols", &escape_text(&crash.symbols));
 }
 
 /// The cells of a bar for `[start, end)` on an axis of `total` ticks.
