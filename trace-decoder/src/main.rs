@@ -351,6 +351,7 @@ fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
     if input.recorded {
         // Arrival times say how fast a file was read, not when QEMU sent it.
         record.host = HostTimes::default();
+        record.text_lines.forget_times();
     }
     let result = decoder
         .check_found(status, &record, &input.name)

@@ -6,6 +6,7 @@ pub mod bench_decoder;
 pub mod bench_loaders;
 pub mod build;
 pub mod qemu;
+pub mod qmp;
 pub mod record;
 pub mod trace;
 

@@ -234,6 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let config = QemuConfig {
                 qemu,
+                monitor: true,
                 machine: if boot.microvm {
                     Machine::Microvm
                 } else {
@@ -249,17 +250,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if boot.verbose {
                 eprintln!("{}", config.display());
             }
-            let (status, timed_out) =
-                qemu::run_text_only(&config, Duration::from_secs(boot.timeout))?;
-            if timed_out {
-                eprintln!(
-                    "error: QEMU did not finish within {} s and was stopped",
-                    boot.timeout
-                );
-                return Ok(ExitCode::from(124));
+            let finished = qemu::run_text_only(&config, Duration::from_secs(boot.timeout))?;
+            let ending = xtask::trace::ending(&finished);
+            if let Some(problem) = &ending.problem {
+                // Where the CPU was, as QEMU said (`cargo xtask trace` names the
+                // function).
+                let rip = finished
+                    .stop
+                    .as_ref()
+                    .and_then(|stop| stop.registers.as_deref())
+                    .map(trace_decoder::qemu_state::Registers::parse)
+                    .and_then(|registers| registers.rip)
+                    .map_or(String::new(), |rip| format!(", RIP {rip:#x}"));
+                eprintln!("error: {problem}{rip} (exit status {})", ending.status);
             }
-            let code = status.unwrap_or(1);
-            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+            Ok(ExitCode::from(ending.status))
         }
         Command::Bench {
             boots,
@@ -353,6 +358,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         };
     let config = QemuConfig {
         qemu,
+        monitor: true,
         machine: if args.boot.microvm {
             Machine::Microvm
         } else {
@@ -404,17 +410,14 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             svg: args.svg.clone(),
         }
         .write(&report)?;
-        if run.timed_out {
-            eprintln!(
-                "error: QEMU did not finish within {} s and was stopped",
-                args.boot.timeout
-            );
-        }
         if run.interrupted {
             eprintln!("interrupted: the report covers what arrived before Ctrl-C");
             return Ok(ExitCode::from(130));
         }
-        return Ok(ExitCode::from(t::exit_status(run.status, run.timed_out)));
+        if let Some(problem) = &run.ending.problem {
+            eprintln!("error: {problem} (exit status {})", run.ending.status);
+        }
+        return Ok(ExitCode::from(run.ending.status));
     }
     profile_runs(&config, &table, timeout, &args, baseline.as_ref())
 }

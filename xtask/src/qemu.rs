@@ -51,6 +51,13 @@ pub struct QemuConfig {
     /// figure repeats exactly, whatever the host is doing. For budgets and baselines;
     /// much slower than TCG's normal mode.
     pub deterministic: bool,
+    /// Ask QEMU, not the guest, how a boot ended: `-no-shutdown` and a QMP socket,
+    /// so that a guest that resets (a triple fault, stopped by `-no-reboot`) or
+    /// powers off is paused and its registers can be read, and a guest still
+    /// running at the timeout is stopped and read the same way
+    /// ([`Finished::stop`]); under TCG also `-d cpu_reset` to a log, where QEMU says
+    /// "Triple fault" when that is what reset the guest.
+    pub monitor: bool,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -71,13 +78,21 @@ impl QemuConfig {
             loader_options: Vec::new(),
             append: None,
             deterministic: false,
+            monitor: false,
             extra_args: Vec::new(),
             working_dir: None,
         }
     }
 
-    /// The arguments after the QEMU binary's name.
+    /// The arguments after the QEMU binary's name (with [`QemuConfig::monitor`], its
+    /// socket and log shown in `<monitor>`; [`run`] puts them in a directory of its
+    /// own).
     pub fn args(&self) -> Vec<OsString> {
+        self.args_with_monitor(Path::new("<monitor>"))
+    }
+
+    /// The arguments, the monitor's socket and log in `monitor_dir`.
+    fn args_with_monitor(&self, monitor_dir: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |s: &str| args.push(s.into());
         if self.kvm {
@@ -110,6 +125,21 @@ impl QemuConfig {
             push("-nodefaults");
             push("-no-user-config");
         }
+        if self.monitor {
+            let (socket, log) = monitor_paths(monitor_dir);
+            args.push("-no-shutdown".into());
+            args.push("-qmp".into());
+            let mut qmp = OsString::from("unix:");
+            qmp.push(&socket);
+            qmp.push(",server=on,wait=off");
+            args.push(qmp);
+            if !self.kvm {
+                args.push("-d".into());
+                args.push("cpu_reset".into());
+                args.push("-D".into());
+                args.push(log.into());
+            }
+        }
         args.push("-kernel".into());
         args.push(self.loader.clone().into_os_string());
         if let Some(app) = &self.app {
@@ -130,10 +160,10 @@ impl QemuConfig {
         args
     }
 
-    /// The command, ready to spawn.
-    pub fn command(&self) -> Command {
+    /// The command, ready to spawn (a monitor's files in `monitor_dir`).
+    fn command(&self, monitor_dir: &Path) -> Command {
         let mut command = Command::new(&self.qemu);
-        command.args(self.args());
+        command.args(self.args_with_monitor(monitor_dir));
         if let Some(dir) = &self.working_dir {
             command.current_dir(dir);
         }
@@ -156,6 +186,32 @@ impl QemuConfig {
             self.loader.display(),
             self.append.as_deref().unwrap_or("")
         )
+    }
+}
+
+/// The QMP socket and QEMU's log in a monitor directory.
+fn monitor_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("qmp.sock"), dir.join("qemu.log"))
+}
+
+/// A fresh directory for one run's monitor files, removed when dropped.
+struct MonitorDir(PathBuf);
+
+impl MonitorDir {
+    fn new() -> io::Result<MonitorDir> {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("rusty-loader-qemu-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(MonitorDir(dir))
+    }
+}
+
+impl Drop for MonitorDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -222,6 +278,14 @@ pub struct Finished {
     pub interrupted: bool,
     /// QEMU's standard error, with [`QemuStderr::Capture`] (empty otherwise).
     pub stderr: String,
+    /// QEMU's own error message, when it failed by itself (its first line on
+    /// standard error that is not a warning): it could not start or run the guest.
+    pub qemu_error: Option<String>,
+    /// With [`QemuConfig::monitor`]: how QEMU saw the guest stop (reset, power-off,
+    /// or stopped at the timeout) and its registers then.
+    pub stop: Option<crate::qmp::MachineStop>,
+    /// With [`QemuConfig::monitor`] under TCG: QEMU logged a triple fault.
+    pub triple_fault_logged: bool,
     /// From the spawn to QEMU's end.
     pub wall: Duration,
 }
@@ -238,9 +302,15 @@ pub fn run(
     stderr: QemuStderr,
     on_serial: impl FnMut(Arrival) -> ControlFlow<()>,
 ) -> Result<Finished> {
+    let monitor = if config.monitor {
+        Some(MonitorDir::new().context("creating a directory for QEMU's monitor socket")?)
+    } else {
+        None
+    };
+    let monitor_dir = monitor.as_ref().map_or(Path::new("."), |m| m.0.as_path());
     let start = Instant::now();
     let mut child = config
-        .command()
+        .command(monitor_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -251,13 +321,28 @@ pub fn run(
     // Set to make the watchdog stop QEMU before its time.
     let stop = Arc::new(AtomicBool::new(false));
     let kvm_failed = Arc::new(AtomicBool::new(false));
+    // Set by the watchdog at the timeout: the monitor stops the guest and reads it.
+    let stop_guest = Arc::new(AtomicBool::new(false));
+    // Set once QEMU has ended: a monitor still waiting for the socket gives up.
+    let qemu_gone = Arc::new(AtomicBool::new(false));
     let stderr_watch = {
         let (stop, kvm_failed) = (stop.clone(), kvm_failed.clone());
         std::thread::spawn(move || watch_stderr(qemu_stderr, stderr, &stop, &kvm_failed))
     };
+    let monitor_watch = monitor.as_ref().map(|dir| {
+        let (socket, _) = monitor_paths(&dir.0);
+        let (stop_guest, qemu_gone) = (stop_guest.clone(), qemu_gone.clone());
+        std::thread::spawn(move || crate::qmp::watch(&socket, &stop_guest, &qemu_gone))
+    });
     let watchdog = {
         let stop = stop.clone();
-        std::thread::spawn(move || watch(child, start, start + timeout, &stop))
+        let stop_guest = monitor.is_some().then(|| stop_guest.clone());
+        let qemu_gone = qemu_gone.clone();
+        std::thread::spawn(move || {
+            let ending = watch(child, start, start + timeout, &stop, stop_guest.as_deref());
+            qemu_gone.store(true, Ordering::Relaxed);
+            ending
+        })
     };
     // QEMU's standard output ends when QEMU does, however it ends: the watchdog makes
     // sure it does.
@@ -266,9 +351,17 @@ pub fn run(
         stop.store(true, Ordering::Relaxed);
     }
     let ending = watchdog.join().expect("the watchdog does not panic");
-    let captured = stderr_watch
+    let (captured, qemu_error) = stderr_watch
         .join()
         .expect("the stderr watcher does not panic");
+    let stop_seen = monitor_watch
+        .map(|watch| watch.join().expect("the monitor does not panic"))
+        .unwrap_or(None);
+    let triple_fault_logged = monitor.as_ref().is_some_and(|dir| {
+        let (_, log) = monitor_paths(&dir.0);
+        std::fs::read(log)
+            .is_ok_and(|log| log.windows(TRIPLE_FAULT.len()).any(|w| w == TRIPLE_FAULT))
+    });
     let ending = ending.context("waiting for QEMU")?;
     if let InputEnd::ReadError(error) = end {
         return Err(error).context("reading QEMU's serial output");
@@ -279,9 +372,15 @@ pub fn run(
         kvm_failed: kvm_failed.load(Ordering::Relaxed),
         interrupted: matches!(end, InputEnd::Interrupted),
         stderr: String::from_utf8_lossy(&captured).into_owned(),
+        qemu_error,
+        stop: stop_seen,
+        triple_fault_logged,
         wall: ending.wall,
     })
 }
+
+/// What QEMU logs (`-d cpu_reset`, TCG) when a triple fault resets the guest.
+const TRIPLE_FAULT: &[u8] = b"Triple fault";
 
 /// How the watchdog saw QEMU end.
 struct Ending {
@@ -290,21 +389,30 @@ struct Ending {
     wall: Duration,
 }
 
-/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set.
+/// How long a monitor may take to stop the guest, read it and end QEMU at the
+/// timeout before QEMU is killed.
+const MONITOR_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set. At the
+/// deadline, with a monitor (`stop_guest`), the monitor is asked to stop the guest
+/// and end QEMU first.
 fn watch(
     mut child: Child,
     start: Instant,
     deadline: Instant,
     stop: &AtomicBool,
+    stop_guest: Option<&AtomicBool>,
 ) -> io::Result<Ending> {
+    let mut kill_at = None;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
                 return Ok(Ending {
-                    status: status.code(),
-                    timed_out: false,
+                    // Ended by the monitor at the timeout: no status of the guest's.
+                    status: status.code().filter(|_| kill_at.is_none()),
+                    timed_out: kill_at.is_some(),
                     wall: start.elapsed(),
-                })
+                });
             }
             Ok(None) => {}
             Err(error) => {
@@ -313,8 +421,14 @@ fn watch(
                 return Err(error);
             }
         }
-        let timed_out = Instant::now() >= deadline;
-        if timed_out || stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let timed_out = now >= deadline;
+        if let (true, None, Some(stop_guest)) = (timed_out, kill_at, stop_guest) {
+            stop_guest.store(true, Ordering::Relaxed);
+            kill_at = Some(now + MONITOR_GRACE);
+        }
+        let grace_over = kill_at.is_none_or(|at| now >= at);
+        if (timed_out && grace_over) || stop.load(Ordering::Relaxed) {
             let _ = child.kill();
             child.wait()?;
             return Ok(Ending {
@@ -327,21 +441,23 @@ fn watch(
     }
 }
 
-/// Reads QEMU's standard error line by line, passing it on or keeping it (returned),
-/// and stops the run after a KVM internal error.
+/// Reads QEMU's standard error line by line, passing it on or keeping it (returned,
+/// with QEMU's own first error message), and stops the run after a KVM internal
+/// error.
 fn watch_stderr(
     qemu_stderr: impl Read,
     mode: QemuStderr,
     stop: &AtomicBool,
     kvm_failed: &AtomicBool,
-) -> Vec<u8> {
+) -> (Vec<u8>, Option<String>) {
     let mut captured = Vec::new();
+    let mut first_error = None;
     let mut lines = BufReader::new(qemu_stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
         match lines.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return captured,
+            Ok(0) | Err(_) => return (captured, first_error),
             Ok(_) => {}
         }
         match mode {
@@ -351,11 +467,26 @@ fn watch_stderr(
             }
             QemuStderr::Capture => captured.extend_from_slice(&line),
         }
+        if first_error.is_none() {
+            first_error = qemu_error(&String::from_utf8_lossy(&line));
+        }
         if line.windows(KVM_ERROR.len()).any(|w| w == KVM_ERROR) {
             kvm_failed.store(true, Ordering::Relaxed);
             stop.store(true, Ordering::Relaxed);
         }
     }
+}
+
+/// QEMU's own error message in a line of its standard error: `qemu-system-x86_64:
+/// <message>` (QEMU's prefix is its program's name), not a warning.
+pub fn qemu_error(line: &str) -> Option<String> {
+    let (program, message) = line.trim_end().split_once(": ")?;
+    let is_qemu = program
+        .rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with("qemu"));
+    (is_qemu && !message.starts_with("warning:") && !message.is_empty())
+        .then(|| message.to_string())
 }
 
 /// What QEMU prints when KVM cannot run the guest on (and then waits).
@@ -397,8 +528,8 @@ pub fn run_captured(config: &QemuConfig, timeout: Duration) -> Result<Captured> 
 }
 
 /// Runs QEMU showing its serial output live, without the trace frames (which are
-/// binary). Returns the exit status and whether the run timed out.
-pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<(Option<i32>, bool)> {
+/// binary). Returns how it finished.
+pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<Finished> {
     let mut demux = Demux::new();
     let mut out = io::stdout().lock();
     let finished = run(config, timeout, QemuStderr::PassOn, |arrival| {
@@ -413,7 +544,7 @@ pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<(Option<i
     })?;
     demux.finish(&mut |piece| write_text(&mut out, piece));
     let _ = out.flush();
-    Ok((finished.status, finished.timed_out))
+    Ok(finished)
 }
 
 /// Writes the text of the serial stream; frames are left out.

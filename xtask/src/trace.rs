@@ -7,16 +7,18 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
 use trace_decoder::decode::TraceTable;
 use trace_decoder::live::{LineStyle, Session};
 use trace_decoder::pump::Arrival;
+use trace_decoder::qemu_state::{QemuStop, StopKind};
 use trace_decoder::report::BootRecord;
 
-use crate::qemu::{self, QemuConfig, QemuStderr};
+use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
+use crate::qmp::{MachineStop, StopReason};
 
 /// One traced boot.
 pub struct TracedRun {
@@ -26,6 +28,8 @@ pub struct TracedRun {
     pub timed_out: bool,
     /// Ctrl-C stopped the boot (see [`trace_decoder::pump::stop_on_ctrl_c`]).
     pub interrupted: bool,
+    /// How the run ended, and `cargo xtask`'s exit status for it.
+    pub ending: Ending,
     /// Every byte QEMU wrote to the serial port.
     pub raw: Vec<u8>,
 }
@@ -78,7 +82,8 @@ pub fn trace_once(
         None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
     };
     // Host times count from now: QEMU starts right away.
-    let mut consumer = LiveConsumer::new(Session::new(table), console);
+    let start = Instant::now();
+    let mut consumer = LiveConsumer::new(Session::with_start(table, start), console);
     let mut raw = Vec::new();
     let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
         if let Arrival::Bytes(bytes) = arrival {
@@ -89,24 +94,106 @@ pub fn trace_once(
     if finished.kvm_failed {
         bail!("KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG");
     }
-    let record = consumer.finish(finished.status).record;
+    let mut record = consumer.finish(finished.status).record;
+    record.qemu_stop = finished
+        .stop
+        .as_ref()
+        .map(|stop| qemu_stop(stop, finished.triple_fault_logged, timeout, start));
     Ok(TracedRun {
         record,
         status: finished.status,
         timed_out: finished.timed_out,
         interrupted: finished.interrupted,
+        ending: ending(&finished),
         raw,
     })
 }
 
-/// The exit status of `cargo xtask trace` for a QEMU status (see `--help`).
-pub fn exit_status(status: Option<i32>, timed_out: bool) -> u8 {
-    match (status, timed_out) {
-        (_, true) => 124,
-        (Some(3), _) => 0,
-        (Some(1), _) => 1,
-        (Some(s), _) => s.clamp(0, 255) as u8,
-        (None, _) => 1,
+/// QEMU's stop as the decoder's record holds it, on the session's clock.
+fn qemu_stop(stop: &MachineStop, logged: bool, timeout: Duration, start: Instant) -> QemuStop {
+    QemuStop {
+        kind: match &stop.reason {
+            StopReason::GuestReset if logged => StopKind::TripleFault,
+            StopReason::GuestReset => StopKind::GuestReset,
+            StopReason::Shutdown(reason) => StopKind::Shutdown(reason.clone()),
+            StopReason::Timeout => StopKind::Hang { timeout },
+        },
+        at: stop.at.checked_duration_since(start),
+        registers: stop.registers.clone(),
+    }
+}
+
+/// How a run of `cargo xtask run` or `trace` ended, and the exit status for it:
+/// the one table of docs/exit-codes.md ("cargo xtask run and trace").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// `cargo xtask`'s exit status.
+    pub status: u8,
+    /// One sentence for people; None when the guest's own exit code says it all.
+    pub problem: Option<String>,
+}
+
+/// The guest reset: a triple fault (or a reset QEMU gave no cause for).
+pub const STATUS_GUEST_RESET: u8 = 122;
+/// The guest shut down without an exit code (powered off).
+pub const STATUS_SHUTDOWN: u8 = 123;
+/// Still running at the timeout: a hang.
+pub const STATUS_TIMEOUT: u8 = 124;
+/// QEMU failed by itself: it could not start or run the guest.
+pub const STATUS_QEMU_ERROR: u8 = 125;
+
+/// The ending of a finished QEMU run: QEMU's stop (with a monitor) and error come
+/// first, then the guest's exit code (passed through: 0 for the application's
+/// success, 1 for its failure, the loader's and the test kernels' odd codes).
+pub fn ending(finished: &Finished) -> Ending {
+    let problem = |status, text: String| Ending {
+        status,
+        problem: Some(text),
+    };
+    if let Some(stop) = &finished.stop {
+        return match &stop.reason {
+            StopReason::Timeout => problem(STATUS_TIMEOUT, "the guest hung: still running at the timeout, stopped by QEMU".into()),
+            StopReason::GuestReset if finished.triple_fault_logged => {
+                problem(STATUS_GUEST_RESET, "the guest triple-faulted (QEMU: Triple fault)".into())
+            }
+            StopReason::GuestReset => problem(
+                STATUS_GUEST_RESET,
+                "the guest reset (QEMU: guest-reset; under KVM QEMU logs no cause: a triple fault, or a reset the kernel asked for)".into(),
+            ),
+            StopReason::Shutdown(reason) => problem(
+                STATUS_SHUTDOWN,
+                format!("the guest shut down without an exit code (QEMU: {reason})"),
+            ),
+        };
+    }
+    if finished.timed_out {
+        return problem(
+            STATUS_TIMEOUT,
+            "QEMU did not finish within the timeout and was stopped".into(),
+        );
+    }
+    if finished.kvm_failed {
+        return problem(
+            STATUS_QEMU_ERROR,
+            "KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG".into(),
+        );
+    }
+    match (finished.status, &finished.qemu_error) {
+        // QEMU's own failures end with status 1, like a kernel's: its message tells.
+        (Some(1) | None, Some(error)) => problem(STATUS_QEMU_ERROR, format!("QEMU failed: {error}")),
+        (Some(3), _) => Ending {
+            status: 0,
+            problem: None,
+        },
+        (Some(0), _) => problem(
+            STATUS_SHUTDOWN,
+            "QEMU ended without an exit code from the guest (a reset or power-off QEMU was not asked about)".into(),
+        ),
+        (Some(status), _) => Ending {
+            status: status.clamp(0, 255) as u8,
+            problem: None,
+        },
+        (None, None) => problem(STATUS_QEMU_ERROR, "QEMU was ended by a signal".into()),
     }
 }
 

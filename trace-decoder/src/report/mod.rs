@@ -6,6 +6,7 @@
 //! renderings only format it. The JSON rendering is the [`Report`] itself, serialized:
 //! its schema is documented in `docs/report-schema.md` and `docs/report-schema.json`.
 
+pub mod after;
 mod chrome;
 pub mod crash;
 pub mod format;
@@ -24,7 +25,9 @@ use serde::Serialize;
 use rusty_loader::wire::LoaderEvent;
 
 use crate::decode::{format_mismatch, Event};
+use crate::qemu_state::QemuStop;
 use crate::symbols::AppSymbols;
+use crate::text_lines::TextLines;
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
 pub use outcome::{ExitStatus, Outcome, OutcomeKind};
@@ -71,6 +74,10 @@ pub struct BootRecord {
     pub text_bytes: usize,
     /// Bytes of trace frames seen, with their markers (of the last boot).
     pub trace_bytes: usize,
+    /// The text as lines, with their arrival times when the stream was live.
+    pub text_lines: TextLines,
+    /// How QEMU saw the guest stop, when it was asked (`cargo xtask trace`).
+    pub qemu_stop: Option<QemuStop>,
 }
 
 /// The schema name in every JSON report.
@@ -280,6 +287,11 @@ pub struct Report {
     /// A CPU exception's diagnosis: RIP and the stack's return addresses as code
     /// (named with the application's ELF), the faulting address classified.
     pub crash: Option<crash::Crash>,
+    /// How QEMU saw the guest stop (triple fault, reset, power-off, hang), when it
+    /// was asked (`cargo xtask trace`).
+    pub stop: Option<after::StopReport>,
+    /// The kernel's text over time: milestones and the largest gaps between lines.
+    pub kernel_text: after::KernelText,
     /// The stream's health.
     pub stream: StreamHealth,
     /// Everything a reader should look at.
@@ -435,6 +447,30 @@ impl Report {
         let first_timed = events.iter().find(|e| e.timed_when_sent());
         let host = host_report(&record.host, first_timed, clock);
         let crash = crash::build(events, record.loader_image, app);
+        let stop = record.qemu_stop.as_ref().map(|stop| {
+            after::stop_report(
+                stop,
+                events,
+                record.loader_image,
+                &record.host,
+                &record.text_lines,
+                app,
+            )
+        });
+        let mut outcome = outcome;
+        if let Some(stop) = &stop {
+            outcome.kind = match stop.kind {
+                "triple-fault" => OutcomeKind::TripleFault,
+                "guest-reset" => OutcomeKind::GuestReset,
+                "hang" => OutcomeKind::Hang,
+                _ => OutcomeKind::Shutdown,
+            };
+            outcome.message = match &outcome.hand_over {
+                Some(_) => format!("{}, then {}", outcome.message, stop.message),
+                None => stop.message.clone(),
+            };
+        }
+        let kernel_text = after::kernel_text(&record.text_lines, &record.host);
         if let Some(warning) = app.and_then(|app| crash::app_mismatch(events, app)) {
             warnings.push(Warning::new("app", warning));
         }
@@ -453,6 +489,8 @@ impl Report {
             memory,
             outcome,
             crash,
+            stop,
+            kernel_text,
             stream: StreamHealth {
                 events: events.len(),
                 unknown_events,
@@ -524,6 +562,10 @@ impl Report {
             }
             OutcomeKind::Truncated => line += "; trace ended before the hand-over",
             OutcomeKind::ErrorsOnly => line += "; no error (only errors are traced)",
+            OutcomeKind::TripleFault => line += "; triple fault after the hand-over",
+            OutcomeKind::GuestReset => line += "; the guest reset",
+            OutcomeKind::Shutdown => line += "; the guest shut down without an exit code",
+            OutcomeKind::Hang => line += "; the kernel hung",
         }
         if !clock.known() {
             line += " [TSC frequency unknown: ticks]";

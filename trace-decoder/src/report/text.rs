@@ -36,6 +36,13 @@ pub fn render(report: &Report, color: bool) -> String {
         crash_section(crash, paint, &mut out);
         out.push('\n');
     }
+    if let Some(stop) = &report.stop {
+        stop_section(stop, paint, &mut out);
+        out.push('\n');
+    }
+    if kernel_text_section(report, paint, &mut out) {
+        out.push('\n');
+    }
     timeline(report, paint, &mut out);
     out.push('\n');
     memory(report, paint, &mut out);
@@ -161,7 +168,12 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             OutcomeKind::HandedOver => paint.green(line),
             OutcomeKind::Truncated => paint.yellow(line),
             OutcomeKind::ErrorsOnly => line.to_string(),
-            OutcomeKind::Refused | OutcomeKind::CpuException => paint.red(line),
+            OutcomeKind::Refused
+            | OutcomeKind::CpuException
+            | OutcomeKind::TripleFault
+            | OutcomeKind::GuestReset
+            | OutcomeKind::Shutdown
+            | OutcomeKind::Hang => paint.red(line),
         };
         let _ = writeln!(
             out,
@@ -263,6 +275,82 @@ fn crash_section(crash: &super::crash::Crash, paint: Paint, out: &mut String) {
         }
     }
     fact(out, paint, "  symbols", &escape_text(&crash.symbols));
+}
+
+/// What QEMU said about the guest's end.
+fn stop_section(stop: &super::after::StopReport, paint: Paint, out: &mut String) {
+    let _ = writeln!(out, "{}", paint.bold("QEMU"));
+    fact(out, paint, "  stop", &escape_text(&stop.message));
+    if let Some(line) = &stop.last_line {
+        fact(out, paint, "  last", &format!("\"{}\"", escape_text(line)));
+    }
+    if let Some(r) = &stop.registers {
+        let show = |name: &str, v: Option<u64>| v.map(|v| format!("{name} {}", hex(v)));
+        let parts: Vec<String> = [
+            show("RIP", r.rip),
+            show("RSP", r.rsp),
+            show("RFLAGS", r.rflags),
+            show("CR2", r.cr2),
+            show("CR3", r.cr3),
+            show("IDT", r.idt_base),
+            show("limit", r.idt_limit),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        fact(out, paint, "  CPU", &parts.join(", "));
+    }
+}
+
+/// The kernel's lines over time: milestones and the largest gaps. Returns whether
+/// it wrote anything.
+fn kernel_text_section(report: &Report, paint: Paint, out: &mut String) -> bool {
+    let text = &report.kernel_text;
+    if text.lines == 0 {
+        return false;
+    }
+    let when = |us: Option<f64>| us.map_or(String::new(), |us| format!("+{} ", human_us(us)));
+    let _ = writeln!(
+        out,
+        "{}",
+        paint.bold(&format!(
+            "Kernel text ({} lines; times after the hand-over)",
+            text.lines
+        ))
+    );
+    for m in &text.milestones {
+        let text = if m.line.is_empty() {
+            format!("{}{}", when(m.after_hand_over_us), m.name)
+        } else {
+            format!(
+                "{}{}: \"{}\"",
+                when(m.after_hand_over_us),
+                m.name,
+                escape_text(&truncate(&m.line, 60))
+            )
+        };
+        fact(out, paint, "", &text);
+    }
+    if !text.gaps.is_empty() {
+        let _ = writeln!(out, "  largest gaps between lines:");
+        for gap in &text.gaps {
+            fact(
+                out,
+                paint,
+                "",
+                &format!(
+                    "{:>9} after \"{}\", before \"{}\"",
+                    human_us(gap.length_us),
+                    escape_text(&truncate(&gap.before, 28)),
+                    escape_text(&truncate(&gap.after, 28))
+                ),
+            );
+        }
+    }
+    for note in &text.notes {
+        fact(out, paint, "", &format!("({note})"));
+    }
+    true
 }
 
 /// The cells of a bar for `[start, end)` on an axis of `total` ticks.
