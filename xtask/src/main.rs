@@ -43,6 +43,8 @@ enum Command {
     },
     /// Boot an application in QEMU with the loader and show its serial output.
     ///
+    /// Exits with the statuses of `cargo xtask trace` (docs/exit-codes.md).
+    ///
     /// Example: cargo xtask run --append "-freq 2800 -- hello" target/test-kernels/debug/hello-dyn
     Run {
         /// The Hermit application (ELF); default: the bundled demo kernel.
@@ -59,11 +61,15 @@ enum Command {
     /// standard QEMU command line, shows the app's output and each loader event as it
     /// arrives, then a timeline, a summary and a memory map.
     ///
-    /// Exit status: 0 when the app reported success (QEMU 3), 1 when it reported
-    /// failure (QEMU 1), QEMU's status for a loader refusal (33-65) or CPU exception
-    /// (129-191, odd), 124 on timeout, 130 when interrupted with Ctrl-C (after the
-    /// report of what arrived), 2 when xtask itself fails (build, QEMU missing, APP
-    /// not a Hermit application), 3 when --baseline finds a regression.
+    /// Exit status (docs/exit-codes.md): 0 when the app reported success (QEMU 3),
+    /// 1 when it reported failure (QEMU 1), QEMU's status for a loader refusal
+    /// (33-69) or CPU exception (129-191, odd), 122 when the guest reset (a triple
+    /// fault), 123 when it shut down without an exit code, 124 when it still ran at
+    /// the timeout (a hang), 125 when QEMU itself failed, 130 when interrupted with
+    /// Ctrl-C (after the report of what arrived), 2 when xtask itself fails (build,
+    /// QEMU missing, APP not a Hermit application), 3 when --baseline finds a
+    /// regression. For 122-124 the report says, from QEMU, when and where the CPU
+    /// stopped.
     #[command(
         after_help = "Examples:\n  cargo xtask trace\n  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world\n  cargo xtask trace --release --runs 10 --json profile.json\n  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%"
     )]

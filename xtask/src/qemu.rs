@@ -325,6 +325,8 @@ pub fn run(
     let stop_guest = Arc::new(AtomicBool::new(false));
     // Set once QEMU has ended: a monitor still waiting for the socket gives up.
     let qemu_gone = Arc::new(AtomicBool::new(false));
+    // Set once the monitor talks to QEMU: only then is it given time at the timeout.
+    let monitor_connected = Arc::new(AtomicBool::new(false));
     let stderr_watch = {
         let (stop, kvm_failed) = (stop.clone(), kvm_failed.clone());
         std::thread::spawn(move || watch_stderr(qemu_stderr, stderr, &stop, &kvm_failed))
@@ -332,14 +334,20 @@ pub fn run(
     let monitor_watch = monitor.as_ref().map(|dir| {
         let (socket, _) = monitor_paths(&dir.0);
         let (stop_guest, qemu_gone) = (stop_guest.clone(), qemu_gone.clone());
-        std::thread::spawn(move || crate::qmp::watch(&socket, &stop_guest, &qemu_gone))
+        let connected = monitor_connected.clone();
+        std::thread::spawn(move || crate::qmp::watch(&socket, &stop_guest, &qemu_gone, &connected))
     });
     let watchdog = {
         let stop = stop.clone();
-        let stop_guest = monitor.is_some().then(|| stop_guest.clone());
+        let monitor = monitor
+            .is_some()
+            .then(|| (stop_guest.clone(), monitor_connected.clone()));
         let qemu_gone = qemu_gone.clone();
         std::thread::spawn(move || {
-            let ending = watch(child, start, start + timeout, &stop, stop_guest.as_deref());
+            let monitor = monitor
+                .as_ref()
+                .map(|(stop, connected)| (&**stop, &**connected));
+            let ending = watch(child, start, start + timeout, &stop, monitor);
             qemu_gone.store(true, Ordering::Relaxed);
             ending
         })
@@ -394,14 +402,15 @@ struct Ending {
 const MONITOR_GRACE: Duration = Duration::from_secs(5);
 
 /// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set. At the
-/// deadline, with a monitor (`stop_guest`), the monitor is asked to stop the guest
-/// and end QEMU first.
+/// deadline, with a monitor that talks to QEMU (`monitor`: the flag that asks it to
+/// stop the guest, and whether it is connected), the monitor is asked to stop the
+/// guest and end QEMU first.
 fn watch(
     mut child: Child,
     start: Instant,
     deadline: Instant,
     stop: &AtomicBool,
-    stop_guest: Option<&AtomicBool>,
+    monitor: Option<(&AtomicBool, &AtomicBool)>,
 ) -> io::Result<Ending> {
     let mut kill_at = None;
     loop {
@@ -423,9 +432,11 @@ fn watch(
         }
         let now = Instant::now();
         let timed_out = now >= deadline;
-        if let (true, None, Some(stop_guest)) = (timed_out, kill_at, stop_guest) {
-            stop_guest.store(true, Ordering::Relaxed);
-            kill_at = Some(now + MONITOR_GRACE);
+        if let (true, None, Some((stop_guest, connected))) = (timed_out, kill_at, monitor) {
+            if connected.load(Ordering::Relaxed) {
+                stop_guest.store(true, Ordering::Relaxed);
+                kill_at = Some(now + MONITOR_GRACE);
+            }
         }
         let grace_over = kill_at.is_none_or(|at| now >= at);
         if (timed_out && grace_over) || stop.load(Ordering::Relaxed) {

@@ -146,9 +146,15 @@ const POLL: Duration = Duration::from_millis(20);
 /// Watches QEMU through its QMP socket until the guest stops (then reads the
 /// registers and ends QEMU), `stop_guest` is set (the runner's timeout: the guest is
 /// stopped, its registers read, QEMU ended), QEMU goes away, or `give_up` is set
-/// before QEMU offered the socket.
-pub fn watch(socket: &Path, stop_guest: &AtomicBool, give_up: &AtomicBool) -> Option<MachineStop> {
+/// before QEMU offered the socket. `connected` is set once QEMU answered.
+pub fn watch(
+    socket: &Path,
+    stop_guest: &AtomicBool,
+    give_up: &AtomicBool,
+    connected: &AtomicBool,
+) -> Option<MachineStop> {
     let mut client = Client::connect(socket, give_up)?;
+    connected.store(true, Ordering::Relaxed);
     let mut shutdown: Option<(StopReason, Instant)> = None;
     loop {
         if stop_guest.load(Ordering::Relaxed) {

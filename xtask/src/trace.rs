@@ -224,6 +224,92 @@ fn kvm_usable_with(device: &Path, modules: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ending_status_is_documented() {
+        let doc =
+            std::fs::read_to_string(crate::project_root().join("docs/exit-codes.md")).unwrap();
+        for status in [
+            STATUS_GUEST_RESET,
+            STATUS_SHUTDOWN,
+            STATUS_TIMEOUT,
+            STATUS_QEMU_ERROR,
+        ] {
+            assert!(
+                doc.lines()
+                    .any(|line| line.starts_with(&format!("| {status} |"))),
+                "docs/exit-codes.md has no row for status {status}"
+            );
+        }
+    }
+
+    fn finished(status: Option<i32>) -> Finished {
+        Finished {
+            status,
+            timed_out: false,
+            kvm_failed: false,
+            interrupted: false,
+            stderr: String::new(),
+            qemu_error: None,
+            stop: None,
+            triple_fault_logged: false,
+            wall: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn one_status_per_ending() {
+        let status = |f: &Finished| ending(f).status;
+        assert_eq!(status(&finished(Some(3))), 0);
+        assert_eq!(status(&finished(Some(1))), 1);
+        assert_eq!(status(&finished(Some(157))), 157, "CPU exception 14");
+        assert_eq!(status(&finished(Some(35))), 35, "a refusal");
+        assert_eq!(status(&finished(Some(0))), STATUS_SHUTDOWN);
+        assert_eq!(status(&finished(None)), STATUS_QEMU_ERROR);
+        let failed = Finished {
+            qemu_error: Some("could not load kernel".into()),
+            ..finished(Some(1))
+        };
+        assert_eq!(status(&failed), STATUS_QEMU_ERROR);
+        let stop = |reason| MachineStop {
+            reason,
+            at: Instant::now(),
+            registers: None,
+        };
+        let reset = Finished {
+            stop: Some(stop(StopReason::GuestReset)),
+            triple_fault_logged: true,
+            ..finished(None)
+        };
+        assert_eq!(status(&reset), STATUS_GUEST_RESET);
+        assert!(ending(&reset).problem.unwrap().contains("Triple fault"));
+        let hang = Finished {
+            stop: Some(stop(StopReason::Timeout)),
+            timed_out: true,
+            ..finished(None)
+        };
+        assert_eq!(status(&hang), STATUS_TIMEOUT);
+        let off = Finished {
+            stop: Some(stop(StopReason::Shutdown("guest-shutdown".into()))),
+            ..finished(Some(0))
+        };
+        assert_eq!(status(&off), STATUS_SHUTDOWN);
+    }
+
+    #[test]
+    fn qemu_errors_are_told_from_warnings() {
+        assert_eq!(
+            crate::qemu::qemu_error("qemu-system-x86_64: -kernel x: No such file\n").as_deref(),
+            Some("-kernel x: No such file")
+        );
+        assert_eq!(
+            crate::qemu::qemu_error("qemu-system-x86_64: warning: host lacks x"),
+            None
+        );
+        assert_eq!(crate::qemu::qemu_error("tk: ok"), None);
+    }
+
     #[test]
     fn kvm_is_refused_without_the_device_or_under_pvm() {
         let dir = tempfile::tempdir().unwrap();

@@ -270,7 +270,7 @@ fn classify(address: u64, error_code: u64, facts: &Facts) -> AddressClass {
                 format!(
                     "the guard page below the kernel's 32 KiB stack [{}, {}): the kernel overflowed the stack the loader gave it",
                     hex(stack),
-                    hex(stack + STACK_SIZE)
+                    hex(stack.saturating_add(STACK_SIZE))
                 ),
             );
         }
@@ -416,9 +416,9 @@ pub fn build(
         Some(app) => format!("{} ({})", app.name, app.source.describe()),
     };
     let rsp_meaning = match facts.stack {
-        Some(low) if (low..low + STACK_SIZE).contains(&rsp) => format!(
+        Some(low) if (low..low.saturating_add(STACK_SIZE)).contains(&rsp) => format!(
             "in the kernel's stack, {} of its 32 KiB used",
-            hex(low + STACK_SIZE - rsp)
+            hex(low.saturating_add(STACK_SIZE) - rsp)
         ),
         Some(low) if rsp < low && rsp >= low.saturating_sub(PAGE) => {
             "in the guard page below the kernel's stack: the stack overflowed".to_string()

@@ -310,14 +310,21 @@ fn kernel_text_section(report: &Report, paint: Paint, out: &mut String) -> bool 
         return false;
     }
     let when = |us: Option<f64>| us.map_or(String::new(), |us| format!("+{} ", human_us(us)));
-    let _ = writeln!(
-        out,
-        "{}",
-        paint.bold(&format!(
-            "Kernel text ({} lines; times after the hand-over)",
-            text.lines
-        ))
-    );
+    let lines = match text.lines {
+        1 => "1 line".to_string(),
+        n => format!("{n} lines"),
+    };
+    let origin = if report.outcome.hand_over.is_some() {
+        "after the hand-over"
+    } else {
+        "from the first byte"
+    };
+    let heading = if text.live {
+        format!("Kernel text ({lines}; host arrival times {origin})")
+    } else {
+        format!("Kernel text ({lines})")
+    };
+    let _ = writeln!(out, "{}", paint.bold(&heading));
     for m in &text.milestones {
         let text = if m.line.is_empty() {
             format!("{}{}", when(m.after_hand_over_us), m.name)
