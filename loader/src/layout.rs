@@ -502,11 +502,10 @@ fn plan_mappings(input: &LayoutInput, kernel: &Region) -> Result<Vec<Mapping>, L
     // The stack guard is left out of the 4 KiB pages, which therefore reach past
     // it when it lies above the first 2 MiB boundary (a large debug build).
     let guard = input.stack_guard;
-    if !guard.is_empty()
-        && !(guard.start.is_multiple_of(PAGE)
-            && guard.end.is_multiple_of(PAGE)
-            && input.loader.contains_range(&guard))
-    {
+    let whole_pages_of_the_loader = guard.start.is_multiple_of(PAGE)
+        && guard.end.is_multiple_of(PAGE)
+        && input.loader.contains_range(&guard);
+    if !guard.is_empty() && !whole_pages_of_the_loader {
         return Err(LoadError::BadMapping {
             what: "the stack guard is not whole pages of the loader image",
             start: guard.start,

@@ -137,12 +137,12 @@ impl TextLines {
                     self.kernel_prefix = log_prefix(&line.text);
                     self.first_kernel = Some(line.clone());
                 }
-                Some(prefix) if self.first_application.is_none() => {
-                    if log_prefix(&line.text).as_ref() != Some(prefix)
-                        && !line.text.trim().is_empty()
-                    {
-                        self.first_application = Some(line.clone());
-                    }
+                Some(prefix)
+                    if self.first_application.is_none()
+                        && log_prefix(&line.text).as_ref() != Some(prefix)
+                        && !line.text.trim().is_empty() =>
+                {
+                    self.first_application = Some(line.clone());
                 }
                 _ => {}
             }

@@ -223,8 +223,11 @@ fn canonical(address: u64) -> bool {
     high == 0 || high == (1 << 17) - 1
 }
 
-/// What lies at a page fault's address.
-fn classify(address: u64, error_code: u64, facts: &Facts) -> AddressClass {
+/// The physical address bits of CR3.
+const CR3_ADDRESS: u64 = 0x000f_ffff_ffff_f000;
+
+/// What lies at a page fault's address (`cr3`: the tables it was translated by).
+fn classify(address: u64, error_code: u64, cr3: u64, facts: &Facts) -> AddressClass {
     let class = |class, meaning: String| AddressClass {
         address,
         class,
@@ -243,11 +246,10 @@ fn classify(address: u64, error_code: u64, facts: &Facts) -> AddressClass {
     }
     if address >= RECURSIVE_SLOT {
         let mut meaning = "the recursive page-table slot PML4[511] (0xffffff8000000000 and up): kernels of the 0.6-0.10 layout read their page tables through it, and fault like this on tables without it (as on loaders that do not set it)".to_string();
-        let loaders_tables = facts.pml4.is_some();
-        meaning += if loaders_tables {
-            "; the loader's hand-over tables point it at the PML4, so the entry was changed after the hand-over, or CR3 points at other tables"
-        } else {
-            ""
+        meaning += match facts.pml4 {
+            Some(pml4) if cr3 & CR3_ADDRESS == pml4 => "; CR3 still points at the loader's hand-over tables, whose PML4[511] pointed at the PML4 at the hand-over: the entry was changed since",
+            Some(_) => "; CR3 points at other tables than the loader's, without a usable recursive entry",
+            None => "",
         };
         if let Some(generation) = &facts.generation {
             meaning += &format!(" (this kernel was loaded as generation {generation})");
@@ -426,9 +428,8 @@ pub fn build(
         Some(_) => "outside the stack the loader gave the kernel".to_string(),
         None => "the trace has no hand-over (an exception in the loader)".to_string(),
     };
-    let mask = 0x000f_ffff_ffff_f000;
     let cr3_meaning = match facts.pml4 {
-        Some(pml4) if cr3 & mask == pml4 => "the loader's hand-over page tables".to_string(),
+        Some(pml4) if cr3 & CR3_ADDRESS == pml4 => "the loader's hand-over page tables".to_string(),
         Some(_) => "page tables of the kernel's own (not the hand-over tables): the stack is not read through them".to_string(),
         None => "the loader's own page tables".to_string(),
     };
@@ -464,7 +465,7 @@ pub fn build(
         rflags,
         cr3,
         cr3_meaning,
-        cr2: (vector == 14).then(|| classify(cr2, error_code, &facts)),
+        cr2: (vector == 14).then(|| classify(cr2, error_code, cr3, &facts)),
         error_meaning,
         stack,
         stack_note,
@@ -535,7 +536,7 @@ mod tests {
 
     fn class_of(cr2: u64, error_code: u64) -> &'static str {
         let facts = Facts::of(&boot(), Some((0x10_0000, 0x25_0000)));
-        classify(cr2, error_code, &facts).class
+        classify(cr2, error_code, 0x21_0000, &facts).class
     }
 
     #[test]
@@ -556,10 +557,29 @@ mod tests {
         assert_eq!(class_of(0x9f_ffff, 0), "mapped", "inside the 2 MiB pages");
         assert_eq!(class_of(0x80_1000, 3), "mapped", "present: protection");
         let facts = Facts::of(&boot(), Some((0x10_0000, 0x25_0000)));
-        let above = classify(0xa0_1000, 0, &facts);
+        let above = classify(0xa0_1000, 0, 0x21_0000, &facts);
         assert!(above.meaning.contains("(0xa00000)"), "{}", above.meaning);
         assert!(above.meaning.contains("usable RAM"), "{}", above.meaning);
-        let outside = classify(0x1_0000_0000, 0, &facts);
+        let recursive = classify(0xffff_ffff_ffff_fff8, 0, 0x21_0000, &facts);
+        assert!(
+            recursive
+                .meaning
+                .contains("CR3 still points at the loader's"),
+            "{}",
+            recursive.meaning
+        );
+        assert!(
+            recursive.meaning.contains("generation 0.6-0.10"),
+            "{}",
+            recursive.meaning
+        );
+        let switched = classify(0xffff_ffff_ffff_fff8, 0, 0x50_0000, &facts);
+        assert!(
+            switched.meaning.contains("other tables"),
+            "{}",
+            switched.meaning
+        );
+        let outside = classify(0x1_0000_0000, 0, 0x21_0000, &facts);
         assert!(
             outside.meaning.contains("not usable RAM"),
             "{}",
