@@ -256,9 +256,27 @@ pub fn build_loader_to(
     if traced {
         trace_decoder::build_id::stamp_build_id(&mut elf).context("stamping the build identity")?;
     }
-    std::fs::write(&artifacts.elf, &elf).context("writing the loader ELF")?;
-    to_elf32(sh, &artifacts.elf, &artifacts.image)?;
+    write_atomically(&artifacts.elf, &elf).context("writing the loader ELF")?;
+    let image = sibling(&artifacts.image, "tmp");
+    to_elf32(sh, &artifacts.elf, &image)?;
+    std::fs::rename(&image, &artifacts.image).context("moving the loader image in place")?;
     Ok(artifacts)
+}
+
+/// `path` with `.<pid>.<suffix>` appended: a file of this process's own beside it.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.{suffix}", std::process::id()));
+    PathBuf::from(name)
+}
+
+/// Writes `bytes` to `path` so that a reader never sees half a file: into a file of
+/// its own first, then renamed over `path`. Several builds may run at once (the
+/// tests run `cargo xtask trace` in parallel) while QEMU and decoders read the files.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = sibling(path, "tmp");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
 }
 
 /// QEMU boots only 32-bit Multiboot ELFs: convert a copy of the 64-bit one. The
@@ -404,7 +422,7 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
             std::fs::read(from.join(name)).with_context(|| format!("reading {name}"))?;
         mark_standalone(&mut bytes)?;
         let path = out.join(name);
-        std::fs::write(&path, bytes)?;
+        write_atomically(&path, &bytes)?;
         Ok(path)
     };
     Ok(TestKernels {
