@@ -52,9 +52,9 @@ impl Write for Console {
     }
 }
 
-/// Prints one line prefixed with `rusty-loader: `.
+/// Prints one line prefixed with `rusty-loader: ` (`wire::TEXT_LINE_PREFIX`).
 pub fn print_line(args: fmt::Arguments) {
-    let _ = writeln!(Console, "rusty-loader: {args}");
+    let _ = writeln!(Console, "{}{args}", rusty_loader::wire::TEXT_LINE_PREFIX);
 }
 
 /// The line printed for a CPU exception.

@@ -36,6 +36,10 @@ pub const FORMAT_VERSION: u8 = 3;
 /// ends at its `00`, text runs from there to the next `FF 00`.
 pub const FRAME_MARKER: [u8; 2] = [0xFF, 0x00];
 
+/// How the loader's own text lines start (its fatal-error line, `rusty-loader:
+/// error: ...`): a decoder tells them from the kernel's by it.
+pub const TEXT_LINE_PREFIX: &str = "rusty-loader: ";
+
 /// The defmt timestamp of every frame: the TSC ticks since the previous frame.
 pub const TIMESTAMP_FORMAT: &str = "{=u32}";
 

@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use rusty_loader::wire::TEXT_LINE_PREFIX;
+
 /// Lines kept with their times; the rest are counted.
 pub const MAX_KEPT: usize = 4096;
 /// Characters kept of a line; the rest are counted in [`TextLine::cut`].
@@ -131,7 +133,10 @@ impl TextLines {
         line.index = self.total;
         line.end = now;
         self.total += 1;
-        if line.after_hand_over {
+        // The loader's own line (its report of an exception) is neither the
+        // kernel's nor the application's.
+        let loaders = line.text.starts_with(TEXT_LINE_PREFIX);
+        if line.after_hand_over && !loaders {
             match &self.kernel_prefix {
                 None if self.first_kernel.is_none() => {
                     self.kernel_prefix = log_prefix(&line.text);
@@ -146,6 +151,8 @@ impl TextLines {
                 }
                 _ => {}
             }
+        }
+        if line.after_hand_over {
             if let Some(previous) = self.last.as_ref().filter(|p| p.after_hand_over) {
                 if let (Some(end), Some(start)) = (previous.end, line.start) {
                     self.note_gap(Gap {
@@ -250,9 +257,10 @@ mod tests {
         lines.feed(b"o\r\n", ms(11), true);
         lines.feed(b"tk: three\n", ms(61), true);
         lines.feed(b"Hello from the app\ntk: ok\n", ms(62), true);
+        lines.feed(b"rusty-loader: error: not the app's\n", ms(63), true);
         lines.feed(b"unfinished", ms(70), true);
         lines.finish(ms(80));
-        assert_eq!(lines.total, 7);
+        assert_eq!(lines.total, 8);
         let texts: Vec<&str> = lines.kept.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(
             texts,
@@ -263,6 +271,7 @@ mod tests {
                 "tk: three",
                 "Hello from the app",
                 "tk: ok",
+                "rusty-loader: error: not the app's",
                 "unfinished"
             ]
         );
@@ -286,6 +295,16 @@ mod tests {
         lines.forget_times();
         assert!(lines.gaps.is_empty());
         assert_eq!(lines.kept[3].start, None);
+    }
+
+    #[test]
+    fn the_loaders_line_is_not_the_applications() {
+        let mut lines = TextLines::default();
+        lines.feed(b"tk: crashing=page-fault\n", ms(1), true);
+        lines.feed(b"rusty-loader: error: CPU exception 14\n", ms(9), true);
+        lines.finish(ms(10));
+        assert_eq!(lines.first_application, None);
+        assert_eq!(lines.gaps[0].length, Duration::from_millis(8));
     }
 
     #[test]
