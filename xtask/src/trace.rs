@@ -94,7 +94,10 @@ pub fn trace_once(
     if finished.kvm_failed {
         bail!("KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG");
     }
-    let mut record = consumer.finish(finished.status).record;
+    // When QEMU stopped the guest (a reset, a power-off, the timeout), the monitor
+    // ended QEMU: its exit status is the monitor's doing, not the guest's.
+    let guest_status = finished.status.filter(|_| finished.stop.is_none());
+    let mut record = consumer.finish(guest_status).record;
     record.qemu_stop = finished
         .stop
         .as_ref()
