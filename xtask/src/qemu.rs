@@ -170,32 +170,6 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// What QEMU's isa-debug-exit status means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Status 3: the kernel wrote 1 (success).
-    KernelSuccess,
-    /// Status 1: the kernel wrote 0 (Hermit's failure) — or QEMU itself failed.
-    KernelFailure,
-    /// Any other odd status: the value `(status - 1) / 2` written to port 0xf4.
-    Exited { value: u8 },
-    /// QEMU ended without an exit status (killed by a signal, or timed out).
-    NoStatus,
-}
-
-impl Outcome {
-    pub fn from_status(status: Option<i32>) -> Outcome {
-        match status {
-            Some(3) => Outcome::KernelSuccess,
-            Some(1) => Outcome::KernelFailure,
-            Some(s) if s % 2 == 1 && (0..=255).contains(&s) => Outcome::Exited {
-                value: (s >> 1) as u8,
-            },
-            _ => Outcome::NoStatus,
-        }
-    }
-}
-
 /// What happens to QEMU's own messages (its standard error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QemuStderr {
