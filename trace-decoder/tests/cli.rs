@@ -323,7 +323,7 @@ fn text_arrives_live_before_the_input_ends() {
     let frequency_at = frames(&stream)[5].start - 2;
     stdin.write_all(&stream[..frequency_at]).unwrap();
     stdin.flush().unwrap();
-    wait_for(b"tk] PagingEnabled", "the held-back events");
+    wait_for(b"ticks] PagingEnabled", "the held-back events");
 
     // Everything up to the end of the kernel's first line: that line must show up
     // while the input is still open.
@@ -561,6 +561,27 @@ fn finds_the_newest_loader_elf_above_the_current_directory() {
         2,
         &["no loader ELF given and none found", "cargo xtask build"],
     );
+}
+
+#[test]
+fn a_stream_read_in_one_burst_has_no_host_times() {
+    // Through a pipe, but all at once, as from a QEMU that ran before its reader
+    // started: the arrival times say nothing about the boot.
+    let output = run(&["--elf", &elf_arg()], &recording("hello-dyn-pc"));
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains("Host       times unknown: the stream was not read as QEMU sent it"),
+        "{out}"
+    );
+    assert!(!out.contains(" firmware"), "{out}");
+    let json = run(
+        &["--elf", &elf_arg(), "--format", "json"],
+        &recording("hello-dyn-pc"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["host"]["live"], false, "{}", shown(&json));
+    assert_eq!(report["host"]["firmware_us"], serde_json::Value::Null);
 }
 
 #[test]
