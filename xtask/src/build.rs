@@ -8,6 +8,7 @@
 //! This file is the one definition of those flags; the test kernels' `Cargo.toml`
 //! and docs point here.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -173,9 +174,12 @@ fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
         ),
     };
     let deny = deny.into_iter().flatten();
+    // On a terminal cargo shows its progress (a first build takes minutes); into a
+    // pipe it says nothing, so that the output keeps only results.
+    let quiet = (!std::io::stderr().is_terminal()).then_some("--quiet");
     cmd!(
         sh,
-        "cargo {verb} --quiet -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...} {deny...}"
+        "cargo {verb} {quiet...} -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...} {deny...}"
     )
     // An outer cargo (e.g. `cargo test` running this) may export encoded flags, which
     // would take precedence over RUSTFLAGS.
