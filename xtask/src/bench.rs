@@ -84,16 +84,16 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         let run = qemu::run_captured(&config(&traced.image), timeout)?;
         anyhow::ensure!(
             run.status == Some(3),
-            "the traced boot failed: {:?}",
-            run.status
+            "the traced boot failed: {}",
+            qemu::describe_status(run.status)
         );
         with.push(run.wall);
         last_traced = Some(run);
         let run = qemu::run_captured(&config(&untraced.image), timeout)?;
         anyhow::ensure!(
             run.status == Some(3),
-            "the untraced boot failed: {:?}",
-            run.status
+            "the untraced boot failed: {}",
+            qemu::describe_status(run.status)
         );
         without.push(run.wall);
     }

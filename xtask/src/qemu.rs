@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use trace_decoder::pump::{read_live, Arrival, InputEnd};
-use trace_decoder::stream::{Demux, Piece};
 
 /// The CPU model Hermit kernels need (FSGSBASE, RDTSCP, XSAVE...).
 pub const CPU: &str = "qemu64,apic,fsgsbase,fxsr,rdrand,rdtscp,xsave,xsaveopt";
@@ -196,6 +195,9 @@ pub struct Finished {
     pub interrupted: bool,
     /// QEMU's standard error, with [`QemuStderr::Capture`] (empty otherwise).
     pub stderr: String,
+    /// The last line QEMU wrote to its standard error that is not a warning, without
+    /// its line break: why QEMU failed, when it did (kept in both modes).
+    pub error_line: Option<String>,
     /// From the spawn to QEMU's end.
     pub wall: Duration,
 }
@@ -240,7 +242,7 @@ pub fn run(
         stop.store(true, Ordering::Relaxed);
     }
     let ending = watchdog.join().expect("the watchdog does not panic");
-    let captured = stderr_watch
+    let (captured, error_line) = stderr_watch
         .join()
         .expect("the stderr watcher does not panic");
     let ending = ending.context("waiting for QEMU")?;
@@ -253,6 +255,7 @@ pub fn run(
         kvm_failed: kvm_failed.load(Ordering::Relaxed),
         interrupted: matches!(end, InputEnd::Interrupted),
         stderr: String::from_utf8_lossy(&captured).into_owned(),
+        error_line,
         wall: ending.wall,
     })
 }
@@ -301,22 +304,30 @@ fn watch(
     }
 }
 
-/// Reads QEMU's standard error line by line, passing it on or keeping it (returned),
-/// and stops the run after a KVM internal error.
+/// Reads QEMU's standard error line by line, passing it on or keeping it, and stops
+/// the run after a KVM internal error. Returns what it kept and the last line that
+/// is not a warning.
 fn watch_stderr(
     qemu_stderr: impl Read,
     mode: QemuStderr,
     stop: &AtomicBool,
     kvm_failed: &AtomicBool,
-) -> Vec<u8> {
+) -> (Vec<u8>, Option<String>) {
     let mut captured = Vec::new();
+    let mut error_line = None;
     let mut lines = BufReader::new(qemu_stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
         match lines.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return captured,
+            Ok(0) | Err(_) => return (captured, error_line),
             Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        // QEMU writes `<program>: warning: ...` for what it goes on after.
+        if !text.is_empty() && !text.contains(": warning: ") {
+            error_line = Some(text.to_string());
         }
         match mode {
             QemuStderr::PassOn => {
@@ -370,30 +381,11 @@ pub fn run_captured(config: &QemuConfig, timeout: Duration) -> Result<Captured> 
     })
 }
 
-/// Runs QEMU showing its serial output live, without the trace frames (which are
-/// binary). Returns the exit status and whether the run timed out.
-pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<(Option<i32>, bool)> {
-    let mut demux = Demux::new();
-    let mut out = io::stdout().lock();
-    let finished = run(config, timeout, QemuStderr::PassOn, |arrival| {
-        match arrival {
-            Arrival::Bytes(bytes) => demux.feed(bytes, &mut |piece| write_text(&mut out, piece)),
-            // Text without a line break (a prompt) shows up as soon as QEMU pauses.
-            Arrival::CaughtUp | Arrival::Stalled => {
-                let _ = out.flush();
-            }
-        }
-        ControlFlow::Continue(())
-    })?;
-    demux.finish(&mut |piece| write_text(&mut out, piece));
-    let _ = out.flush();
-    Ok((finished.status, finished.timed_out))
-}
-
-/// Writes the text of the serial stream; frames are left out.
-fn write_text(out: &mut impl Write, piece: Piece) {
-    if let Piece::Text(text) = piece {
-        let _ = out.write_all(&text);
+/// QEMU's exit status for a message: `QEMU status 3`, or why there is none.
+pub fn describe_status(status: Option<i32>) -> String {
+    match status {
+        Some(status) => format!("QEMU status {status}"),
+        None => "no QEMU status (QEMU was stopped or killed)".to_string(),
     }
 }
 

@@ -1,112 +1,171 @@
-//! `cargo xtask trace`: boot an application with the loader, decode the trace live,
-//! print the reports; `--runs` repeats the boot and prints per-stage statistics;
-//! `--baseline` compares with an earlier run and fails on a regression. QEMU runs
-//! through [`crate::qemu::run`], its serial output goes through the decoder library's
-//! live consumer ([`trace_decoder::consumer`]), and the statistics are the library's
-//! ([`trace_decoder::profile`]).
+//! One boot as `cargo xtask run` and `cargo xtask trace` see it: QEMU runs through
+//! [`crate::qemu::run`], its serial output goes through the decoder library's live
+//! consumer ([`trace_decoder::consumer`]) as it arrives, and the boot's end becomes
+//! an exit status and a one-line reason through [`trace_decoder::ending`]. `--runs`
+//! statistics and baselines are the library's ([`trace_decoder::profile`]).
 
 use std::io::{self, Write};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
 use trace_decoder::decode::TraceTable;
+use trace_decoder::ending::{Ending, QemuEnd, TraceSeen};
 use trace_decoder::live::{LineStyle, Session};
 use trace_decoder::pump::Arrival;
 use trace_decoder::report::BootRecord;
+use trace_decoder::stream::{Demux, Piece};
 
-use crate::qemu::{self, QemuConfig, QemuStderr};
+use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
 
-/// One traced boot.
+/// One boot.
 pub struct TracedRun {
-    pub record: BootRecord,
-    /// QEMU's exit status (None: killed, e.g. after the timeout).
-    pub status: Option<i32>,
-    pub timed_out: bool,
-    /// Ctrl-C stopped the boot (see [`trace_decoder::pump::stop_on_ctrl_c`]).
-    pub interrupted: bool,
+    /// What the trace said; None when the loader was built without tracing.
+    pub record: Option<BootRecord>,
+    /// How QEMU ended.
+    pub qemu: QemuEnd,
+    /// The last error line QEMU printed, if any.
+    pub qemu_error: Option<String>,
     /// Every byte QEMU wrote to the serial port.
     pub raw: Vec<u8>,
 }
 
-/// How a live run is shown.
+impl TracedRun {
+    /// How the boot ended: its exit status and reason.
+    pub fn ending(&self) -> Ending {
+        let seen = match &self.record {
+            Some(record) => TraceSeen::of(record, self.raw.len()),
+            None => TraceSeen::undecoded(self.raw.len()),
+        };
+        Ending::of(&self.qemu, self.qemu_error.as_deref(), &seen)
+    }
+
+    /// QEMU's exit status, when it exited by itself.
+    pub fn status(&self) -> Option<i32> {
+        match self.qemu {
+            QemuEnd::Exited(status) => Some(status),
+            _ => None,
+        }
+    }
+}
+
+/// How a live boot is shown.
 pub struct Live<'a> {
     pub out: &'a mut dyn Write,
     /// Colours, and wrapping of long lists on a terminal (as rusty-trace does).
     pub style: LineStyle,
+    /// Whether the loader's events are shown (`trace`) or only the text (`run`).
+    pub events: bool,
 }
 
-/// Refuses, before QEMU starts, a file the loader would refuse too: the same checks
-/// as the loader's (the `rusty_loader` library is the loader's own code).
-pub fn check_app(app: &Path) -> Result<()> {
-    let bytes = std::fs::read(app).with_context(|| format!("cannot read {}", app.display()))?;
-    rusty_loader::elf::inspect(&bytes).map(|_| ()).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a Hermit application the loader can boot: {e}",
-            app.display()
-        )
-    })
-}
-
-/// Boots once, feeding the serial stream through a decoding session as it arrives;
-/// with `live`, the application's text and each event are shown as they come, and
-/// the stream's warnings go to stderr. Without it nothing is shown.
-pub fn trace_once(
+/// Boots once. With a table the serial stream goes through a decoding session as it
+/// arrives; with `live`, the application's text (and with `events`, each event) is
+/// shown as it comes, and the stream's warnings go to stderr when events are shown.
+/// Without a table (a loader built without tracing) the text is shown, the frames
+/// left out. Without `live` nothing is shown.
+pub fn boot(
     config: &QemuConfig,
-    table: &TraceTable,
+    table: Option<&TraceTable>,
     timeout: Duration,
     live: Option<Live>,
 ) -> Result<TracedRun> {
-    let quiet = ConsoleStyle {
-        live_on_stdout: true,
-        events: false,
-        line: LineStyle::default(),
-        warning_prefix: String::new(),
-        warning_color: false,
-    };
-    let console: Console<Box<dyn Write>, Box<dyn Write>> = match live {
-        Some(live) => Console::new(
-            Box::new(live.out),
-            Box::new(io::stderr()),
-            ConsoleStyle {
-                events: true,
-                line: live.style,
-                ..quiet
-            },
-        ),
-        None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
-    };
-    // Host times count from now: QEMU starts right away.
-    let mut consumer = LiveConsumer::new(Session::new(table), console);
     let mut raw = Vec::new();
-    let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
-        if let Arrival::Bytes(bytes) = arrival {
-            raw.extend_from_slice(bytes);
+    let (finished, record) = match table {
+        Some(table) => {
+            let quiet = ConsoleStyle {
+                live_on_stdout: true,
+                events: false,
+                line: LineStyle::default(),
+                warning_prefix: String::new(),
+                warning_color: false,
+            };
+            let console: Console<Box<dyn Write>, Box<dyn Write>> = match live {
+                Some(live) => {
+                    let warnings: Box<dyn Write> = if live.events {
+                        Box::new(io::stderr())
+                    } else {
+                        Box::new(io::sink())
+                    };
+                    Console::new(
+                        Box::new(live.out),
+                        warnings,
+                        ConsoleStyle {
+                            events: live.events,
+                            line: live.style,
+                            ..quiet
+                        },
+                    )
+                }
+                None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
+            };
+            // Host times count from now: QEMU starts right away.
+            let mut consumer = LiveConsumer::new(Session::new(table), console);
+            let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
+                if let Arrival::Bytes(bytes) = arrival {
+                    raw.extend_from_slice(bytes);
+                }
+                consumer.take(arrival)
+            })?;
+            let record = consumer.finish(finished.status).record;
+            (finished, Some(record))
         }
-        consumer.take(arrival)
-    })?;
-    if finished.kvm_failed {
-        bail!("KVM failed to run the guest (see QEMU's message above); run again without --kvm to use TCG");
-    }
-    let record = consumer.finish(finished.status).record;
+        None => {
+            let mut out: Box<dyn Write> = match live {
+                Some(live) => Box::new(live.out),
+                None => Box::new(io::sink()),
+            };
+            let mut demux = Demux::new();
+            let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
+                match arrival {
+                    Arrival::Bytes(bytes) => {
+                        raw.extend_from_slice(bytes);
+                        demux.feed(bytes, &mut |piece| write_text(&mut out, piece));
+                    }
+                    // Text without a line break (a prompt) shows up as soon as QEMU
+                    // pauses.
+                    Arrival::CaughtUp | Arrival::Stalled => {
+                        let _ = out.flush();
+                    }
+                }
+                ControlFlow::Continue(())
+            })?;
+            demux.finish(&mut |piece| write_text(&mut out, piece));
+            let _ = out.flush();
+            (finished, None)
+        }
+    };
     Ok(TracedRun {
         record,
-        status: finished.status,
-        timed_out: finished.timed_out,
-        interrupted: finished.interrupted,
+        qemu: qemu_end(&finished, timeout),
+        qemu_error: finished.error_line,
         raw,
     })
 }
 
-/// The exit status of `cargo xtask trace` for a QEMU status (see `--help`).
-pub fn exit_status(status: Option<i32>, timed_out: bool) -> u8 {
-    match (status, timed_out) {
-        (_, true) => 124,
-        (Some(3), _) => 0,
-        (Some(1), _) => 1,
-        (Some(s), _) => s.clamp(0, 255) as u8,
-        (None, _) => 1,
+/// Writes the text of the serial stream; frames are left out.
+fn write_text(out: &mut impl Write, piece: Piece) {
+    if let Piece::Text(text) = piece {
+        let _ = out.write_all(&text);
+    }
+}
+
+/// How the runner saw QEMU end.
+fn qemu_end(finished: &Finished, timeout: Duration) -> QemuEnd {
+    if finished.interrupted {
+        QemuEnd::Interrupted
+    } else if finished.timed_out {
+        QemuEnd::TimedOut {
+            seconds: timeout.as_secs(),
+        }
+    } else if finished.kvm_failed {
+        QemuEnd::KvmFailed
+    } else {
+        match finished.status {
+            Some(status) => QemuEnd::Exited(status),
+            None => QemuEnd::Killed,
+        }
     }
 }
 
