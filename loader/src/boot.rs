@@ -82,8 +82,8 @@ fn read_inputs(
             what: "EAX does not hold the Multiboot magic",
         });
     }
+    // The memory map is traced inside, as soon as it is read.
     let mut mbi = mbi::read(mbi_addr)?;
-    trace::memory_map(&mbi.memory_map);
     let command_line = mbi.command_line.unwrap_or("");
     *command_line_out = command_line;
     trace::command_line(command_line);

@@ -18,7 +18,7 @@ macro_rules! exit_codes {
         $callback! {
             /// The Multiboot information carried no module: QEMU was started without `-initrd`.
             NoModule = 0x10, "no-module";
-            /// The module does not start with the ELF magic.
+            /// The module does not start with the ELF magic (or is empty).
             NotElf = 0x11, "not-elf";
             /// ELF, but not 64-bit little endian.
             WrongClass = 0x12, "wrong-class";
@@ -113,6 +113,8 @@ impl ExitCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadError {
     NoModule,
+    /// Module 0 holds no byte: `-initrd` named an empty file.
+    EmptyModule,
     NotElf {
         magic: [u8; 4],
     },
@@ -188,7 +190,7 @@ impl LoadError {
     pub const fn exit_code(&self) -> ExitCode {
         match self {
             LoadError::NoModule => ExitCode::NoModule,
-            LoadError::NotElf { .. } => ExitCode::NotElf,
+            LoadError::NotElf { .. } | LoadError::EmptyModule => ExitCode::NotElf,
             LoadError::WrongClass { .. } => ExitCode::WrongClass,
             LoadError::WrongMachine { .. } => ExitCode::WrongMachine,
             LoadError::WrongType { .. } => ExitCode::WrongType,
@@ -215,6 +217,10 @@ impl fmt::Display for LoadError {
             LoadError::NoModule => {
                 write!(f, "no Multiboot module: pass the Hermit application with -initrd")
             }
+            LoadError::EmptyModule => write!(
+                f,
+                "the module is empty (0 bytes): -initrd names an empty file"
+            ),
             LoadError::NotElf { magic } => write!(
                 f,
                 "the module is not an ELF file (starts with {:02x} {:02x} {:02x} {:02x})",

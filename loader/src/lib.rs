@@ -16,5 +16,6 @@ pub mod elf;
 pub mod error;
 pub mod fdt;
 pub mod layout;
+pub mod multiboot;
 pub mod paging;
 pub mod wire;

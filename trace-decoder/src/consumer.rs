@@ -261,7 +261,7 @@ mod tests {
         console.end_of_stream();
         assert_eq!(
             String::from_utf8(console.stdout).unwrap(),
-            "half a line\n[    0.001 ms] PagingEnabled\nmore\n[       10 tk] PagingEnabled\ntail\n"
+            "half a line\n[    0.001 ms] PagingEnabled\nmore\n[       10 ticks] PagingEnabled\ntail\n"
         );
         assert!(console.stderr.is_empty());
     }
@@ -341,7 +341,7 @@ mod tests {
         let _ = consumer.take(Arrival::Stalled);
         let shown = String::from_utf8(consumer.console.stdout.clone()).unwrap();
         let start = format!(
-            "[        0 tk] LoaderStart format={} ",
+            "[        0 ticks] LoaderStart format={} ",
             crate::decode::TRACE_FORMAT
         );
         assert!(shown.starts_with(&start), "{shown}");

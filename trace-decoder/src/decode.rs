@@ -312,7 +312,7 @@ impl TraceTable {
 }
 
 /// Reads the loader image's range from the linker script's symbols.
-fn loader_image(elf_bytes: &[u8]) -> Option<(u64, u64)> {
+pub(crate) fn loader_image(elf_bytes: &[u8]) -> Option<(u64, u64)> {
     let elf = goblin::elf::Elf::parse(elf_bytes).ok()?;
     let symbol = |name: &str| {
         elf.syms

@@ -2,7 +2,7 @@
 //! telling a recording from a live stream.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read};
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -16,6 +16,9 @@ pub struct Input {
     /// A regular file (also as redirected standard input): a recording, whose
     /// arrival times say how fast it was read, not when QEMU sent it.
     pub recorded: bool,
+    /// Standard input is a terminal: nothing arrives unless someone types (the
+    /// command line says so, instead of waiting silently).
+    pub terminal: bool,
 }
 
 /// Opens `path`; `None` and `-` are standard input.
@@ -33,6 +36,7 @@ pub fn open(path: Option<&Path>) -> Result<Input> {
         reader: Box::new(file),
         name: path.display().to_string(),
         recorded: metadata.is_file(),
+        terminal: false,
     })
 }
 
@@ -46,6 +50,7 @@ fn stdin() -> Input {
         .and_then(|file| file.metadata())
         .is_ok_and(|m| m.is_file());
     Input {
+        terminal: stdin.is_terminal(),
         reader: Box::new(stdin),
         name: "standard input".to_string(),
         recorded,

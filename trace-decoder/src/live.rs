@@ -317,19 +317,22 @@ pub struct LineStyle {
 
 /// One event as both `rusty-trace` and `cargo xtask trace` show it, appended to
 /// `line` (without a line break): `[    1.234 ms] Name key=value ...`, or
-/// `[   123456 tk] ...` when the TSC frequency is not known. Keys and values are
-/// escaped: nothing from the stream reaches a terminal as a control character.
+/// `[   123456 ticks] ...` (TSC ticks since the entry) when the TSC frequency is not
+/// known. Keys and values are escaped: nothing from the stream reaches a terminal as
+/// a control character.
 pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, style: LineStyle) {
     use std::fmt::Write;
     let paint = Paint { on: style.color };
+    // The column of the next character, ANSI sequences not counted.
+    let mut column = 0;
     paint.push(line, Paint::DIM, |line| {
+        let before = line.len();
         let _ = match micros {
             Some(us) => write!(line, "[{:>9.3} ms]", us / 1000.0),
-            None => write!(line, "[{:>9} tk]", event.timestamp),
+            None => write!(line, "[{:>9} ticks]", event.timestamp),
         };
+        column = line.len() - before;
     });
-    // The column of the next character, ANSI sequences not counted.
-    let mut column = TIME_WIDTH;
     line.push(' ');
     column += 1;
     let name_style = match event.level {
@@ -397,7 +400,7 @@ pub fn push_event_line(line: &mut String, event: &Event, micros: Option<f64>, st
     }
 }
 
-/// `[    1.234 ms]`: the width of an event line's time.
+/// `[    1.234 ms]`: the width of an event line's time in milliseconds.
 const TIME_WIDTH: usize = 14;
 /// Where the continuation lines of a wrapped list start: under the event's name,
 /// two columns in.
@@ -447,7 +450,7 @@ mod tests {
         );
         assert_eq!(
             line("PagingEnabled", None, plain),
-            "[     1234 tk] PagingEnabled"
+            "[     1234 ticks] PagingEnabled"
         );
         // Nothing from the stream reaches the terminal as a control character.
         assert_eq!(
@@ -456,7 +459,7 @@ mod tests {
                 None,
                 plain
             ),
-            "[     1234 tk] Refused code=17 name=x trace_ticks=0 text=a\\x1b[2Jb"
+            "[     1234 ticks] Refused code=17 name=x trace_ticks=0 text=a\\x1b[2Jb"
         );
         let colored = LineStyle {
             color: true,
@@ -464,7 +467,7 @@ mod tests {
         };
         assert_eq!(
             line("Module start=0x1 end=0x2", None, colored),
-            "\x1b[2m[     1234 tk]\x1b[0m \x1b[1mModule\x1b[0m start=0x1 end=0x2"
+            "\x1b[2m[     1234 ticks]\x1b[0m \x1b[1mModule\x1b[0m start=0x1 end=0x2"
         );
     }
 

@@ -32,8 +32,10 @@
 
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, IsTerminal};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 use trace_decoder::color::ColorChoice;
@@ -41,10 +43,11 @@ use trace_decoder::consumer::{line_style, Console, ConsoleStyle, Consumed, LiveC
 use trace_decoder::decode::TraceTable;
 use trace_decoder::input::{self, Input};
 use trace_decoder::live::{Session, TraceStatus};
+use trace_decoder::loader_elf::BuildMatch;
 use trace_decoder::outputs::{write_file, ReportFiles};
 use trace_decoder::profile::{Baseline, Comparison, Profile, StageTimes};
-use trace_decoder::pump::{stop_on_ctrl_c, InputEnd};
-use trace_decoder::report::format::Paint;
+use trace_decoder::pump::{read_live, stop_on_ctrl_c, Arrival, InputEnd};
+use trace_decoder::report::format::{escape_text, Paint};
 use trace_decoder::report::outcome::OutcomeKind;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
 use trace_decoder::symbols::AppSymbols;
@@ -53,12 +56,13 @@ const EXAMPLES: &str = "\
 Examples:
   # Boot live: the kernel's text and the loader's events as they happen, then the report.
   qemu-system-x86_64 -cpu qemu64,apic,fsgsbase,fxsr,rdrand,rdtscp,xsave,xsaveopt -smp 1 -m 64M \\
-    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -display none -serial stdio \\
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -display none -serial stdio -no-reboot \\
     -kernel target/x86_64/debug/rusty-loader -initrd app.elf | rusty-trace
 
-  # A recorded run with QEMU's exit status, as JSON (the kernel's text goes to stderr).
+  # A recorded run, as JSON (the kernel's text goes to stderr); QEMU's exit status
+  # is read from boot.status beside it (as `cargo xtask trace --save boot.bin` keeps it).
   qemu-system-x86_64 ... > boot.bin; echo $? > boot.status
-  rusty-trace --elf target/x86_64/release/rusty-loader.elf --status $(cat boot.status) boot.bin --format json
+  rusty-trace --elf target/x86_64/release/rusty-loader.elf boot.bin --format json
 
   # Timeline files for chrome://tracing (or Perfetto) and for a browser.
   rusty-trace boot.bin --chrome-trace boot.json --svg boot.svg
@@ -110,12 +114,14 @@ refusal codes) would be confused with the ones above.";
 )]
 struct Cli {
     /// The serial stream: a file, or `-` for standard input (the default). Several
-    /// only with --baseline or --save-profile, one boot each.
+    /// only with --baseline or --save-profile, one boot each. A file's QEMU exit
+    /// status is read from the file beside it with the extension .status, if any.
     #[arg(value_name = "INPUT")]
     inputs: Vec<PathBuf>,
-    /// The loader ELF with its defmt table. Default: the newest of
+    /// The loader ELF with its defmt table. Default: of
     /// target/x86_64/{release,debug}/rusty-loader.elf in this directory or the
-    /// nearest parent that has one.
+    /// nearest parent that has them, the one whose build identity the stream names
+    /// (the newest when neither does).
     #[arg(long, value_name = "PATH")]
     elf: Option<PathBuf>,
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
@@ -143,6 +149,8 @@ struct Cli {
     app: Option<PathBuf>,
     /// QEMU's exit status for the report (`echo $?` after QEMU, or a recording's
     /// .status file).
+    /// QEMU's exit status for the report (`echo $?` after QEMU); overrides a
+    /// recording's .status file.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     status: Option<i32>,
     /// Compare the inputs' per-stage times (one boot each, their medians) with a
@@ -238,20 +246,7 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
         .map(Baseline::read)
         .transpose()
         .map_err(|e| Fatal::setup(format!("{e:#}")))?;
-    let elf = match &cli.elf {
-        Some(path) => path.clone(),
-        None => {
-            let here = std::env::current_dir()
-                .map_err(|e| Fatal::setup(format!("cannot read the current directory: {e}")))?;
-            let path = trace_decoder::loader_elf::find_loader_elf(&here).map_err(Fatal::setup)?;
-            eprintln!(
-                "rusty-trace: using {} (the newest loader ELF found; --elf chooses another)",
-                path.display()
-            );
-            path
-        }
-    };
-    let table = trace_decoder::loader_elf::load_table(&elf).map_err(Fatal::setup)?;
+    let decoder = Decoder::load(cli.elf.as_deref())?;
     // A bad application ELF is refused before any input is read, like the loader's.
     let app = cli
         .app
@@ -259,26 +254,162 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
         .map(AppSymbols::read)
         .transpose()
         .map_err(|e| Fatal::setup(format!("--app: {e}")))?;
-    let decoder = Decoder { table, elf, app };
     if profiling {
         profile(cli, &decoder, baseline.as_ref())
     } else {
-        decode_one(cli, &decoder)
+        decode_one(cli, &decoder, app.as_ref())
     }
 }
 
-/// The loader ELF's table, and where it came from for messages; the application's
-/// symbols, when given.
+/// The loader ELFs a stream may need, with their tables: the one given with
+/// `--elf`, or those found (newest first), among which the stream names its own.
 struct Decoder {
-    table: TraceTable,
-    elf: PathBuf,
-    app: Option<AppSymbols>,
+    paths: Vec<PathBuf>,
+    tables: Vec<TraceTable>,
+    /// `--elf` chose it: nothing to choose or announce.
+    given: bool,
+}
+
+/// What [`Decoder::consume`] leaves: the table used, how the input ended, and the
+/// consumer's results.
+struct Read<O: io::Write, E: io::Write> {
+    chosen: usize,
+    end: InputEnd,
+    consumed: Consumed<O, E>,
 }
 
 impl Decoder {
+    /// The given ELF's table, or the tables of the ELFs found. Found ELFs that are
+    /// unusable are skipped while one is usable; otherwise the newest one's problem
+    /// is the error.
+    fn load(given: Option<&Path>) -> Result<Decoder, Fatal> {
+        if let Some(path) = given {
+            let table = trace_decoder::loader_elf::load_table(path).map_err(Fatal::setup)?;
+            return Ok(Decoder {
+                paths: vec![path.to_path_buf()],
+                tables: vec![table],
+                given: true,
+            });
+        }
+        let here = std::env::current_dir()
+            .map_err(|e| Fatal::setup(format!("cannot read the current directory: {e}")))?;
+        let found = trace_decoder::loader_elf::find_loader_elfs(&here).map_err(Fatal::setup)?;
+        let mut decoder = Decoder {
+            paths: Vec::new(),
+            tables: Vec::new(),
+            given: false,
+        };
+        let mut first_error = None;
+        for path in found {
+            match trace_decoder::loader_elf::load_table(&path) {
+                Ok(table) => {
+                    decoder.paths.push(path);
+                    decoder.tables.push(table);
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) if decoder.tables.is_empty() => Err(Fatal::setup(error)),
+            _ => Ok(decoder),
+        }
+    }
+
+    /// Reads `reader` live into a consumer showing on `console`. With several ELFs
+    /// the stream's first bytes are held until its first frame names its build, and
+    /// the ELF of that build decodes it (the newest when none matches).
+    fn consume<O: io::Write, E: io::Write>(
+        &self,
+        reader: impl io::Read + Send + 'static,
+        console: Console<O, E>,
+        exit_status: Option<i32>,
+    ) -> Read<O, E> {
+        // Host times count from the start of reading, also for held bytes.
+        let start = Instant::now();
+        let mut matcher = BuildMatch::new(&self.tables);
+        let mut held = Vec::new();
+        let mut console = Some(console);
+        let mut chosen = 0;
+        let mut start_consumer = |index: usize, matched: bool, held: &mut Vec<u8>| {
+            chosen = index;
+            self.announce(index, matched);
+            let console = console.take().expect("the consumer starts once");
+            let mut started =
+                LiveConsumer::new(Session::with_start(&self.tables[index], start), console);
+            let flow = started.take(Arrival::Bytes(held));
+            *held = Vec::new();
+            (started, flow)
+        };
+        let mut consumer = None;
+        let end = read_live(reader, |arrival| {
+            if let Some(consumer) = consumer.as_mut() {
+                return LiveConsumer::take(consumer, arrival);
+            }
+            let decided = match arrival {
+                Arrival::Bytes(bytes) => {
+                    held.extend_from_slice(bytes);
+                    if self.tables.len() == 1 {
+                        Some(Some(0))
+                    } else {
+                        matcher.feed(bytes)
+                    }
+                }
+                // Text is not held back from a live reader: a stream that pauses
+                // after text, before its first frame, is decoded with the newest
+                // ELF. Before anything arrived (the firmware is still busy) there is
+                // nothing to show, and the choice waits.
+                Arrival::Stalled if !held.is_empty() => Some(None),
+                Arrival::Stalled => None,
+                Arrival::CaughtUp => None,
+            };
+            let Some(choice) = decided else {
+                return ControlFlow::Continue(());
+            };
+            let stalled = matches!(arrival, Arrival::Stalled);
+            let (mut started, flow) =
+                start_consumer(choice.unwrap_or(0), choice.is_some(), &mut held);
+            if stalled {
+                let _ = started.take(Arrival::Stalled);
+            }
+            consumer = Some(started);
+            flow
+        });
+        let consumer = match consumer {
+            Some(consumer) => consumer,
+            None => start_consumer(0, false, &mut held).0,
+        };
+        Read {
+            chosen,
+            end,
+            consumed: consumer.finish(exit_status),
+        }
+    }
+
+    /// Says which ELF was found and used, unless `--elf` gave it.
+    fn announce(&self, index: usize, matched: bool) {
+        if self.given {
+            return;
+        }
+        let why = if matched && self.tables.len() > 1 {
+            format!(
+                "its build {:#010x} is the stream's",
+                self.tables[index].build_id()
+            )
+        } else {
+            "the newest loader ELF found".to_string()
+        };
+        eprintln!(
+            "rusty-trace: using {} ({why}; --elf chooses another)",
+            self.paths[index].display()
+        );
+    }
+
     /// Whether the session found a trace; if not, why, as the error to exit with.
     fn check_found(
         &self,
+        chosen: usize,
         status: TraceStatus,
         record: &BootRecord,
         input: &str,
@@ -287,19 +418,19 @@ impl Decoder {
             TraceStatus::Decoded { .. } => Ok(()),
             TraceStatus::OtherBuild { stream, elf } => Err(Fatal::input(format!(
                 "the trace in {input} comes from another loader build: the stream says build {stream:#010x}, {} is build {elf:#010x}; pass the ELF of the loader that produced it with --elf",
-                self.elf.display()
+                self.paths[chosen].display()
             ))),
-            TraceStatus::NotFound => Err(Fatal::input(self.no_trace_message(record, input))),
+            TraceStatus::NotFound => Err(Fatal::input(self.no_trace_message(chosen, record, input))),
         }
     }
 
     /// Why no trace was found, with what would help.
-    fn no_trace_message(&self, record: &BootRecord, input: &str) -> String {
+    fn no_trace_message(&self, chosen: usize, record: &BootRecord, input: &str) -> String {
         let mut message = format!(
             "no boot trace found in {input} ({} bytes of text passed through; decoded with {}, build {:#010x})",
             record.text_bytes,
-            self.elf.display(),
-            self.table.build_id()
+            self.paths[chosen].display(),
+            self.tables[chosen].build_id()
         );
         if record.malformed_frames > 0 {
             let _ = write!(
@@ -318,9 +449,47 @@ impl Decoder {
     }
 }
 
+/// QEMU's exit status for the report: `--status`, or for a recording the file
+/// beside it with the extension `.status` (what `cargo xtask trace --save` and
+/// `cargo xtask record` write), announced on stderr.
+fn exit_status(cli: &Cli) -> Result<Option<i32>, Fatal> {
+    if cli.status.is_some() {
+        return Ok(cli.status);
+    }
+    let Some(path) = cli.inputs.first().filter(|p| *p != Path::new("-")) else {
+        return Ok(None);
+    };
+    let beside = path.with_extension("status");
+    if beside == *path || !beside.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&beside)
+        .map_err(|e| Fatal::input(format!("cannot read {}: {e}", beside.display())))?;
+    match text.trim().parse() {
+        Ok(status) => {
+            eprintln!(
+                "rusty-trace: QEMU status {status} from {} (--status overrides it)",
+                beside.display()
+            );
+            Ok(Some(status))
+        }
+        Err(_) => Err(Fatal::input(format!(
+            "{} does not hold a QEMU exit status (a number): {}",
+            beside.display(),
+            escape_text(text.trim())
+        ))),
+    }
+}
+
 /// One stream, shown live, then its report.
-fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
+fn decode_one(cli: &Cli, decoder: &Decoder, app: Option<&AppSymbols>) -> Result<(), Fatal> {
+    let exit_status = exit_status(cli)?;
     let input = input::open(cli.inputs.first().map(PathBuf::as_path)).map_err(Fatal::input)?;
+    if input.terminal {
+        eprintln!(
+            "rusty-trace: reading the serial stream from standard input, a terminal: pipe QEMU's output in or name a file (Ctrl-D ends the input)"
+        );
+    }
     let live_on_stdout = cli.format == Format::Text;
     let live_terminal = if live_on_stdout {
         io::stdout().is_terminal()
@@ -341,21 +510,24 @@ fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
     // In `qemu | rusty-trace` QEMU gets Ctrl-C too and the input ends anyway; with an
     // input that does not end, this is how the report still gets written.
     stop_on_ctrl_c();
-    let mut consumer = LiveConsumer::new(Session::new(&decoder.table), console);
-    let end = consumer.consume(input.reader);
+    let Read {
+        chosen,
+        end,
+        consumed,
+    } = decoder.consume(input.reader, console, exit_status);
     let Consumed {
         status,
         mut record,
         mut console,
-    } = consumer.finish(cli.status);
+    } = consumed;
     if input.recorded {
         // Arrival times say how fast a file was read, not when QEMU sent it.
         record.host = HostTimes::default();
         record.text_lines.forget_times();
     }
     let result = decoder
-        .check_found(status, &record, &input.name)
-        .and_then(|()| write_reports(&record, cli, decoder.app.as_ref(), &mut console));
+        .check_found(chosen, status, &record, &input.name)
+        .and_then(|()| write_reports(&record, cli, app, &mut console));
     console.flush();
     if console.reader_gone() {
         // The reader of our output went away (`rusty-trace ... | head`): nothing
@@ -391,7 +563,10 @@ fn write_reports<O: io::Write, E: io::Write>(
         return Ok(());
     }
     let report = Report::build_with_app(record, app);
-    files.write(&report).map_err(Fatal::setup)?;
+    for path in files.write(&report).map_err(Fatal::setup)? {
+        console.flush();
+        eprintln!("rusty-trace: wrote {}", path.display());
+    }
     if cli.no_report {
         return Ok(());
     }
@@ -427,6 +602,7 @@ fn profile(cli: &Cli, decoder: &Decoder, baseline: Option<&Baseline>) -> Result<
     let mut text = profile.render_table();
     if let Some(path) = &cli.save_profile {
         write_file(path, "the profile", profile.to_json()).map_err(Fatal::setup)?;
+        eprintln!("rusty-trace: wrote {}", path.display());
     }
     let mut verdict = Ok(());
     if let Some(baseline) = baseline {
@@ -469,16 +645,18 @@ fn boot_times(cli: &Cli, decoder: &Decoder, input: Input) -> Result<StageTimes, 
             warning_color: cli.color.enabled_for(&io::stderr()),
         },
     );
-    let mut consumer = LiveConsumer::new(Session::new(&decoder.table), console);
-    let end = consumer.consume(input.reader);
-    let Consumed { status, record, .. } = consumer.finish(None);
+    let Read {
+        chosen,
+        end,
+        consumed: Consumed { status, record, .. },
+    } = decoder.consume(input.reader, console, None);
     if let InputEnd::ReadError(error) = end {
         return Err(Fatal::input(format!(
             "reading {} failed: {error}",
             input.name
         )));
     }
-    decoder.check_found(status, &record, &input.name)?;
+    decoder.check_found(chosen, status, &record, &input.name)?;
     let report = Report::build(&record);
     if report.outcome.kind != OutcomeKind::HandedOver {
         return Err(Fatal::input(format!(

@@ -32,17 +32,22 @@ impl ReportFiles {
     }
 
     /// Writes every file asked for; stops at the first that cannot be written.
-    pub fn write(&self, report: &Report) -> Result<()> {
+    /// Returns the files written, in order, for the command lines to confirm.
+    pub fn write(&self, report: &Report) -> Result<Vec<PathBuf>> {
+        let mut written = Vec::new();
         if let Some(path) = &self.json {
             write_file(path, "the JSON report", report.to_json())?;
+            written.push(path.clone());
         }
         if let Some(path) = &self.chrome_trace {
             write_file(path, "the Chrome trace", report.to_chrome_trace())?;
+            written.push(path.clone());
         }
         if let Some(path) = &self.svg {
             write_file(path, "the SVG timeline", report.to_svg())?;
+            written.push(path.clone());
         }
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -61,7 +66,10 @@ mod tests {
             svg: Some(dir.path().join("boot.svg")),
         };
         assert!(files.any());
-        files.write(&report).unwrap();
+        assert_eq!(
+            files.write(&report).unwrap(),
+            [dir.path().join("report.json"), dir.path().join("boot.svg")]
+        );
         assert!(dir.path().join("report.json").is_file());
         assert!(!dir.path().join("chrome.json").exists());
         assert!(std::fs::read_to_string(dir.path().join("boot.svg"))

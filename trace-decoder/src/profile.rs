@@ -59,12 +59,14 @@ impl Unit {
         }
     }
 
-    /// A duration for the tables: `1.53 ms`, `257.4 us`, `738660 tk`.
+    /// A duration for the tables: `1.53 ms`, `257.4 µs`, `738660 ticks` (the units
+    /// of the reports; the profile file names its unit `us`).
     pub fn format(self, value: f64) -> String {
         match self {
-            Unit::Micros if value >= 1000.0 => format!("{:.2} ms", value / 1000.0),
-            Unit::Micros => format!("{value:.1} us"),
-            Unit::Ticks => format!("{value:.0} tk"),
+            // Decided on the rounded value: 999.96 µs is `1.00 ms`, not `1000.0 µs`.
+            Unit::Micros if value >= 999.95 => format!("{:.2} ms", value / 1000.0),
+            Unit::Micros => format!("{value:.1} µs"),
+            Unit::Ticks => format!("{value:.0} ticks"),
         }
     }
 }
@@ -582,10 +584,12 @@ mod tests {
             "{table}"
         );
         assert!(
-            lines[2].contains("25.8 us") && lines[2].ends_with("0%"),
+            lines[2].contains("25.8 µs") && lines[2].ends_with("0%"),
             "{table}"
         );
-        assert_eq!(Unit::Ticks.format(738660.0), "738660 tk");
+        assert_eq!(Unit::Ticks.format(738660.0), "738660 ticks");
+        assert_eq!(Unit::Micros.format(257.44), "257.4 µs");
+        assert_eq!(Unit::Micros.format(999.96), "1.00 ms");
     }
 
     #[test]

@@ -235,6 +235,15 @@ fn timeline_files() {
         &recording("hello-dyn-pc"),
     );
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    // Each file written is confirmed, on stderr.
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rusty-trace: wrote {}\nrusty-trace: wrote {}\n",
+            chrome.display(),
+            svg.display()
+        )
+    );
     let chrome: serde_json::Value =
         serde_json::from_slice(&std::fs::read(chrome).unwrap()).expect("the Chrome trace is JSON");
     assert!(!chrome.is_null());
@@ -324,7 +333,7 @@ fn text_arrives_live_before_the_input_ends() {
     let frequency_at = frames(&stream)[5].start - 2;
     stdin.write_all(&stream[..frequency_at]).unwrap();
     stdin.flush().unwrap();
-    wait_for(b"tk] PagingEnabled", "the held-back events");
+    wait_for(b"ticks] PagingEnabled", "the held-back events");
 
     // Everything up to the end of the kernel's first line: that line must show up
     // while the input is still open.
@@ -562,6 +571,145 @@ fn finds_the_newest_loader_elf_above_the_current_directory() {
         2,
         &["no loader ELF given and none found", "cargo xtask build"],
     );
+}
+
+#[test]
+fn the_loader_elf_of_the_streams_build_is_chosen() {
+    // Two builds side by side, the newer not the stream's: a stream from the older
+    // one must be decoded with it, not refused as "another loader build".
+    let workspace = tempfile::tempdir().unwrap();
+    let profiles = workspace.path().join("target/x86_64");
+    for profile in ["debug", "release"] {
+        std::fs::create_dir_all(profiles.join(profile)).unwrap();
+    }
+    let ours = profiles.join("release/rusty-loader.elf");
+    let newer = profiles.join("debug/rusty-loader.elf");
+    std::fs::copy(elf(), &ours).unwrap();
+    // Another build: one defmt symbol's name changed (a digit of its
+    // disambiguator), which changes the build identity and nothing else.
+    let mut other = std::fs::read(elf()).unwrap();
+    let key = b"\"disambiguator\":\"";
+    let at = other.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    other[at] = if other[at] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&newer, &other).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&ours)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let ours_id = table_build_id(&std::fs::read(&ours).unwrap()).unwrap();
+    assert_ne!(table_build_id(&other).unwrap(), ours_id);
+
+    let output = run_command(
+        rusty_trace()
+            .args(["--quiet", "--no-report"])
+            .current_dir(workspace.path()),
+        &recording("hello-dyn-pc"),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rusty-trace: using target/x86_64/release/rusty-loader.elf (its build {ours_id:#010x} is the stream's; --elf chooses another)\n"
+        )
+    );
+    assert!(stdout(&output).contains("tk: ok"), "{}", shown(&output));
+}
+
+#[test]
+fn a_recordings_status_file_gives_the_exit_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("boot.bin");
+    std::fs::write(&stream, recording("hello-dyn-pc")).unwrap();
+    let args = ["--elf", &elf_arg(), stream.to_str().unwrap()];
+    let output = run(&args, b"");
+    assert!(!stdout(&output).contains("Exit "), "{}", shown(&output));
+
+    // As `cargo xtask trace --save boot.bin` leaves it.
+    let status = dir.path().join("boot.status");
+    std::fs::write(&status, "3\n").unwrap();
+    let output = run(&args, b"");
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    assert!(
+        stdout(&output).contains("Exit       QEMU status 3: the kernel reported success"),
+        "{}",
+        shown(&output)
+    );
+    assert!(
+        stderr(&output).contains(&format!(
+            "rusty-trace: QEMU status 3 from {} (--status overrides it)",
+            status.display()
+        )),
+        "{}",
+        shown(&output)
+    );
+    std::fs::write(&status, "three\n").unwrap();
+    assert_one_error_line(&run(&args, b""), 1, &["does not hold a QEMU exit status"]);
+}
+
+#[test]
+fn a_stream_read_in_one_burst_has_no_host_times() {
+    // Through a pipe, but all at once, as from a QEMU that ran before its reader
+    // started: the arrival times say nothing about the boot.
+    let output = run(&["--elf", &elf_arg()], &recording("hello-dyn-pc"));
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains("Host       times unknown: the stream was not read as QEMU sent it"),
+        "{out}"
+    );
+    assert!(!out.contains(" firmware"), "{out}");
+    let json = run(
+        &["--elf", &elf_arg(), "--format", "json"],
+        &recording("hello-dyn-pc"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["host"]["live"], false, "{}", shown(&json));
+    assert_eq!(report["host"]["firmware_us"], serde_json::Value::Null);
+}
+
+#[test]
+fn a_terminal_as_input_is_told_what_rusty_trace_waits_for() {
+    // util-linux's `script` gives rusty-trace a terminal; the Ctrl-D typed into it
+    // ends the input.
+    let command = format!(
+        "{} --elf {} --no-report",
+        env!("CARGO_BIN_EXE_rusty-trace"),
+        elf_arg()
+    );
+    let mut child = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let receiver = read_in_background(child.stdout.take().unwrap());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut seen = Vec::new();
+    let needle = "rusty-trace: reading the serial stream from standard input, a terminal: pipe QEMU's output in or name a file (Ctrl-D ends the input)";
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        match receiver.recv_timeout(Duration::from_secs(20)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("not said; got {:?}", String::from_utf8_lossy(&seen));
+            }
+        }
+    }
+    stdin.write_all(b"\x04").unwrap();
+    stdin.flush().unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    while let Ok(chunk) = receiver.recv_timeout(Duration::from_secs(2)) {
+        seen.extend(chunk);
+    }
+    // Nothing came: no trace, exit status 1, as for any empty input.
+    assert_eq!(status.code(), Some(1), "{}", String::from_utf8_lossy(&seen));
+    assert!(String::from_utf8_lossy(&seen).contains("the input is empty"));
 }
 
 #[test]

@@ -133,7 +133,11 @@ fn live_boot_shows_text_events_and_report() {
         shown(&output)
     );
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    // Nothing on stderr but the confirmation of the file written.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!("rusty-trace: wrote {}\n", chrome.display())
+    );
     let out = String::from_utf8(output.stdout.clone()).unwrap();
     let at = |needle: &str| {
         out.find(needle)

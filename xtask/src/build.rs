@@ -8,6 +8,7 @@
 //! This file is the one definition of those flags; the test kernels' `Cargo.toml`
 //! and docs point here.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -173,9 +174,12 @@ fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
         ),
     };
     let deny = deny.into_iter().flatten();
+    // On a terminal cargo shows its progress (a first build takes minutes); into a
+    // pipe it says nothing, so that the output keeps only results.
+    let quiet = (!std::io::stderr().is_terminal()).then_some("--quiet");
     cmd!(
         sh,
-        "cargo {verb} --quiet -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...} {deny...}"
+        "cargo {verb} {quiet...} -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...} {deny...}"
     )
     // An outer cargo (e.g. `cargo test` running this) may export encoded flags, which
     // would take precedence over RUSTFLAGS.
@@ -256,27 +260,27 @@ pub fn build_loader_to(
     if traced {
         trace_decoder::build_id::stamp_build_id(&mut elf).context("stamping the build identity")?;
     }
-    write_atomically(&artifacts.elf, &elf).context("writing the loader ELF")?;
-    let image = sibling(&artifacts.image, "tmp");
-    to_elf32(sh, &artifacts.elf, &image)?;
-    std::fs::rename(&image, &artifacts.image).context("moving the loader image in place")?;
+    // Built beside the artifacts and renamed into place: a QEMU, objcopy or decoder
+    // of another xtask running at the same time (parallel tests do) reads a whole
+    // file, the old one or the new one, never one half written.
+    let (elf_part, image_part) = (in_progress(&artifacts.elf), in_progress(&artifacts.image));
+    std::fs::write(&elf_part, &elf).context("writing the loader ELF")?;
+    to_elf32(sh, &elf_part, &image_part)?;
+    std::fs::rename(&elf_part, &artifacts.elf).context("writing the loader ELF")?;
+    std::fs::rename(&image_part, &artifacts.image).context("writing the loader image")?;
     Ok(artifacts)
 }
 
-/// `path` with `.<pid>.<suffix>` appended: a file of this process's own beside it.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{}.{suffix}", std::process::id()));
-    PathBuf::from(name)
-}
-
-/// Writes `bytes` to `path` so that a reader never sees half a file: into a file of
-/// its own first, then renamed over `path`. Several builds may run at once (the
-/// tests run `cargo xtask trace` in parallel) while QEMU and decoders read the files.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = sibling(path, "tmp");
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+/// Where `path` is written before it is renamed into place: beside it, named for
+/// this process.
+fn in_progress(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_os_string());
+    let mut part = std::ffi::OsString::from(".");
+    part.push(name);
+    part.push(format!(".{}.part", std::process::id()));
+    path.with_file_name(part)
 }
 
 /// QEMU boots only 32-bit Multiboot ELFs: convert a copy of the 64-bit one. The
@@ -422,7 +426,10 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
             std::fs::read(from.join(name)).with_context(|| format!("reading {name}"))?;
         mark_standalone(&mut bytes)?;
         let path = out.join(name);
-        write_atomically(&path, &bytes)?;
+        // As the loader: whole files only, for a QEMU of another xtask.
+        let part = in_progress(&path);
+        std::fs::write(&part, bytes)?;
+        std::fs::rename(&part, &path)?;
         Ok(path)
     };
     Ok(TestKernels {

@@ -1,8 +1,13 @@
 //! `cargo xtask`: builds the loader and the test kernels, boots apps in QEMU and
 //! runs the tests. See `cargo xtask --help`.
+//!
+//! `run` and `trace` share their options ([`BootOptions`]), their checks before the
+//! boot (`xtask::preflight`) and the table of exit statuses
+//! (`trace_decoder::ending`): a boot ends with the same status under both.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,22 +15,45 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use trace_decoder::color::ColorChoice;
 use trace_decoder::decode::TraceTable;
+use trace_decoder::ending::{help_table, Ending, EndingKind, USAGE_STATUS};
 use trace_decoder::outputs::{write_file, ReportFiles};
 use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
 use trace_decoder::report::Report;
+use trace_decoder::symbols::AppSymbols;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
+use xtask::preflight;
 use xtask::qemu::{self, Machine, QemuConfig};
+use xtask::trace::{self as t, Live, TracedRun};
 
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "Build, boot and test rusty-loader",
     version
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  cargo xtask run
+  cargo xtask run target/test-kernels/debug/hello-dyn --append \"-freq 2800\" -- hello world
+  cargo xtask run app.elf --microvm -m 1G --qemu-arg=-s";
+
+const TRACE_EXAMPLES: &str = "\
+Examples:
+  cargo xtask trace
+  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world
+  cargo xtask trace --release --runs 10 --json profile.json
+  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%";
+
+/// A `--help` text's end: the examples, then the exit statuses.
+fn after_help(examples: &str) -> String {
+    format!("{examples}\n\n{}", help_table())
 }
 
 #[derive(Subcommand)]
@@ -41,38 +69,24 @@ enum Command {
         #[arg(long, value_enum, default_value = "info")]
         trace_level: TraceLevel,
     },
-    /// Boot an application in QEMU with the loader and show its serial output.
+    /// Boot an application in QEMU with the loader and show its output.
     ///
-    /// Exits with the statuses of `cargo xtask trace` (docs/exit-codes.md).
-    ///
-    /// Example: cargo xtask run --append "-freq 2800 -- hello" target/test-kernels/debug/hello-dyn
-    Run {
-        /// The Hermit application (ELF); default: the bundled demo kernel.
-        app: Option<PathBuf>,
-        #[command(flatten)]
-        boot: BootOptions,
-        /// Extra QEMU arguments.
-        #[arg(last = true)]
-        qemu_args: Vec<OsString>,
-    },
+    /// Builds the loader, boots APP (default: the bundled demo kernel) with the
+    /// standard QEMU command line and shows the application's output, without the
+    /// loader's binary trace frames. Words after `--` go to the application, as
+    /// with `trace`; QEMU arguments go with --qemu-arg. A boot that does not end
+    /// with the application's success ends with one line on stderr saying why, and
+    /// the exit status below.
+    #[command(after_help = after_help(RUN_EXAMPLES))]
+    Run(Box<BootOptions>),
     /// Boot an application, decode the boot trace live and print the reports.
     ///
     /// Builds the loader, boots APP (default: the bundled demo kernel) with the
     /// standard QEMU command line, shows the app's output and each loader event as it
-    /// arrives, then a timeline, a summary and a memory map.
-    ///
-    /// Exit status (docs/exit-codes.md): 0 when the app reported success (QEMU 3),
-    /// 1 when it reported failure (QEMU 1), QEMU's status for a loader refusal
-    /// (33-69) or CPU exception (129-191, odd), 122 when the guest reset (a triple
-    /// fault), 123 when it shut down without an exit code, 124 when it still ran at
-    /// the timeout (a hang), 125 when QEMU itself failed, 130 when interrupted with
-    /// Ctrl-C (after the report of what arrived), 2 when xtask itself fails (build,
-    /// QEMU missing, APP not a Hermit application), 3 when --baseline finds a
-    /// regression. For 122-124 the report says, from QEMU, when and where the CPU
-    /// stopped.
-    #[command(
-        after_help = "Examples:\n  cargo xtask trace\n  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world\n  cargo xtask trace --release --runs 10 --json profile.json\n  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%"
-    )]
+    /// arrives, then a timeline, a summary and a memory map. A bad application is
+    /// booted all the same: the loader's refusal is the diagnosis. Exit statuses
+    /// as for `cargo xtask run`.
+    #[command(after_help = after_help(TRACE_EXAMPLES))]
     Trace(Box<TraceArgs>),
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
@@ -104,8 +118,14 @@ enum Command {
     Record,
 }
 
+/// The options of one boot, the same for `run` and `trace`.
 #[derive(clap::Args)]
 struct BootOptions {
+    /// The Hermit application (ELF); default: the bundled demo kernel.
+    app: Option<PathBuf>,
+    /// Arguments for the application (passed after `--` on the kernel command line).
+    #[arg(last = true)]
+    app_args: Vec<String>,
     /// Use an optimised loader build.
     #[arg(long)]
     release: bool,
@@ -115,25 +135,33 @@ struct BootOptions {
     /// Use the microvm machine type instead of pc.
     #[arg(long)]
     microvm: bool,
-    /// Guest memory (QEMU -m syntax).
+    /// Guest memory (QEMU -m syntax); at least the loader's own image (about 3M).
     #[arg(short = 'm', long, default_value = "64M")]
     memory: String,
     /// Number of CPUs.
     #[arg(long, default_value_t = 1)]
     smp: u32,
-    /// Kernel arguments (and `-- app args`), passed with -append.
+    /// Kernel arguments, passed with -append (the words after `--` follow them).
     #[arg(long, allow_hyphen_values = true)]
     append: Option<String>,
-    /// Hand the kernel its command line exactly as given: no `-freq` inserted for a
-    /// kernel of 0.6-0.10 (the loader option `keep-cmdline`, after the app in -initrd).
-    #[arg(long)]
-    keep_cmdline: bool,
-    /// Seconds before QEMU is stopped.
+    /// Seconds before QEMU is stopped (exit status 124).
     #[arg(long, default_value_t = 60)]
     timeout: u64,
     /// The QEMU binary.
     #[arg(long)]
     qemu: Option<PathBuf>,
+    /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    qemu_args: Vec<String>,
+    /// Hand the kernel its command line exactly as given: no `-freq` inserted for a
+    /// kernel of 0.6-0.10 (the loader option `keep-cmdline`, after the app in -initrd).
+    #[arg(long)]
+    keep_cmdline: bool,
+    /// Deterministic timing: QEMU counts instructions (-icount shift=0,sleep=off), so
+    /// one tick is one guest instruction and every figure repeats exactly, whatever
+    /// the host is doing (for baselines and budgets; slower than a normal boot).
+    #[arg(long)]
+    deterministic: bool,
     /// Print the QEMU command line.
     #[arg(short, long)]
     verbose: bool,
@@ -141,11 +169,6 @@ struct BootOptions {
 
 #[derive(clap::Args)]
 struct TraceArgs {
-    /// The Hermit application (ELF); default: the bundled demo kernel.
-    app: Option<PathBuf>,
-    /// Arguments for the application (passed after `--` on the kernel command line).
-    #[arg(last = true)]
-    app_args: Vec<String>,
     #[command(flatten)]
     boot: BootOptions,
     /// Use KVM when it can run the loader here (otherwise a warning saying why, and
@@ -161,7 +184,8 @@ struct TraceArgs {
     /// Write an SVG boot chart and memory-layout picture.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// Keep the raw serial stream, for `rusty-trace FILE` later.
+    /// Keep the raw serial stream, for `rusty-trace FILE` later, and QEMU's exit
+    /// status beside it (FILE with the extension .status), which rusty-trace reads.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
     /// Boot N times and print per-stage min/median/max.
@@ -175,14 +199,6 @@ struct TraceArgs {
     #[arg(long, value_name = "PERCENT", default_value = "10%",
           value_parser = parse_percent)]
     max_regression: f64,
-    /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
-    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
-    qemu_args: Vec<String>,
-    /// Deterministic timing: QEMU counts instructions (-icount shift=0,sleep=off), so
-    /// one tick is one guest instruction and every figure repeats exactly, whatever
-    /// the host is doing (for baselines and budgets; slower than a normal boot).
-    #[arg(long)]
-    deterministic: bool,
     /// Colour: auto, always or never (`auto`: on a terminal, unless NO_COLOR is set).
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -197,7 +213,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            ExitCode::from(USAGE_STATUS)
         }
     }
 }
@@ -208,6 +224,19 @@ fn profile(release: bool) -> Profile {
     } else {
         Profile::Debug
     }
+}
+
+/// A line saying what comes next, on a terminal only: long steps are not silent, and
+/// a pipe gets nothing but results.
+fn step(message: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("cargo xtask: {message}");
+    }
+}
+
+/// Says that a file was written (on stderr, so that stdout keeps the results).
+fn wrote(path: &Path) {
+    eprintln!("wrote {}", path.display());
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -227,51 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            app,
-            boot,
-            qemu_args,
-        } => {
-            let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
-            let loader = build::build_loader(&sh, profile(boot.release), boot.trace_level)?;
-            let app = match app {
-                Some(app) => app,
-                None => build::build_test_kernels(&sh, profile(boot.release))?.hello_dyn,
-            };
-            let config = QemuConfig {
-                qemu,
-                monitor: true,
-                machine: if boot.microvm {
-                    Machine::Microvm
-                } else {
-                    Machine::Pc
-                },
-                memory: boot.memory,
-                smp: boot.smp,
-                append: boot.append,
-                loader_options: loader_options(boot.keep_cmdline),
-                extra_args: qemu_args,
-                ..QemuConfig::new(loader.image, app)
-            };
-            if boot.verbose {
-                eprintln!("{}", config.display());
-            }
-            let finished = qemu::run_text_only(&config, Duration::from_secs(boot.timeout))?;
-            let ending = xtask::trace::ending(&finished);
-            if let Some(problem) = &ending.problem {
-                // Where the CPU was, as QEMU said (`cargo xtask trace` names the
-                // function).
-                let rip = finished
-                    .stop
-                    .as_ref()
-                    .and_then(|stop| stop.registers.as_deref())
-                    .map(trace_decoder::qemu_state::Registers::parse)
-                    .and_then(|registers| registers.rip)
-                    .map_or(String::new(), |rip| format!(", RIP {rip:#x}"));
-                eprintln!("error: {problem}{rip} (exit status {})", ending.status);
-            }
-            Ok(ExitCode::from(ending.status))
-        }
+        Command::Run(boot) => run_app(&sh, &boot),
         Command::Bench {
             boots,
             decoder_copies,
@@ -299,61 +284,207 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Trace(args) => trace(&sh, *args),
         Command::Lint => {
+            step("[1/3] rustfmt");
             xshell::cmd!(sh, "cargo fmt --all --check").run()?;
+            step("[2/3] clippy on the host crates");
             xshell::cmd!(
                 sh,
                 "cargo clippy --workspace --all-targets --quiet -- -D warnings"
             )
             .run()?;
+            step("[3/3] clippy on the bare-metal binaries");
             build::lint_bare_metal(&sh)?;
             println!("lint: clean");
             Ok(ExitCode::SUCCESS)
         }
         Command::Test => {
+            step("[1/4] building the loader (debug)");
             build::build_loader(&sh, Profile::Debug, TraceLevel::Info)?;
+            step("[2/4] building the loader without tracing (debug)");
             build::build_loader(&sh, Profile::Debug, TraceLevel::Off)?;
+            step("[3/4] building the test kernels (debug)");
             build::build_test_kernels(&sh, Profile::Debug)?;
+            step("[4/4] cargo test --workspace: host tests, then QEMU boots (several minutes)");
             xshell::cmd!(sh, "cargo test --workspace").run()?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
-    use xtask::trace as t;
-    let color = args.color.enabled_for(&std::io::stdout());
-    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
-    // A bad baseline is refused before anything is built or booted.
-    let baseline = args.baseline.as_deref().map(Baseline::read).transpose()?;
-    let qemu = qemu::find_qemu(args.boot.qemu.as_deref())?;
-    let profile = profile(args.boot.release);
-    let loader = build::build_loader(sh, profile, args.boot.trace_level)
-        .context("the loader build failed")?;
-    anyhow::ensure!(
-        args.boot.trace_level != TraceLevel::Off,
-        "--trace-level off builds a loader without a trace: use `cargo xtask run`"
-    );
-    let app = match &args.app {
-        Some(app) => app.clone(),
+/// A boot made ready: QEMU's command line and the loader's trace table.
+struct Prepared {
+    config: QemuConfig,
+    /// None for a loader built without tracing.
+    table: Option<TraceTable>,
+    timeout: Duration,
+    /// The application's symbols, to name a crash's code addresses (None when its
+    /// ELF cannot be read for them: the report then gives addresses only).
+    symbols: Option<AppSymbols>,
+}
+
+/// Everything before a boot: the arguments and files checked first (a mistake costs
+/// no build), then QEMU found, the loader built, `-m` checked against it, the
+/// default application built, and the QEMU command line put together.
+fn prepare(
+    sh: &Shell,
+    boot: &BootOptions,
+    outputs: &[(&str, Option<&Path>)],
+    kvm: bool,
+) -> Result<Prepared> {
+    if let Some(app) = &boot.app {
+        preflight::check_app(app)?;
+    }
+    for (flag, path) in outputs {
+        if let Some(path) = path {
+            preflight::check_output(flag, path)?;
+        }
+    }
+    let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
+    let profile = profile(boot.release);
+    let loader =
+        build::build_loader(sh, profile, boot.trace_level).context("the loader build failed")?;
+    preflight::check_memory(
+        &boot.memory,
+        trace_decoder::loader_elf::loader_image(&loader.elf)?,
+    )?;
+    let table = if boot.trace_level == TraceLevel::Off {
+        None
+    } else {
+        Some(trace_decoder::loader_elf::load_table(&loader.elf)?)
+    };
+    let app = match &boot.app {
+        // QEMU runs in the project's root (below): the path must not depend on where
+        // xtask was started.
+        Some(app) => {
+            std::path::absolute(app).with_context(|| format!("cannot resolve {}", app.display()))?
+        }
         None => build::build_test_kernels(sh, profile)?.hello_dyn,
     };
-    t::check_app(&app)?;
-    // The application's symbols name a crash's code addresses; without them (an
-    // unreadable ELF is no reason not to boot) the report gives addresses only.
-    let symbols = match trace_decoder::symbols::AppSymbols::read(&app) {
+    // The loader's path is the kernel's file name on the Multiboot command line,
+    // which the trace and its reports show: relative to the project's root, it says
+    // the same on every machine and gives away no home directory.
+    let root = xtask::project_root();
+    let loader_image = loader
+        .image
+        .strip_prefix(&root)
+        .map_or_else(|_| loader.image.clone(), PathBuf::from);
+    let mut append = boot.append.clone().unwrap_or_default();
+    if !boot.app_args.is_empty() {
+        append = format!("{append} -- {}", boot.app_args.join(" "))
+            .trim_start()
+            .to_string();
+    }
+    let symbols = match AppSymbols::read(&app) {
         Ok(symbols) => Some(symbols),
         Err(why) => {
             eprintln!("warning: {why}: a crash's addresses will not be named");
             None
         }
     };
-    let table = trace_decoder::loader_elf::load_table(&loader.elf)?;
-    let mut append = args.boot.append.clone().unwrap_or_default();
-    if !args.app_args.is_empty() {
-        append = format!("{append} -- {}", args.app_args.join(" "))
-            .trim_start()
-            .to_string();
+    let config = QemuConfig {
+        qemu,
+        // What the loader cannot see (a triple fault, a hang) is asked of QEMU.
+        monitor: true,
+        machine: if boot.microvm {
+            Machine::Microvm
+        } else {
+            Machine::Pc
+        },
+        memory: boot.memory.clone(),
+        smp: boot.smp,
+        kvm,
+        append: (!append.is_empty()).then_some(append),
+        loader_options: loader_options(boot.keep_cmdline),
+        deterministic: boot.deterministic,
+        extra_args: boot.qemu_args.iter().map(OsString::from).collect(),
+        working_dir: Some(root),
+        ..QemuConfig::new(loader_image, &app)
+    };
+    if boot.verbose {
+        eprintln!("{}", config.display());
     }
+    Ok(Prepared {
+        config,
+        table,
+        timeout: Duration::from_secs(boot.timeout),
+        symbols,
+    })
+}
+
+/// Ends a boot: one line on stderr unless the application succeeded (and one more
+/// with what QEMU said, when it stopped the guest), and the status.
+fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
+    if ending.kind != EndingKind::AppSucceeded {
+        eprintln!("error: {}; exit status {}", ending.reason, ending.status);
+        if let Some(said) = qemu_said {
+            eprintln!("QEMU: {said}");
+        }
+    }
+    ExitCode::from(ending.status)
+}
+
+/// What QEMU said when it stopped the guest, in one sentence: from the report (RIP
+/// named from the application's ELF) when the boot was traced, else its RIP alone.
+fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
+    let stop = run.stop.as_ref()?;
+    if let Some(record) = &run.record {
+        return Report::build_with_app(record, symbols)
+            .stop
+            .map(|s| s.message);
+    }
+    let rip = stop
+        .registers
+        .as_deref()
+        .map(trace_decoder::qemu_state::Registers::parse)
+        .and_then(|registers| registers.rip)
+        .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
+    Some(format!("the guest stopped{rip}"))
+}
+
+/// `cargo xtask run`.
+fn run_app(sh: &Shell, boot: &BootOptions) -> Result<ExitCode> {
+    let prepared = prepare(sh, boot, &[], false)?;
+    // Ctrl-C reaches QEMU too; the runner then stops and says so.
+    trace_decoder::pump::stop_on_ctrl_c();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let run = t::boot(
+        &prepared.config,
+        prepared.table.as_ref(),
+        prepared.timeout,
+        Some(Live {
+            out: &mut out,
+            style: Default::default(),
+            events: false,
+        }),
+    )?;
+    drop(out);
+    let said = qemu_said(&run, prepared.symbols.as_ref());
+    Ok(finish(&run.ending(), said.as_deref()))
+}
+
+/// Writes the raw stream and QEMU's status beside it (`FILE.status`), the pair
+/// rusty-trace replays with the Exit line.
+fn save(path: &Path, run: &TracedRun) -> Result<()> {
+    write_file(path, "the raw stream", &run.raw)?;
+    wrote(path);
+    if let Some(status) = run.status() {
+        let status_path = path.with_extension("status");
+        write_file(&status_path, "QEMU's exit status", format!("{status}\n"))?;
+        wrote(&status_path);
+    }
+    Ok(())
+}
+
+fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
+    let color = args.color.enabled_for(&std::io::stdout());
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    anyhow::ensure!(
+        args.boot.trace_level != TraceLevel::Off,
+        "--trace-level off builds a loader without a trace: use `cargo xtask run`"
+    );
+    // A bad baseline is refused before anything is built or booted.
+    let baseline = args.baseline.as_deref().map(Baseline::read).transpose()?;
     let kvm = args.kvm
         && match t::kvm_usable() {
             Ok(()) => true,
@@ -362,27 +493,21 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
                 false
             }
         };
-    let config = QemuConfig {
-        qemu,
-        monitor: true,
-        machine: if args.boot.microvm {
-            Machine::Microvm
-        } else {
-            Machine::Pc
-        },
-        memory: args.boot.memory.clone(),
-        smp: args.boot.smp,
+    let prepared = prepare(
+        sh,
+        &args.boot,
+        &[
+            ("--json", args.json.as_deref()),
+            ("--chrome-trace", args.chrome_trace.as_deref()),
+            ("--svg", args.svg.as_deref()),
+            ("--save", args.save.as_deref()),
+        ],
         kvm,
-        append: (!append.is_empty()).then_some(append),
-        deterministic: args.deterministic,
-        loader_options: loader_options(args.boot.keep_cmdline),
-        extra_args: args.qemu_args.iter().map(Into::into).collect(),
-        ..QemuConfig::new(&loader.image, &app)
-    };
-    if args.boot.verbose {
-        eprintln!("{}", config.display());
-    }
-    let timeout = Duration::from_secs(args.boot.timeout);
+    )?;
+    let table = prepared
+        .table
+        .as_ref()
+        .expect("a traced loader has a table");
 
     if args.runs == 1 && baseline.is_none() {
         // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
@@ -391,71 +516,82 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         trace_decoder::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        let run = t::trace_once(
-            &config,
-            &table,
-            timeout,
-            Some(t::Live {
+        let run = t::boot(
+            &prepared.config,
+            Some(table),
+            prepared.timeout,
+            Some(Live {
                 out: &mut out,
                 style: trace_decoder::consumer::line_style(
                     args.color,
-                    std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                    std::io::stdout().is_terminal(),
                 ),
+                events: true,
             }),
         )?;
         drop(out);
         if let Some(path) = &args.save {
-            write_file(path, "the raw stream", &run.raw)?;
+            save(path, &run)?;
         }
-        let report = Report::build_with_app(&run.record, symbols.as_ref());
+        let record = run.record.as_ref().expect("a traced boot has a record");
+        let report = Report::build_with_app(record, prepared.symbols.as_ref());
         println!();
         print!("{}", report.render_text(color));
-        ReportFiles {
+        let files = ReportFiles {
             json: args.json.clone(),
             chrome_trace: args.chrome_trace.clone(),
             svg: args.svg.clone(),
+        };
+        for path in files.write(&report)? {
+            wrote(&path);
         }
-        .write(&report)?;
-        if run.interrupted {
-            eprintln!("interrupted: the report covers what arrived before Ctrl-C");
-            return Ok(ExitCode::from(130));
-        }
-        if let Some(problem) = &run.ending.problem {
-            eprintln!("error: {problem} (exit status {})", run.ending.status);
-        }
-        return Ok(ExitCode::from(run.ending.status));
+        let said = report.stop.as_ref().map(|stop| stop.message.clone());
+        return Ok(finish(&run.ending(), said.as_deref()));
     }
-    profile_runs(&config, &table, timeout, &args, baseline.as_ref())
+    profile_runs(&prepared, table, &args, baseline.as_ref())
 }
 
 /// `--runs N` and `--baseline`: boots quietly N times, prints per-stage statistics,
 /// keeps them with `--json`, and compares them with a baseline.
 fn profile_runs(
-    config: &QemuConfig,
+    prepared: &Prepared,
     table: &TraceTable,
-    timeout: Duration,
     args: &TraceArgs,
     baseline: Option<&Baseline>,
 ) -> Result<ExitCode> {
+    // Progress on a terminal only, on one line rewritten in place.
+    let progress = std::io::stderr().is_terminal();
     let mut boots = Vec::new();
     for i in 0..args.runs {
-        eprint!("\rboot {}/{}...", i + 1, args.runs);
-        let run = xtask::trace::trace_once(config, table, timeout, None)?;
-        if run.status != Some(3) {
-            eprintln!();
-            anyhow::bail!(
-                "boot {} did not succeed (QEMU status {:?}); run without --runs to see why",
-                i + 1,
-                run.status
-            );
+        if progress {
+            eprint!("\rboot {}/{}...", i + 1, args.runs);
         }
-        boots.push(StageTimes::of(&Report::build(&run.record)));
+        let run = t::boot(&prepared.config, Some(table), prepared.timeout, None)?;
+        let ending = run.ending();
+        let record = run.record.as_ref().expect("a traced boot has a record");
+        if ending.kind != EndingKind::AppSucceeded {
+            if progress {
+                eprintln!();
+            }
+            eprintln!(
+                "error: boot {} of {}: {} (run without --runs to see the boot); exit status {}",
+                i + 1,
+                args.runs,
+                ending.reason,
+                ending.status
+            );
+            return Ok(ExitCode::from(ending.status));
+        }
+        boots.push(StageTimes::of(&Report::build(record)));
     }
-    eprintln!("\r{} boots done.     ", args.runs);
+    if progress {
+        eprintln!("\r{} boots done.     ", args.runs);
+    }
     let profile = BootProfile::from_boots(&boots)?;
     print!("{}", profile.render_table());
     if let Some(path) = &args.json {
         write_file(path, "the profile", profile.to_json())?;
+        wrote(path);
     }
     let Some(baseline) = baseline else {
         return Ok(ExitCode::SUCCESS);
@@ -464,8 +600,7 @@ fn profile_runs(
     println!();
     print!("{}", comparison.render());
     if comparison.regressions() > 0 {
-        eprintln!("error: {}", comparison.verdict());
-        return Ok(ExitCode::from(3));
+        return Ok(finish(&Ending::regression(comparison.verdict()), None));
     }
     println!("{}", comparison.verdict());
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use trace_decoder::pump::{read_live, Arrival, InputEnd};
-use trace_decoder::stream::{Demux, Piece};
 
 /// The CPU model Hermit kernels need (FSGSBASE, RDTSCP, XSAVE...).
 pub const CPU: &str = "qemu64,apic,fsgsbase,fxsr,rdrand,rdtscp,xsave,xsaveopt";
@@ -226,32 +225,6 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// What QEMU's isa-debug-exit status means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Status 3: the kernel wrote 1 (success).
-    KernelSuccess,
-    /// Status 1: the kernel wrote 0 (Hermit's failure) — or QEMU itself failed.
-    KernelFailure,
-    /// Any other odd status: the value `(status - 1) / 2` written to port 0xf4.
-    Exited { value: u8 },
-    /// QEMU ended without an exit status (killed by a signal, or timed out).
-    NoStatus,
-}
-
-impl Outcome {
-    pub fn from_status(status: Option<i32>) -> Outcome {
-        match status {
-            Some(3) => Outcome::KernelSuccess,
-            Some(1) => Outcome::KernelFailure,
-            Some(s) if s % 2 == 1 && (0..=255).contains(&s) => Outcome::Exited {
-                value: (s >> 1) as u8,
-            },
-            _ => Outcome::NoStatus,
-        }
-    }
-}
-
 /// What happens to QEMU's own messages (its standard error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QemuStderr {
@@ -278,9 +251,9 @@ pub struct Finished {
     pub interrupted: bool,
     /// QEMU's standard error, with [`QemuStderr::Capture`] (empty otherwise).
     pub stderr: String,
-    /// QEMU's own error message, when it failed by itself (its first line on
-    /// standard error that is not a warning): it could not start or run the guest.
-    pub qemu_error: Option<String>,
+    /// The last line QEMU wrote to its standard error that is not a warning, without
+    /// its line break: why QEMU failed, when it did (kept in both modes).
+    pub error_line: Option<String>,
     /// With [`QemuConfig::monitor`]: how QEMU saw the guest stop (reset, power-off,
     /// or stopped at the timeout) and its registers then.
     pub stop: Option<crate::qmp::MachineStop>,
@@ -359,7 +332,7 @@ pub fn run(
         stop.store(true, Ordering::Relaxed);
     }
     let ending = watchdog.join().expect("the watchdog does not panic");
-    let (captured, qemu_error) = stderr_watch
+    let (captured, error_line) = stderr_watch
         .join()
         .expect("the stderr watcher does not panic");
     let stop_seen = monitor_watch
@@ -380,7 +353,7 @@ pub fn run(
         kvm_failed: kvm_failed.load(Ordering::Relaxed),
         interrupted: matches!(end, InputEnd::Interrupted),
         stderr: String::from_utf8_lossy(&captured).into_owned(),
-        qemu_error,
+        error_line,
         stop: stop_seen,
         triple_fault_logged,
         wall: ending.wall,
@@ -452,9 +425,9 @@ fn watch(
     }
 }
 
-/// Reads QEMU's standard error line by line, passing it on or keeping it (returned,
-/// with QEMU's own first error message), and stops the run after a KVM internal
-/// error.
+/// Reads QEMU's standard error line by line, passing it on or keeping it, and stops
+/// the run after a KVM internal error. Returns what it kept and the last line that
+/// is not a warning.
 fn watch_stderr(
     qemu_stderr: impl Read,
     mode: QemuStderr,
@@ -462,14 +435,20 @@ fn watch_stderr(
     kvm_failed: &AtomicBool,
 ) -> (Vec<u8>, Option<String>) {
     let mut captured = Vec::new();
-    let mut first_error = None;
+    let mut error_line = None;
     let mut lines = BufReader::new(qemu_stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
         match lines.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return (captured, first_error),
+            Ok(0) | Err(_) => return (captured, error_line),
             Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        // QEMU writes `<program>: warning: ...` for what it goes on after.
+        if !text.is_empty() && !text.contains(": warning: ") {
+            error_line = Some(text.to_string());
         }
         match mode {
             QemuStderr::PassOn => {
@@ -478,26 +457,11 @@ fn watch_stderr(
             }
             QemuStderr::Capture => captured.extend_from_slice(&line),
         }
-        if first_error.is_none() {
-            first_error = qemu_error(&String::from_utf8_lossy(&line));
-        }
         if line.windows(KVM_ERROR.len()).any(|w| w == KVM_ERROR) {
             kvm_failed.store(true, Ordering::Relaxed);
             stop.store(true, Ordering::Relaxed);
         }
     }
-}
-
-/// QEMU's own error message in a line of its standard error: `qemu-system-x86_64:
-/// <message>` (QEMU's prefix is its program's name), not a warning.
-pub fn qemu_error(line: &str) -> Option<String> {
-    let (program, message) = line.trim_end().split_once(": ")?;
-    let is_qemu = program
-        .rsplit('/')
-        .next()
-        .is_some_and(|name| name.starts_with("qemu"));
-    (is_qemu && !message.starts_with("warning:") && !message.is_empty())
-        .then(|| message.to_string())
 }
 
 /// What QEMU prints when KVM cannot run the guest on (and then waits).
@@ -538,30 +502,11 @@ pub fn run_captured(config: &QemuConfig, timeout: Duration) -> Result<Captured> 
     })
 }
 
-/// Runs QEMU showing its serial output live, without the trace frames (which are
-/// binary). Returns how it finished.
-pub fn run_text_only(config: &QemuConfig, timeout: Duration) -> Result<Finished> {
-    let mut demux = Demux::new();
-    let mut out = io::stdout().lock();
-    let finished = run(config, timeout, QemuStderr::PassOn, |arrival| {
-        match arrival {
-            Arrival::Bytes(bytes) => demux.feed(bytes, &mut |piece| write_text(&mut out, piece)),
-            // Text without a line break (a prompt) shows up as soon as QEMU pauses.
-            Arrival::CaughtUp | Arrival::Stalled => {
-                let _ = out.flush();
-            }
-        }
-        ControlFlow::Continue(())
-    })?;
-    demux.finish(&mut |piece| write_text(&mut out, piece));
-    let _ = out.flush();
-    Ok(finished)
-}
-
-/// Writes the text of the serial stream; frames are left out.
-fn write_text(out: &mut impl Write, piece: Piece) {
-    if let Piece::Text(text) = piece {
-        let _ = out.write_all(&text);
+/// QEMU's exit status for a message: `QEMU status 3`, or why there is none.
+pub fn describe_status(status: Option<i32>) -> String {
+    match status {
+        Some(status) => format!("QEMU status {status}"),
+        None => "no QEMU status (QEMU was stopped or killed)".to_string(),
     }
 }
 

@@ -85,10 +85,10 @@ pub fn record(sh: &Shell) -> Result<()> {
             format!("{}\n", run.status.unwrap_or(-1)),
         )?;
         println!(
-            "recorded {} ({} bytes, QEMU status {:?})",
+            "recorded {} ({} bytes, {})",
             case.name,
             run.serial.len(),
-            run.status
+            qemu::describe_status(run.status)
         );
     }
     // The decoder needs the table and symbols, not the debug info.

@@ -31,6 +31,24 @@ fn serial_output_stderr_and_status_are_handed_on() {
 }
 
 #[test]
+fn qemus_own_error_is_kept_and_warnings_are_not() {
+    let finished = qemu::run(&fake_qemu("qemu-error"), NEVER, QemuStderr::PassOn, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(finished.status, Some(1));
+    // Passed on, and its error line kept all the same.
+    assert_eq!(finished.stderr, "");
+    assert_eq!(
+        finished.error_line.as_deref(),
+        Some("qemu-system-x86_64: could not load kernel 'rusty-loader': No such file or directory")
+    );
+    let quiet = qemu::run_captured(&fake_qemu("reset"), NEVER).unwrap();
+    assert_eq!(quiet.status, Some(0));
+    assert_eq!(quiet.serial, b"started\n");
+}
+
+#[test]
 fn chunks_are_handed_on_as_they_arrive_and_stderr_passed_on() {
     let mut serial = Vec::new();
     let finished = qemu::run(&fake_qemu("exit-7"), NEVER, QemuStderr::PassOn, |arrival| {

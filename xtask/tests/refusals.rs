@@ -122,6 +122,17 @@ fn not_an_elf() {
     check_refusal(Some(app), ExitCode::NotElf, "23 21 2f 62");
 }
 
+/// An empty file is not "an ELF starting with 00 00 00 00": the line says it is empty.
+#[test]
+fn empty_module() {
+    let app = write_case("empty", b"");
+    check_refusal(
+        Some(app),
+        ExitCode::NotElf,
+        "the module is empty (0 bytes): -initrd names an empty file",
+    );
+}
+
 #[test]
 fn elf32() {
     let mut elf = hello_dyn();

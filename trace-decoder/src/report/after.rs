@@ -66,11 +66,12 @@ fn us(duration: Duration) -> f64 {
 }
 
 /// The kernel's text over time. Times count from the hand-over's arrival (from the
-/// stream's start without one).
-pub fn kernel_text(lines: &TextLines, host: &HostTimes) -> KernelText {
+/// stream's start without one); `live` says whether the host saw the stream as QEMU
+/// sent it (the report's `host.live`): without it arrival times say nothing.
+pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelText {
     let origin = host.hand_over.or(host.first_byte).unwrap_or_default();
-    let since = |at: Option<Duration>| at.map(|at| us(at.saturating_sub(origin)));
-    let live = lines.kept.iter().any(|l| l.start.is_some());
+    let live = live && lines.kept.iter().any(|l| l.start.is_some());
+    let since = |at: Option<Duration>| at.filter(|_| live).map(|at| us(at.saturating_sub(origin)));
     let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
     let mut report = KernelText {
         live,
@@ -117,6 +118,7 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes) -> KernelText {
     report.gaps = lines
         .gaps
         .iter()
+        .filter(|_| live)
         .map(|gap| LineGap {
             length_us: us(gap.length),
             at_us: since(gap.before.end),
@@ -126,7 +128,7 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes) -> KernelText {
         .collect();
     if !live && lines.total > 0 {
         report.notes.push(
-            "the input was not read live (a recording): no arrival times, so no gaps".to_string(),
+            "the input was not read live (a recording, or a stream that arrived in one burst): no arrival times, so no gaps".to_string(),
         );
     }
     if lines.total > lines.kept.len() {

@@ -43,7 +43,7 @@ impl Clock {
     pub fn column(self, ticks: u64) -> String {
         match self.us(ticks) {
             Some(us) => format!("{:.3} ms", us / 1000.0),
-            None => format!("{ticks} t"),
+            None => format!("{ticks} ticks"),
         }
     }
 }
@@ -53,11 +53,12 @@ pub fn round_ns(us: f64) -> f64 {
     (us * 1000.0).round() / 1000.0
 }
 
-/// Microseconds for people, in the unit that keeps the number short.
+/// Microseconds for people, in the unit that keeps the number short. The unit is
+/// chosen for the rounded number, so that 999.7 µs reads `1.0 ms`, not `1000 µs`.
 pub fn human_us(us: f64) -> String {
-    if us < 1000.0 {
+    if us < 999.5 {
         format!("{us:.0} µs")
-    } else if us < 1_000_000.0 {
+    } else if us < 999_950.0 {
         format!("{:.1} ms", us / 1000.0)
     } else {
         format!("{:.2} s", us / 1_000_000.0)
@@ -223,13 +224,36 @@ pub fn truncate(text: &str, width: usize) -> String {
     out
 }
 
+/// The units a number is followed by in the reports: a line break never separates
+/// them from it.
+const UNITS: [&str; 13] = [
+    "s", "ms", "µs", "ns", "ticks", "B", "KiB", "MiB", "GiB", "TiB", "PiB", "kHz", "GHz",
+];
+
+/// The words of `text` split at spaces, a number and the unit after it kept as one.
+fn words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        let unit = UNITS.contains(&word.trim_end_matches([',', ')', ';', ':', '.']));
+        match words.last_mut() {
+            Some(last) if unit && last.ends_with(|c: char| c.is_ascii_digit()) => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    words
+}
+
 /// Breaks text into lines of at most `width` characters, at spaces where possible
-/// and inside a word where a word alone is too long.
+/// (never between a number and its unit) and inside a word where a word alone is
+/// too long.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut lines = Vec::new();
     let mut line = String::new();
-    for word in text.split(' ') {
+    for word in words(text) {
         let mut word: Vec<char> = word.chars().collect();
         let used = line.chars().count();
         if used > 0 && used + 1 + word.len() > width {
@@ -266,6 +290,11 @@ mod tests {
         assert_eq!(unknown.us(5), None);
         assert_eq!(unknown.human(5), "5 ticks");
         assert_eq!(human_us(2_500_000.0), "2.50 s");
+        // The unit follows the rounded number.
+        assert_eq!(human_us(999.4), "999 µs");
+        assert_eq!(human_us(999.7), "1.0 ms");
+        assert_eq!(human_us(999_960.0), "1.00 s");
+        assert_eq!(unknown.column(5), "5 ticks");
     }
 
     #[test]
@@ -298,6 +327,16 @@ mod tests {
         assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
         assert_eq!(wrap("abcdefgh", 3), ["abc", "def", "gh"]);
         assert_eq!(wrap("", 3), [""]);
+        // A number keeps its unit on its line.
+        assert_eq!(
+            wrap("kernel to exit 17.1 ms, copy 4 KiB.", 18),
+            ["kernel to exit", "17.1 ms, copy", "4 KiB."]
+        );
+        assert_eq!(
+            wrap("kernel to exit 17.1 ms, copy 4 KiB.", 16),
+            ["kernel to exit", "17.1 ms, copy", "4 KiB."]
+        );
+        assert_eq!(wrap("5 ticks", 3), ["5 t", "ick", "s"]);
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
     }

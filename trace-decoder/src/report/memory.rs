@@ -192,6 +192,10 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
         ));
     }
     for entry in memory_map(events) {
+        // An empty entry (microvm's firmware lists one at 0) describes no memory.
+        if entry.end <= entry.start {
+            continue;
+        }
         let (kind, name) = memory_kind(Some(u64::from(entry.kind)));
         out.push(Region::new(kind, name, entry.start, entry.end));
     }

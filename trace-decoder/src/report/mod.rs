@@ -218,10 +218,16 @@ pub struct PageTables {
     pub mappings: usize,
 }
 
-/// Host-side times, in microseconds since the host began reading (all `None` for a
-/// recorded stream), and the stages derived from them.
+/// Host-side times, in microseconds since the host began reading, and the stages
+/// derived from them; all `None` unless the host read the stream live.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct HostReport {
+    /// Whether the host saw the stream as QEMU sent it. Not for a recording, nor for
+    /// a stream that arrived in one burst (buffered before it was read, as when a
+    /// slow-starting reader is piped QEMU's output): their arrival times say when
+    /// the reader got the bytes, not when the loader sent them, so every time below
+    /// is then `None`.
+    pub live: bool,
     /// The stream's first byte.
     pub first_byte_us: Option<f64>,
     /// Arrival of `LoaderStart`.
@@ -444,8 +450,7 @@ impl Report {
             record.errors_only,
             &mut warnings,
         );
-        let first_timed = events.iter().find(|e| e.timed_when_sent());
-        let host = host_report(&record.host, first_timed, clock);
+        let host = host_report(&record.host, events, clock);
         let crash = crash::build(events, record.loader_image, app);
         let stop = record.qemu_stop.as_ref().map(|stop| {
             after::stop_report(
@@ -470,7 +475,7 @@ impl Report {
                 None => stop.message.clone(),
             };
         }
-        let kernel_text = after::kernel_text(&record.text_lines, &record.host);
+        let kernel_text = after::kernel_text(&record.text_lines, &record.host, host.live);
         if let Some(warning) = app.and_then(|app| crash::app_mismatch(events, app)) {
             warnings.push(Warning::new("app", warning));
         }
@@ -560,14 +565,17 @@ impl Report {
                 let name = x.map_or("?", |x| &x.name);
                 line += &format!("; CPU exception {vector} ({name})");
             }
-            OutcomeKind::Truncated => line += "; trace ended before the hand-over",
+            OutcomeKind::Truncated if self.stream.events > 0 => {
+                line += "; trace ended before the hand-over"
+            }
+            OutcomeKind::Truncated => {}
             OutcomeKind::ErrorsOnly => line += "; no error (only errors are traced)",
             OutcomeKind::TripleFault => line += "; triple fault after the hand-over",
             OutcomeKind::GuestReset => line += "; the guest reset",
             OutcomeKind::Shutdown => line += "; the guest shut down without an exit code",
             OutcomeKind::Hang => line += "; the kernel hung",
         }
-        if !clock.known() {
+        if !clock.known() && self.stream.events > 0 {
             line += " [TSC frequency unknown: ticks]";
         }
         line
@@ -602,8 +610,46 @@ impl Report {
     }
 }
 
-/// Host times in microseconds, and the stages derived from them.
-fn host_report(host: &HostTimes, first_timed: Option<&Event>, clock: Clock) -> HostReport {
+/// Whether the events arrived as the loader sent them: the loader's time from the
+/// first event timed when sent to the hand-over (or to its last event, and the end
+/// of the stream) must show in their arrival times. A stream buffered before it was
+/// read arrives at once; a live one takes about as long as the loader did (under
+/// `-icount` virtual time may run a few times faster than the host's, which is why
+/// the bar is a tenth). Spans of less than a millisecond prove nothing either way.
+fn arrived_live(host: &HostTimes, events: &[Event], clock: Clock) -> bool {
+    let Some(first_arrival) = host.first_timed_event else {
+        return false;
+    };
+    let Some(first) = events.iter().find(|e| e.timed_when_sent()) else {
+        return false;
+    };
+    let hand_over = events
+        .iter()
+        .find(|e| matches!(e.kind, LoaderEvent::HandOver { .. }));
+    let (last, last_arrival) = match (hand_over, host.hand_over) {
+        (Some(event), Some(arrival)) => (event, arrival),
+        _ => match (events.last(), host.end) {
+            (Some(event), Some(arrival)) => (event, arrival),
+            _ => return true,
+        },
+    };
+    let loader_ticks = last.timestamp.saturating_sub(first.timestamp);
+    let host_us = us(last_arrival.saturating_sub(first_arrival));
+    match clock.us(loader_ticks) {
+        Some(loader_us) if loader_us >= 1000.0 => host_us * 10.0 >= loader_us,
+        Some(_) => true,
+        // Without the frequency: a burst delivers both in the same read.
+        None => loader_ticks == 0 || last_arrival != first_arrival,
+    }
+}
+
+/// Host times in microseconds, and the stages derived from them; none unless the
+/// stream arrived live.
+fn host_report(host: &HostTimes, events: &[Event], clock: Clock) -> HostReport {
+    if host.first_byte.is_none() || !arrived_live(host, events, clock) {
+        return HostReport::default();
+    }
+    let first_timed = events.iter().find(|e| e.timed_when_sent());
     let between =
         |from: Option<Duration>, to: Option<Duration>| Some(us(to?.saturating_sub(from?)));
     // The host saw the first event timed when sent at the loader's time of that
@@ -613,6 +659,7 @@ fn host_report(host: &HostTimes, first_timed: Option<&Event>, clock: Clock) -> H
         Some(round_ns((us(arrival) - loader).max(0.0)))
     });
     HostReport {
+        live: true,
         first_byte_us: host.first_byte.map(us),
         loader_start_us: host.loader_start.map(us),
         hand_over_us: host.hand_over.map(us),

@@ -178,7 +178,7 @@ pub fn exit_status(status: i32) -> ExitStatus {
         (
             "qemu",
             None,
-            "QEMU ended normally, without an isa-debug-exit code".to_string(),
+            "no isa-debug-exit code: the guest reset (a triple fault, with -no-reboot) or powered off".to_string(),
         )
     } else {
         ("unknown", None, "not an isa-debug-exit code".to_string())
@@ -256,6 +256,11 @@ pub fn build(
         (
             OutcomeKind::ErrorsOnly,
             "no error from the loader (it was built to trace only errors and warnings: --trace-level info shows the boot stages)".to_string(),
+        )
+    } else if events.is_empty() {
+        (
+            OutcomeKind::Truncated,
+            "no trace: no loader event arrived (the loader did not start, or this is not its output)".to_string(),
         )
     } else {
         (

@@ -271,14 +271,15 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     let total = timeline.loader_ticks as f64;
     let x_of = |ticks: u64| PLOT_X + ticks as f64 / total * PLOT_WIDTH;
 
-    // The axis, in milliseconds or ticks.
+    // The axis, in milliseconds, or in ticks (which the heading names: tick counts
+    // are long, and a unit after each would run the labels into each other).
     let rows = timeline.stages.len() as f64 + 2.0;
     let axis_y = y + 16.0;
     let grid_bottom = axis_y + 6.0 + rows * ROW;
     // A run too short to show in milliseconds falls back to ticks.
     let (units, unit) = match clock.us(timeline.loader_ticks) {
-        Some(us) if us > 0.0 => (us / 1000.0, "ms"),
-        _ => (total, "t"),
+        Some(us) if us > 0.0 => (us / 1000.0, " ms"),
+        _ => (total, ""),
     };
     let step = nice_step(units, 8.0);
     let decimals = if step < 1.0 {
@@ -298,7 +299,7 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
         );
         let _ = writeln!(
             out,
-            r##"<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#555555">{:.decimals$} {unit}</text>"##,
+            r##"<text x="{}" y="{}" font-size="10" text-anchor="middle" fill="#555555">{:.decimals$}{unit}</text>"##,
             n(x),
             n(axis_y),
             k * step
@@ -308,19 +309,20 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     y = axis_y + 6.0;
 
     for stage in &timeline.stages {
+        let duration = clock.human(stage.duration_ticks);
         let _ = writeln!(
             out,
             r#"<text x="{}" y="{}">{}</text>"#,
             n(MARGIN),
             n(y + 15.0),
-            xml_escape(&truncate(&stage.name, 30))
+            xml_escape(&truncate(&stage.name, name_room(&duration)))
         );
         let _ = writeln!(
             out,
             r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
             n(MARGIN + LABEL_WIDTH),
             n(y + 15.0),
-            xml_escape(&clock.human(stage.duration_ticks))
+            xml_escape(&duration)
         );
         bar(out, stage, clock, &x_of, y + 3.0);
         for child in &stage.children {
@@ -332,18 +334,20 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
         ("other (between stages)", timeline.other_ticks),
         ("loader total", timeline.loader_ticks),
     ] {
+        let duration = clock.human(ticks);
         let _ = writeln!(
             out,
-            r##"<text x="{}" y="{}" fill="#555555">{name}</text>"##,
+            r##"<text x="{}" y="{}" fill="#555555">{}</text>"##,
             n(MARGIN),
-            n(y + 15.0)
+            n(y + 15.0),
+            truncate(name, name_room(&duration))
         );
         let _ = writeln!(
             out,
             r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
             n(MARGIN + LABEL_WIDTH),
             n(y + 15.0),
-            xml_escape(&clock.human(ticks))
+            xml_escape(&duration)
         );
         y += ROW;
     }
@@ -357,10 +361,19 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     y
 }
 
-/// One bar with its tooltip.
+/// How many characters of a stage's name fit before its duration, both in the label
+/// column (a duration in ticks takes more room than one in milliseconds).
+fn name_room(duration: &str) -> usize {
+    let free = LABEL_WIDTH - (duration.chars().count() as f64 + 2.0) * CHAR_WIDTH;
+    ((free / CHAR_WIDTH) as usize).clamp(8, 30)
+}
+
+/// One bar with its tooltip, kept inside the plot (a stage that ends at the last
+/// event ends at its right edge, its minimum width included).
 fn bar(out: &mut String, stage: &Stage, clock: Clock, x_of: &dyn Fn(u64) -> f64, y: f64) {
-    let x = x_of(stage.start_ticks);
-    let width = (x_of(stage.end_ticks()) - x).max(1.0);
+    let right = PLOT_X + PLOT_WIDTH;
+    let x = x_of(stage.start_ticks).min(right - 1.0);
+    let width = (x_of(stage.end_ticks()).min(right) - x).max(1.0);
     let opacity = if stage.measured { "1" } else { "0.55" };
     let _ = writeln!(
         out,

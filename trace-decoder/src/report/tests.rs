@@ -136,6 +136,7 @@ fn host_times_add_firmware_and_kernel() {
         report.summary_line(),
         "boot: 40.0 ms firmware + 15.5 ms loader (ELF 3.0 ms, start-up 2.3 ms, device tree 2.0 ms) + 12.0 ms kernel to first output"
     );
+    assert!(report.host.live);
     assert!(report
         .render_text(false)
         .contains("Host       firmware 40.0 ms"));
@@ -170,6 +171,84 @@ fn memory_map_is_sorted_and_nested() {
             ("TLS image", 0x801000, 0x801040, 2),
         ]
     );
+}
+
+#[test]
+fn an_empty_memory_map_entry_is_no_region() {
+    // microvm's firmware lists a reserved entry of 0 bytes at 0.
+    let events = with(
+        boot(),
+        "MemoryMap",
+        ev(
+            3000,
+            "MemoryMap regions=[0x0-0x9fc00:1, 0x0-0x0:2, 0x100000-0x4000000:1]",
+        ),
+    );
+    let report = Report::build(&record(events));
+    assert!(
+        report.memory.iter().all(|r| r.size > 0),
+        "{:?}",
+        report.memory
+    );
+    assert!(!report.render_text(false).contains("0x0000000  0x0000000"));
+}
+
+#[test]
+fn the_summary_names_the_command_line_stage_so() {
+    assert_eq!(timeline::summary_name("boot-info"), "command line");
+    // A boot whose longest stage is the command line says so in its summary.
+    let events = with(
+        boot(),
+        "CommandLine",
+        ev(
+            3900,
+            "CommandLine kernel_args_at=65535 app_args_at=65535 text=kernel",
+        ),
+    );
+    let events = with(
+        events,
+        "MemoryMap",
+        ev(
+            900,
+            "MemoryMap regions=[0x0-0x9fc00:1, 0x100000-0x4000000:1]",
+        ),
+    );
+    let summary = Report::build(&record(events)).summary_line();
+    assert!(summary.contains("command line 3.0 ms"), "{summary}");
+    assert!(!summary.contains("memory map"), "{summary}");
+}
+
+#[test]
+fn a_stream_that_arrived_in_one_burst_has_no_host_times() {
+    // Everything read at once, 1 ms after reading began, although the loader took
+    // 14.7 ms: it was buffered before it was read.
+    let mut record = record(boot());
+    let at = Some(Duration::from_millis(1));
+    record.host = HostTimes {
+        first_byte: at,
+        loader_start: at,
+        first_timed_event: at,
+        hand_over: at,
+        first_kernel_output: at,
+        end: at,
+    };
+    let report = Report::build(&record);
+    assert_eq!(report.host, HostReport::default());
+    assert!(!report.host.live);
+    assert_eq!(
+        report.summary_line(),
+        "boot: 15.5 ms loader (ELF 3.0 ms, start-up 2.3 ms, device tree 2.0 ms)"
+    );
+    let text = report.render_text(false);
+    assert!(
+        text.contains("Host       times unknown: the stream was not read as QEMU sent it"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["host"]["live"], false);
+    assert_eq!(json["host"]["firmware_us"], serde_json::Value::Null);
+    // A recording has no arrival times at all: the same.
+    assert!(!Report::build(&super::tests::record(boot())).host.live);
 }
 
 #[test]
@@ -276,9 +355,9 @@ fn unknown_frequency_shows_ticks() {
         "boot: 15500 ticks loader (ELF 3000 ticks, start-up 2300 ticks, device tree 2000 ticks) [TSC frequency unknown: ticks]"
     );
     let text = report.render_text(false);
-    assert!(text.contains("TSC frequency unknown (source unknown): times are in ticks"));
+    assert!(text.contains("TSC frequency unknown (source unknown): times are in TSC ticks"));
     assert!(text.contains("Timeline (TSC ticks from the Multiboot entry)"));
-    assert!(text.contains("2300 t"));
+    assert!(text.contains("  2300 ticks"));
     assert!(report.to_chrome_trace().contains("1 µs shown = 1 TSC tick"));
 
     // No Frequency event at all is the same.
@@ -382,9 +461,11 @@ fn a_loader_tracing_only_errors_is_not_a_truncated_trace() {
     let report = Report::build(&record);
     assert_eq!(report.outcome.kind, OutcomeKind::ErrorsOnly);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
-    assert!(report
-        .summary_line()
-        .ends_with("; no error (only errors are traced) [TSC frequency unknown: ticks]"));
+    // Without events there are no times, so no word about their unit either.
+    assert_eq!(
+        report.summary_line(),
+        "boot: no loader events; no error (only errors are traced)"
+    );
     // An error it does trace is reported as ever.
     record.events.push(ev(
         900,
@@ -397,9 +478,10 @@ fn a_loader_tracing_only_errors_is_not_a_truncated_trace() {
 #[test]
 fn no_events_at_all() {
     let report = Report::build(&BootRecord::default());
+    assert_eq!(report.summary_line(), "boot: no loader events");
     assert_eq!(
-        report.summary_line(),
-        "boot: no loader events; trace ended before the hand-over [TSC frequency unknown: ticks]"
+        report.outcome.message,
+        "no trace: no loader event arrived (the loader did not start, or this is not its output)"
     );
     assert!(report.timeline.stages.is_empty() && report.memory.is_empty());
 }
@@ -501,4 +583,58 @@ fn a_stream_of_several_boots_reports_the_last() {
         three.warnings
     );
     assert!(!one.warnings.iter().any(|w| w.message.contains("boots")));
+}
+
+#[test]
+fn the_boot_chart_in_ticks_keeps_labels_apart_and_bars_inside() {
+    // Tick counts of a real boot at an unknown frequency: long numbers.
+    let events: Vec<Event> = boot()
+        .into_iter()
+        .map(|e| Event {
+            timestamp: e.timestamp * 1000,
+            ..e
+        })
+        .filter(|e| e.name() != "Frequency")
+        .collect();
+    let svg = Report::build(&record(events)).to_svg();
+    let document = roxmltree::Document::parse(&svg).unwrap();
+    let number = |node: roxmltree::Node, name: &str| -> f64 {
+        node.attribute(name).map_or(0.0, |v| v.parse().unwrap())
+    };
+    let width = number(document.root_element(), "width");
+    // Each row of the label column: the name from the left margin, the duration
+    // right-aligned; 6.6 px is the average glyph width the chart lays out with.
+    let texts: Vec<roxmltree::Node> = document
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .collect();
+    let mut rows = 0;
+    for duration in texts.iter().filter(|n| {
+        n.attribute("text-anchor") == Some("end") && n.attribute("font-family").is_none()
+    }) {
+        let y = duration.attribute("y");
+        let name = texts
+            .iter()
+            .find(|n| n.attribute("y") == y && n.attribute("text-anchor").is_none())
+            .expect("a name beside each duration");
+        let name_end = number(*name, "x") + name.text().unwrap().chars().count() as f64 * 6.6;
+        let duration_start =
+            number(*duration, "x") - duration.text().unwrap().chars().count() as f64 * 6.6;
+        assert!(
+            name_end < duration_start,
+            "{:?} runs into {:?}",
+            name.text(),
+            duration.text()
+        );
+        assert!(!duration.text().unwrap().ends_with(" t"));
+        rows += 1;
+    }
+    assert!(rows > 5, "{svg}");
+    for rect in document.descendants().filter(|n| n.has_tag_name("rect")) {
+        if rect.attribute("width") == Some("100%") {
+            continue;
+        }
+        let right = number(rect, "x") + number(rect, "width");
+        assert!(right <= width - 20.0, "a bar past the plot: {rect:?}");
+    }
 }

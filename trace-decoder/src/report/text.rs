@@ -95,7 +95,7 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
         format!("TSC {rate} ({} kHz{from})", frequency.khz)
     } else {
         let from = source.map_or(String::new(), |s| format!(" (source {s})"));
-        format!("TSC frequency unknown{from}: times are in ticks (t)")
+        format!("TSC frequency unknown{from}: times are in TSC ticks")
     };
     fact(out, paint, "Clock", &clock_text);
     if let Some(k) = &report.kernel {
@@ -156,7 +156,14 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             host_parts.push(format!("{name} {}", human_us(value)));
         }
     }
-    if !host_parts.is_empty() {
+    if !host.live {
+        fact(
+            out,
+            paint,
+            "Host",
+            "times unknown: the stream was not read as QEMU sent it (a recording, or output buffered before it was read)",
+        );
+    } else if !host_parts.is_empty() {
         fact(out, paint, "Host", &host_parts.join(", "));
     }
 

@@ -58,6 +58,12 @@ const MAX_ERROR_PPM: u64 = 500;
 const MAX_WINDOW_US: u64 = 40_000;
 /// A bound on the readings, for a reference counter that does not move.
 const MAX_READINGS: u32 = 100_000;
+/// Readings taken at the start, the narrowest bracket kept: a vCPU descheduled in
+/// the middle of the one start reading would otherwise spoil the whole window.
+const START_READINGS: u32 = 3;
+/// How often [`measure`] may read again, or begin a new window, when a long window is
+/// still too uncertain.
+const MAX_NEW_WINDOWS: u32 = 2;
 
 /// The frequency in kHz from CPUID or the hypervisor, if they tell it.
 fn from_cpuid_or_hypervisor() -> Option<(u32, Source)> {
@@ -259,13 +265,20 @@ fn start_apic() -> bool {
 /// Starts the reference counter and reads it. Call first thing: the longer the
 /// loader works after this, the better [`measure`] knows the frequency.
 pub fn start() {
-    let (reference, reading) = if start_pit() {
-        (REFERENCE_PIT, read_pit())
+    let (reference, read): (u8, fn() -> Reading) = if start_pit() {
+        (REFERENCE_PIT, read_pit)
     } else if start_apic() {
-        (REFERENCE_APIC, read_apic())
+        (REFERENCE_APIC, read_apic)
     } else {
         return;
     };
+    let mut reading = read();
+    for _ in 1..START_READINGS {
+        let again = read();
+        if again.bracket() < reading.bracket() {
+            reading = again;
+        }
+    }
     START_TSC.store(reading.before, Ordering::Relaxed);
     START_BRACKET.store(reading.bracket(), Ordering::Relaxed);
     START_COUNT.store(reading.count, Ordering::Relaxed);
@@ -309,6 +322,7 @@ pub fn measure() -> Frequency {
     };
     // The best estimate so far: (uncertainty in ppm, reference counts, TSC ticks).
     let mut best: Option<(u64, u64, u64)> = None;
+    let mut new_windows = 0;
     for _ in 0..MAX_READINGS {
         let reading = read();
         if reading.expired {
@@ -332,10 +346,23 @@ pub fn measure() -> Frequency {
             best = Some((uncertainty, counts, ticks));
         }
         let window_us = counts * 1_000_000 / hz;
-        if (window_us >= MIN_WINDOW_US && uncertainty <= MAX_ERROR_PPM)
-            || window_us >= MAX_WINDOW_US
-        {
+        if window_us >= MIN_WINDOW_US && uncertainty <= MAX_ERROR_PPM {
             break;
+        }
+        if window_us >= MAX_WINDOW_US {
+            // A long window, and still too uncertain: a bracket is wide (the host took
+            // the vCPU away in the middle of a reading). This reading's: the next one
+            // is taken at once. The start reading's: begin a new window from a fresh
+            // reading and poll it (a millisecond or so) rather than hand the kernel a
+            // frequency that is off by percents.
+            if new_windows == MAX_NEW_WINDOWS {
+                break;
+            }
+            new_windows += 1;
+            if start.bracket() > reading.bracket() {
+                start = read();
+                best = None;
+            }
         }
     }
     let measured = best.and_then(|(_, counts, ticks)| {

@@ -153,6 +153,10 @@ pub fn loader_parts() -> [LoaderPart; 7] {
             region: super::loader_stack_range(),
         },
         LoaderPart {
+            name: "loader heap",
+            region: crate::heap::area(),
+        },
+        LoaderPart {
             name: "kernel stack guard",
             region: kernel_stack_guard(),
         },
@@ -167,10 +171,6 @@ pub fn loader_parts() -> [LoaderPart; 7] {
         LoaderPart {
             name: "page-table arena",
             region: range_of(&raw const PAGE_TABLE_ARENA),
-        },
-        LoaderPart {
-            name: "loader heap",
-            region: crate::heap::area(),
         },
     ]
 }
