@@ -375,7 +375,15 @@ fn prepare(
             .to_string();
     }
     let symbols = match AppSymbols::read(&app) {
-        Ok(symbols) => Some(symbols),
+        // Named as the user would name it, not by where the checkout lies.
+        Ok(mut symbols) => {
+            symbols.name = app
+                .strip_prefix(xtask::project_root())
+                .unwrap_or(&app)
+                .display()
+                .to_string();
+            Some(symbols)
+        }
         Err(why) => {
             eprintln!("warning: {why}: a crash's addresses will not be named");
             None
