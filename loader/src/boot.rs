@@ -161,6 +161,7 @@ fn plan(inputs: &Inputs) -> Result<Plan, LoadError> {
         ram: &inputs.mbi.ram,
         loader: Region::new(loader_start, loader_end),
         loader_parts: &memory::loader_parts(),
+        stack_guard: memory::kernel_stack_guard(),
         mbi: inputs.mbi.mbi_region,
         boot_data: inputs.mbi.boot_data,
         module: inputs.module.region,

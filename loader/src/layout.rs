@@ -141,6 +141,11 @@ pub struct LayoutInput<'a> {
     /// others. The kernel reads some of them (its stack, the page tables) after the
     /// hand-over, so a linker-script change that moved one out is caught here.
     pub loader_parts: &'a [LoaderPart],
+    /// A page of the loader image left unmapped: the guard below the kernel's stack,
+    /// so that a kernel overflowing its 32 KiB stack faults (and the loader's
+    /// exception handler reports it) instead of overwriting what lies below. Empty:
+    /// no guard.
+    pub stack_guard: Region,
     /// The page(s) holding the MBI and its memory map.
     pub mbi: Region,
     /// QEMU's buffer after the loader: command line and module list, which must stay
@@ -334,7 +339,8 @@ fn place_kernel(input: &LayoutInput) -> Result<Region, LoadError> {
 /// pages (unless already inside the next range); from the loader's first page up to
 /// the next 2 MiB boundary with 4 KiB pages; from there up to the kernel's end
 /// rounded up to 2 MiB with 2 MiB pages, writable. The boot data and the module lie
-/// in between and are mapped with it.
+/// in between and are mapped with it. The stack guard page is left out: the 4 KiB
+/// pages reach up to the 2 MiB boundary above it.
 pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
     check_ordered(&input.loader, "the loader image ends before it starts")?;
     check_ordered(&input.mbi, "the MBI range ends before it starts")?;
@@ -493,9 +499,25 @@ fn plan_mappings(input: &LayoutInput, kernel: &Region) -> Result<Vec<Mapping>, L
             end: top,
         });
     }
+    // The stack guard is left out of the 4 KiB pages, which therefore reach past
+    // it when it lies above the first 2 MiB boundary (a large debug build).
+    let guard = input.stack_guard;
+    let whole_pages_of_the_loader = guard.start.is_multiple_of(PAGE)
+        && guard.end.is_multiple_of(PAGE)
+        && input.loader.contains_range(&guard);
+    if !guard.is_empty() && !whole_pages_of_the_loader {
+        return Err(LoadError::BadMapping {
+            what: "the stack guard is not whole pages of the loader image",
+            start: guard.start,
+            end: guard.end,
+        });
+    }
     // `low < top` because the loader lies below the kernel, and `top` is 2 MiB
-    // aligned, so `mid` cannot exceed `top`; `min` keeps that obvious.
-    let mid = align_up(low, HUGE_PAGE).unwrap_or(top).min(top);
+    // aligned, so `mid` cannot exceed `top` (nor can the guard, inside the loader);
+    // `min` keeps that obvious.
+    let mid = align_up(low.max(guard.end), HUGE_PAGE)
+        .unwrap_or(top)
+        .min(top);
 
     let mut mappings = Vec::new();
     let mbi = Region {
@@ -525,13 +547,20 @@ fn plan_mappings(input: &LayoutInput, kernel: &Region) -> Result<Vec<Mapping>, L
     } else if !main.contains_range(&mbi) {
         return Err(overlap("MBI page(s)", mbi, "loader image page(s)", main));
     }
-    if low < mid {
-        mappings.push(Mapping {
-            start: low,
-            end: mid,
-            page_size: PageSize::Size4K,
-            writable: true,
-        });
+    let pieces = if guard.is_empty() {
+        [(low, mid), (mid, mid)]
+    } else {
+        [(low, guard.start), (guard.end, mid)]
+    };
+    for (start, end) in pieces {
+        if start < end {
+            mappings.push(Mapping {
+                start,
+                end,
+                page_size: PageSize::Size4K,
+                writable: true,
+            });
+        }
     }
     if mid < top {
         mappings.push(Mapping {
@@ -585,6 +614,7 @@ mod tests {
             ram: &QEMU_RAM,
             loader: Region::new(0x10_0000, 0x16_3000),
             loader_parts: &QEMU_LOADER_PARTS,
+            stack_guard: Region::new(0, 0),
             mbi: Region::new(0x9000, 0xa000),
             boot_data: Region::new(0x16_3000, 0x16_3200),
             module: Region::new(0x16_4000, 0x5a_0000),
@@ -617,6 +647,70 @@ mod tests {
 
     fn exec_kernel(start: u64, end: u64) -> KernelPlacement {
         KernelPlacement::Exec { start, end }
+    }
+
+    #[test]
+    fn leaves_the_stack_guard_unmapped() {
+        let guarded = LayoutInput {
+            stack_guard: Region::new(0x13_f000, 0x14_0000),
+            ..qemu(dyn_kernel(0x2c_0000, 0x1000))
+        };
+        check(
+            "the page below the kernel stack",
+            guarded,
+            Ok((
+                Region::new(0x80_0000, 0xac_0000),
+                vec![
+                    map(0x9000, 0xa000, PageSize::Size4K, false),
+                    map(0x10_0000, 0x13_f000, PageSize::Size4K, true),
+                    map(0x14_0000, 0x20_0000, PageSize::Size4K, true),
+                    map(0x20_0000, 0xc0_0000, PageSize::Size2M, true),
+                ],
+            )),
+        );
+        // In a loader image reaching past 2 MiB, the 4 KiB pages go on to the next
+        // 2 MiB boundary above the guard.
+        let high_guard = LayoutInput {
+            loader: Region::new(0x10_0000, 0x25_0000),
+            stack_guard: Region::new(0x20_3000, 0x20_4000),
+            boot_data: Region::new(0x25_0000, 0x25_0200),
+            module: Region::new(0x25_1000, 0x5a_0000),
+            ..qemu(dyn_kernel(0x2c_0000, 0x1000))
+        };
+        check(
+            "a guard above 2 MiB",
+            high_guard,
+            Ok((
+                Region::new(0x80_0000, 0xac_0000),
+                vec![
+                    map(0x9000, 0xa000, PageSize::Size4K, false),
+                    map(0x10_0000, 0x20_3000, PageSize::Size4K, true),
+                    map(0x20_4000, 0x40_0000, PageSize::Size4K, true),
+                    map(0x40_0000, 0xc0_0000, PageSize::Size2M, true),
+                ],
+            )),
+        );
+        for (what, guard) in [
+            ("not page aligned", Region::new(0x13_f800, 0x14_0000)),
+            (
+                "outside the loader image",
+                Region::new(0x17_0000, 0x17_1000),
+            ),
+        ] {
+            let input = LayoutInput {
+                stack_guard: guard,
+                ..qemu(dyn_kernel(0x2c_0000, 0x1000))
+            };
+            check(
+                what,
+                input,
+                Err(LoadError::BadMapping {
+                    what: "the stack guard is not whole pages of the loader image",
+                    start: guard.start,
+                    end: guard.end,
+                }),
+            );
+        }
     }
 
     #[test]
@@ -1272,7 +1366,7 @@ mod tests {
         /// rules and yields page tables that build with exactly the counted pages.
         #[test]
         fn random_layouts_plan_and_build((ram, loader, mbi, boot_data, module, kernel) in input_parts()) {
-            let input = LayoutInput { ram: &ram, loader, loader_parts: &[], mbi, boot_data, module, kernel };
+            let input = LayoutInput { ram: &ram, loader, loader_parts: &[], stack_guard: Region::new(0, 0), mbi, boot_data, module, kernel };
             if let Ok(layout) = plan_layout(&input) {
                 assert_layout_rules(&input, &layout);
                 let tables = crate::paging::count_tables(&layout.mappings);

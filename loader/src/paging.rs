@@ -441,6 +441,24 @@ pub fn translate(
     Some((phys, PageSize::Size4K, pt_entry.flags()))
 }
 
+/// How many consecutive 8-byte words from `start` up (at most `max`) the tables in
+/// `arena` map: a word counts when its first and its last byte translate (see
+/// [`translate`]). The exception handler reads a stack dump only this far, so that it
+/// never faults on the memory it reports.
+pub fn readable_words(arena: &[PageTable], arena_phys: u64, start: u64, max: usize) -> usize {
+    let mapped = |virt: u64| translate(arena, arena_phys, virt).is_some();
+    (0..max)
+        .take_while(|&i| {
+            let first = (i as u64)
+                .checked_mul(8)
+                .and_then(|offset| start.checked_add(offset));
+            first
+                .and_then(|first| Some((first, first.checked_add(7)?)))
+                .is_some_and(|(first, last)| mapped(first) && mapped(last))
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -827,5 +845,24 @@ mod tests {
         let arena = garbage_arena(1);
         assert_eq!(translate(&arena, ARENA_PHYS, 0x1000), None);
         assert_eq!(translate(&[], ARENA_PHYS, 0x1000), None);
+    }
+
+    #[test]
+    fn readable_words_stop_at_the_first_unmapped_byte() {
+        // 4 KiB pages from 1 MiB, with a hole at 0x10_3000 (a stack's guard page).
+        let mappings = [
+            map(0x10_0000, 0x10_3000, PageSize::Size4K, true),
+            map(0x10_4000, 0x20_0000, PageSize::Size4K, true),
+        ];
+        let mut arena = garbage_arena(count_tables(&mappings));
+        build_page_tables(&mappings, &mut arena, ARENA_PHYS).unwrap();
+        let words = |start, max| readable_words(&arena, ARENA_PHYS, start, max);
+        assert_eq!(words(0x10_1000, 16), 16, "all mapped");
+        assert_eq!(words(0x10_2fc0, 16), 8, "up to the hole");
+        assert_eq!(words(0x10_2ffc, 16), 0, "a word across into the hole");
+        assert_eq!(words(0x10_3ff8, 16), 0, "rsp in the hole");
+        assert_eq!(words(0x10_4000, 3), 3, "bounded by max");
+        assert_eq!(words(u64::MAX - 3, 16), 0, "no wrap at the top");
+        assert_eq!(words(0x8000_0000_0000_0000, 16), 0, "not canonical");
     }
 }

@@ -13,7 +13,7 @@ use rusty_loader::elf::{ElfKind, Generation, Kernel, RelocStats, Segment, Segmen
 use rusty_loader::error::{ExitCode, LoadError};
 use rusty_loader::layout::{HandOverTables, Layout, Region};
 use rusty_loader::paging::PageSize;
-use rusty_loader::wire::{saturate, MapEntry, FORMAT_VERSION};
+use rusty_loader::wire::{saturate, MapEntry, Word, FORMAT_VERSION};
 use rusty_loader::{cmdline, exit_codes};
 
 use rusty_loader::cmdline::FrequencyInserted;
@@ -65,6 +65,9 @@ macro_rules! emitted_type {
     (memory_map) => {
         &[MapEntry]
     };
+    (words) => {
+        &[Word]
+    };
 }
 
 /// Expands the contract's event list into one function per event.
@@ -87,7 +90,7 @@ macro_rules! define_emitters {
 
 /// One function per event of the wire contract, sending it as is.
 pub mod emit {
-    use super::{MapEntry, Name};
+    use super::{MapEntry, Name, Word};
     rusty_loader::loader_events!(define_emitters);
 }
 
@@ -273,9 +276,34 @@ pub fn refused(error: &LoadError) {
     );
 }
 
+/// What the exception handler saw, for the `CpuException` event.
+pub struct ExceptionState<'a> {
+    pub vector: u8,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cr2: u64,
+    pub in_kernel: bool,
+    pub rsp: u64,
+    pub rflags: u64,
+    pub cr3: u64,
+    /// The words read from the stack at `rsp` (only where mapped).
+    pub stack: &'a [Word],
+}
+
 /// A CPU exception, in the loader or in the kernel before it has its own IDT.
-pub fn cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool) {
-    emit::cpu_exception(vector, error_code, rip, cr2, in_kernel, trace_ticks());
+pub fn cpu_exception(state: &ExceptionState) {
+    emit::cpu_exception(
+        state.vector,
+        state.error_code,
+        state.rip,
+        state.cr2,
+        state.in_kernel,
+        trace_ticks(),
+        state.rsp,
+        state.rflags,
+        state.cr3,
+        state.stack,
+    );
 }
 
 /// Expands the exit-code list into the interned name of each code.

@@ -19,6 +19,7 @@
 //! | `str` | `{=str}` | `&str` | `String` |
 //! | `istr` | `{=istr}` | an interned name | `String` |
 //! | `memory_map` | `{=[?]}` of [`MapEntry`] | `&[MapEntry]` | `Vec<MapEntry>` |
+//! | `words` | `{=[?]}` of [`Word`] | `&[Word]` | `Vec<u64>` |
 //!
 //! The format strings follow one grammar, `Name key=value ...`, so that a stock
 //! `defmt-print` shows readable lines; the decoder does not depend on it (it reads
@@ -34,6 +35,10 @@ pub const FORMAT_VERSION: u8 = 3;
 /// Written before every frame, so that text and frames share one stream: a frame
 /// ends at its `00`, text runs from there to the next `FF 00`.
 pub const FRAME_MARKER: [u8; 2] = [0xFF, 0x00];
+
+/// How the loader's own text lines start (its fatal-error line, `rusty-loader:
+/// error: ...`): a decoder tells them from the kernel's by it.
+pub const TEXT_LINE_PREFIX: &str = "rusty-loader: ";
 
 /// The defmt timestamp of every frame: the TSC ticks since the previous frame.
 pub const TIMESTAMP_FORMAT: &str = "{=u32}";
@@ -64,6 +69,25 @@ impl defmt::Format for MapEntry {
         )
     }
 }
+
+/// One 64-bit word of memory as the trace sends it in a list (a stack dump).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Word(pub u64);
+
+/// The defmt format of one [`Word`] inside a list: `0x...`.
+pub const WORD_FORMAT: &str = "{=u64:#x}";
+
+#[cfg(feature = "trace")]
+impl defmt::Format for Word {
+    fn format(&self, f: defmt::Formatter) {
+        // The literal is WORD_FORMAT, as for MapEntry.
+        defmt::write!(f, "{=u64:#x}", self.0)
+    }
+}
+
+/// The most words a `CpuException` carries from the stack: enough for a few
+/// return addresses, small enough for one short frame.
+pub const STACK_WORDS: usize = 16;
 
 /// A defmt log level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -99,6 +123,19 @@ pub enum FieldType {
     Str,
     IStr,
     MemoryMap,
+    /// A list of [`Word`]s.
+    Words,
+}
+
+impl FieldType {
+    /// The format of one element, for the list types.
+    pub const fn element_format(self) -> Option<&'static str> {
+        match self {
+            FieldType::MemoryMap => Some(MAP_ENTRY_FORMAT),
+            FieldType::Words => Some(WORD_FORMAT),
+            _ => None,
+        }
+    }
 }
 
 /// One field of an event.
@@ -228,9 +265,14 @@ macro_rules! loader_events {
             error Refused refused(code: u8, name: istr, trace_ticks: u64, text: str)
                 => "Refused code={=u8} name={=istr} trace_ticks={=u64} text={=str}";
             /// A CPU exception, in the loader or in the kernel before it has its own IDT,
-            /// and the ticks spent writing the trace before this frame.
-            error CpuException cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool, trace_ticks: u64)
-                => "CpuException vector={=u8} error_code={=u64:#x} rip={=u64:#x} cr2={=u64:#x} in_kernel={=bool} trace_ticks={=u64}";
+            /// and the ticks spent writing the trace before this frame; then the state
+            /// a diagnosis needs: `rsp`, `rflags` and `cr3` when it happened, and up to
+            /// 16 words of the stack from `rsp` up, as far as the active page tables map
+            /// them (read only while they are the loader's own: none once the kernel
+            /// switched CR3, nor when `rsp` itself is unmapped, as after a stack
+            /// overflow).
+            error CpuException cpu_exception(vector: u8, error_code: u64, rip: u64, cr2: u64, in_kernel: bool, trace_ticks: u64, rsp: u64, rflags: u64, cr3: u64, stack: words)
+                => "CpuException vector={=u8} error_code={=u64:#x} rip={=u64:#x} cr2={=u64:#x} in_kernel={=bool} trace_ticks={=u64} rsp={=u64:#x} rflags={=u64:#x} cr3={=u64:#x} stack={=[?]}";
         }
     };
 }
@@ -245,6 +287,7 @@ macro_rules! decoded_type {
     (str) => { String };
     (istr) => { String };
     (memory_map) => { Vec<MapEntry> };
+    (words) => { Vec<u64> };
 }
 
 /// The [`FieldType`] of a field type.
@@ -272,6 +315,9 @@ macro_rules! field_type {
     };
     (memory_map) => {
         FieldType::MemoryMap
+    };
+    (words) => {
+        FieldType::Words
     };
 }
 
@@ -308,6 +354,7 @@ macro_rules! take_value {
     (@ str, $value:expr) => { take_string($value) };
     (@ istr, $value:expr) => { take_string($value) };
     (@ memory_map, $value:expr) => { take_memory_map($value) };
+    (@ words, $value:expr) => { take_words($value) };
     (@ $int:ident, $value:expr) => {
         match $value {
             Some(Value::Unsigned(n)) => <$int>::try_from(*n).ok(),
@@ -341,6 +388,14 @@ macro_rules! to_value {
                 .collect(),
         )
     };
+    (words, $field:expr) => {
+        Value::List(
+            $field
+                .iter()
+                .map(|w| alloc::vec![Value::Unsigned(*w)])
+                .collect(),
+        )
+    };
     ($int:ident, $field:expr) => {
         Value::Unsigned(u64::from(*$field))
     };
@@ -367,6 +422,19 @@ fn take_memory_map(value: Option<&Value>) -> Option<Vec<MapEntry>> {
                     kind: u8::try_from(*kind).ok()?,
                 })
             }
+            _ => None,
+        })
+        .collect()
+}
+
+fn take_words(value: Option<&Value>) -> Option<Vec<u64>> {
+    let Some(Value::List(items)) = value else {
+        return None;
+    };
+    items
+        .iter()
+        .map(|item| match item.as_slice() {
+            [Value::Unsigned(word)] => Some(*word),
             _ => None,
         })
         .collect()

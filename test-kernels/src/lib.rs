@@ -20,6 +20,8 @@
 //! | `big-dyn` | `ET_DYN` static PIE, 576 KiB of data and 2304 more relocations ([`bulk`]) | as `hello-dyn` | yes | newer kernels (0.11+) |
 //! | `calibrating` | `ET_DYN` static PIE; then finds its TSC frequency like Hermit 0.6–0.10 ([`frequency`]) | HERMIT (entry version 3, kernels 0.6.1–0.6.9) only | yes | older kernels (0.6–0.10) |
 //!
+//! | `crashing` | `ET_DYN` static PIE; fails on purpose after the hand-over as its argument says ([`crash`]) | HERMIT (entry version 4) only | no | none: it checks nothing |
+//!
 //! `hello-exec` carries no ABI tag: position-dependent kernels at 0x800000 are what
 //! the older generation looks like, so the loader must treat it as one.
 //!
@@ -95,6 +97,7 @@ pub mod bulk;
 #[cfg(feature = "bare-metal")]
 pub mod checks;
 pub mod cmdline;
+pub mod crash;
 pub mod elf;
 pub mod fdt;
 pub mod frequency;

@@ -73,7 +73,13 @@ impl Event {
             };
             return vec![LinePiece::Text(message)];
         };
-        let args: Vec<Arg> = self.kind.values().iter().map(arg_of).collect();
+        let args: Vec<Arg> = self
+            .kind
+            .values()
+            .iter()
+            .zip(spec.fields)
+            .map(|(value, field)| arg_of(value, field.ty.element_format()))
+            .collect();
         let Ok(fragments) =
             defmt_parser::parse(spec.format, defmt_parser::ParserMode::ForwardsCompatible)
         else {
@@ -125,8 +131,9 @@ impl Event {
     }
 }
 
-/// A contract value as a wire argument, for display.
-fn arg_of(value: &Value) -> Arg {
+/// A contract value as a wire argument, for display; the elements of a list are
+/// shown by `element_format`, their field type's.
+fn arg_of(value: &Value, element_format: Option<&str>) -> Arg {
     match value {
         Value::Unsigned(n) => Arg::Unsigned(u128::from(*n)),
         Value::Bool(b) => Arg::Bool(*b),
@@ -135,8 +142,8 @@ fn arg_of(value: &Value) -> Arg {
             items
                 .iter()
                 .map(|values| Arg::Format {
-                    format: wire::MAP_ENTRY_FORMAT.to_string(),
-                    args: values.iter().map(arg_of).collect(),
+                    format: element_format.unwrap_or_default().to_string(),
+                    args: values.iter().map(|v| arg_of(v, None)).collect(),
                 })
                 .collect(),
         ),

@@ -484,7 +484,7 @@ mod tests {
         let faulted = seen(&[
             START,
             HAND_OVER,
-            "CpuException vector=6 error_code=0x0 rip=0x801000 cr2=0x0 in_kernel=true trace_ticks=0",
+            "CpuException vector=6 error_code=0x0 rip=0x801000 cr2=0x0 in_kernel=true trace_ticks=0 rsp=0x20be68 rflags=0x12 cr3=0x210000 stack=[0x808989]",
         ]);
         let nothing = TraceSeen::undecoded(0);
         let cases = [

@@ -4,7 +4,7 @@
 //! write events the way a person reads them.
 
 use defmt_parser::{Fragment, ParserMode, Type};
-use rusty_loader::wire::{LoaderEvent, Value, EVENTS, MAP_ENTRY_FORMAT};
+use rusty_loader::wire::{FieldSpec, LoaderEvent, Value, EVENTS};
 
 use crate::decode::Event;
 
@@ -20,7 +20,7 @@ pub fn event(timestamp: u64, message: &str) -> Event {
     let Some(spec) = EVENTS.iter().find(|spec| spec.name == name) else {
         return unknown(timestamp, message);
     };
-    let kind = values(spec.format, message)
+    let kind = values(spec.format, spec.fields, message)
         .and_then(|values| LoaderEvent::from_values(name, &values).ok())
         .unwrap_or_else(|| panic!("{message:?} does not read as `{}`", spec.format));
     Event::new(timestamp, kind)
@@ -39,8 +39,9 @@ pub fn unknown(timestamp: u64, message: &str) -> Event {
     )
 }
 
-/// Reads the values of `format` back from `text`, or `None` if it does not match.
-fn values(format: &str, text: &str) -> Option<Vec<Value>> {
+/// Reads the values of `format` (whose parameters are `fields`) back from `text`,
+/// or `None` if it does not match.
+fn values(format: &str, fields: &[FieldSpec], text: &str) -> Option<Vec<Value>> {
     let fragments = defmt_parser::parse(format, ParserMode::ForwardsCompatible).ok()?;
     let mut rest = text;
     let mut values = Vec::new();
@@ -58,14 +59,15 @@ fn values(format: &str, text: &str) -> Option<Vec<Value>> {
                 };
                 let (value, tail) = rest.split_at(end);
                 rest = tail;
-                values.push(value_of(&p.ty, value)?);
+                let element = fields.get(p.index).and_then(|f| f.ty.element_format());
+                values.push(value_of(&p.ty, element, value)?);
             }
         }
     }
     rest.is_empty().then_some(values)
 }
 
-fn value_of(ty: &Type, text: &str) -> Option<Value> {
+fn value_of(ty: &Type, element_format: Option<&str>, text: &str) -> Option<Value> {
     Some(match ty {
         Type::Bool => Value::Bool(text.parse().ok()?),
         Type::Str | Type::IStr => Value::Str(text.to_string()),
@@ -76,7 +78,7 @@ fn value_of(ty: &Type, text: &str) -> Option<Value> {
             } else {
                 inner
                     .split(", ")
-                    .map(|item| values(MAP_ENTRY_FORMAT, item))
+                    .map(|item| values(element_format?, &[], item))
                     .collect::<Option<Vec<_>>>()?
             };
             Value::List(items)

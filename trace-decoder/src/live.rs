@@ -149,6 +149,7 @@ impl<'t> Session<'t> {
                 self.record.malformed_frames, self.frames
             )));
         }
+        self.record.text_lines.finish(Some(now));
         self.record.host.end = Some(now);
         self.record.exit_status = exit_status;
         self.record
@@ -167,6 +168,9 @@ impl<'t> Session<'t> {
                     self.record.host.first_kernel_output.get_or_insert(now);
                 }
                 self.record.text_bytes += text.len();
+                self.record
+                    .text_lines
+                    .feed(&text, Some(now), self.after_hand_over);
                 out(Output::Text(&text));
             }
             Piece::Frame(frame) => self.frame(&frame, now, out),

@@ -50,6 +50,7 @@ use trace_decoder::pump::{read_live, stop_on_ctrl_c, Arrival, InputEnd};
 use trace_decoder::report::format::{escape_text, Paint};
 use trace_decoder::report::outcome::OutcomeKind;
 use trace_decoder::report::{BootRecord, HostTimes, Report};
+use trace_decoder::symbols::AppSymbols;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -65,6 +66,9 @@ Examples:
 
   # Timeline files for chrome://tracing (or Perfetto) and for a browser.
   rusty-trace boot.bin --chrome-trace boot.json --svg boot.svg
+
+  # A kernel that crashed: RIP and the stack's return addresses named from its ELF.
+  rusty-trace boot.bin --app target/test-kernels/debug/crashing
 
   # Only the kernel's text, frames removed.
   rusty-trace --quiet --no-report boot.bin > kernel.txt
@@ -138,6 +142,13 @@ struct Cli {
     /// No end report (files asked for with --chrome-trace or --svg are still written).
     #[arg(long)]
     no_report: bool,
+    /// The application's ELF (the kernel that was booted): a crash's RIP and the
+    /// return addresses on its stack are named with its symbol table (function and
+    /// offset) and DWARF (file:line). A stripped ELF gives addresses only.
+    #[arg(long, value_name = "FILE")]
+    app: Option<PathBuf>,
+    /// QEMU's exit status for the report (`echo $?` after QEMU, or a recording's
+    /// .status file).
     /// QEMU's exit status for the report (`echo $?` after QEMU); overrides a
     /// recording's .status file.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
@@ -161,7 +172,7 @@ struct Cli {
 }
 
 /// The options that show or write one boot, which a profile of several does not.
-const PER_BOOT_OUTPUTS: [&str; 4] = ["format", "chrome_trace", "svg", "status"];
+const PER_BOOT_OUTPUTS: [&str; 5] = ["format", "chrome_trace", "svg", "status", "app"];
 
 fn parse_percent(text: &str) -> Result<f64, String> {
     trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
@@ -236,10 +247,17 @@ fn run(cli: &Cli) -> Result<(), Fatal> {
         .transpose()
         .map_err(|e| Fatal::setup(format!("{e:#}")))?;
     let decoder = Decoder::load(cli.elf.as_deref())?;
+    // A bad application ELF is refused before any input is read, like the loader's.
+    let app = cli
+        .app
+        .as_deref()
+        .map(AppSymbols::read)
+        .transpose()
+        .map_err(|e| Fatal::setup(format!("--app: {e}")))?;
     if profiling {
         profile(cli, &decoder, baseline.as_ref())
     } else {
-        decode_one(cli, &decoder)
+        decode_one(cli, &decoder, app.as_ref())
     }
 }
 
@@ -464,7 +482,7 @@ fn exit_status(cli: &Cli) -> Result<Option<i32>, Fatal> {
 }
 
 /// One stream, shown live, then its report.
-fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
+fn decode_one(cli: &Cli, decoder: &Decoder, app: Option<&AppSymbols>) -> Result<(), Fatal> {
     let exit_status = exit_status(cli)?;
     let input = input::open(cli.inputs.first().map(PathBuf::as_path)).map_err(Fatal::input)?;
     if input.terminal {
@@ -505,10 +523,11 @@ fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
     if input.recorded {
         // Arrival times say how fast a file was read, not when QEMU sent it.
         record.host = HostTimes::default();
+        record.text_lines.forget_times();
     }
     let result = decoder
         .check_found(chosen, status, &record, &input.name)
-        .and_then(|()| write_reports(&record, cli, &mut console));
+        .and_then(|()| write_reports(&record, cli, app, &mut console));
     console.flush();
     if console.reader_gone() {
         // The reader of our output went away (`rusty-trace ... | head`): nothing
@@ -532,6 +551,7 @@ fn decode_one(cli: &Cli, decoder: &Decoder) -> Result<(), Fatal> {
 fn write_reports<O: io::Write, E: io::Write>(
     record: &BootRecord,
     cli: &Cli,
+    app: Option<&AppSymbols>,
     console: &mut Console<O, E>,
 ) -> Result<(), Fatal> {
     let files = ReportFiles {
@@ -542,7 +562,7 @@ fn write_reports<O: io::Write, E: io::Write>(
     if cli.no_report && !files.any() {
         return Ok(());
     }
-    let report = Report::build(record);
+    let report = Report::build_with_app(record, app);
     for path in files.write(&report).map_err(Fatal::setup)? {
         console.flush();
         eprintln!("rusty-trace: wrote {}", path.display());

@@ -65,6 +65,16 @@ fn field_value(ty: FieldType) -> BoxedStrategy<WireValue> {
         FieldType::MemoryMap => prop::collection::vec(map_entry(), 0..6)
             .prop_map(WireValue::List)
             .boxed(),
+        FieldType::Words => prop::collection::vec(any::<u64>(), 0..17)
+            .prop_map(|words| {
+                WireValue::List(
+                    words
+                        .into_iter()
+                        .map(|w| vec![WireValue::Unsigned(w)])
+                        .collect(),
+                )
+            })
+            .boxed(),
     }
 }
 
@@ -139,6 +149,7 @@ fn record() -> impl Strategy<Value = BootRecord> {
                 text_bytes: health.2,
                 errors_only: health.3,
                 trace_bytes: health.4,
+                ..BootRecord::default()
             },
         )
 }

@@ -163,7 +163,7 @@ fn synthetic_reports() -> Vec<(&'static str, Report)> {
     let mut exception = boot();
     exception.push(ev(
         15000,
-        "CpuException vector=13 error_code=0x0 rip=0x800010 cr2=0x0 in_kernel=true trace_ticks=1300",
+        "CpuException vector=13 error_code=0x0 rip=0x800010 cr2=0x0 in_kernel=true trace_ticks=1300 rsp=0x10bfd8 rflags=0x10046 cr3=0x134000 stack=[]",
     ));
     let overlapping = vec![
         ev(1, "MemoryMap regions=[0x0-0x100000:1]"),

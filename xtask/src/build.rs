@@ -333,10 +333,13 @@ pub struct TestKernels {
     /// Older generation, entry version 3, ET_DYN with TLS: finds its TSC frequency
     /// like Hermit 0.6–0.10 (`-freq`, else the PIT, else a guess).
     pub calibrating: PathBuf,
+    /// Older generation, ET_DYN: fails on purpose after the hand-over as its first
+    /// application argument says (`-- page-fault`, `-- triple-fault`, `-- hang`...).
+    pub crashing: PathBuf,
 }
 
 impl TestKernels {
-    pub fn all(&self) -> [&PathBuf; 6] {
+    pub fn all(&self) -> [&PathBuf; 7] {
         [
             &self.hello_dyn,
             &self.legacy_dyn,
@@ -344,6 +347,7 @@ impl TestKernels {
             &self.hello_exec,
             &self.big_dyn,
             &self.calibrating,
+            &self.crashing,
         ]
     }
 }
@@ -369,6 +373,7 @@ fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBu
                 "legacy-v2",
                 "big-dyn",
                 "calibrating",
+                "crashing",
             ],
             features: "bare-metal",
             profile,
@@ -434,6 +439,7 @@ pub fn build_test_kernels(sh: &Shell, profile: Profile) -> Result<TestKernels> {
         hello_exec: install(&exec, "hello-exec")?,
         big_dyn: install(&pie, "big-dyn")?,
         calibrating: install(&pie, "calibrating")?,
+        crashing: install(&pie, "crashing")?,
     })
 }
 

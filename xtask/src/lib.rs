@@ -7,6 +7,7 @@ pub mod bench_loaders;
 pub mod build;
 pub mod preflight;
 pub mod qemu;
+pub mod qmp;
 pub mod record;
 pub mod trace;
 

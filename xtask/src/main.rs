@@ -19,6 +19,7 @@ use trace_decoder::ending::{help_table, Ending, EndingKind, USAGE_STATUS};
 use trace_decoder::outputs::{write_file, ReportFiles};
 use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
 use trace_decoder::report::Report;
+use trace_decoder::symbols::AppSymbols;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
 use xtask::preflight;
@@ -316,6 +317,9 @@ struct Prepared {
     /// None for a loader built without tracing.
     table: Option<TraceTable>,
     timeout: Duration,
+    /// The application's symbols, to name a crash's code addresses (None when its
+    /// ELF cannot be read for them: the report then gives addresses only).
+    symbols: Option<AppSymbols>,
 }
 
 /// Everything before a boot: the arguments and files checked first (a mistake costs
@@ -370,8 +374,25 @@ fn prepare(
             .trim_start()
             .to_string();
     }
+    let symbols = match AppSymbols::read(&app) {
+        // Named as the user would name it, not by where the checkout lies.
+        Ok(mut symbols) => {
+            symbols.name = app
+                .strip_prefix(xtask::project_root())
+                .unwrap_or(&app)
+                .display()
+                .to_string();
+            Some(symbols)
+        }
+        Err(why) => {
+            eprintln!("warning: {why}: a crash's addresses will not be named");
+            None
+        }
+    };
     let config = QemuConfig {
         qemu,
+        // What the loader cannot see (a triple fault, a hang) is asked of QEMU.
+        monitor: true,
         machine: if boot.microvm {
             Machine::Microvm
         } else {
@@ -394,15 +415,38 @@ fn prepare(
         config,
         table,
         timeout: Duration::from_secs(boot.timeout),
+        symbols,
     })
 }
 
-/// Ends a boot: one line on stderr unless the application succeeded, and the status.
-fn finish(ending: &Ending) -> ExitCode {
+/// Ends a boot: one line on stderr unless the application succeeded (and one more
+/// with what QEMU said, when it stopped the guest), and the status.
+fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
     if ending.kind != EndingKind::AppSucceeded {
         eprintln!("error: {}; exit status {}", ending.reason, ending.status);
+        if let Some(said) = qemu_said {
+            eprintln!("QEMU: {said}");
+        }
     }
     ExitCode::from(ending.status)
+}
+
+/// What QEMU said when it stopped the guest, in one sentence: from the report (RIP
+/// named from the application's ELF) when the boot was traced, else its RIP alone.
+fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
+    let stop = run.stop.as_ref()?;
+    if let Some(record) = &run.record {
+        return Report::build_with_app(record, symbols)
+            .stop
+            .map(|s| s.message);
+    }
+    let rip = stop
+        .registers
+        .as_deref()
+        .map(trace_decoder::qemu_state::Registers::parse)
+        .and_then(|registers| registers.rip)
+        .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
+    Some(format!("the guest stopped{rip}"))
 }
 
 /// `cargo xtask run`.
@@ -423,7 +467,8 @@ fn run_app(sh: &Shell, boot: &BootOptions) -> Result<ExitCode> {
         }),
     )?;
     drop(out);
-    Ok(finish(&run.ending()))
+    let said = qemu_said(&run, prepared.symbols.as_ref());
+    Ok(finish(&run.ending(), said.as_deref()))
 }
 
 /// Writes the raw stream and QEMU's status beside it (`FILE.status`), the pair
@@ -497,7 +542,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             save(path, &run)?;
         }
         let record = run.record.as_ref().expect("a traced boot has a record");
-        let report = Report::build(record);
+        let report = Report::build_with_app(record, prepared.symbols.as_ref());
         println!();
         print!("{}", report.render_text(color));
         let files = ReportFiles {
@@ -508,7 +553,8 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         for path in files.write(&report)? {
             wrote(&path);
         }
-        return Ok(finish(&run.ending()));
+        let said = report.stop.as_ref().map(|stop| stop.message.clone());
+        return Ok(finish(&run.ending(), said.as_deref()));
     }
     profile_runs(&prepared, table, &args, baseline.as_ref())
 }
@@ -562,7 +608,7 @@ fn profile_runs(
     println!();
     print!("{}", comparison.render());
     if comparison.regressions() > 0 {
-        return Ok(finish(&Ending::regression(comparison.verdict())));
+        return Ok(finish(&Ending::regression(comparison.verdict()), None));
     }
     println!("{}", comparison.verdict());
     Ok(ExitCode::SUCCESS)

@@ -50,6 +50,13 @@ pub struct QemuConfig {
     /// figure repeats exactly, whatever the host is doing. For budgets and baselines;
     /// much slower than TCG's normal mode.
     pub deterministic: bool,
+    /// Ask QEMU, not the guest, how a boot ended: `-no-shutdown` and a QMP socket,
+    /// so that a guest that resets (a triple fault, stopped by `-no-reboot`) or
+    /// powers off is paused and its registers can be read, and a guest still
+    /// running at the timeout is stopped and read the same way
+    /// ([`Finished::stop`]); under TCG also `-d cpu_reset` to a log, where QEMU says
+    /// "Triple fault" when that is what reset the guest.
+    pub monitor: bool,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -70,13 +77,21 @@ impl QemuConfig {
             loader_options: Vec::new(),
             append: None,
             deterministic: false,
+            monitor: false,
             extra_args: Vec::new(),
             working_dir: None,
         }
     }
 
-    /// The arguments after the QEMU binary's name.
+    /// The arguments after the QEMU binary's name (with [`QemuConfig::monitor`], its
+    /// socket and log shown in `<monitor>`; [`run`] puts them in a directory of its
+    /// own).
     pub fn args(&self) -> Vec<OsString> {
+        self.args_with_monitor(Path::new("<monitor>"))
+    }
+
+    /// The arguments, the monitor's socket and log in `monitor_dir`.
+    fn args_with_monitor(&self, monitor_dir: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |s: &str| args.push(s.into());
         if self.kvm {
@@ -109,6 +124,21 @@ impl QemuConfig {
             push("-nodefaults");
             push("-no-user-config");
         }
+        if self.monitor {
+            let (socket, log) = monitor_paths(monitor_dir);
+            args.push("-no-shutdown".into());
+            args.push("-qmp".into());
+            let mut qmp = OsString::from("unix:");
+            qmp.push(&socket);
+            qmp.push(",server=on,wait=off");
+            args.push(qmp);
+            if !self.kvm {
+                args.push("-d".into());
+                args.push("cpu_reset".into());
+                args.push("-D".into());
+                args.push(log.into());
+            }
+        }
         args.push("-kernel".into());
         args.push(self.loader.clone().into_os_string());
         if let Some(app) = &self.app {
@@ -129,10 +159,10 @@ impl QemuConfig {
         args
     }
 
-    /// The command, ready to spawn.
-    pub fn command(&self) -> Command {
+    /// The command, ready to spawn (a monitor's files in `monitor_dir`).
+    fn command(&self, monitor_dir: &Path) -> Command {
         let mut command = Command::new(&self.qemu);
-        command.args(self.args());
+        command.args(self.args_with_monitor(monitor_dir));
         if let Some(dir) = &self.working_dir {
             command.current_dir(dir);
         }
@@ -155,6 +185,32 @@ impl QemuConfig {
             self.loader.display(),
             self.append.as_deref().unwrap_or("")
         )
+    }
+}
+
+/// The QMP socket and QEMU's log in a monitor directory.
+fn monitor_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("qmp.sock"), dir.join("qemu.log"))
+}
+
+/// A fresh directory for one run's monitor files, removed when dropped.
+struct MonitorDir(PathBuf);
+
+impl MonitorDir {
+    fn new() -> io::Result<MonitorDir> {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("rusty-loader-qemu-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(MonitorDir(dir))
+    }
+}
+
+impl Drop for MonitorDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -198,6 +254,11 @@ pub struct Finished {
     /// The last line QEMU wrote to its standard error that is not a warning, without
     /// its line break: why QEMU failed, when it did (kept in both modes).
     pub error_line: Option<String>,
+    /// With [`QemuConfig::monitor`]: how QEMU saw the guest stop (reset, power-off,
+    /// or stopped at the timeout) and its registers then.
+    pub stop: Option<crate::qmp::MachineStop>,
+    /// With [`QemuConfig::monitor`] under TCG: QEMU logged a triple fault.
+    pub triple_fault_logged: bool,
     /// From the spawn to QEMU's end.
     pub wall: Duration,
 }
@@ -214,9 +275,15 @@ pub fn run(
     stderr: QemuStderr,
     on_serial: impl FnMut(Arrival) -> ControlFlow<()>,
 ) -> Result<Finished> {
+    let monitor = if config.monitor {
+        Some(MonitorDir::new().context("creating a directory for QEMU's monitor socket")?)
+    } else {
+        None
+    };
+    let monitor_dir = monitor.as_ref().map_or(Path::new("."), |m| m.0.as_path());
     let start = Instant::now();
     let mut child = config
-        .command()
+        .command(monitor_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -227,13 +294,36 @@ pub fn run(
     // Set to make the watchdog stop QEMU before its time.
     let stop = Arc::new(AtomicBool::new(false));
     let kvm_failed = Arc::new(AtomicBool::new(false));
+    // Set by the watchdog at the timeout: the monitor stops the guest and reads it.
+    let stop_guest = Arc::new(AtomicBool::new(false));
+    // Set once QEMU has ended: a monitor still waiting for the socket gives up.
+    let qemu_gone = Arc::new(AtomicBool::new(false));
+    // Set once the monitor talks to QEMU: only then is it given time at the timeout.
+    let monitor_connected = Arc::new(AtomicBool::new(false));
     let stderr_watch = {
         let (stop, kvm_failed) = (stop.clone(), kvm_failed.clone());
         std::thread::spawn(move || watch_stderr(qemu_stderr, stderr, &stop, &kvm_failed))
     };
+    let monitor_watch = monitor.as_ref().map(|dir| {
+        let (socket, _) = monitor_paths(&dir.0);
+        let (stop_guest, qemu_gone) = (stop_guest.clone(), qemu_gone.clone());
+        let connected = monitor_connected.clone();
+        std::thread::spawn(move || crate::qmp::watch(&socket, &stop_guest, &qemu_gone, &connected))
+    });
     let watchdog = {
         let stop = stop.clone();
-        std::thread::spawn(move || watch(child, start, start + timeout, &stop))
+        let monitor = monitor
+            .is_some()
+            .then(|| (stop_guest.clone(), monitor_connected.clone()));
+        let qemu_gone = qemu_gone.clone();
+        std::thread::spawn(move || {
+            let monitor = monitor
+                .as_ref()
+                .map(|(stop, connected)| (&**stop, &**connected));
+            let ending = watch(child, start, start + timeout, &stop, monitor);
+            qemu_gone.store(true, Ordering::Relaxed);
+            ending
+        })
     };
     // QEMU's standard output ends when QEMU does, however it ends: the watchdog makes
     // sure it does.
@@ -245,6 +335,14 @@ pub fn run(
     let (captured, error_line) = stderr_watch
         .join()
         .expect("the stderr watcher does not panic");
+    let stop_seen = monitor_watch
+        .map(|watch| watch.join().expect("the monitor does not panic"))
+        .unwrap_or(None);
+    let triple_fault_logged = monitor.as_ref().is_some_and(|dir| {
+        let (_, log) = monitor_paths(&dir.0);
+        std::fs::read(log)
+            .is_ok_and(|log| log.windows(TRIPLE_FAULT.len()).any(|w| w == TRIPLE_FAULT))
+    });
     let ending = ending.context("waiting for QEMU")?;
     if let InputEnd::ReadError(error) = end {
         return Err(error).context("reading QEMU's serial output");
@@ -256,9 +354,14 @@ pub fn run(
         interrupted: matches!(end, InputEnd::Interrupted),
         stderr: String::from_utf8_lossy(&captured).into_owned(),
         error_line,
+        stop: stop_seen,
+        triple_fault_logged,
         wall: ending.wall,
     })
 }
+
+/// What QEMU logs (`-d cpu_reset`, TCG) when a triple fault resets the guest.
+const TRIPLE_FAULT: &[u8] = b"Triple fault";
 
 /// How the watchdog saw QEMU end.
 struct Ending {
@@ -267,21 +370,31 @@ struct Ending {
     wall: Duration,
 }
 
-/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set.
+/// How long a monitor may take to stop the guest, read it and end QEMU at the
+/// timeout before QEMU is killed.
+const MONITOR_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set. At the
+/// deadline, with a monitor that talks to QEMU (`monitor`: the flag that asks it to
+/// stop the guest, and whether it is connected), the monitor is asked to stop the
+/// guest and end QEMU first.
 fn watch(
     mut child: Child,
     start: Instant,
     deadline: Instant,
     stop: &AtomicBool,
+    monitor: Option<(&AtomicBool, &AtomicBool)>,
 ) -> io::Result<Ending> {
+    let mut kill_at = None;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
                 return Ok(Ending {
-                    status: status.code(),
-                    timed_out: false,
+                    // Ended by the monitor at the timeout: no status of the guest's.
+                    status: status.code().filter(|_| kill_at.is_none()),
+                    timed_out: kill_at.is_some(),
                     wall: start.elapsed(),
-                })
+                });
             }
             Ok(None) => {}
             Err(error) => {
@@ -290,8 +403,16 @@ fn watch(
                 return Err(error);
             }
         }
-        let timed_out = Instant::now() >= deadline;
-        if timed_out || stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let timed_out = now >= deadline;
+        if let (true, None, Some((stop_guest, connected))) = (timed_out, kill_at, monitor) {
+            if connected.load(Ordering::Relaxed) {
+                stop_guest.store(true, Ordering::Relaxed);
+                kill_at = Some(now + MONITOR_GRACE);
+            }
+        }
+        let grace_over = kill_at.is_none_or(|at| now >= at);
+        if (timed_out && grace_over) || stop.load(Ordering::Relaxed) {
             let _ = child.kill();
             child.wait()?;
             return Ok(Ending {

@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
@@ -15,10 +15,12 @@ use trace_decoder::decode::TraceTable;
 use trace_decoder::ending::{Ending, QemuEnd, TraceSeen};
 use trace_decoder::live::{LineStyle, Session};
 use trace_decoder::pump::Arrival;
+use trace_decoder::qemu_state::{QemuStop, StopKind};
 use trace_decoder::report::BootRecord;
 use trace_decoder::stream::{Demux, Piece};
 
 use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
+use crate::qmp::{MachineStop, StopReason};
 
 /// One boot.
 pub struct TracedRun {
@@ -28,6 +30,9 @@ pub struct TracedRun {
     pub qemu: QemuEnd,
     /// The last error line QEMU printed, if any.
     pub qemu_error: Option<String>,
+    /// What QEMU said when it stopped the guest (a reset, a power-off, a hang), when
+    /// it was asked ([`QemuConfig::monitor`]); also in the record, when there is one.
+    pub stop: Option<QemuStop>,
     /// Every byte QEMU wrote to the serial port.
     pub raw: Vec<u8>,
 }
@@ -72,6 +77,8 @@ pub fn boot(
     live: Option<Live>,
 ) -> Result<TracedRun> {
     let mut raw = Vec::new();
+    // Host times count from now: QEMU starts right away.
+    let start = Instant::now();
     let (finished, record) = match table {
         Some(table) => {
             let quiet = ConsoleStyle {
@@ -100,15 +107,18 @@ pub fn boot(
                 }
                 None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
             };
-            // Host times count from now: QEMU starts right away.
-            let mut consumer = LiveConsumer::new(Session::new(table), console);
+            let mut consumer = LiveConsumer::new(Session::with_start(table, start), console);
             let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
                 if let Arrival::Bytes(bytes) = arrival {
                     raw.extend_from_slice(bytes);
                 }
                 consumer.take(arrival)
             })?;
-            let record = consumer.finish(finished.status).record;
+            // When QEMU stopped the guest (a reset, a power-off, the timeout), the
+            // monitor ended QEMU: its exit status is the monitor's doing, not the
+            // guest's.
+            let guest_status = finished.status.filter(|_| finished.stop.is_none());
+            let record = consumer.finish(guest_status).record;
             (finished, Some(record))
         }
         None => {
@@ -136,12 +146,35 @@ pub fn boot(
             (finished, None)
         }
     };
+    let stop = finished
+        .stop
+        .as_ref()
+        .map(|stop| qemu_stop(stop, finished.triple_fault_logged, timeout, start));
+    let record = record.map(|record| BootRecord {
+        qemu_stop: stop.clone(),
+        ..record
+    });
     Ok(TracedRun {
         record,
         qemu: qemu_end(&finished, timeout),
         qemu_error: finished.error_line,
+        stop,
         raw,
     })
+}
+
+/// QEMU's stop as the decoder's record holds it, on the session's clock.
+fn qemu_stop(stop: &MachineStop, logged: bool, timeout: Duration, start: Instant) -> QemuStop {
+    QemuStop {
+        kind: match &stop.reason {
+            StopReason::GuestReset if logged => StopKind::TripleFault,
+            StopReason::GuestReset => StopKind::GuestReset,
+            StopReason::Shutdown(reason) => StopKind::Shutdown(reason.clone()),
+            StopReason::Timeout => StopKind::Hang { timeout },
+        },
+        at: stop.at.checked_duration_since(start),
+        registers: stop.registers.clone(),
+    }
 }
 
 /// Writes the text of the serial stream; frames are left out.
@@ -196,6 +229,29 @@ fn kvm_usable_with(device: &Path, modules: &Path) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_stops_become_the_records_stop_kinds() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(3);
+        let stop = |reason| MachineStop {
+            reason,
+            at: start + Duration::from_millis(5),
+            registers: Some("RIP=0000000000801234".into()),
+        };
+        let kind = |reason, logged| qemu_stop(&stop(reason), logged, timeout, start).kind;
+        assert_eq!(kind(StopReason::GuestReset, true), StopKind::TripleFault);
+        assert_eq!(kind(StopReason::GuestReset, false), StopKind::GuestReset);
+        assert_eq!(kind(StopReason::Timeout, false), StopKind::Hang { timeout });
+        assert_eq!(
+            kind(StopReason::Shutdown("guest-shutdown".into()), false),
+            StopKind::Shutdown("guest-shutdown".into())
+        );
+        let recorded = qemu_stop(&stop(StopReason::Timeout), false, timeout, start);
+        assert_eq!(recorded.at, Some(Duration::from_millis(5)));
+    }
+
     #[test]
     fn kvm_is_refused_without_the_device_or_under_pvm() {
         let dir = tempfile::tempdir().unwrap();

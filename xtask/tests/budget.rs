@@ -50,13 +50,19 @@ fn release_loader() -> &'static LoaderArtifacts {
 /// output and the whole loader.
 fn instructions(app: &std::path::Path, machine: Machine) -> BTreeMap<String, u64> {
     let loader = release_loader();
+    // Paths relative to the project root: the loader reads its command line (the
+    // loader's path first) and the module's string (the application's path), so
+    // absolute paths would make the counts depend on where the checkout lies.
+    let root = xtask::project_root();
+    let relative = |path: &std::path::Path| path.strip_prefix(&root).unwrap_or(path).to_path_buf();
     let config = QemuConfig {
         machine,
         deterministic: true,
+        working_dir: Some(root.clone()),
         // A given frequency: the budget is about work, not about how long the loader
         // polls its reference counter when there was too little work to measure.
         append: Some("-freq 1000 -- budget".to_string()),
-        ..QemuConfig::new(&loader.image, app)
+        ..QemuConfig::new(relative(&loader.image), relative(app))
     };
     let run = boot(&config);
     assert_eq!(run.status, Some(3), "{}", run.serial_text());

@@ -1,8 +1,8 @@
 //! Everything that touches the machine, one file per job: port I/O and the exit
 //! port, the serial port, control registers and MSRs, link-time addresses, reading
 //! memory the loader handed over, the probe statics, TLS through FS, the PIT and
-//! the TSC, the exception handlers, the C memory functions and the start-up
-//! assembly.
+//! the TSC, the exception handlers, the faults the `crashing` kernel commits on
+//! purpose, the C memory functions and the start-up assembly.
 //!
 //! These are the only modules with `unsafe`; every other module forbids it. Memory
 //! the loader points at is only read after [`memory::mapped_bytes`] found every page
@@ -17,6 +17,7 @@
 pub mod cpu;
 pub mod entry;
 pub mod exceptions;
+pub mod faults;
 pub mod mem_ops;
 pub mod memory;
 pub mod pit;

@@ -2,7 +2,7 @@
 //! format strings, frames written field by field (a comment per field), and the
 //! hostile frames a fuzzing campaign found.
 
-use rusty_loader::wire::{LoaderEvent, MapEntry, EVENTS, MAP_ENTRY_FORMAT};
+use rusty_loader::wire::{LoaderEvent, MapEntry, EVENTS, MAP_ENTRY_FORMAT, WORD_FORMAT};
 
 use super::*;
 use crate::frame::{rzcobs_encode, Table, Tag};
@@ -11,6 +11,7 @@ use crate::frame::{rzcobs_encode, Table, Tag};
 const SEQUENCE: u16 = 100;
 const MAP_ENTRY: u16 = 101;
 const NAME_DYN: u16 = 102;
+const WORD: u16 = 103;
 
 /// The contract's events at indices 1, 2, ... (in `EVENTS` order), a u32 timestamp,
 /// the format-sequence tag and the map entry's format, and one interned name.
@@ -29,6 +30,7 @@ fn table() -> TraceTable {
     entries.push((SEQUENCE, Tag::Str, "{=__internal_FormatSequence}".into()));
     entries.push((MAP_ENTRY, Tag::Other, MAP_ENTRY_FORMAT.into()));
     entries.push((NAME_DYN, Tag::Str, "dyn".into()));
+    entries.push((WORD, Tag::Other, WORD_FORMAT.into()));
     let entries: Vec<(u16, Tag, &str)> = entries
         .iter()
         .map(|(i, t, s)| (*i, *t, s.as_str()))
@@ -159,15 +161,34 @@ fn decodes_every_kind_of_field() {
     args.push(1); // in_kernel
     let in_kernel = args.len() - 1;
     args.extend_from_slice(&900u64.to_le_bytes()); // trace_ticks
+    for value in [0x10_3ff0u64, 0x46, 0x13_4000] {
+        // rsp, rflags, cr3
+        args.extend_from_slice(&value.to_le_bytes());
+    }
+    // The stack: two words, each a nested `{=u64:#x}` after the count and the
+    // elements' format (sent once).
+    args.extend_from_slice(&2u32.to_le_bytes());
+    args.extend_from_slice(&WORD.to_le_bytes());
+    for word in [0x80_1234u64, 0] {
+        args.extend_from_slice(&word.to_le_bytes());
+    }
     let event = decoder.decode(&frame("CpuException", 0, &args)).unwrap();
     assert!(matches!(
         event.kind,
         LoaderEvent::CpuException {
             in_kernel: true,
             trace_ticks: 900,
+            rsp: 0x10_3ff0,
+            cr3: 0x13_4000,
+            ref stack,
             ..
-        }
+        } if stack == &[0x80_1234, 0]
     ));
+    assert!(
+        event.message().ends_with(" stack=[0x801234, 0x0]"),
+        "{}",
+        event.message()
+    );
     args[in_kernel] = 2;
     assert_eq!(
         decoder.decode(&frame("CpuException", 0, &args)),

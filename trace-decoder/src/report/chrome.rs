@@ -17,6 +17,7 @@ use super::{OutcomeKind, Report, Stage};
 const PID: u32 = 1;
 const HOST_TID: u32 = 1;
 const LOADER_TID: u32 = 2;
+const KERNEL_TID: u32 = 3;
 
 /// Renders the report; see [`Report::to_chrome_trace`].
 pub fn render(report: &Report) -> String {
@@ -108,6 +109,39 @@ pub fn render(report: &Report) -> String {
                 "name": name, "cat": "host", "ph": "X",
                 "ts": round_ns(ts), "dur": round_ns(dur.max(0.0)),
                 "pid": PID, "tid": HOST_TID,
+            }));
+        }
+    }
+
+    // The kernel's lines, one instant each at its arrival, from the hand-over on
+    // the loader's axis; QEMU's stop (a triple fault, a hang) as one more.
+    let kernel = &report.kernel_text;
+    if !kernel.instants.is_empty() || report.stop.is_some() {
+        events.push(
+            json!({"name": "thread_name", "ph": "M", "pid": PID, "tid": KERNEL_TID,
+                           "args": {"name": "kernel (text lines, host arrival)"}}),
+        );
+        for (at, line) in &kernel.instants {
+            events.push(json!({
+                "name": escape_text(line), "cat": "kernel", "ph": "i", "s": "t",
+                "ts": round_ns(loader_end + at), "pid": PID, "tid": KERNEL_TID,
+            }));
+        }
+        for gap in &kernel.gaps {
+            if let Some(at) = gap.at_us {
+                events.push(json!({
+                    "name": format!("gap before \"{}\"", escape_text(&gap.after)),
+                    "cat": "kernel-gap", "ph": "X",
+                    "ts": round_ns(loader_end + at), "dur": gap.length_us,
+                    "pid": PID, "tid": KERNEL_TID,
+                }));
+            }
+        }
+        if let Some(stop) = &report.stop {
+            events.push(json!({
+                "name": escape_text(&stop.message), "cat": "qemu", "ph": "i", "s": "p",
+                "ts": round_ns(loader_end + stop.after_hand_over_us.unwrap_or(0.0)),
+                "pid": PID, "tid": KERNEL_TID,
             }));
         }
     }

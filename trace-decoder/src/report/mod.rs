@@ -6,7 +6,9 @@
 //! renderings only format it. The JSON rendering is the [`Report`] itself, serialized:
 //! its schema is documented in `docs/report-schema.md` and `docs/report-schema.json`.
 
+pub mod after;
 mod chrome;
+pub mod crash;
 pub mod format;
 pub mod memory;
 pub mod outcome;
@@ -23,6 +25,9 @@ use serde::Serialize;
 use rusty_loader::wire::LoaderEvent;
 
 use crate::decode::{format_mismatch, Event};
+use crate::qemu_state::QemuStop;
+use crate::symbols::AppSymbols;
+use crate::text_lines::TextLines;
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
 pub use outcome::{ExitStatus, Outcome, OutcomeKind};
@@ -69,6 +74,10 @@ pub struct BootRecord {
     pub text_bytes: usize,
     /// Bytes of trace frames seen, with their markers (of the last boot).
     pub trace_bytes: usize,
+    /// The text as lines, with their arrival times when the stream was live.
+    pub text_lines: TextLines,
+    /// How QEMU saw the guest stop, when it was asked (`cargo xtask trace`).
+    pub qemu_stop: Option<QemuStop>,
 }
 
 /// The schema name in every JSON report.
@@ -98,7 +107,8 @@ pub(crate) use first;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Warning {
     /// The kind: `overlap`, `outside-ram`, `stream`, `frequency`, `format`,
-    /// `timeline` or `exit-status`.
+    /// `timeline`, `exit-status` or `app` (the application ELF given does not match
+    /// the boot).
     pub kind: &'static str,
     /// One sentence for people.
     pub message: String,
@@ -280,6 +290,14 @@ pub struct Report {
     pub memory: Vec<Region>,
     /// How the boot ended.
     pub outcome: Outcome,
+    /// A CPU exception's diagnosis: RIP and the stack's return addresses as code
+    /// (named with the application's ELF), the faulting address classified.
+    pub crash: Option<crash::Crash>,
+    /// How QEMU saw the guest stop (triple fault, reset, power-off, hang), when it
+    /// was asked (`cargo xtask trace`).
+    pub stop: Option<after::StopReport>,
+    /// The kernel's text over time: milestones and the largest gaps between lines.
+    pub kernel_text: after::KernelText,
     /// The stream's health.
     pub stream: StreamHealth,
     /// Everything a reader should look at.
@@ -295,6 +313,12 @@ impl Report {
     /// Derives the whole report from a boot record. Never fails: missing or damaged
     /// events leave the parts they would fill empty, with a warning where it helps.
     pub fn build(record: &BootRecord) -> Report {
+        Report::build_with_app(record, None)
+    }
+
+    /// [`Report::build`], with the application's symbols to name the code addresses
+    /// of a crash.
+    pub fn build_with_app(record: &BootRecord, app: Option<&AppSymbols>) -> Report {
         // A stream can hold several boots (a guest that resets, recordings joined
         // together): the report is about one boot, the last, and says so. Mixing them
         // would also make every region of one boot "overlap" the same region of the
@@ -427,6 +451,34 @@ impl Report {
             &mut warnings,
         );
         let host = host_report(&record.host, events, clock);
+        let crash = crash::build(events, record.loader_image, app);
+        let stop = record.qemu_stop.as_ref().map(|stop| {
+            after::stop_report(
+                stop,
+                events,
+                record.loader_image,
+                &record.host,
+                &record.text_lines,
+                app,
+            )
+        });
+        let mut outcome = outcome;
+        if let Some(stop) = &stop {
+            outcome.kind = match stop.kind {
+                "triple-fault" => OutcomeKind::TripleFault,
+                "guest-reset" => OutcomeKind::GuestReset,
+                "hang" => OutcomeKind::Hang,
+                _ => OutcomeKind::Shutdown,
+            };
+            outcome.message = match &outcome.hand_over {
+                Some(_) => format!("{}, then {}", outcome.message, stop.message),
+                None => stop.message.clone(),
+            };
+        }
+        let kernel_text = after::kernel_text(&record.text_lines, &record.host, host.live);
+        if let Some(warning) = app.and_then(|app| crash::app_mismatch(events, app)) {
+            warnings.push(Warning::new("app", warning));
+        }
 
         let mut report = Report {
             schema: SCHEMA,
@@ -441,6 +493,9 @@ impl Report {
             host,
             memory,
             outcome,
+            crash,
+            stop,
+            kernel_text,
             stream: StreamHealth {
                 events: events.len(),
                 unknown_events,
@@ -515,6 +570,10 @@ impl Report {
             }
             OutcomeKind::Truncated => {}
             OutcomeKind::ErrorsOnly => line += "; no error (only errors are traced)",
+            OutcomeKind::TripleFault => line += "; triple fault after the hand-over",
+            OutcomeKind::GuestReset => line += "; the guest reset",
+            OutcomeKind::Shutdown => line += "; the guest shut down without an exit code",
+            OutcomeKind::Hang => line += "; the kernel hung",
         }
         if !clock.known() && self.stream.events > 0 {
             line += " [TSC frequency unknown: ticks]";

@@ -25,6 +25,15 @@ pub enum OutcomeKind {
     /// None of these from a loader that traces only errors and warnings: nothing
     /// went wrong in the loader (the boot's stages are not traced).
     ErrorsOnly,
+    /// QEMU says the guest triple-faulted (after the hand-over, the loader's
+    /// handlers gone or unusable).
+    TripleFault,
+    /// QEMU says the guest reset, without saying why.
+    GuestReset,
+    /// QEMU says the guest shut down (powered off) without an exit code.
+    Shutdown,
+    /// Still running at the timeout: QEMU stopped it.
+    Hang,
 }
 
 /// The jump into the kernel.

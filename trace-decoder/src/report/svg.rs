@@ -119,6 +119,10 @@ pub fn render(report: &Report) -> String {
     y += 24.0;
     y = memory_picture(report, &mut body, y);
     y += 24.0;
+    if report.kernel_text.lines > 0 || report.stop.is_some() {
+        y = kernel_text(report, &mut body, y);
+        y += 24.0;
+    }
     y = warnings(report, &mut body, y);
     let height = y + MARGIN;
 
@@ -137,6 +141,110 @@ pub fn render(report: &Report) -> String {
     out += &body;
     out += "</svg>\n";
     out
+}
+
+/// The kernel's text after the hand-over: a strip with one tick per line at its
+/// arrival and the largest gaps as red bars, QEMU's stop as a red mark, then the
+/// milestones and gaps in words. Returns the next free y.
+fn kernel_text(report: &Report, out: &mut String, mut y: f64) -> f64 {
+    let text = &report.kernel_text;
+    section_heading(out, y, "Kernel text (host arrival, from the hand-over)");
+    y += 8.0;
+    let stop_at = report.stop.as_ref().and_then(|s| s.after_hand_over_us);
+    let end_us = text
+        .instants
+        .iter()
+        .map(|(at, _)| *at)
+        .chain(stop_at)
+        .chain(text.milestones.iter().filter_map(|m| m.after_hand_over_us))
+        .fold(0.0f64, f64::max);
+    if end_us > 0.0 {
+        let strip_y = y + 10.0;
+        let x_of = |us: f64| PLOT_X + us / end_us * PLOT_WIDTH;
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" fill="#555555">0 to {:.1} ms, one tick per line</text>"##,
+            n(MARGIN),
+            n(strip_y + 12.0),
+            end_us / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f7f7f7" stroke="#cccccc"/>"##,
+            n(PLOT_X),
+            n(strip_y),
+            n(PLOT_WIDTH),
+            n(ROW)
+        );
+        for gap in &text.gaps {
+            if let Some(at) = gap.at_us {
+                let _ = writeln!(
+                    out,
+                    r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f4a6a6"><title>{}</title></rect>"##,
+                    n(x_of(at)),
+                    n(strip_y),
+                    n((gap.length_us / end_us * PLOT_WIDTH).max(1.0)),
+                    n(ROW),
+                    xml_escape(&format!(
+                        "{:.3} ms between \"{}\" and \"{}\"",
+                        gap.length_us / 1000.0,
+                        gap.before,
+                        gap.after
+                    ))
+                );
+            }
+        }
+        for (at, line) in &text.instants {
+            let _ = writeln!(
+                out,
+                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#3182bd"><title>{}</title></line>"##,
+                n(strip_y + 2.0),
+                n(strip_y + ROW - 2.0),
+                xml_escape(&format!("+{:.3} ms {line}", at / 1000.0)),
+                x = n(x_of(*at))
+            );
+        }
+        if let (Some(at), Some(stop)) = (stop_at, &report.stop) {
+            let _ = writeln!(
+                out,
+                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#cb181d" stroke-width="3"><title>{}</title></line>"##,
+                n(strip_y - 4.0),
+                n(strip_y + ROW + 4.0),
+                xml_escape(&stop.message),
+                x = n(x_of(at))
+            );
+        }
+        y = strip_y + ROW + 8.0;
+    }
+    let when = |us: Option<f64>| us.map_or(String::new(), |us| format!("+{:.3} ms ", us / 1000.0));
+    let mut lines: Vec<String> = text
+        .milestones
+        .iter()
+        .map(|m| format!("{}{}: {}", when(m.after_hand_over_us), m.name, m.line))
+        .collect();
+    lines.extend(text.gaps.iter().map(|g| {
+        format!(
+            "gap {:.3} ms after \"{}\", before \"{}\"",
+            g.length_us / 1000.0,
+            g.before,
+            g.after
+        )
+    }));
+    if let Some(stop) = &report.stop {
+        lines.push(format!("QEMU: {}", stop.message));
+    }
+    lines.extend(text.notes.iter().map(|note| format!("({note})")));
+    for line in lines.iter().flat_map(|l| wrap(l, 130)) {
+        y += 16.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            n(MARGIN),
+            n(y),
+            xml_escape(&line)
+        );
+    }
+    y + 8.0
 }
 
 /// The boot chart; returns the next free y.

@@ -414,7 +414,7 @@ fn cpu_exception_in_the_kernel() {
     let mut events = boot();
     events.push(ev(
         15000,
-        "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true trace_ticks=900",
+        "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true trace_ticks=900 rsp=0x103f80 rflags=0x46 cr3=0x134000 stack=[0x801250, 0x0]",
     ));
     let mut record = record(events);
     record.exit_status = Some(129 + 2 * 14);

@@ -32,6 +32,17 @@ pub fn render(report: &Report, color: bool) -> String {
     out.push('\n');
     facts(report, paint, &mut out);
     out.push('\n');
+    if let Some(crash) = &report.crash {
+        crash_section(crash, paint, &mut out);
+        out.push('\n');
+    }
+    if let Some(stop) = &report.stop {
+        stop_section(stop, paint, &mut out);
+        out.push('\n');
+    }
+    if kernel_text_section(report, paint, &mut out) {
+        out.push('\n');
+    }
     timeline(report, paint, &mut out);
     out.push('\n');
     memory(report, paint, &mut out);
@@ -164,7 +175,12 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             OutcomeKind::HandedOver => paint.green(line),
             OutcomeKind::Truncated => paint.yellow(line),
             OutcomeKind::ErrorsOnly => line.to_string(),
-            OutcomeKind::Refused | OutcomeKind::CpuException => paint.red(line),
+            OutcomeKind::Refused
+            | OutcomeKind::CpuException
+            | OutcomeKind::TripleFault
+            | OutcomeKind::GuestReset
+            | OutcomeKind::Shutdown
+            | OutcomeKind::Hang => paint.red(line),
         };
         let _ = writeln!(
             out,
@@ -195,6 +211,160 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             stream.events, stream.malformed_frames, stream.text_bytes
         ),
     );
+}
+
+/// The crash: registers, what RIP and CR2 are, the return addresses on the stack.
+fn crash_section(crash: &super::crash::Crash, paint: Paint, out: &mut String) {
+    let _ = writeln!(out, "{}", paint.bold("Crash"));
+    fact(
+        out,
+        paint,
+        "  RIP",
+        &format!(
+            "{} {}",
+            hex(crash.rip.address),
+            escape_text(&crash.rip.described)
+        ),
+    );
+    if let Some(cr2) = &crash.cr2 {
+        fact(
+            out,
+            paint,
+            "  CR2",
+            &format!(
+                "{} {}: {}",
+                hex(cr2.address),
+                cr2.class,
+                escape_text(&cr2.meaning)
+            ),
+        );
+    }
+    if let Some(error) = &crash.error_meaning {
+        fact(out, paint, "  error", error);
+    }
+    fact(
+        out,
+        paint,
+        "  RSP",
+        &format!("{} {}", hex(crash.rsp), crash.rsp_meaning),
+    );
+    fact(
+        out,
+        paint,
+        "  CR3",
+        &format!(
+            "{} {}; RFLAGS {}",
+            hex(crash.cr3),
+            crash.cr3_meaning,
+            hex(crash.rflags)
+        ),
+    );
+    let candidates: Vec<&super::crash::StackWord> =
+        crash.stack.iter().filter(|w| w.code.is_some()).collect();
+    let mut stack = format!("{} words read from RSP", crash.stack.len());
+    if let Some(note) = &crash.stack_note {
+        stack += &format!(" ({note})");
+    }
+    stack += &match candidates.len() {
+        0 => ", none points into the kernel's code".to_string(),
+        n => format!(", {n} into the kernel's code (return addresses, innermost first):"),
+    };
+    fact(out, paint, "  stack", &stack);
+    for word in candidates {
+        if let Some(code) = &word.code {
+            let line = format!(
+                "[{}] {} {}",
+                hex(word.at),
+                hex(word.value),
+                escape_text(&code.described)
+            );
+            fact(out, paint, "", &line);
+        }
+    }
+    fact(out, paint, "  symbols", &escape_text(&crash.symbols));
+}
+
+/// What QEMU said about the guest's end.
+fn stop_section(stop: &super::after::StopReport, paint: Paint, out: &mut String) {
+    let _ = writeln!(out, "{}", paint.bold("QEMU"));
+    fact(out, paint, "  stop", &escape_text(&stop.message));
+    if let Some(line) = &stop.last_line {
+        fact(out, paint, "  last", &format!("\"{}\"", escape_text(line)));
+    }
+    if let Some(r) = &stop.registers {
+        let show = |name: &str, v: Option<u64>| v.map(|v| format!("{name} {}", hex(v)));
+        let parts: Vec<String> = [
+            show("RIP", r.rip),
+            show("RSP", r.rsp),
+            show("RFLAGS", r.rflags),
+            show("CR2", r.cr2),
+            show("CR3", r.cr3),
+            show("IDT", r.idt_base),
+            show("limit", r.idt_limit),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        fact(out, paint, "  CPU", &parts.join(", "));
+    }
+}
+
+/// The kernel's lines over time: milestones and the largest gaps. Returns whether
+/// it wrote anything.
+fn kernel_text_section(report: &Report, paint: Paint, out: &mut String) -> bool {
+    let text = &report.kernel_text;
+    if text.lines == 0 {
+        return false;
+    }
+    let when = |us: Option<f64>| us.map_or(String::new(), |us| format!("+{} ", human_us(us)));
+    let lines = match text.lines {
+        1 => "1 line".to_string(),
+        n => format!("{n} lines"),
+    };
+    let origin = if report.outcome.hand_over.is_some() {
+        "after the hand-over"
+    } else {
+        "from the first byte"
+    };
+    let heading = if text.live {
+        format!("Kernel text ({lines}; host arrival times {origin})")
+    } else {
+        format!("Kernel text ({lines})")
+    };
+    let _ = writeln!(out, "{}", paint.bold(&heading));
+    for m in &text.milestones {
+        let text = if m.line.is_empty() {
+            format!("{}{}", when(m.after_hand_over_us), m.name)
+        } else {
+            format!(
+                "{}{}: \"{}\"",
+                when(m.after_hand_over_us),
+                m.name,
+                escape_text(&truncate(&m.line, 60))
+            )
+        };
+        fact(out, paint, "", &text);
+    }
+    if !text.gaps.is_empty() {
+        let _ = writeln!(out, "  largest gaps between lines:");
+        for gap in &text.gaps {
+            fact(
+                out,
+                paint,
+                "",
+                &format!(
+                    "{:>9} after \"{}\", before \"{}\"",
+                    human_us(gap.length_us),
+                    escape_text(&truncate(&gap.before, 28)),
+                    escape_text(&truncate(&gap.after, 28))
+                ),
+            );
+        }
+    }
+    for note in &text.notes {
+        fact(out, paint, "", &format!("({note})"));
+    }
+    true
 }
 
 /// The cells of a bar for `[start, end)` on an axis of `total` ticks.

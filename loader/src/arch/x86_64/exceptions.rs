@@ -1,14 +1,26 @@
 //! CPU exceptions never end in a silent triple fault: an IDT installed first thing
 //! sends every exception vector to `exception_handler`, which prints the vector,
-//! error code, faulting address and CR2, and exits QEMU with `0x40 + vector`.
+//! error code, faulting address and CR2, traces the state a diagnosis needs
+//! (registers and a bounded stack dump), and exits QEMU with `0x40 + vector`.
+//!
+//! The handler runs on a stack of its own (IST 1 of the loader's TSS), so that an
+//! exception on a broken stack, above all a kernel overflowing its 32 KiB stack
+//! into the guard page below it, is still reported. It reads the interrupted stack
+//! only where the active page tables map it, and only while they are the loader's
+//! own, so it never faults on what it reports; a second exception while it runs
+//! exits at once.
 
-use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+use rusty_loader::wire::{Word, STACK_WORDS};
+use x86_64::instructions::tables::load_tss;
+use x86_64::registers::segmentation::SegmentSelector;
+use x86_64::structures::tss::TaskStateSegment;
 use x86_64::structures::DescriptorTablePointer;
-use x86_64::VirtAddr;
+use x86_64::{PrivilegeLevel, VirtAddr};
 
-use super::CODE_SELECTOR;
+use super::{memory, CODE_SELECTOR, GDT, TSS_INDEX};
 
 global_asm!(include_str!("exceptions.s"), exception_handler = sym exception_handler);
 
@@ -31,34 +43,69 @@ pub struct ExceptionFrame {
 
 /// Interrupt gate, present, DPL 0.
 const GATE_INTERRUPT_PRESENT: u64 = 0x8E << 40;
+/// The gate's IST field: every vector switches to IST 1, the handler's own stack.
+const GATE_IST1: u64 = 1 << 32;
 
 /// Encodes one 16-byte 64-bit interrupt gate for `handler` in `CODE_SELECTOR`.
 const fn interrupt_gate(handler: u64) -> [u64; 2] {
     let low = (handler & 0xFFFF)
         | ((CODE_SELECTOR as u64) << 16)
+        | GATE_IST1
         | GATE_INTERRUPT_PRESENT
         | ((handler >> 16) & 0xFFFF) << 48;
     [low, handler >> 32]
+}
+
+/// A present, available 64-bit TSS (system segment type 9), DPL 0.
+const TSS_AVAILABLE_PRESENT: u64 = 0x89 << 40;
+
+/// Encodes the 16-byte GDT descriptor of the TSS at `base` (written out here: the
+/// general encoder costs the start-up a few hundred instructions).
+const fn tss_descriptor(base: u64) -> [u64; 2] {
+    let limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
+    let low =
+        limit | (base & 0xFF_FFFF) << 16 | TSS_AVAILABLE_PRESENT | ((base >> 24) & 0xFF) << 56;
+    [low, base >> 32]
 }
 
 #[repr(C, align(16))]
 struct Idt([[u64; 2]; 32]);
 static mut IDT: Idt = Idt([[0; 2]; 32]);
 
+/// The loader's TSS: only its first interrupt stack is used.
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
+
 /// Set once the kernel has been entered: an exception after that is the kernel's
 /// (it has not loaded its own IDT yet), and the message says so.
 static HANDED_OVER: AtomicBool = AtomicBool::new(false);
 
-/// Fills and loads the IDT. Call once, first thing in Rust.
+/// Set when the handler starts: an exception inside it exits at once, with the
+/// first exception's code, instead of nesting.
+static HANDLING: AtomicBool = AtomicBool::new(false);
+static FIRST_VECTOR: AtomicU8 = AtomicU8::new(0);
+
+/// Fills and loads the IDT and the TSS. Call once, first thing in Rust.
 pub fn install() {
-    // SAFETY: runs once on the only CPU before anything else uses the IDT; the
-    // stub table is immutable data from exceptions.s.
+    // SAFETY: runs once on the only CPU before anything else uses the IDT, the TSS or
+    // the GDT's TSS slots; the stub table is immutable data from exceptions.s. The
+    // TSS descriptor names the static TSS, whose first interrupt stack is the
+    // handler's own; `ltr` loads it from the GDT that start32 loaded.
     unsafe {
         let idt = &raw mut IDT;
         let stubs = &raw const exception_stubs;
         for (gate, &stub) in (*idt).0.iter_mut().zip((*stubs).iter()) {
             *gate = interrupt_gate(stub);
         }
+        let tss = &raw mut TSS;
+        (*tss).interrupt_stack_table[0] = VirtAddr::new(memory::exception_stack_top());
+        let [low, high] = tss_descriptor(tss as u64);
+        let gdt = &raw mut GDT;
+        (*gdt)[TSS_INDEX] = low;
+        (*gdt)[TSS_INDEX + 1] = high;
+        load_tss(SegmentSelector::new(
+            TSS_INDEX as u16,
+            PrivilegeLevel::Ring0,
+        ));
         let pointer = DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: VirtAddr::new(&raw const IDT as u64),
@@ -107,9 +154,44 @@ const EXCEPTION_NAMES: [&str; 32] = [
     "reserved",
 ];
 
+/// The physical address bits of CR3 (the PML4's address; the rest are flags).
+const CR3_ADDRESS: u64 = 0x000F_FFFF_FFFF_F000;
+
+fn read_cr3() -> u64 {
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects; the loader runs at CPL 0.
+    unsafe { asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    cr3
+}
+
+/// Reads up to `STACK_WORDS` words from `rsp` up into `words`, as far as the active
+/// page tables map them; returns how many. Reads nothing unless the tables are the
+/// loader's own (the kernel's may lie anywhere, unmapped themselves).
+fn read_stack(cr3: u64, rsp: u64, words: &mut [Word; STACK_WORDS]) -> usize {
+    // SAFETY: called by the exception handler only, which never returns.
+    let Some((tables, tables_phys)) = (unsafe { memory::loader_tables_at(cr3 & CR3_ADDRESS) })
+    else {
+        return 0;
+    };
+    let count = rusty_loader::paging::readable_words(tables, tables_phys, rsp, STACK_WORDS);
+    for (i, word) in words[..count].iter_mut().enumerate() {
+        let at = rsp + 8 * i as u64;
+        // SAFETY: `readable_words` walked the active tables (CR3 points at them):
+        // every byte of the first `count` words is mapped. `rsp` need not be aligned.
+        *word = Word(unsafe { core::ptr::read_unaligned(at as *const u64) });
+    }
+    count
+}
+
 extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     let vector = (frame.vector & 31) as u8;
+    if HANDLING.swap(true, Ordering::Relaxed) {
+        let first = FIRST_VECTOR.load(Ordering::Relaxed);
+        super::exit_qemu(crate::ExitCode::CpuException.port_value() + first)
+    }
+    FIRST_VECTOR.store(vector, Ordering::Relaxed);
     let cr2 = x86_64::registers::control::Cr2::read_raw();
+    let cr3 = read_cr3();
     let in_kernel = HANDED_OVER.load(Ordering::Relaxed);
     let whose = if in_kernel {
         "in the kernel, after hand-over"
@@ -122,8 +204,27 @@ extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     #[cfg(not(feature = "trace"))]
     let can_trace = true;
     if can_trace {
-        crate::trace::cpu_exception(vector, frame.error_code, frame.rip, cr2, in_kernel);
+        let mut words = [Word(0); STACK_WORDS];
+        let count = read_stack(cr3, frame.rsp, &mut words);
+        crate::trace::cpu_exception(&crate::trace::ExceptionState {
+            vector,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            cr2,
+            in_kernel,
+            rsp: frame.rsp,
+            rflags: frame.rflags,
+            cr3,
+            stack: &words[..count],
+        });
     }
-    crate::console::fatal_exception(vector, EXCEPTION_NAMES[vector as usize], whose, frame, cr2);
+    crate::console::fatal_exception(
+        vector,
+        EXCEPTION_NAMES[vector as usize],
+        whose,
+        frame,
+        cr2,
+        cr3,
+    );
     super::exit_qemu(crate::ExitCode::CpuException.port_value() + vector)
 }

@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use rusty_loader::layout::{Layout, LoaderPart};
+use rusty_loader::layout::{Layout, LoaderPart, Region};
 
 use super::range_of;
 use x86_64::structures::paging::PageTable;
@@ -24,10 +24,76 @@ static mut PAGE_TABLE_ARENA: [PageTable; PAGE_TABLE_ARENA_PAGES] =
 
 /// The kernel's stack: the ABI asks for 32 KiB, zeroed and identity mapped.
 pub const KERNEL_STACK_SIZE: usize = rusty_loader::bootinfo::KERNEL_STACK_SIZE as usize;
+/// The guard page below the kernel's stack, which the hand-over tables leave
+/// unmapped: a kernel that overflows its stack faults there, and the loader's
+/// exception handler (on a stack of its own) reports it.
+const GUARD_SIZE: usize = 4096;
+/// The guard page and the stack above it, in one static so that they are
+/// adjacent.
 #[repr(C, align(4096))]
-struct KernelStack([u8; KERNEL_STACK_SIZE]);
+struct KernelStack {
+    guard: [u8; GUARD_SIZE],
+    stack: [u8; KERNEL_STACK_SIZE],
+}
 #[unsafe(link_section = ".noinit.kernel_stack")]
-static mut KERNEL_STACK: KernelStack = KernelStack([0; KERNEL_STACK_SIZE]);
+static mut KERNEL_STACK: KernelStack = KernelStack {
+    guard: [0; GUARD_SIZE],
+    stack: [0; KERNEL_STACK_SIZE],
+};
+
+/// The stack the exception handler runs on (IST 1, see `exceptions.rs`): a fault
+/// on a broken or overflowed stack is still reported.
+const EXCEPTION_STACK_SIZE: usize = 16 * 1024;
+#[repr(C, align(16))]
+struct ExceptionStack([u8; EXCEPTION_STACK_SIZE]);
+#[unsafe(link_section = ".noinit.exception_stack")]
+static mut EXCEPTION_STACK: ExceptionStack = ExceptionStack([0; EXCEPTION_STACK_SIZE]);
+
+/// The top of the exception handler's stack.
+pub fn exception_stack_top() -> u64 {
+    range_of(&raw const EXCEPTION_STACK).end
+}
+
+/// The guard page below the kernel's stack.
+pub fn kernel_stack_guard() -> Region {
+    let start = &raw const KERNEL_STACK as u64;
+    Region::new(start, start + GUARD_SIZE as u64)
+}
+
+/// The kernel's stack, without its guard page.
+fn kernel_stack_range() -> Region {
+    let whole = range_of(&raw const KERNEL_STACK);
+    Region::new(whole.start + GUARD_SIZE as u64, whole.end)
+}
+
+/// The page tables CR3 points at, when they are the loader's own (the boot tables
+/// or the hand-over tables), as the array of tables `paging::translate` walks, and
+/// its physical address; `None` for any other tables (the kernel's own), which the
+/// loader cannot read safely.
+///
+/// # Safety
+/// Only for the exception handler, which never returns: the shared view of the
+/// page-table arena it makes aliases the `&'static mut` handed out by
+/// [`take_kernel_buffers`], whose holder (the interrupted code) never runs again.
+pub unsafe fn loader_tables_at(cr3: u64) -> Option<(&'static [PageTable], u64)> {
+    let boot = super::boot_tables_range();
+    let arena = range_of(&raw const PAGE_TABLE_ARENA);
+    let table = |region: Region| {
+        let tables = (region.len() / 4096) as usize;
+        (region.start as *const PageTable, tables)
+    };
+    let (first, tables) = if cr3 == boot.start {
+        table(boot)
+    } else if cr3 == arena.start {
+        table(arena)
+    } else {
+        return None;
+    };
+    // SAFETY: both regions are statics of the loader image made of whole, 4 KiB
+    // aligned page tables (`BootTables`, the arena); the caller's contract covers
+    // the aliasing.
+    Some((unsafe { core::slice::from_raw_parts(first, tables) }, cr3))
+}
 
 /// The buffers the loader fills for the kernel.
 pub struct KernelBuffers {
@@ -48,11 +114,12 @@ pub fn take_kernel_buffers() -> Option<KernelBuffers> {
     let arena = &raw mut PAGE_TABLE_ARENA;
     let stack = &raw mut KERNEL_STACK;
     // SAFETY: the flag above lets this run once, so these are the only references to
-    // the two statics; nothing else in the loader names them.
+    // the two statics; nothing else in the loader names them (but the exception
+    // handler, which never returns, see `loader_tables_at`).
     unsafe {
         Some(KernelBuffers {
             page_table_arena: &mut *arena,
-            kernel_stack: &mut (*stack).0,
+            kernel_stack: &mut (*stack).stack,
         })
     }
 }
@@ -73,8 +140,9 @@ pub fn take_kernel_memory(layout: &Layout) -> Option<&'static mut [u8]> {
     Some(unsafe { core::slice::from_raw_parts_mut(kernel.start as *mut u8, len) })
 }
 
-/// Every buffer of the loader image, named, for the layout's checks.
-pub fn loader_parts() -> [LoaderPart; 5] {
+/// Every buffer of the loader image, named, for the layout's checks, in the order
+/// the release build's linker places them (so that the check need not sort them).
+pub fn loader_parts() -> [LoaderPart; 7] {
     [
         LoaderPart {
             name: "boot page tables",
@@ -89,12 +157,20 @@ pub fn loader_parts() -> [LoaderPart; 5] {
             region: crate::heap::area(),
         },
         LoaderPart {
-            name: "page-table arena",
-            region: range_of(&raw const PAGE_TABLE_ARENA),
+            name: "kernel stack guard",
+            region: kernel_stack_guard(),
         },
         LoaderPart {
             name: "kernel stack",
-            region: range_of(&raw const KERNEL_STACK),
+            region: kernel_stack_range(),
+        },
+        LoaderPart {
+            name: "exception stack",
+            region: range_of(&raw const EXCEPTION_STACK),
+        },
+        LoaderPart {
+            name: "page-table arena",
+            region: range_of(&raw const PAGE_TABLE_ARENA),
         },
     ]
 }

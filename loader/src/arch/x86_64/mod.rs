@@ -33,16 +33,24 @@ const PTE_PRESENT: u32 = 1 << 0;
 const PTE_WRITABLE: u32 = 1 << 1;
 const PTE_HUGE: u32 = 1 << 7;
 
-/// The loader's GDT: null, 64-bit code, data. It stays in the loader image, which the
+/// The loader's GDT: null, 64-bit code, data, and the two slots of the TSS
+/// descriptor, which `exceptions::install` fills in (a TSS is what gives the
+/// exception handler a stack of its own). It stays in the loader image, which the
 /// hand-over page tables keep mapped, because the kernel runs on it until it loads
-/// its own.
-static GDT: [u64; 3] = [
+/// its own. Mutable: the TSS descriptor is written at run time, and `ltr` marks it
+/// busy.
+static mut GDT: [u64; GDT_ENTRIES] = [
     0,
     DescriptorFlags::KERNEL_CODE64.bits(),
     DescriptorFlags::KERNEL_DATA.bits(),
+    0,
+    0,
 ];
+const GDT_ENTRIES: usize = 5;
 const CODE_SELECTOR: u16 = 1 << 3;
 const DATA_SELECTOR: u16 = 2 << 3;
+/// The TSS descriptor's index (it takes two entries).
+const TSS_INDEX: usize = 3;
 
 /// The loader's own stack (the kernel gets a separate one).
 const STACK_SIZE: usize = 64 * 1024;
@@ -125,7 +133,7 @@ global_asm!(
     msr_efer = const MSR_EFER,
     efer_lme = const EFER_LME,
     gdt = sym GDT,
-    gdt_size = const core::mem::size_of::<[u64; 3]>(),
+    gdt_size = const core::mem::size_of::<[u64; GDT_ENTRIES]>(),
     code_selector = const CODE_SELECTOR,
     data_selector = const DATA_SELECTOR,
     loader_main = sym crate::loader_main,
