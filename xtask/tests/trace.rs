@@ -125,7 +125,7 @@ fn check_trace(kernel_path: &Path, config: &QemuConfig, traced: &TracedBoot) {
 
     // The command line is QEMU's: the file name, then the -append text.
     let (text, kernel_args_at, app_args_at) = one!(events, LoaderEvent::CommandLine { text, kernel_args_at, app_args_at } => (text, *kernel_args_at, *app_args_at));
-    assert_eq!(*text, config.multiboot_command_line());
+    assert_eq!(*text, config.command_line());
     if let Some(append) = &config.append {
         assert_eq!(&text[usize::from(kernel_args_at)..], append.as_str());
         let app_args = append.split_once("-- ").map(|(_, a)| a).unwrap();
@@ -329,7 +329,7 @@ fn trace_stays_small() {
         .iter()
         .filter(|e| matches!(e.kind, LoaderEvent::SegmentLoaded { .. }))
         .count();
-    let command_line = config.multiboot_command_line().len();
+    let command_line = config.command_line().len();
     println!(
         "trace: {} bytes on the wire, {} events ({regions} memory regions, {segments} segments, {command_line}-byte command line)",
         traced.frame_bytes,

@@ -85,7 +85,7 @@ pub fn loader_parts() -> [LoaderPart; 5] {
             region: super::loader_stack_range(),
         },
         LoaderPart {
-            name: "loader heap",
+            name: rusty_loader::layout::HEAP_PART,
             region: crate::heap::area(),
         },
         LoaderPart {
