@@ -152,7 +152,7 @@ impl Statuses {
     }
 }
 
-/// As the table shows it: `4`, `33-69 odd`.
+/// As the table shows it: `4`, `33-71 odd`.
 impl std::fmt::Display for Statuses {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.first == self.last {
