@@ -9,28 +9,29 @@ use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
-use rusty_loader::cmdline;
+use rusty_loader::cmdline::{self, Shape};
 use rusty_loader::elf::{self, ElfKind, Generation, Kernel};
 use rusty_loader::error::LoadError;
 use rusty_loader::fdt;
 use rusty_loader::layout::{
     plan_layout, HandOverTables, KernelPlacement, Layout, LayoutInput, Region,
 };
+use rusty_loader::EntryProtocol;
 use x86_64::structures::paging::PageTable;
 
 use crate::arch::{self, freq, memory, HandOver};
 use crate::mbi::{self, BootInputs, Module};
-use crate::trace;
+use crate::{start_info, trace};
 
 /// Loads the kernel and prepares everything the hand-over needs.
 ///
 /// A boot refused before the frequency was measured still sends it, right before
 /// the refusal, so that the report of a failed boot is in time too.
-pub fn boot(magic: u32, mbi_addr: u32) -> Result<HandOver, LoadError> {
+pub fn boot(entry: EntryProtocol, magic: u32, info_addr: u32) -> Result<HandOver, LoadError> {
     let mut command_line = "";
-    let result = load_and_prepare(magic, mbi_addr, &mut command_line);
+    let result = load_and_prepare(entry, magic, info_addr, &mut command_line);
     if result.is_err() && !FREQUENCY_SENT.load(Ordering::Relaxed) {
-        frequency(command_line);
+        frequency(command_line, Shape::of(entry));
     }
     result
 }
@@ -40,11 +41,12 @@ static FREQUENCY_SENT: AtomicBool = AtomicBool::new(false);
 
 /// The stages in order; `command_line` is set as soon as it is known.
 fn load_and_prepare(
+    entry: EntryProtocol,
     magic: u32,
-    mbi_addr: u32,
+    info_addr: u32,
     command_line: &mut &'static str,
 ) -> Result<HandOver, LoadError> {
-    let inputs = read_inputs(magic, mbi_addr, command_line)?;
+    let inputs = read_inputs(entry, magic, info_addr, command_line)?;
     let plan = plan(&inputs)?;
     load(&plan)?;
     let boot_info = boot_data(&inputs, &plan)?;
@@ -64,33 +66,58 @@ fn load_and_prepare(
     })
 }
 
-/// What the Multiboot hand-over gave.
+/// What the entry gave: the Multiboot information, or the PVH start info turned
+/// into the same inputs, with an MBI the loader wrote. From here on the two entries
+/// share every stage; only the command line's shape differs.
 struct Inputs {
+    entry: EntryProtocol,
     mbi: BootInputs,
+    /// The MBI the kernel's boot info points to: the firmware's or the loader's.
     mbi_addr: u32,
     module: Module,
 }
 
-/// Reads the Multiboot information, tracing it.
+/// Reads the Multiboot information or the PVH start info, tracing it.
 fn read_inputs(
+    entry: EntryProtocol,
     magic: u32,
-    mbi_addr: u32,
+    info_addr: u32,
     command_line_out: &mut &'static str,
 ) -> Result<Inputs, LoadError> {
-    if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
-        return Err(LoadError::BadMultiboot {
-            what: "EAX does not hold the Multiboot magic",
-        });
-    }
     // The memory map is traced inside, as soon as it is read.
-    let mut mbi = mbi::read(mbi_addr)?;
+    let mut mbi = match entry {
+        EntryProtocol::Multiboot => {
+            if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
+                return Err(LoadError::BadMultiboot {
+                    what: "EAX does not hold the Multiboot magic",
+                });
+            }
+            mbi::read(info_addr)?
+        }
+        EntryProtocol::Pvh => start_info::read(info_addr)?,
+    };
+    // The loader's MBI lies below 4 GiB (the writer checks), QEMU's too.
+    let mbi_addr = match entry {
+        EntryProtocol::Multiboot => info_addr,
+        EntryProtocol::Pvh => {
+            u32::try_from(mbi.mbi_region.start).map_err(|_| LoadError::BadMapping {
+                what: "the MBI for the kernel lies above 4 GiB",
+                start: mbi.mbi_region.start,
+                end: mbi.mbi_region.end,
+            })?
+        }
+    };
     let command_line = mbi.command_line.unwrap_or("");
     *command_line_out = command_line;
-    trace::command_line(command_line);
+    trace::command_line(command_line, Shape::of(entry));
     // A boot without module is refused only now, after tracing what there is.
-    let module = mbi.module.take().ok_or(LoadError::NoModule)?;
+    let module = mbi.module.take().ok_or(match entry {
+        EntryProtocol::Multiboot => LoadError::NoModule,
+        EntryProtocol::Pvh => LoadError::NoStartInfoModule,
+    })?;
     trace::module(module.region);
     Ok(Inputs {
+        entry,
         mbi,
         mbi_addr,
         module,
@@ -99,8 +126,8 @@ fn read_inputs(
 
 /// The TSC frequency: the user's `-freq` as the kernel reads it, else measured
 /// across the loader's work so far (which is why it is asked for this late).
-fn frequency(command_line: &str) -> freq::Frequency {
-    let frequency = match cmdline::freq_mhz(command_line) {
+fn frequency(command_line: &str, shape: Shape) -> freq::Frequency {
+    let frequency = match cmdline::freq_mhz(command_line, shape) {
         Some(mhz) => freq::Frequency {
             khz: u32::from(mhz) * 1000,
             source: freq::Source::CommandLine,
@@ -113,7 +140,7 @@ fn frequency(command_line: &str) -> freq::Frequency {
     frequency
 }
 
-/// The command line the kernel gets: QEMU's, with `-freq <MHz>` inserted for a
+/// The command line the kernel gets: the VMM's, with `-freq <MHz>` inserted for a
 /// kernel of 0.6–0.10 that was given none (they learn the frequency only there and
 /// otherwise spend tens of milliseconds measuring it). Kernels from 0.11 read the
 /// frequency from the device tree instead. A loader option (the word
@@ -123,7 +150,7 @@ fn kernel_command_line(inputs: &Inputs, kernel: &Kernel, khz: u32) -> Option<&'s
     if kernel.generation() != Generation::Legacy || inputs.module.keep_command_line {
         return Some(original);
     }
-    match cmdline::insert_frequency(original, khz) {
+    match cmdline::insert_frequency(original, khz, Shape::of(inputs.entry)) {
         Some(edit) => {
             trace::command_line_edited(&edit);
             // On the loader heap, inside the loader image: mapped and below the kernel.
@@ -207,7 +234,10 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
     if let Some(tls) = &tls {
         trace::tls(tls);
     }
-    let frequency = frequency(inputs.mbi.command_line.unwrap_or(""));
+    let frequency = frequency(
+        inputs.mbi.command_line.unwrap_or(""),
+        Shape::of(inputs.entry),
+    );
     let command_line = kernel_command_line(inputs, &plan.kernel, frequency.khz);
     // A kernel of entry version 2 (0.6.0) has no boot-info field for a device tree:
     // it gets none.

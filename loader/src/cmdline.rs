@@ -1,5 +1,6 @@
-//! Reading the Multiboot command line, `"<file name> <kernel args> [-- <app args>]"`,
-//! the way Hermit kernels read it, and handing a kernel its TSC frequency.
+//! Reading the command line, `"<file name> <kernel args> [-- <app args>]"` from
+//! Multiboot or `"<kernel args> [-- <app args>]"` from PVH ([`Shape`]), the way
+//! Hermit kernels read it, and handing a kernel its TSC frequency.
 //!
 //! Kernels split their command line with shell quoting rules (the `shell-words`
 //! crate, which the loader uses too), take the first word as their path, read the
@@ -13,10 +14,31 @@ use alloc::string::String;
 
 use crate::error::LoadError;
 
+/// How a command line starts, which depends on the entry protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Multiboot: QEMU puts the loader's file name first (`"%s %s"`), which the
+    /// kernel takes as its path.
+    FileNameFirst,
+    /// PVH: the VMM hands over only the arguments it was given (`-append`).
+    ArgumentsOnly,
+}
+
+impl Shape {
+    /// The command-line shape of an entry protocol.
+    pub const fn of(entry: crate::EntryProtocol) -> Shape {
+        match entry {
+            crate::EntryProtocol::Multiboot => Shape::FileNameFirst,
+            crate::EntryProtocol::Pvh => Shape::ArgumentsOnly,
+        }
+    }
+}
+
 /// Where the parts of a command line start, as byte offsets into it (for the trace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommandLineSplit {
-    /// Start of the kernel arguments (after the file name), if there are any words.
+    /// Start of the kernel arguments (after the file name, if the shape has one), if
+    /// there are any words.
     pub kernel_args_at: Option<usize>,
     /// Start of the application arguments (the first word after `--`), if any.
     pub app_args_at: Option<usize>,
@@ -54,16 +76,19 @@ fn words(text: &str) -> Words<'_> {
     Words { text, at: 0 }
 }
 
-/// Splits a command line into file name, kernel arguments and app arguments, at
-/// shell delimiters (offsets into the raw text; a quoted `--` is not a separator
-/// here, unlike for the kernel: these offsets only label the trace).
-pub fn split(text: &str) -> CommandLineSplit {
+/// Splits a command line into file name (for [`Shape::FileNameFirst`]), kernel
+/// arguments and app arguments, at shell delimiters (offsets into the raw text; a
+/// quoted `--` is not a separator here, unlike for the kernel: these offsets only
+/// label the trace).
+pub fn split(text: &str, shape: Shape) -> CommandLineSplit {
     let mut split = CommandLineSplit {
         kernel_args_at: None,
         app_args_at: None,
     };
     let mut words = words(text);
-    words.next();
+    if shape == Shape::FileNameFirst {
+        words.next();
+    }
     while let Some((at, word)) = words.next() {
         split.kernel_args_at.get_or_insert(at);
         if word == "--" {
@@ -101,26 +126,29 @@ fn needs_shell_rules(text: &str) -> bool {
         .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'#'))
 }
 
-/// Reads `-freq` as the kernel does: shell words, the first one being the path,
-/// kernel arguments up to `--`, the last `-freq` winning.
-pub fn kernel_frequency(text: &str) -> KernelFrequency {
+/// Reads `-freq` as the kernel does: shell words, the first one being the path
+/// (with [`Shape::FileNameFirst`]), kernel arguments up to `--`, the last `-freq`
+/// winning.
+pub fn kernel_frequency(text: &str, shape: Shape) -> KernelFrequency {
     if needs_shell_rules(text) {
         match shell_words::split(text) {
-            Ok(words) => frequency_in(words.iter().map(String::as_str)),
+            Ok(words) => frequency_in(words.iter().map(String::as_str), shape),
             Err(_) => KernelFrequency::Unreadable,
         }
     } else {
         // The common case, split as `shell-words` would, without its machinery.
-        frequency_in(words(text).map(|(_, word)| word))
+        frequency_in(words(text).map(|(_, word)| word), shape)
     }
 }
 
 /// The last `-freq` among the kernel arguments of these words, read as the kernel
-/// reads them: the first word is the path, `--` ends the kernel arguments, and
-/// `-freq` takes the next word as its value whatever it is.
-fn frequency_in<'a>(mut words: impl Iterator<Item = &'a str>) -> KernelFrequency {
+/// reads them: the first word is the path (with a file name first), `--` ends the
+/// kernel arguments, and `-freq` takes the next word as its value whatever it is.
+fn frequency_in<'a>(mut words: impl Iterator<Item = &'a str>, shape: Shape) -> KernelFrequency {
     let mut found = KernelFrequency::Absent;
-    words.next();
+    if shape == Shape::FileNameFirst {
+        words.next();
+    }
     while let Some(word) = words.next() {
         match word {
             "--" => break,
@@ -134,8 +162,8 @@ fn frequency_in<'a>(mut words: impl Iterator<Item = &'a str>) -> KernelFrequency
 }
 
 /// The kernel's `-freq <MHz>`, if given and usable (a valid, non-zero `u16`).
-pub fn freq_mhz(text: &str) -> Option<u16> {
-    match kernel_frequency(text) {
+pub fn freq_mhz(text: &str, shape: Shape) -> Option<u16> {
+    match kernel_frequency(text, shape) {
         KernelFrequency::Given(Some(mhz)) if mhz > 0 => Some(mhz),
         _ => None,
     }
@@ -148,26 +176,34 @@ pub struct FrequencyInserted {
     pub text: String,
     /// Where the inserted text starts in it.
     pub at: usize,
-    /// The inserted text (` -freq <MHz>`).
+    /// The inserted text (` -freq <MHz>` after a file name, `-freq <MHz> ` at the
+    /// start of a line of arguments only).
     pub inserted: String,
 }
 
-/// `text` with `-freq <MHz>` inserted right after the file name, for a kernel that
-/// would otherwise measure the TSC itself; `None` when the command line already has
-/// a `-freq` (the user's always wins), cannot be split, or `khz` does not make a
-/// valid `u16` of MHz. The rest of the line is unchanged.
-pub fn insert_frequency(text: &str, khz: u32) -> Option<FrequencyInserted> {
-    if kernel_frequency(text) != KernelFrequency::Absent {
+/// `text` with `-freq <MHz>` inserted right after the file name (or, for
+/// [`Shape::ArgumentsOnly`], first), for a kernel that would otherwise measure the
+/// TSC itself; `None` when the command line already has a `-freq` (the user's
+/// always wins), cannot be split, or `khz` does not make a valid `u16` of MHz. The
+/// rest of the line is unchanged.
+pub fn insert_frequency(text: &str, khz: u32, shape: Shape) -> Option<FrequencyInserted> {
+    if kernel_frequency(text, shape) != KernelFrequency::Absent {
         return None;
     }
     let mhz = u16::try_from((u64::from(khz) + 500) / 1000)
         .ok()
         .filter(|&m| m > 0)?;
-    // After the first word (the file name), or at the start of an empty line.
-    let start = text.len() - text.trim_start_matches(is_delimiter).len();
-    let at = text[start..]
-        .find(is_delimiter)
-        .map_or(text.len(), |end| start + end);
+    let at = match shape {
+        // After the first word (the file name), or at the start of an empty line.
+        Shape::FileNameFirst => {
+            let start = text.len() - text.trim_start_matches(is_delimiter).len();
+            text[start..]
+                .find(is_delimiter)
+                .map_or(text.len(), |end| start + end)
+        }
+        // Before the first argument, which may be `--`.
+        Shape::ArgumentsOnly => 0,
+    };
     // Built by hand: `format!` would bring the formatting machinery into the loader,
     // whose code costs more to translate under emulation than all of this to run.
     let mut inserted = String::with_capacity(12);
@@ -176,6 +212,9 @@ pub fn insert_frequency(text: &str, khz: u32) -> Option<FrequencyInserted> {
     }
     inserted.push_str("-freq ");
     push_decimal(&mut inserted, mhz);
+    if at == 0 && !text.is_empty() && !text.starts_with(is_delimiter) {
+        inserted.push(' ');
+    }
     let mut whole = String::with_capacity(text.len() + inserted.len());
     whole.push_str(&text[..at]);
     whole.push_str(&inserted);
@@ -240,8 +279,11 @@ pub fn loader_options(module_string: &str) -> Result<LoaderOptions, LoadError> {
 mod tests {
     use super::*;
 
+    const F: Shape = Shape::FileNameFirst;
+    const A: Shape = Shape::ArgumentsOnly;
+
     fn check_split(text: &str, kernel: Option<&str>, app: Option<&str>) {
-        let split = split(text);
+        let split = split(text, Shape::FileNameFirst);
         assert_eq!(
             split.kernel_args_at.map(|at| &text[at..]),
             kernel,
@@ -273,53 +315,56 @@ mod tests {
 
     #[test]
     fn reads_freq_as_the_kernel_does() {
-        assert_eq!(freq_mhz("loader -freq 2800"), Some(2800));
-        assert_eq!(freq_mhz("loader -ip 10.0.5.3 -freq 1000 -- x"), Some(1000));
-        assert_eq!(freq_mhz("loader -- -freq 2800"), None, "an app argument");
-        assert_eq!(freq_mhz("loader -freq"), None);
-        assert_eq!(freq_mhz("loader -freq fast"), None);
-        assert_eq!(freq_mhz("loader -freq 0"), None);
+        assert_eq!(freq_mhz("loader -freq 2800", F), Some(2800));
         assert_eq!(
-            freq_mhz("-freq 2800"),
+            freq_mhz("loader -ip 10.0.5.3 -freq 1000 -- x", F),
+            Some(1000)
+        );
+        assert_eq!(freq_mhz("loader -- -freq 2800", F), None, "an app argument");
+        assert_eq!(freq_mhz("loader -freq", F), None);
+        assert_eq!(freq_mhz("loader -freq fast", F), None);
+        assert_eq!(freq_mhz("loader -freq 0", F), None);
+        assert_eq!(
+            freq_mhz("-freq 2800", F),
             None,
             "the first word is the file name"
         );
         // The last one wins, quotes are shell quotes, values are u16.
-        assert_eq!(freq_mhz("app -freq 1000 -freq 2000"), Some(2000));
-        assert_eq!(freq_mhz("app -freq '2800'"), Some(2800));
-        assert_eq!(freq_mhz("app '-freq' \"2800\""), Some(2800));
-        assert_eq!(freq_mhz("app -freq 70000"), None, "not a u16");
+        assert_eq!(freq_mhz("app -freq 1000 -freq 2000", F), Some(2000));
+        assert_eq!(freq_mhz("app -freq '2800'", F), Some(2800));
+        assert_eq!(freq_mhz("app '-freq' \"2800\"", F), Some(2800));
+        assert_eq!(freq_mhz("app -freq 70000", F), None, "not a u16");
         assert_eq!(
-            freq_mhz("app -freq 2000 -freq 70000"),
+            freq_mhz("app -freq 2000 -freq 70000", F),
             None,
             "the last wins"
         );
         assert_eq!(
-            kernel_frequency("app -freq 70000"),
+            kernel_frequency("app -freq 70000", F),
             KernelFrequency::Given(None)
         );
         assert_eq!(
-            kernel_frequency("app '-freq 1"),
+            kernel_frequency("app '-freq 1", F),
             KernelFrequency::Unreadable
         );
-        assert_eq!(kernel_frequency("app -ip 1"), KernelFrequency::Absent);
+        assert_eq!(kernel_frequency("app -ip 1", F), KernelFrequency::Absent);
         assert_eq!(
-            kernel_frequency("app 'x -- y' -freq 5"),
+            kernel_frequency("app 'x -- y' -freq 5", F),
             KernelFrequency::Given(Some(5)),
             "a quoted -- is a word, not the separator"
         );
         assert_eq!(
-            kernel_frequency("app -freq -- 5"),
+            kernel_frequency("app -freq -- 5", F),
             KernelFrequency::Given(None),
             "-freq takes the next word, even --, as the kernel does"
         );
         assert_eq!(
-            kernel_frequency("app # -freq 5"),
+            kernel_frequency("app # -freq 5", F),
             KernelFrequency::Absent,
             "a comment, for shell-words"
         );
         assert_eq!(
-            kernel_frequency("app\r-freq 5"),
+            kernel_frequency("app\r-freq 5", F),
             KernelFrequency::Absent,
             "a carriage return is no delimiter"
         );
@@ -327,7 +372,7 @@ mod tests {
 
     #[test]
     fn inserts_freq_after_the_file_name_only_when_absent() {
-        let inserted = insert_frequency("/x/loader -ip 1 -- app", 2_300_012).unwrap();
+        let inserted = insert_frequency("/x/loader -ip 1 -- app", 2_300_012, F).unwrap();
         assert_eq!(inserted.text, "/x/loader -freq 2300 -ip 1 -- app");
         assert_eq!(inserted.at, 9);
         assert_eq!(inserted.inserted, " -freq 2300");
@@ -336,26 +381,57 @@ mod tests {
             inserted.inserted
         );
         assert_eq!(
-            insert_frequency("/x/loader", 2_299_600).unwrap().text,
+            insert_frequency("/x/loader", 2_299_600, F).unwrap().text,
             "/x/loader -freq 2300"
         );
         assert_eq!(
-            insert_frequency("/x/loader ", 1_000_000).unwrap().text,
+            insert_frequency("/x/loader ", 1_000_000, F).unwrap().text,
             "/x/loader -freq 1000 "
         );
-        assert_eq!(insert_frequency("", 1_000_000).unwrap().text, "-freq 1000");
+        assert_eq!(
+            insert_frequency("", 1_000_000, F).unwrap().text,
+            "-freq 1000"
+        );
         // The app's own -freq is not the kernel's.
         assert_eq!(
-            insert_frequency("l -- -freq 9", 1_000_000).unwrap().text,
+            insert_frequency("l -- -freq 9", 1_000_000, F).unwrap().text,
             "l -freq 1000 -- -freq 9"
         );
         // Whatever -freq the user gave wins, even one the kernel cannot read.
-        assert_eq!(insert_frequency("l -freq 2800", 1_000_000), None);
-        assert_eq!(insert_frequency("l -freq abc", 1_000_000), None);
-        assert_eq!(insert_frequency("l 'unclosed", 1_000_000), None);
+        assert_eq!(insert_frequency("l -freq 2800", 1_000_000, F), None);
+        assert_eq!(insert_frequency("l -freq abc", 1_000_000, F), None);
+        assert_eq!(insert_frequency("l 'unclosed", 1_000_000, F), None);
         // No usable MHz value: nothing to insert.
-        assert_eq!(insert_frequency("l", 0), None);
-        assert_eq!(insert_frequency("l", 70_000_000), None);
+        assert_eq!(insert_frequency("l", 0, F), None);
+        assert_eq!(insert_frequency("l", 70_000_000, F), None);
+    }
+
+    #[test]
+    fn a_line_of_arguments_only_has_no_file_name() {
+        let parts = split("-freq 2800 -- a", A);
+        assert_eq!(
+            (parts.kernel_args_at, parts.app_args_at),
+            (Some(0), Some(14))
+        );
+        assert_eq!(split("-- a", A).kernel_args_at, Some(0));
+        assert_eq!(split("", A).kernel_args_at, None);
+        assert_eq!(freq_mhz("-freq 2800", A), Some(2800));
+        assert_eq!(freq_mhz("-- -freq 2800", A), None, "an app argument");
+        let inserted = insert_frequency("-- app", 2_300_000, A).unwrap();
+        assert_eq!(inserted.text, "-freq 2300 -- app");
+        assert_eq!(
+            (inserted.at, inserted.inserted.as_str()),
+            (0, "-freq 2300 ")
+        );
+        assert_eq!(
+            insert_frequency("", 1_000_000, A).unwrap().text,
+            "-freq 1000"
+        );
+        assert_eq!(
+            insert_frequency(" -ip 1", 1_000_000, A).unwrap().text,
+            "-freq 1000 -ip 1"
+        );
+        assert_eq!(insert_frequency("-freq 5", 1_000_000, A), None);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use core::fmt;
 macro_rules! exit_codes {
     ($callback:ident) => {
         $callback! {
-            /// The Multiboot information carried no module: QEMU was started without `-initrd`.
+            /// No module: QEMU was started without `-initrd` (none in the Multiboot
+            /// information, `nr_modules` 0 in the PVH start info).
             NoModule = 0x10, "no-module";
             /// The module does not start with the ELF magic (or is empty).
             NotElf = 0x11, "not-elf";
@@ -58,6 +59,9 @@ macro_rules! exit_codes {
             /// A word after the application's file name in `-initrd` that is not one of
             /// the loader's options.
             UnknownOption = 0x22, "unknown-option";
+            /// The PVH start info is unusable: its magic or version, a pointer or length
+            /// in it, or a memory map whose entries overlap.
+            BadStartInfo = 0x23, "bad-start-info";
             /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
             CpuException = 0x40, "cpu-exception";
         }
@@ -113,6 +117,8 @@ impl ExitCode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadError {
     NoModule,
+    /// The PVH start info lists no module.
+    NoStartInfoModule,
     /// Module 0 holds no byte: `-initrd` named an empty file.
     EmptyModule,
     NotElf {
@@ -163,6 +169,20 @@ pub enum LoadError {
     BadMultiboot {
         what: &'static str,
     },
+    /// The PVH start info is unusable: `what` says why.
+    BadStartInfo {
+        what: &'static str,
+    },
+    /// EBX at the PVH entry does not point at a start info.
+    StartInfoMagic {
+        address: u64,
+        magic: u32,
+    },
+    /// Two entries of the PVH memory map claim the same memory.
+    OverlappingMemoryMap {
+        first: (u64, u64),
+        second: (u64, u64),
+    },
     /// A page mapping `[start, end)` cannot be built: `what` says why.
     BadMapping {
         what: &'static str,
@@ -189,7 +209,7 @@ pub enum LoadError {
 impl LoadError {
     pub const fn exit_code(&self) -> ExitCode {
         match self {
-            LoadError::NoModule => ExitCode::NoModule,
+            LoadError::NoModule | LoadError::NoStartInfoModule => ExitCode::NoModule,
             LoadError::NotElf { .. } | LoadError::EmptyModule => ExitCode::NotElf,
             LoadError::WrongClass { .. } => ExitCode::WrongClass,
             LoadError::WrongMachine { .. } => ExitCode::WrongMachine,
@@ -203,6 +223,9 @@ impl LoadError {
             LoadError::LayoutOverlap { .. } => ExitCode::LayoutOverlap,
             LoadError::NotEnoughMemory { .. } => ExitCode::NotEnoughMemory,
             LoadError::BadMultiboot { .. } => ExitCode::BadMultiboot,
+            LoadError::BadStartInfo { .. }
+            | LoadError::StartInfoMagic { .. }
+            | LoadError::OverlappingMemoryMap { .. } => ExitCode::BadStartInfo,
             LoadError::BadMapping { .. } => ExitCode::BadMapping,
             LoadError::FdtBuild { .. } => ExitCode::FdtBuild,
             LoadError::ElfTooComplex { .. } => ExitCode::ElfTooComplex,
@@ -217,6 +240,10 @@ impl fmt::Display for LoadError {
             LoadError::NoModule => {
                 write!(f, "no Multiboot module: pass the Hermit application with -initrd")
             }
+            LoadError::NoStartInfoModule => write!(
+                f,
+                "the PVH start info lists no module (nr_modules 0): pass the Hermit application with -initrd"
+            ),
             LoadError::EmptyModule => write!(
                 f,
                 "the module is empty (0 bytes): -initrd names an empty file"
@@ -267,6 +294,16 @@ impl fmt::Display for LoadError {
                 "not enough RAM: {what} [{start:#x}, {end:#x}) is not in usable memory"
             ),
             LoadError::BadMultiboot { what } => write!(f, "unusable Multiboot information: {what}"),
+            LoadError::BadStartInfo { what } => write!(f, "unusable PVH start info: {what}"),
+            LoadError::StartInfoMagic { address, magic } => write!(
+                f,
+                "unusable PVH start info: EBX points at {address:#x}, which holds {magic:#010x} where the start info's magic 0x336ec578 belongs"
+            ),
+            LoadError::OverlappingMemoryMap { first, second } => write!(
+                f,
+                "unusable PVH start info: memory-map entries [{:#x}, {:#x}) and [{:#x}, {:#x}) overlap",
+                first.0, first.1, second.0, second.1
+            ),
             LoadError::BadMapping { what, start, end } => {
                 write!(f, "bad page mapping [{start:#x}, {end:#x}): {what}")
             }

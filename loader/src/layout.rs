@@ -121,6 +121,10 @@ pub enum KernelPlacement {
     },
 }
 
+/// The name of the loader part that holds its heap, where the boot data the loader
+/// builds (boot info, device tree, an MBI under PVH) lies.
+pub const HEAP_PART: &str = "loader heap";
+
 /// One named part of the loader image: the buffers the loader keeps for itself and
 /// for the kernel (heap, page-table arena, stacks, boot page tables).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,12 +150,15 @@ pub struct LayoutInput<'a> {
     /// exception handler reports it) instead of overwriting what lies below. Empty:
     /// no guard.
     pub stack_guard: Region,
-    /// The page(s) holding the MBI and its memory map.
+    /// The page(s) holding the MBI and its memory map: the firmware's, outside the
+    /// loader image (Multiboot), or the one the loader built on its heap (PVH).
     pub mbi: Region,
     /// QEMU's buffer after the loader: command line and module list, which must stay
-    /// mapped and intact.
+    /// mapped and intact (empty under PVH: the loader copies what the kernel reads).
     pub boot_data: Region,
-    /// Module 0, the application file.
+    /// Module 0, the application file: read while loading, not after, so it may lie
+    /// below the kernel (Multiboot) or above it (PVH: at the top of RAM), where it is
+    /// not mapped.
     pub module: Region,
     /// How the kernel is placed.
     pub kernel: KernelPlacement,
@@ -314,16 +321,27 @@ fn place_kernel(input: &LayoutInput) -> Result<Region, LoadError> {
                 start,
                 end: u64::MAX,
             };
-            // The kernel goes above everything it must not overwrite; the kernel
-            // treats its image as whole 2 MiB pages, so the base is 2 MiB aligned.
-            let below = [input.loader, input.boot_data, input.module, input.mbi]
+            // The kernel goes above everything it still reads after the hand-over;
+            // the kernel treats its image as whole 2 MiB pages, so the base is 2 MiB
+            // aligned.
+            let alignment = align.max(HUGE_PAGE);
+            let below = [input.loader, input.boot_data, input.mbi]
                 .iter()
                 .map(|r| r.end)
                 .max()
                 .unwrap_or(0);
             let base = align_up(below, HUGE_PAGE).ok_or(too_high(below))?;
             let base = base.max(KERNEL_MIN_BASE);
-            let base = align_up(base, align.max(HUGE_PAGE)).ok_or(too_high(base))?;
+            let base = align_up(base, alignment).ok_or(too_high(base))?;
+            let end = base.checked_add(size).ok_or(too_high(base))?;
+            let kernel = Region { start: base, end };
+            if !kernel.overlaps(&input.module) {
+                // The module is read before the kernel runs and not after: it may lie
+                // above the kernel (a PVH VMM puts it at the top of RAM).
+                return Ok(kernel);
+            }
+            // Above the module (Multiboot puts it right after the loader).
+            let base = align_up(input.module.end, alignment).ok_or(too_high(input.module.end))?;
             let end = base.checked_add(size).ok_or(too_high(base))?;
             Ok(Region { start: base, end })
         }
@@ -334,13 +352,14 @@ fn place_kernel(input: &LayoutInput) -> Result<Region, LoadError> {
 /// identity-map, refusing any input that would break a kernel generation's rules.
 ///
 /// A relocatable kernel goes at `max(align_up(highest end of loader, boot data,
-/// module, MBI, 2 MiB), 0x800000)`, aligned to its own alignment if larger; a fixed
-/// one where it was linked. The mappings are: the MBI page(s) read-only with 4 KiB
+/// MBI, 2 MiB), 0x800000)`, aligned to its own alignment if larger, or, if it would
+/// overlap the module there, right above the module; a fixed one where it was
+/// linked. The mappings are: the MBI page(s) read-only with 4 KiB
 /// pages (unless already inside the next range); from the loader's first page up to
 /// the next 2 MiB boundary with 4 KiB pages; from there up to the kernel's end
-/// rounded up to 2 MiB with 2 MiB pages, writable. The boot data and the module lie
-/// in between and are mapped with it. The stack guard page is left out: the 4 KiB
-/// pages reach up to the 2 MiB boundary above it.
+/// rounded up to 2 MiB with 2 MiB pages, writable. The boot data lies in between
+/// and is mapped with it, as is the module when it lies below the kernel. The stack
+/// guard page is left out: the 4 KiB pages reach up to the 2 MiB boundary above it.
 pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
     check_ordered(&input.loader, "the loader image ends before it starts")?;
     check_ordered(&input.mbi, "the MBI range ends before it starts")?;
@@ -382,7 +401,13 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
             });
         }
     }
-    if input.mbi.overlaps(&input.loader) {
+    // The firmware's MBI lies outside the loader image; one the loader built (PVH)
+    // lies on its heap, which the kernel keeps with the rest of the image.
+    let mbi_on_heap = input
+        .loader_parts
+        .iter()
+        .any(|part| part.name == HEAP_PART && part.region.contains_range(&input.mbi));
+    if input.mbi.overlaps(&input.loader) && !mbi_on_heap {
         return Err(overlap("MBI", input.mbi, "loader image", input.loader));
     }
     check_loader_parts(input.loader, input.loader_parts)?;
@@ -598,7 +623,7 @@ mod tests {
     /// Parts of the loader image as the linker script lays them out.
     const QEMU_LOADER_PARTS: [LoaderPart; 2] = [
         LoaderPart {
-            name: "heap",
+            name: HEAP_PART,
             region: Region::new(0x12_0000, 0x14_0000),
         },
         LoaderPart {
@@ -914,6 +939,47 @@ mod tests {
                 Region::new(0x10_0000, 0x16_3000),
             ),
         );
+    }
+
+    /// What a PVH boot gives: the MBI the loader built on its heap, no boot data
+    /// outside the loader, the module at the top of RAM.
+    fn pvh(kernel: KernelPlacement) -> LayoutInput<'static> {
+        LayoutInput {
+            mbi: Region::new(0x12_1000, 0x12_1200),
+            boot_data: Region::new(0, 0),
+            module: Region::new(0x7f9_e000, 0x7fb_e000),
+            ..qemu(kernel)
+        }
+    }
+
+    #[test]
+    fn pvh_places_the_kernel_below_the_module_and_maps_neither_it_nor_low_memory() {
+        let layout = plan_layout(&pvh(dyn_kernel(0x1000, 0))).unwrap();
+        assert_eq!(layout.kernel(), Region::new(0x80_0000, 0x80_1000));
+        // The MBI on the heap needs no mapping of its own; nothing lies below the
+        // loader and nothing above the kernel's 2 MiB page.
+        let mappings = layout.mappings();
+        assert_eq!(mappings.first().unwrap().start, 0x10_0000);
+        assert_eq!(mappings.last().unwrap().end, 0xa0_0000);
+        // A kernel too large for the space below the module goes above it.
+        let large = plan_layout(&pvh(dyn_kernel(0x780_0000, 0)));
+        assert!(matches!(
+            large,
+            Err(LoadError::NotEnoughMemory {
+                what: "kernel image",
+                start: 0x800_0000,
+                ..
+            })
+        ));
+        // An MBI inside the loader image but not on its heap is refused.
+        let off_heap = LayoutInput {
+            mbi: Region::new(0x14_1000, 0x14_1100),
+            ..pvh(dyn_kernel(0x1000, 0))
+        };
+        assert!(matches!(
+            plan_layout(&off_heap),
+            Err(LoadError::LayoutOverlap { what: "MBI", .. })
+        ));
     }
 
     #[test]

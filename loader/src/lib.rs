@@ -16,6 +16,29 @@ pub mod elf;
 pub mod error;
 pub mod fdt;
 pub mod layout;
+pub mod mbi_writer;
 pub mod multiboot;
 pub mod paging;
+pub mod pvh;
 pub mod wire;
+
+/// How the loader was entered: the boot protocol of the VMM that started it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryProtocol {
+    /// Multiboot 1 (`start32`): QEMU's `-kernel` with the 32-bit image; EBX holds the
+    /// Multiboot information.
+    Multiboot,
+    /// Xen's x86/HVM direct boot ABI (`pvh_start32`): QEMU (pc, microvm), Cloud
+    /// Hypervisor and Firecracker with the 64-bit ELF; EBX holds the start info.
+    Pvh,
+}
+
+impl EntryProtocol {
+    /// The name the trace and the reports use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EntryProtocol::Multiboot => "multiboot",
+            EntryProtocol::Pvh => "pvh",
+        }
+    }
+}

@@ -1,12 +1,14 @@
-//! The bare-metal loader binary: QEMU starts it through Multiboot 1, it loads the
-//! Hermit application given as module 0 and jumps into it with the Hermit boot ABI.
+//! The bare-metal loader binary: a VMM starts it through Multiboot 1 or PVH, it loads
+//! the Hermit application given as module 0 and jumps into it with the Hermit boot
+//! ABI.
 //!
 //! This file starts the loader and ends it: the hand-over or the refusal. The
 //! loading sequence is `boot.rs` (stages that hand every decision to the host-tested
 //! `rusty_loader` library), the trace `trace.rs`; the start-up assembly and every
 //! direct hardware access live in `arch/x86_64`, the only place with `unsafe`
 //! besides the named hardware files (`console.rs`, `heap.rs`, `logger.rs`,
-//! `mbi.rs`).
+//! `mbi.rs`). The two entries differ only in the assembly's first lines and in
+//! how `boot.rs` reads its inputs (`mbi.rs`, `start_info.rs`).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -21,20 +23,24 @@ mod heap;
 #[cfg(feature = "trace")]
 mod logger;
 mod mbi;
+mod start_info;
 mod trace;
 
 use rusty_loader::error::{ExitCode, LoadError};
 
-/// Called by the start-up code in long mode with the Multiboot magic and MBI address.
-extern "C" fn loader_main(magic: u32, mbi_addr: u32) -> ! {
+/// Called by the start-up code in long mode with the entry it came through, EAX at
+/// a Multiboot entry (0 after PVH) and EBX: the MBI or the PVH start info.
+extern "C" fn loader_main(entry: u32, magic: u32, info_addr: u32) -> ! {
     arch::exceptions::install();
     // The reference counter for the TSC frequency runs from here across the
     // loader's work (see arch::freq).
     arch::freq::start();
     console::init();
     heap::init();
-    trace::loader_started(mbi_addr, arch::early_stamps());
-    match boot::boot(magic, mbi_addr) {
+    // Only the assembly calls this function, with one of its two values.
+    let entry = arch::entry_protocol(entry).unwrap_or(rusty_loader::EntryProtocol::Multiboot);
+    trace::loader_started(entry, info_addr, arch::early_stamps());
+    match boot::boot(entry, magic, info_addr) {
         Ok(hand_over) => {
             trace::hand_over(&hand_over);
             arch::exceptions::mark_handed_over();

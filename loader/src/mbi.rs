@@ -14,8 +14,9 @@ use crate::arch::BOOT_IDENTITY_LIMIT;
 use crate::trace;
 
 /// The boot tables identity-map the first 4 GiB, which is where a Multiboot loader
-/// puts everything (its structures use 32-bit addresses).
-struct IdentityMemory;
+/// puts everything (its structures use 32-bit addresses), and where the loader
+/// reaches anything a PVH start info points to.
+pub struct IdentityMemory;
 
 impl PhysicalMemory<'static> for IdentityMemory {
     fn bytes(&self, addr: u64, len: u64) -> Option<&'static [u8]> {

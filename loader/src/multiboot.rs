@@ -78,13 +78,13 @@ pub struct Mbi<'a, M> {
     map_address: u32,
 }
 
-fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+pub(crate) fn u32_at(bytes: &[u8], offset: usize) -> u32 {
     let mut word = [0; 4];
     word.copy_from_slice(&bytes[offset..offset + 4]);
     u32::from_le_bytes(word)
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> u64 {
+pub(crate) fn u64_at(bytes: &[u8], offset: usize) -> u64 {
     let mut word = [0; 8];
     word.copy_from_slice(&bytes[offset..offset + 8]);
     u64::from_le_bytes(word)
@@ -95,7 +95,7 @@ fn bad(what: &'static str) -> LoadError {
 }
 
 /// Whether `[start, end)` lies in usable RAM. `ram` is sorted and merged.
-fn in_ram(ram: &[Region], start: u64, end: u64) -> bool {
+pub(crate) fn in_ram(ram: &[Region], start: u64, end: u64) -> bool {
     let wanted = Region::new(start, end);
     ram.iter()
         .any(|r| r.contains_range(&wanted) && start < r.end)

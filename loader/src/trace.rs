@@ -14,7 +14,7 @@ use rusty_loader::error::{ExitCode, LoadError};
 use rusty_loader::layout::{HandOverTables, Layout, Region};
 use rusty_loader::paging::PageSize;
 use rusty_loader::wire::{saturate, MapEntry, Word, FORMAT_VERSION};
-use rusty_loader::{cmdline, exit_codes};
+use rusty_loader::{cmdline, exit_codes, EntryProtocol};
 
 use rusty_loader::cmdline::FrequencyInserted;
 
@@ -103,15 +103,24 @@ fn at(ticks: u64) {
     let _ = ticks;
 }
 
-/// The first three events: `LoaderStart` at the entry, then the start-up code's
-/// two stamps, each carried as its event's time.
-pub fn loader_started(mbi: u32, stamps: EarlyStamps) {
+/// The first four events: `LoaderStart` at the entry, then the start-up code's
+/// two stamps, each carried as its event's time, and the entry protocol.
+pub fn loader_started(entry: EntryProtocol, info: u32, stamps: EarlyStamps) {
     at(0);
-    emit::loader_start(FORMAT_VERSION, build_id(), mbi);
+    emit::loader_start(FORMAT_VERSION, build_id(), info);
     at(stamps.paging_on.wrapping_sub(stamps.entry));
     emit::paging_enabled();
     at(stamps.long_mode.wrapping_sub(stamps.entry));
     emit::long_mode_entered();
+    emit::entry(match entry {
+        EntryProtocol::Multiboot => name!("multiboot"),
+        EntryProtocol::Pvh => name!("pvh"),
+    });
+}
+
+/// The MBI the loader wrote for the kernel (PVH).
+pub fn mbi_built(region: Region) {
+    emit::mbi_built(saturate(region.start), saturate(region.len()));
 }
 
 /// The build identity `LoaderStart` sends (see the logger).
@@ -136,8 +145,8 @@ pub fn memory_map(entries: &[MapEntry]) {
 
 /// The command line and where its parts start (65535 where a part is absent; an
 /// offset beyond 65534 is sent as 65534).
-pub fn command_line(text: &str) {
-    let split = cmdline::split(text);
+pub fn command_line(text: &str, shape: cmdline::Shape) {
+    let split = cmdline::split(text, shape);
     let offset =
         |at: Option<usize>| at.map_or(u16::MAX, |at| saturate::<u16, _>(at).min(u16::MAX - 1));
     emit::command_line(

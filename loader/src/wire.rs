@@ -188,9 +188,10 @@ pub enum ContractError {
 macro_rules! loader_events {
     ($callback:ident) => {
         $callback! {
-            /// First event, timed at the Multiboot entry (time 0): the trace format version,
-            /// the build identity (see "Identity" in docs/trace-format.md) and the MBI
-            /// address. The loader image's own range is in the ELF (symbols
+            /// First event, timed at the loader's entry (time 0): the trace format version,
+            /// the build identity (see "Identity" in docs/trace-format.md) and the address
+            /// EBX held at the entry: the MBI, or after a PVH entry (see `Entry`) the PVH
+            /// start info. The loader image's own range is in the ELF (symbols
             /// `__loader_start`, `__loader_end`).
             info LoaderStart loader_start(format: u8, build: u32, mbi: u32)
                 => "LoaderStart format={=u8} build={=u32:#x} mbi={=u32:#x}";
@@ -199,16 +200,23 @@ macro_rules! loader_events {
             info PagingEnabled paging_enabled() => "PagingEnabled";
             /// The first 64-bit instruction: sent with the time the start-up code recorded.
             info LongModeEntered long_mode_entered() => "LongModeEntered";
-            /// The Multiboot memory map, every entry as `start-end:kind` (kind 1 usable RAM,
-            /// 2 reserved, 3 ACPI reclaimable, 4 ACPI NVS, 5 defective). One event for the
+            /// The boot protocol the loader was entered through: `multiboot` (`start32`, the
+            /// 32-bit image) or `pvh` (`pvh_start32`, the 64-bit ELF's Xen PVH note).
+            info Entry entry(protocol: istr) => "Entry protocol={=istr}";
+            /// The memory map (Multiboot's, or the PVH start info's), every entry as
+            /// `start-end:kind` (kind 1 usable RAM, 2 reserved, 3 ACPI reclaimable, 4 ACPI
+            /// NVS, 5 defective; other PVH types are sent as 2). One event for the
             /// whole map (up to 32 entries; a longer map takes more events), which costs a
             /// third of one event per entry.
             info MemoryMap memory_map(regions: memory_map) => "MemoryMap regions={=[?]}";
-            /// The Multiboot command line: the file name, then kernel arguments from
-            /// byte `kernel_args_at`, then app arguments (after `--`) from `app_args_at`
-            /// (65535 where absent).
+            /// The command line: after a Multiboot entry the file name, then kernel
+            /// arguments from byte `kernel_args_at` (after a PVH entry, the arguments only),
+            /// then app arguments (after `--`) from `app_args_at` (65535 where absent).
             info CommandLine command_line(kernel_args_at: u16, app_args_at: u16, text: str)
                 => "CommandLine kernel_args_at={=u16} app_args_at={=u16} text={=str}";
+            /// After a PVH entry: the Multiboot information the loader wrote for the kernel
+            /// (memory map, command line) on its heap, inside the loader image.
+            info MbiBuilt mbi_built(addr: u32, size: u32) => "MbiBuilt addr={=u32:#x} size={=u32}";
             /// Module 0, the application file.
             info Module module(start: u64, end: u64) => "Module start={=u64:#x} end={=u64:#x}";
             /// The validated application: ELF type, HERMIT entry version, kernel version from

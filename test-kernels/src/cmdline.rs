@@ -67,7 +67,9 @@ pub fn freq_mhz(cmdline: &[u8]) -> Result<Option<u16>, FreqArgError> {
 }
 
 /// The MHz value of a `-freq` the loader inserted: `ours` is `theirs` (the command
-/// line QEMU gave) with ` -freq <MHz>` right after the first word, or `None`.
+/// line QEMU gave) with ` -freq <MHz>` right after the first word (the file name
+/// Multiboot puts first) or, for a line without one (PVH), `-freq <MHz>` first; or
+/// `None`.
 /// The loader does that for kernels of 0.6–0.10 given no `-freq` (they learn the
 /// TSC frequency only there).
 pub fn inserted_freq(ours: &[u8], theirs: &[u8]) -> Option<u16> {
@@ -80,10 +82,27 @@ pub fn inserted_freq(ours: &[u8], theirs: &[u8]) -> Option<u16> {
         .position(|b| b.is_ascii_whitespace())
         .map_or(theirs.len(), |end| start + end);
     let (head, tail) = theirs.split_at(at);
-    let middle = ours.strip_prefix(head)?.strip_suffix(tail)?;
-    let value = middle.strip_prefix(b" -freq ")?;
+    let after_path = ours
+        .strip_prefix(head)
+        .and_then(|rest| rest.strip_suffix(tail))
+        .and_then(|middle| middle.strip_prefix(b" -freq "));
+    // A command line without a file name (PVH) gets it first: `-freq N <theirs>`.
+    let first = || {
+        let rest = ours.strip_prefix(b"-freq ")?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let (value, after) = rest.split_at(digits);
+        let unchanged = if theirs.is_empty() {
+            after.is_empty()
+        } else if theirs[0].is_ascii_whitespace() {
+            after == theirs
+        } else {
+            after.strip_prefix(b" ") == Some(theirs)
+        };
+        unchanged.then_some(value)
+    };
+    let value = after_path.or_else(first)?;
     let mhz: u16 = core::str::from_utf8(value).ok()?.parse().ok()?;
-    (mhz > 0 && value.iter().all(u8::is_ascii_digit)).then_some(mhz)
+    (mhz > 0 && !value.is_empty() && value.iter().all(u8::is_ascii_digit)).then_some(mhz)
 }
 
 #[cfg(test)]
@@ -112,6 +131,11 @@ mod tests {
             None,
             "not after the path"
         );
+        // PVH: no file name, the loader inserts it first.
+        assert_eq!(inserted_freq(b"-freq 2300 -- a", b"-- a"), Some(2300));
+        assert_eq!(inserted_freq(b"-freq 2300", b""), Some(2300));
+        assert_eq!(inserted_freq(b"-freq 2300 -- b", b"-- a"), None);
+        assert_eq!(inserted_freq(b"-freq 2300-- a", b"-- a"), None);
     }
 
     #[test]

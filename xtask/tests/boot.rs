@@ -7,9 +7,9 @@
 mod common;
 
 use common::{
-    artifacts, boot, config, host_tsc_khz, parse_range, with_inserted_freq, KernelReport,
+    artifacts, boot, config, entered, host_tsc_khz, parse_range, with_inserted_freq, KernelReport,
 };
-use xtask::qemu::{Captured, Machine, QemuConfig};
+use xtask::qemu::{BootProtocol, Captured, Machine, QemuConfig};
 
 const TWO_MIB: u64 = 2 << 20;
 
@@ -37,13 +37,21 @@ fn check_good_run(config: &QemuConfig, run: &Captured, kernel_name: &str) -> Ker
     let expected = match report.facts.iter().find(|(k, _)| k == "freq-inserted") {
         Some((_, mhz)) => {
             assert!(
-                !config.multiboot_command_line().contains("-freq")
+                !config.command_line().contains("-freq")
                     && !config.loader_options.iter().any(|o| o == "keep-cmdline"),
                 "the loader inserted -freq where it must not\nserial:\n{serial}"
             );
-            with_inserted_freq(&config.multiboot_command_line(), mhz.parse().unwrap())
+            match config.boot {
+                BootProtocol::Multiboot => {
+                    with_inserted_freq(&config.command_line(), mhz.parse().unwrap())
+                }
+                // No file name: the loader inserts -freq first.
+                BootProtocol::Pvh => format!("-freq {mhz} {}", config.command_line())
+                    .trim_end()
+                    .to_string(),
+            }
         }
-        None => config.multiboot_command_line(),
+        None => config.command_line(),
     };
     assert_eq!(report.one("cmdline"), expected, "serial:\n{serial}");
     let expected_args = config
@@ -279,6 +287,39 @@ fn calibrating_is_handed_its_frequency_by_the_loader() {
             error < 0.005,
             "{machine:?}: handed {mhz} MHz, the host's TSC runs at {host_mhz:.1} MHz"
         );
+    }
+}
+
+/// Every test kernel through the PVH entry (the 64-bit ELF) on both machine types:
+/// the same checks as through Multiboot, on the command line the VMM hands over
+/// without a file name, the memory map from the start info and the MBI the loader
+/// writes (which the kernels read and compare with the boot info and device tree).
+#[test]
+fn every_kernel_boots_through_pvh_on_pc_and_microvm() {
+    let kernels = &artifacts().kernels;
+    for machine in [Machine::Pc, Machine::Microvm] {
+        for kernel in kernels.all() {
+            let config = entered(machine_config(kernel, machine), BootProtocol::Pvh, machine);
+            let name = kernel.file_name().unwrap().to_str().unwrap();
+            let report = check_good_boot(&config, name);
+            // The kernel's MBI is the one the loader wrote, inside the loader image.
+            let mbi = common::parse_hex(report.one("mbi"));
+            assert!(
+                (0x10_0000..0x80_0000).contains(&mbi),
+                "{name} on {machine:?}: MBI at {mbi:#x}"
+            );
+            if kernel != &kernels.legacy_v2 && kernel != &kernels.hello_exec {
+                check_dyn_placement(&report);
+            }
+        }
+    }
+    // The calibrating kernel (0.6-0.10 rules) given no -freq: the loader inserts it
+    // first, and the kernel measures nothing.
+    for machine in [Machine::Pc, Machine::Microvm] {
+        let mut config = entered(config(&kernels.calibrating), BootProtocol::Pvh, machine);
+        config.append = Some("-- app".to_string());
+        let report = check_good_boot(&config, "calibrating");
+        assert_eq!(report.one("freq_source"), "cmdline");
     }
 }
 

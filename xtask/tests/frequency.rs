@@ -92,7 +92,7 @@ fn a_legacy_kernel_gets_it_on_its_command_line() {
             })
             .expect("a CommandLineEdited event");
         assert_eq!(inserted, format!(" -freq {mhz}"));
-        let original = config.multiboot_command_line();
+        let original = config.command_line();
         assert_eq!(usize::from(at), original.find(' ').unwrap());
         let report = KernelReport::parse(&run.serial_text());
         assert_eq!(report.one("freq-inserted"), mhz.to_string());
@@ -116,7 +116,7 @@ fn the_users_freq_wins_and_keep_cmdline_keeps_the_line() {
     let events = decode(&run.serial);
     assert_eq!(frequency(&events), (1_234_000, "cmdline".to_string(), 0));
     let report = KernelReport::parse(&run.serial_text());
-    assert_eq!(report.one("cmdline"), config.multiboot_command_line());
+    assert_eq!(report.one("cmdline"), config.command_line());
 
     // keep-cmdline: measured, but not inserted.
     let mut config = machine_config(&artifacts().kernels.legacy_dyn, Machine::Pc);
@@ -129,5 +129,5 @@ fn the_users_freq_wins_and_keep_cmdline_keeps_the_line() {
         .iter()
         .any(|e| matches!(e.kind, LoaderEvent::CommandLineEdited { .. })));
     let report = KernelReport::parse(&run.serial_text());
-    assert_eq!(report.one("cmdline"), config.multiboot_command_line());
+    assert_eq!(report.one("cmdline"), config.command_line());
 }

@@ -2,7 +2,7 @@
 //! runner's own standard command line (with `-no-reboot`) piped into the decoder,
 //! its links lead somewhere, and it shows nothing of one developer's machine.
 
-use xtask::qemu::QemuConfig;
+use xtask::qemu::{BootProtocol, QemuConfig};
 
 fn read(relative: &str) -> String {
     std::fs::read_to_string(xtask::project_root().join(relative)).unwrap()
@@ -65,6 +65,35 @@ fn the_qemu_command_is_the_standard_one_with_no_reboot_and_the_decoder() {
     // How rusty-trace gets on the PATH, and that it can.
     assert!(readme.contains("cargo install --path trace-decoder"));
     assert!(read("trace-decoder/Cargo.toml").contains("name = \"rusty-trace\""));
+}
+
+/// The PVH section's QEMU command is the runner's with `--boot pvh`.
+#[test]
+fn the_pvh_qemu_command_is_the_runners_pvh_one() {
+    let readme = read("README.md");
+    let section = &readme[readme
+        .find("## Booting through PVH")
+        .expect("a PVH section")..];
+    let start = section
+        .find("qemu-system-x86_64 -cpu ")
+        .expect("a full QEMU command line");
+    let end = start + section[start..].find("\n```").unwrap();
+    let words = shell_words(&section[start..end]);
+    let config = QemuConfig {
+        append: Some("-- app args".to_string()),
+        boot: BootProtocol::Pvh,
+        ..QemuConfig::new("target/x86_64/debug/rusty-loader", "app.elf")
+    };
+    let mut expected = vec!["qemu-system-x86_64".to_string()];
+    expected.extend(
+        config
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    expected.extend(["|".to_string(), "rusty-trace".to_string()]);
+    assert_eq!(words, expected);
+    assert!(words.contains(&"target/x86_64/debug/rusty-loader.elf".to_string()));
 }
 
 #[test]

@@ -7,13 +7,14 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{artifacts, boot, config};
+use common::{artifacts, boot, config, entered, ENTRIES};
 use goblin::elf::dynamic::{DT_NEEDED, DT_NULL};
 use goblin::elf::program_header::{PF_R, PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 use rusty_loader::elf::{MAX_NOTE_BYTES, MAX_PROGRAM_HEADERS};
 use rusty_loader::error::ExitCode;
 use trace_decoder::decode::{decode_recording, TraceTable};
+use xtask::qemu::{BootProtocol, Machine, QemuConfig};
 
 /// The trace of a failed boot ends with its error event, carrying these fields.
 fn check_error_event(serial: &[u8], name: &str, fields: &[(&str, &str)]) {
@@ -48,16 +49,27 @@ fn hello_dyn() -> Vec<u8> {
     std::fs::read(&artifacts().kernels.hello_dyn).unwrap()
 }
 
-/// Boots `app` and checks the status and that the loader's error line says `message`.
+/// Boots `app` through both entries on both machine types and checks the status and
+/// that the loader's error line says `message`.
 fn check_refusal(app: Option<PathBuf>, code: ExitCode, message: &str) {
-    let mut config = config("unused");
-    config.app = app;
-    let run = boot(&config);
+    for (entry, machine) in ENTRIES {
+        let mut config = entered(config("unused"), entry, machine);
+        config.app = app.clone();
+        check_refusal_of(&config, code, message);
+    }
+}
+
+/// Boots `config` and checks the status and that the loader's error line says
+/// `message`.
+fn check_refusal_of(config: &QemuConfig, code: ExitCode, message: &str) {
+    let run = boot(config);
     let serial = run.serial_text();
     assert_eq!(
         run.status,
         Some(code.qemu_status()),
-        "expected {code:?}\nserial:\n{serial}"
+        "expected {code:?}\ncommand: {}\nserial:\n{serial}\nstderr:\n{}",
+        config.display(),
+        run.stderr
     );
     let line = serial
         .lines()
@@ -92,6 +104,12 @@ fn find(bytes: &[u8], needle: &[u8]) -> usize {
 #[test]
 fn no_module() {
     check_refusal(None, ExitCode::NoModule, "-initrd");
+    let pvh = entered(config("unused"), BootProtocol::Pvh, Machine::Pc);
+    check_refusal_of(
+        &QemuConfig { app: None, ..pvh },
+        ExitCode::NoModule,
+        "the PVH start info lists no module (nr_modules 0)",
+    );
 }
 
 /// A word after the application's file name in `-initrd` is a loader option; one
@@ -123,14 +141,24 @@ fn not_an_elf() {
 }
 
 /// An empty file is not "an ELF starting with 00 00 00 00": the line says it is empty.
+/// QEMU's PVH boot lists no module for an empty file: there it is no module at all.
 #[test]
 fn empty_module() {
     let app = write_case("empty", b"");
-    check_refusal(
-        Some(app),
-        ExitCode::NotElf,
-        "the module is empty (0 bytes): -initrd names an empty file",
-    );
+    for (entry, machine) in ENTRIES {
+        let config = QemuConfig {
+            app: Some(app.clone()),
+            ..entered(config("unused"), entry, machine)
+        };
+        match entry {
+            BootProtocol::Multiboot => check_refusal_of(
+                &config,
+                ExitCode::NotElf,
+                "the module is empty (0 bytes): -initrd names an empty file",
+            ),
+            BootProtocol::Pvh => check_refusal_of(&config, ExitCode::NoModule, "-initrd"),
+        }
+    }
 }
 
 #[test]
@@ -287,8 +315,14 @@ fn same_notes_everywhere(mut elf: Vec<u8>, count: u16, zeros: usize) -> Vec<u8> 
 /// Boots `app`, which must be refused as too complex with `message`, and checks the
 /// `Refused` event too.
 fn check_too_complex(app: PathBuf, message: &str) {
+    for (entry, machine) in ENTRIES {
+        check_too_complex_on(entered(config(&app), entry, machine), message);
+    }
+}
+
+fn check_too_complex_on(config: QemuConfig, message: &str) {
     let code = ExitCode::ElfTooComplex;
-    let run = boot(&config(app));
+    let run = boot(&config);
     let serial = run.serial_text();
     assert_eq!(run.status, Some(code.qemu_status()), "serial:\n{serial}");
     let line = serial
@@ -338,21 +372,36 @@ fn more_note_bytes_than_the_loader_reads() {
 #[test]
 fn kernel_overlaps_module() {
     // An ET_EXEC kernel must go to 0x800000; padded to 8 MiB, its own file (the
-    // module, right after the loader) reaches over that address.
+    // module, which Multiboot puts right after the loader) reaches over that
+    // address. PVH puts the module at the top of RAM, clear of the kernel: it boots.
     let mut elf = std::fs::read(&artifacts().kernels.hello_exec).unwrap();
     elf.resize(8 << 20, 0);
-    check_refusal(
-        Some(write_case("exec-overlap", &elf)),
-        ExitCode::LayoutOverlap,
-        "overlaps module",
-    );
+    let app = write_case("exec-overlap", &elf);
+    for (entry, machine) in ENTRIES {
+        let config = entered(config(&app), entry, machine);
+        match entry {
+            BootProtocol::Multiboot => {
+                check_refusal_of(&config, ExitCode::LayoutOverlap, "overlaps module")
+            }
+            BootProtocol::Pvh => {
+                let run = boot(&config);
+                assert_eq!(run.status, Some(3), "serial:\n{}", run.serial_text());
+            }
+        }
+    }
 }
 
 #[test]
 fn not_enough_memory() {
-    let mut config = config(&artifacts().kernels.hello_dyn);
-    config.memory = "8M".to_string();
-    let run = boot(&config);
+    for (entry, machine) in ENTRIES {
+        let mut config = entered(config(&artifacts().kernels.hello_dyn), entry, machine);
+        config.memory = "8M".to_string();
+        check_not_enough_memory(&config);
+    }
+}
+
+fn check_not_enough_memory(config: &QemuConfig) {
+    let run = boot(config);
     let serial = run.serial_text();
     assert_eq!(
         run.status,
@@ -383,7 +432,13 @@ fn fault_after_hand_over_is_reported() {
     let entry = text.p_vaddr + (ud2 - start) as u64;
     le64(&mut elf, 24, entry);
     let app = write_case("entry-at-ud2", &elf);
-    let run = boot(&config(&app));
+    for (entry, machine) in ENTRIES {
+        check_fault_reported(&entered(config(&app), entry, machine));
+    }
+}
+
+fn check_fault_reported(config: &QemuConfig) {
+    let run = boot(config);
     let serial = run.serial_text();
     assert_eq!(
         run.status,
@@ -403,10 +458,16 @@ fn fault_after_hand_over_is_reported() {
 
 #[test]
 fn no_module_trace_still_shows_the_memory_map_and_command_line() {
-    let mut config = config("unused");
-    config.app = None;
-    config.append = Some("-freq 2800".to_string());
-    let run = boot(&config);
+    for (entry, machine) in ENTRIES {
+        let mut config = entered(config("unused"), entry, machine);
+        config.app = None;
+        config.append = Some("-freq 2800".to_string());
+        check_no_module_trace(&config);
+    }
+}
+
+fn check_no_module_trace(config: &QemuConfig) {
+    let run = boot(config);
     let elf = std::fs::read(&artifacts().loader.elf).unwrap();
     let table = TraceTable::from_elf(&elf).unwrap();
     let events = decode_recording(&table, &run.serial).unwrap().events;
@@ -414,4 +475,18 @@ fn no_module_trace_still_shows_the_memory_map_and_command_line() {
     assert!(names.contains(&"MemoryMap"), "{names:?}");
     assert!(names.contains(&"CommandLine"), "{names:?}");
     assert_eq!(names.last(), Some(&"Refused"), "{names:?}");
+    // The trace names the entry the loader came through.
+    let protocol = match config.boot {
+        BootProtocol::Multiboot => "multiboot",
+        BootProtocol::Pvh => "pvh",
+    };
+    check_error_event_names_entry(&events, protocol);
+}
+
+fn check_error_event_names_entry(events: &[trace_decoder::decode::Event], protocol: &str) {
+    let entry = events
+        .iter()
+        .find(|e| e.name() == "Entry")
+        .expect("an Entry event");
+    assert_eq!(entry.message(), format!("Entry protocol={protocol}"));
 }

@@ -201,6 +201,10 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
     }
     let mut once = std::collections::HashSet::new();
     let mut segments = 0;
+    // After a PVH entry, EBX (in `LoaderStart`) held the start info, not an MBI.
+    let pvh = events
+        .iter()
+        .any(|e| matches!(&e.kind, LoaderEvent::Entry { protocol } if protocol == "pvh"));
     for e in events {
         // Single-shot events are taken once: a repeated one in a damaged stream must
         // not add phantom regions.
@@ -211,11 +215,19 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
         match &e.kind {
             LoaderEvent::LoaderStart { mbi, .. } => {
                 let page = u64::from(*mbi) & !(PAGE_SIZE - 1);
+                let name = if pvh {
+                    "PVH start info page"
+                } else {
+                    "MBI page"
+                };
+                out.push(Region::sized(RegionKind::Mbi, name.into(), page, PAGE_SIZE));
+            }
+            LoaderEvent::MbiBuilt { addr, size } => {
                 out.push(Region::sized(
                     RegionKind::Mbi,
-                    "MBI page".into(),
-                    page,
-                    PAGE_SIZE,
+                    "MBI written by the loader".into(),
+                    u64::from(*addr),
+                    u64::from(*size),
                 ));
             }
             LoaderEvent::Module { start, end } => {

@@ -134,11 +134,29 @@ pub struct LoaderInfo {
     /// The build identity, as a `0x` hex string.
     #[serde(serialize_with = "ser_opt_hex")]
     pub build: Option<u64>,
-    /// The Multiboot information's address.
+    /// The address EBX held at the entry: the Multiboot information's, or after a
+    /// PVH entry the start info's.
     #[serde(serialize_with = "ser_opt_hex")]
     pub mbi: Option<u64>,
+    /// The boot protocol the loader was entered through (`multiboot`, `pvh`), when
+    /// the trace names it (`Entry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// The MBI the loader wrote for the kernel after a PVH entry: address, size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mbi_built: Option<BuiltMbi>,
     /// The Multiboot command line.
     pub command_line: Option<CommandLine>,
+}
+
+/// The Multiboot information the loader wrote (after a PVH entry).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BuiltMbi {
+    /// Its address, as a `0x` hex string.
+    #[serde(serialize_with = "format::ser_hex")]
+    pub addr: u64,
+    /// Its size in bytes, memory map and command line included.
+    pub size: u64,
 }
 
 /// The Multiboot command line, as the loader split it.
@@ -376,6 +394,11 @@ impl Report {
             format,
             build: start.map(|(_, build, _)| u64::from(build)),
             mbi: start.map(|(_, _, mbi)| u64::from(mbi)),
+            entry: first!(events, LoaderEvent::Entry { protocol } => protocol.clone()),
+            mbi_built: first!(events, LoaderEvent::MbiBuilt { addr, size } => BuiltMbi {
+                addr: u64::from(*addr),
+                size: u64::from(*size),
+            }),
             command_line: first!(events, LoaderEvent::CommandLine { kernel_args_at, app_args_at, text } => {
                 // 65535 marks an absent part.
                 let at = |offset: u16| (offset != u16::MAX).then_some(u64::from(offset));

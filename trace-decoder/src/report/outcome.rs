@@ -330,8 +330,9 @@ mod tests {
         check(0, "qemu", None);
         check(-1, "unknown", None);
         check(2, "unknown", None);
+        check(71, "loader", Some("bad-start-info"));
         // The first odd status past the loader's last code.
-        check(71, "unknown", None);
+        check(73, "unknown", None);
         assert_eq!(
             exit_status(129 + 28).meaning,
             "CPU exception 14 (#PF page fault)"

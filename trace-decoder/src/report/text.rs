@@ -71,8 +71,22 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
     if let Some(build) = loader.build {
         identity.push(format!("build {build:#010x}"));
     }
+    if let Some(entry) = &loader.entry {
+        identity.push(format!("entry {}", escape_text(entry)));
+    }
     if let Some(mbi) = loader.mbi {
-        identity.push(format!("MBI at {}", hex(mbi)));
+        if loader.entry.as_deref() == Some("pvh") {
+            identity.push(format!("start info at {}", hex(mbi)));
+        } else {
+            identity.push(format!("MBI at {}", hex(mbi)));
+        }
+    }
+    if let Some(built) = &loader.mbi_built {
+        identity.push(format!(
+            "MBI written at {} ({} B)",
+            hex(built.addr),
+            built.size
+        ));
     }
     if !identity.is_empty() {
         fact(out, paint, "Loader", &identity.join(", "));

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use xshell::Shell;
 use xtask::build::{self, LoaderArtifacts, Profile, TestKernels, TraceLevel};
-use xtask::qemu::{self, Captured, QemuConfig};
+use xtask::qemu::{self, BootProtocol, Captured, Machine, QemuConfig};
 
 /// Long enough for a TCG boot on a loaded two-core machine; a hang still ends.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,6 +42,21 @@ pub fn artifacts() -> &'static Artifacts {
 /// A config for booting `app` with the debug loader.
 pub fn config(app: impl Into<PathBuf>) -> QemuConfig {
     QemuConfig::new(&artifacts().loader.image, app)
+}
+
+/// Both entries of the loader on both machine types: every way QEMU boots it.
+pub const ENTRIES: [(BootProtocol, Machine); 4] = [
+    (BootProtocol::Multiboot, Machine::Pc),
+    (BootProtocol::Pvh, Machine::Pc),
+    (BootProtocol::Pvh, Machine::Microvm),
+    (BootProtocol::Multiboot, Machine::Microvm),
+];
+
+/// `config` booted through `boot` on `machine`.
+pub fn entered(mut config: QemuConfig, boot: BootProtocol, machine: Machine) -> QemuConfig {
+    config.boot = boot;
+    config.machine = machine;
+    config
 }
 
 /// The host's TSC rate in kHz, measured once against the monotonic clock over

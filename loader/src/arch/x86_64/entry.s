@@ -1,17 +1,24 @@
-// Multiboot entry and the switch to long mode.
+// The two entries (Multiboot and PVH) and the switch to long mode they share.
 //
-// Machine state on entry (Multiboot 1, as QEMU provides it):
+// Machine state on entry, as QEMU and other VMMs provide it:
 //   1. 32-bit protected mode, flat segments, paging off, interrupts off;
-//   2. EAX = 0x2BADB002, EBX = physical address of the Multiboot information;
+//   2. Multiboot 1 (start32): EAX = 0x2BADB002, EBX = physical address of the
+//      Multiboot information;
+//      PVH (pvh_start32, named by the Xen ELF note): EBX = physical address of the
+//      start info (its magic is in memory; EAX holds nothing defined);
 //   3. no stack, .bss contents unspecified.
-// What this file does, in order: record the TSC, zero .bss, take a stack, enable
-// SSE (the precompiled core uses it), identity-map the first 4 GiB with 2 MiB pages
-// for the loader's own use, enable long mode and paging, load a 64-bit GDT, and
-// call `loader_main(magic, mbi)` with the stack 16-byte aligned before the call.
+// Each entry only notes which one it is (EBP) and what EAX held (ESI), then both
+// run the same code: record the TSC, zero .bss, take a stack, enable SSE (the
+// precompiled core uses it), identity-map the first 4 GiB with 2 MiB pages for the
+// loader's own use, enable long mode and paging, load a 64-bit GDT, and call
+// `loader_main(entry, magic, info)` with the stack 16-byte aligned before the call.
 // The TSC is recorded at entry, after paging is on and after the far jump, so that
 // the trace can time the mode switch.
 
-.section .multiboot, "a"
+// The Multiboot header is not loaded: xtask writes it into the 32-bit image's first
+// page, so that the 64-bit ELF, whose first 8 KiB must not hold it (QEMU would take
+// it for a Multiboot kernel and refuse it as 64-bit), boots through PVH.
+.section .multiboot, ""
 .balign 4
     .long {mb_magic}
     .long {mb_flags}
@@ -19,11 +26,21 @@
 
 .section .text.start32, "ax"
 .code32
+.global pvh_start32
+pvh_start32:
+    cli
+    cld
+    mov ebp, {entry_pvh}
+    xor esi, esi
+    jmp 3f
+
 .global start32
 start32:
     cli
     cld
+    mov ebp, {entry_multiboot}
     mov esi, eax                        // Keep the Multiboot magic for loader_main.
+3:
     rdtsc
     mov [{stamps}], eax
     mov [{stamps} + 4], edx
@@ -103,8 +120,8 @@ start64:
     rdtsc
     mov [{stamps} + 16], eax
     mov [{stamps} + 20], edx
-    mov edi, esi                        // loader_main(magic, mbi)
-    mov esi, ebx
+    mov edi, ebp                        // loader_main(entry, magic, info)
+    mov edx, ebx
     call {loader_main}
     ud2
 

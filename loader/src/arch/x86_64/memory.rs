@@ -153,7 +153,7 @@ pub fn loader_parts() -> [LoaderPart; 7] {
             region: super::loader_stack_range(),
         },
         LoaderPart {
-            name: "loader heap",
+            name: rusty_loader::layout::HEAP_PART,
             region: crate::heap::area(),
         },
         LoaderPart {

@@ -1,5 +1,5 @@
-//! Everything that touches the x86_64 machine directly: the Multiboot entry and the
-//! switch to long mode, the GDT, exception handling, port I/O, the TSC, the
+//! Everything that touches the x86_64 machine directly: the Multiboot and PVH entries
+//! and the switch to long mode, the GDT, exception handling, port I/O, the TSC, the
 //! freestanding memory functions and the jump into the kernel. The rest of the
 //! loader is safe Rust on top of these.
 
@@ -20,6 +20,29 @@ const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
 const MULTIBOOT_FLAGS: u32 = (1 << 0) | (1 << 1);
 /// What EAX holds when a Multiboot loader starts us.
 pub const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
+/// What each entry tells `loader_main` it was (the first argument).
+const ENTRY_MULTIBOOT: u32 = 1;
+const ENTRY_PVH: u32 = 2;
+
+/// The entry protocol `loader_main` was told of, if the value is one of ours.
+pub fn entry_protocol(entry: u32) -> Option<rusty_loader::EntryProtocol> {
+    match entry {
+        ENTRY_MULTIBOOT => Some(rusty_loader::EntryProtocol::Multiboot),
+        ENTRY_PVH => Some(rusty_loader::EntryProtocol::Pvh),
+        _ => None,
+    }
+}
+
+unsafe extern "C" {
+    /// The PVH entry in `entry.s`: 32-bit code, not callable from Rust; only its
+    /// address is taken, for the Xen note.
+    fn pvh_start32() -> !;
+}
+
+// The `XEN_ELFNOTE_PHYS32_ENTRY` note (owner "Xen", type 18, the entry's address)
+// in `.note.Xen`, which link.ld keeps in a `PT_NOTE` segment: the PVH entry as
+// VMMs find it in the 64-bit ELF.
+pvh::xen_elfnote_phys32_entry!(pvh_start32);
 
 const CR0_MP: u32 = 1 << 1;
 const CR0_EM: u32 = 1 << 2;
@@ -115,6 +138,8 @@ global_asm!(
     mb_magic = const MULTIBOOT_MAGIC,
     mb_flags = const MULTIBOOT_FLAGS,
     mb_checksum = const 0u32.wrapping_sub(MULTIBOOT_MAGIC.wrapping_add(MULTIBOOT_FLAGS)),
+    entry_multiboot = const ENTRY_MULTIBOOT,
+    entry_pvh = const ENTRY_PVH,
     stamps = sym EARLY_STAMPS,
     stack = sym LOADER_STACK,
     stack_size = const STACK_SIZE,
