@@ -385,6 +385,19 @@ pub struct TestKernels {
 }
 
 impl TestKernels {
+    /// The kernels that check the hand-over and exit with success when it is right:
+    /// all but `crashing`.
+    pub fn checking(&self) -> [&PathBuf; 6] {
+        [
+            &self.hello_dyn,
+            &self.legacy_dyn,
+            &self.legacy_v2,
+            &self.hello_exec,
+            &self.big_dyn,
+            &self.calibrating,
+        ]
+    }
+
     pub fn all(&self) -> [&PathBuf; 7] {
         [
             &self.hello_dyn,
