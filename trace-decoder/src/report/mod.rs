@@ -307,9 +307,10 @@ impl Report {
 
         // Stream health first: it qualifies everything after it.
         let mut unknown_events: Vec<String> = Vec::new();
+        let mut unknown_seen = std::collections::HashSet::new();
         for e in events {
             if let LoaderEvent::Unknown { name, .. } = &e.kind {
-                if !unknown_events.contains(name) {
+                if unknown_seen.insert(name.as_str()) {
                     unknown_events.push(name.clone());
                 }
             }
@@ -541,6 +542,18 @@ impl Report {
     pub fn to_svg(&self) -> String {
         svg::render(self)
     }
+}
+
+/// For each region of the report, whether a warning names it: one pass over the
+/// warnings, however many regions each names.
+fn warned_regions(report: &Report) -> Vec<bool> {
+    let mut warned = vec![false; report.memory.len()];
+    for &index in report.warnings.iter().flat_map(|w| &w.regions) {
+        if let Some(flag) = warned.get_mut(index) {
+            *flag = true;
+        }
+    }
+    warned
 }
 
 /// Host times in microseconds, and the stages derived from them.
