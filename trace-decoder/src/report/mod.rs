@@ -50,8 +50,12 @@ pub struct HostTimes {
 /// Everything known about one boot.
 #[derive(Clone, Debug, Default)]
 pub struct BootRecord {
-    /// The loader's events, in stream order.
+    /// The loader's events, in stream order: for a stream of several boots, those of
+    /// the last one (a live session drops a boot's events when the next begins).
     pub events: Vec<Event>,
+    /// Boots earlier in the stream whose events were dropped: the stream held these
+    /// and the boots (`LoaderStart` events) in `events`.
+    pub earlier_boots: usize,
     /// Host-side arrival times (all None for a recorded stream without them).
     pub host: HostTimes,
     /// QEMU's exit status, when known.
@@ -294,7 +298,9 @@ impl Report {
         // would also make every region of one boot "overlap" the same region of the
         // others.
         let is_start = |e: &Event| matches!(e.kind, LoaderEvent::LoaderStart { .. });
-        let boots = record.events.iter().filter(|e| is_start(e)).count();
+        let boots = record
+            .earlier_boots
+            .saturating_add(record.events.iter().filter(|e| is_start(e)).count());
         let last_start = record.events.iter().rposition(is_start);
         let events = &record.events[last_start.unwrap_or(0)..];
         let mut warnings = Vec::new();
