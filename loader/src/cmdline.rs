@@ -152,10 +152,62 @@ pub struct FrequencyInserted {
     pub inserted: String,
 }
 
+/// Where the first shell word of `text` (the file name) ends, as `shell-words`
+/// splits: the byte after its last one. `None` when the line has no word (a kernel
+/// would then take the inserted `-freq` for its path), when the first word is the
+/// last and ends in a backslash (text appended to it would join it), or when it
+/// does not split.
+///
+/// The word ends at the first delimiter outside quotes and escapes, so the quoted
+/// file name of `'/x/my app' -ip 1` ends after its closing quote, not at its space.
+fn first_word_end(text: &str) -> Option<usize> {
+    if !needs_shell_rules(text) {
+        return words(text).next().map(|(at, word)| at + word.len());
+    }
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    // Before the word: delimiters, comments (from `#` to the line's end) and line
+    // continuations (a backslash and a newline).
+    loop {
+        match bytes.get(at)? {
+            &b if is_delimiter(char::from(b)) => at += 1,
+            b'#' => at += bytes[at..].iter().position(|&b| b == b'\n')? + 1,
+            b'\\' if bytes.get(at + 1) == Some(&b'\n') => at += 2,
+            _ => break,
+        }
+    }
+    // The word, to a delimiter outside quotes. Delimiters, quotes and the backslash
+    // are ASCII, so every stop lies on a character boundary.
+    loop {
+        match bytes.get(at) {
+            None => return Some(at),
+            Some(&b) if is_delimiter(char::from(b)) => return Some(at),
+            // The escaped byte is part of the word (a backslash last would take what
+            // is appended).
+            Some(b'\\') => at = at.checked_add(2).filter(|&next| next <= bytes.len())?,
+            Some(b'\'') => at += bytes[at + 1..].iter().position(|&b| b == b'\'')? + 2,
+            Some(b'"') => {
+                at += 1;
+                loop {
+                    match bytes.get(at)? {
+                        b'"' => break,
+                        b'\\' => at += 2,
+                        _ => at += 1,
+                    }
+                }
+                at += 1;
+            }
+            Some(_) => at += 1,
+        }
+    }
+}
+
 /// `text` with `-freq <MHz>` inserted right after the file name, for a kernel that
 /// would otherwise measure the TSC itself; `None` when the command line already has
-/// a `-freq` (the user's always wins), cannot be split, or `khz` does not make a
-/// valid `u16` of MHz. The rest of the line is unchanged.
+/// a `-freq` (the user's always wins), cannot be split, has no file name to insert
+/// it after (see [`first_word_end`]), or `khz` does not make a valid `u16` of MHz.
+/// The rest of the line is unchanged: the kernel reads the same words, with
+/// `-freq <MHz>` after its path.
 pub fn insert_frequency(text: &str, khz: u32) -> Option<FrequencyInserted> {
     if kernel_frequency(text) != KernelFrequency::Absent {
         return None;
@@ -163,18 +215,11 @@ pub fn insert_frequency(text: &str, khz: u32) -> Option<FrequencyInserted> {
     let mhz = u16::try_from((u64::from(khz) + 500) / 1000)
         .ok()
         .filter(|&m| m > 0)?;
-    // After the first word (the file name), or at the start of an empty line.
-    let start = text.len() - text.trim_start_matches(is_delimiter).len();
-    let at = text[start..]
-        .find(is_delimiter)
-        .map_or(text.len(), |end| start + end);
+    let at = first_word_end(text)?;
     // Built by hand: `format!` would bring the formatting machinery into the loader,
     // whose code costs more to translate under emulation than all of this to run.
     let mut inserted = String::with_capacity(12);
-    if at > 0 {
-        inserted.push(' ');
-    }
-    inserted.push_str("-freq ");
+    inserted.push_str(" -freq ");
     push_decimal(&mut inserted, mhz);
     let mut whole = String::with_capacity(text.len() + inserted.len());
     whole.push_str(&text[..at]);
@@ -343,7 +388,25 @@ mod tests {
             insert_frequency("/x/loader ", 1_000_000).unwrap().text,
             "/x/loader -freq 1000 "
         );
-        assert_eq!(insert_frequency("", 1_000_000).unwrap().text, "-freq 1000");
+        // Without a file name there is nothing to insert after: a kernel would take
+        // `-freq` for its path.
+        assert_eq!(insert_frequency("", 1_000_000), None);
+        assert_eq!(insert_frequency(" \t# comment", 1_000_000), None);
+        // The file name ends where the kernel's first word does, quotes and escapes
+        // included.
+        let after_quoted_name = |text: &str| insert_frequency(text, 1_000_000).unwrap().text;
+        assert_eq!(
+            after_quoted_name("'/x/my app' -ip 1"),
+            "'/x/my app' -freq 1000 -ip 1"
+        );
+        assert_eq!(
+            after_quoted_name("\"/x/a \\\" b\" x"),
+            "\"/x/a \\\" b\" -freq 1000 x"
+        );
+        assert_eq!(after_quoted_name("/x/my\\ app"), "/x/my\\ app -freq 1000");
+        assert_eq!(after_quoted_name("\\\n#c\n app"), "\\\n#c\n app -freq 1000");
+        // A lone name ending in a backslash would take what is appended.
+        assert_eq!(insert_frequency("/x/app\\", 1_000_000), None);
         // The app's own -freq is not the kernel's.
         assert_eq!(
             insert_frequency("l -- -freq 9", 1_000_000).unwrap().text,
