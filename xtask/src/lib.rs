@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_decoder;
 pub mod build;
+pub mod fuzz;
 pub mod qemu;
 pub mod record;
 pub mod trace;
