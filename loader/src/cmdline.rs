@@ -181,11 +181,63 @@ pub struct FrequencyInserted {
     pub inserted: String,
 }
 
+/// Where the first shell word of `text` (the file name) ends, as `shell-words`
+/// splits: the byte after its last one. `None` when the line has no word (a kernel
+/// would then take the inserted `-freq` for its path), when the first word is the
+/// last and ends in a backslash (text appended to it would join it), or when it
+/// does not split.
+///
+/// The word ends at the first delimiter outside quotes and escapes, so the quoted
+/// file name of `'/x/my app' -ip 1` ends after its closing quote, not at its space.
+fn first_word_end(text: &str) -> Option<usize> {
+    if !needs_shell_rules(text) {
+        return words(text).next().map(|(at, word)| at + word.len());
+    }
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    // Before the word: delimiters, comments (from `#` to the line's end) and line
+    // continuations (a backslash and a newline).
+    loop {
+        match bytes.get(at)? {
+            &b if is_delimiter(char::from(b)) => at += 1,
+            b'#' => at += bytes[at..].iter().position(|&b| b == b'\n')? + 1,
+            b'\\' if bytes.get(at + 1) == Some(&b'\n') => at += 2,
+            _ => break,
+        }
+    }
+    // The word, to a delimiter outside quotes. Delimiters, quotes and the backslash
+    // are ASCII, so every stop lies on a character boundary.
+    loop {
+        match bytes.get(at) {
+            None => return Some(at),
+            Some(&b) if is_delimiter(char::from(b)) => return Some(at),
+            // The escaped byte is part of the word (a backslash last would take what
+            // is appended).
+            Some(b'\\') => at = at.checked_add(2).filter(|&next| next <= bytes.len())?,
+            Some(b'\'') => at += bytes[at + 1..].iter().position(|&b| b == b'\'')? + 2,
+            Some(b'"') => {
+                at += 1;
+                loop {
+                    match bytes.get(at)? {
+                        b'"' => break,
+                        b'\\' => at += 2,
+                        _ => at += 1,
+                    }
+                }
+                at += 1;
+            }
+            Some(_) => at += 1,
+        }
+    }
+}
+
 /// `text` with `-freq <MHz>` inserted right after the file name (or, for
 /// [`Shape::ArgumentsOnly`], first), for a kernel that would otherwise measure the
 /// TSC itself; `None` when the command line already has a `-freq` (the user's
-/// always wins), cannot be split, or `khz` does not make a valid `u16` of MHz. The
-/// rest of the line is unchanged.
+/// always wins), cannot be split, has no file name to insert it after (see
+/// [`first_word_end`]), or `khz` does not make a valid `u16` of MHz. The rest of
+/// the line is unchanged: the kernel reads the same words, with `-freq <MHz>` after
+/// its path.
 pub fn insert_frequency(text: &str, khz: u32, shape: Shape) -> Option<FrequencyInserted> {
     if kernel_frequency(text, shape) != KernelFrequency::Absent {
         return None;
@@ -194,13 +246,8 @@ pub fn insert_frequency(text: &str, khz: u32, shape: Shape) -> Option<FrequencyI
         .ok()
         .filter(|&m| m > 0)?;
     let at = match shape {
-        // After the first word (the file name), or at the start of an empty line.
-        Shape::FileNameFirst => {
-            let start = text.len() - text.trim_start_matches(is_delimiter).len();
-            text[start..]
-                .find(is_delimiter)
-                .map_or(text.len(), |end| start + end)
-        }
+        // After the first word (the file name) as the kernel splits it.
+        Shape::FileNameFirst => first_word_end(text)?,
         // Before the first argument, which may be `--`.
         Shape::ArgumentsOnly => 0,
     };
@@ -388,10 +435,25 @@ mod tests {
             insert_frequency("/x/loader ", 1_000_000, F).unwrap().text,
             "/x/loader -freq 1000 "
         );
+        // Without a file name there is nothing to insert after: a kernel would take
+        // `-freq` for its path.
+        assert_eq!(insert_frequency("", 1_000_000, F), None);
+        assert_eq!(insert_frequency(" \t# comment", 1_000_000, F), None);
+        // The file name ends where the kernel's first word does, quotes and escapes
+        // included.
+        let after_quoted_name = |text: &str| insert_frequency(text, 1_000_000, F).unwrap().text;
         assert_eq!(
-            insert_frequency("", 1_000_000, F).unwrap().text,
-            "-freq 1000"
+            after_quoted_name("'/x/my app' -ip 1"),
+            "'/x/my app' -freq 1000 -ip 1"
         );
+        assert_eq!(
+            after_quoted_name("\"/x/a \\\" b\" x"),
+            "\"/x/a \\\" b\" -freq 1000 x"
+        );
+        assert_eq!(after_quoted_name("/x/my\\ app"), "/x/my\\ app -freq 1000");
+        assert_eq!(after_quoted_name("\\\n#c\n app"), "\\\n#c\n app -freq 1000");
+        // A lone name ending in a backslash would take what is appended.
+        assert_eq!(insert_frequency("/x/app\\", 1_000_000, F), None);
         // The app's own -freq is not the kernel's.
         assert_eq!(
             insert_frequency("l -- -freq 9", 1_000_000, F).unwrap().text,

@@ -199,9 +199,11 @@ impl Layout {
 }
 
 /// Page tables built for a [`Layout`]: they identity-map the loader image (its code,
-/// GDT, IDT, stack, boot info and the tables themselves), the MBI, the boot data,
-/// the module and the kernel. Only [`Layout::build_page_tables`] makes one, so
-/// switching to them keeps the switching code mapped where it runs.
+/// GDT, IDT, stack, boot info and the tables themselves), the MBI, the boot data and
+/// the kernel, and the module where it lies between the loader and the kernel (where
+/// QEMU puts it; the kernel never reads it, so a module elsewhere stays unmapped).
+/// Only [`Layout::build_page_tables`] makes one, so switching to them keeps the
+/// switching code mapped where it runs.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HandOverTables {
     pml4: u64,

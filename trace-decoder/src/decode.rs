@@ -11,6 +11,8 @@ use rusty_loader::wire::{self, EventSpec, Level, LoaderEvent, MapEntry, Value, E
 
 use crate::build_id::table_build_id;
 use crate::frame::{self, Arg, ArgReader, FrameError, Table, Tag};
+#[cfg(doc)]
+use crate::report::BootRecord;
 
 /// The trace format version this decoder knows (`LoaderStart format=`): the wire
 /// contract's.
@@ -393,7 +395,10 @@ impl FrameDecoder<'_> {
 /// Everything in a recorded stream.
 #[derive(Debug, Default)]
 pub struct Decoded {
+    /// The events of the stream's last boot (see [`BootRecord::events`]).
     pub events: Vec<Event>,
+    /// Boots before it, whose events were dropped.
+    pub earlier_boots: usize,
     /// All text, frames removed.
     pub text: Vec<u8>,
     /// Frames that did not decode.
@@ -424,6 +429,7 @@ pub fn decode_recording(table: &TraceTable, stream: &[u8]) -> Result<Decoded> {
     let record = session.finish(None, &mut take);
     Ok(Decoded {
         events: record.events,
+        earlier_boots: record.earlier_boots,
         text,
         malformed_frames: record.malformed_frames,
         truncated: record.truncated,

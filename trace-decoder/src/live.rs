@@ -229,7 +229,7 @@ impl<'t> Session<'t> {
             self.status = TraceStatus::Decoded { verified: false };
         }
         if is_start {
-            self.record.trace_bytes = 0;
+            self.begin_boot();
         }
         self.record.trace_bytes += size;
         if event.timed_when_sent() {
@@ -270,6 +270,26 @@ impl<'t> Session<'t> {
         self.frequency_seen = false;
         self.after_hand_over = false;
         true
+    }
+
+    /// Starts the record of a new boot (its `LoaderStart` was accepted, and the
+    /// events before it handed out). The report covers the last boot of a stream, so
+    /// the earlier one's events are dropped and only counted: a stream of many boots
+    /// (a guest that resets in a loop, recordings joined together) costs the memory
+    /// of one. Events before any `LoaderStart` (a stream that starts mid-boot) are
+    /// dropped too, without counting as a boot.
+    fn begin_boot(&mut self) {
+        let was_boot = self
+            .record
+            .events
+            .first()
+            .is_some_and(|e| matches!(e.kind, LoaderEvent::LoaderStart { .. }));
+        if was_boot {
+            self.record.earlier_boots += 1;
+        }
+        self.record.events.clear();
+        self.pending_from = 0;
+        self.record.trace_bytes = 0;
     }
 
     fn malformed(&mut self, error: FrameError, out: &mut impl FnMut(Output)) {

@@ -339,9 +339,70 @@ fn concatenated_boots_are_each_checked() {
     stream.extend(recording("not-an-elf"));
     let (said, record, status) = run(table, &stream, &[512]);
     assert_eq!(status, TraceStatus::Decoded { verified: true });
-    assert_eq!(record.events.len(), 17 + 8);
+    // Every event of both boots was shown; the record keeps the last boot's.
+    assert_eq!(said.events.len(), 17 + 8);
     assert!(said.events.iter().all(|(_, t)| t.is_some()));
     assert!(said.warnings.is_empty(), "{:?}", said.warnings);
+    assert_eq!(record.events.len(), 8);
+    assert_eq!(record.events[0].name(), "LoaderStart");
+    assert_eq!(record.earlier_boots, 1);
+    let report = trace_decoder::report::Report::build(&record);
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.message == "the stream holds 2 boots; this report covers the last one"));
+}
+
+#[test]
+fn a_stream_of_many_boots_keeps_the_events_of_one() {
+    let table = table();
+    let boot = recording("hello-dyn-pc");
+    let boots = 2000;
+    let stream = boot.repeat(boots);
+    let mut session = Session::new(table);
+    let mut shown = 0;
+    let mut most_kept = 0;
+    for chunk in stream.chunks(700) {
+        session.feed(chunk, &mut |o| {
+            shown += usize::from(matches!(o, Output::Event(..)))
+        });
+        most_kept = most_kept.max(session.record().events.len());
+    }
+    let record = session.finish(None, &mut |_| {});
+    assert_eq!(shown, 17 * boots, "every event is still shown");
+    // The session holds one boot's events at a time, however long the stream.
+    assert_eq!(most_kept, 17);
+    assert_eq!(record.events.len(), 17);
+    assert_eq!(record.earlier_boots, boots - 1);
+    // The record of a boot is the same as if the stream held only it.
+    let alone = decode_recording(table, &boot).unwrap();
+    assert_eq!(record.events, alone.events);
+    assert_eq!(record.trace_bytes, alone.trace_bytes);
+    let report = trace_decoder::report::Report::build(&record);
+    assert!(report
+        .warnings
+        .iter()
+        .any(|w| w.message == "the stream holds 2000 boots; this report covers the last one"));
+}
+
+#[test]
+fn events_before_the_first_boot_are_dropped_without_counting_as_one() {
+    let table = table();
+    let boot = recording("hello-dyn-pc");
+    // The stream starts in the middle of a boot: from its second frame.
+    let second_frame = boot
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xff, 0x00])
+        .nth(1)
+        .map(|(at, _)| at)
+        .unwrap();
+    let mut stream = boot[second_frame..].to_vec();
+    stream.extend(&boot);
+    let (said, record, _) = run(table, &stream, &[64]);
+    assert_eq!(said.events.len(), 16 + 17);
+    assert_eq!(record.events.len(), 17);
+    assert_eq!(record.earlier_boots, 0);
 }
 
 /// Whatever happens, text passes through exactly as the demultiplexer cuts it.

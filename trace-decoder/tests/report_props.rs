@@ -130,10 +130,12 @@ fn record() -> impl Strategy<Value = BootRecord> {
             any::<usize>(),
         ),
         option::of((any::<u64>(), any::<u64>())),
+        any::<usize>(),
     )
         .prop_map(
-            |(events, host, exit_status, health, loader_image)| BootRecord {
+            |(events, host, exit_status, health, loader_image, earlier_boots)| BootRecord {
                 events,
+                earlier_boots,
                 host: HostTimes {
                     first_byte: host.0,
                     loader_start: host.1,

@@ -61,6 +61,7 @@ fn record(name: &str) -> BootRecord {
         .and_then(|s| s.trim().parse().ok());
     BootRecord {
         events: decoded.events,
+        earlier_boots: decoded.earlier_boots,
         exit_status,
         malformed_frames: decoded.malformed_frames,
         truncated: decoded.truncated,

@@ -1,5 +1,5 @@
-//! `cargo xtask`: builds the loader and the test kernels, boots apps in QEMU and
-//! runs the tests. See `cargo xtask --help`.
+//! `cargo xtask`: builds the loader and the test kernels, boots apps in QEMU, runs
+//! the tests and the fuzz targets. See `cargo xtask --help`.
 //!
 //! `run` and `trace` share their options ([`BootOptions`]), their checks before the
 //! boot (`xtask::preflight`) and the table of exit statuses
@@ -116,6 +116,22 @@ enum Command {
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
     Record,
+    /// Run the fuzz targets of fuzz/ (cargo-fuzz, nightly) for a bounded time each
+    /// (docs/fuzzing.md).
+    ///
+    /// Exit status: 0 when nothing was found, 1 when a target found a failing input
+    /// (left in fuzz/artifacts/TARGET/), 2 when nightly Rust or cargo-fuzz is missing
+    /// or TARGET is unknown.
+    #[command(
+        after_help = "Examples:\n  cargo xtask fuzz --time 10\n  cargo xtask fuzz stream --time 600"
+    )]
+    Fuzz {
+        /// One target (`cargo +nightly fuzz list` in fuzz/); default: every target.
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        time: u64,
+    },
 }
 
 /// The options of one boot, the same for `run` and `trace`.
@@ -287,9 +303,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Trace(args) => trace(&sh, *args),
+        Command::Fuzz { target, time } => {
+            xtask::fuzz::run(&xtask::project_root(), target.as_deref(), time)
+        }
         Command::Lint => {
             step("[1/3] rustfmt");
             xshell::cmd!(sh, "cargo fmt --all --check").run()?;
+            // The fuzz crate is a workspace of its own (docs/fuzzing.md).
+            xshell::cmd!(
+                sh,
+                "cargo fmt --manifest-path fuzz/Cargo.toml --all --check"
+            )
+            .run()?;
             step("[2/3] clippy on the host crates");
             xshell::cmd!(
                 sh,

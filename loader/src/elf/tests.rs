@@ -469,3 +469,41 @@ proptest! {
         prop_assert_eq!(image_u64(&image, 0x3030), base + DEFINED_SYMBOL_VALUE);
     }
 }
+
+/// The `loading` fuzz target's seeds (`fuzz/seeds/loading/`): the test applications,
+/// so that the fuzzer starts from files that load all the way. When the test
+/// application changes, rewrite them and review the diff:
+/// `UPDATE_SEEDS=1 cargo test -p rusty-loader --lib fuzz_seeds`.
+#[test]
+fn fuzz_seeds_are_the_test_applications() {
+    extern crate std;
+    use std::path::Path;
+
+    let seeds: [(&str, Vec<u8>); 4] = [
+        ("dyn", test_dyn().build()),
+        ("exec", test_exec().build()),
+        (
+            "legacy-without-abi-tag",
+            described(|elf| elf.notes = hermit_note(4)),
+        ),
+        (
+            "entry-version-2",
+            described(|elf| elf.notes = [hermit_note(2), abi_tag([6, 0, 6, 0], 4)].concat()),
+        ),
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/loading");
+    let update = std::env::var_os("UPDATE_SEEDS").is_some_and(|v| v == "1");
+    for (name, bytes) in seeds {
+        let path = dir.join(name);
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            on_disk == bytes,
+            "{} is not current: UPDATE_SEEDS=1 cargo test -p rusty-loader --lib fuzz_seeds",
+            path.display()
+        );
+    }
+}

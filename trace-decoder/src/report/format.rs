@@ -253,21 +253,29 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let mut lines = Vec::new();
     let mut line = String::new();
+    // The characters in `line`, kept rather than counted again: a long text is one
+    // pass.
+    let mut used = 0;
     for word in words(text) {
-        let mut word: Vec<char> = word.chars().collect();
-        let used = line.chars().count();
+        let word: Vec<char> = word.chars().collect();
         if used > 0 && used + 1 + word.len() > width {
             lines.push(std::mem::take(&mut line));
+            used = 0;
         }
         if !line.is_empty() {
             line.push(' ');
+            used += 1;
         }
-        while line.chars().count() + word.len() > width {
-            let room = width - line.chars().count();
-            line.extend(word.drain(..room));
+        let mut rest = &word[..];
+        while used + rest.len() > width {
+            let (head, tail) = rest.split_at(width - used);
+            line.extend(head);
             lines.push(std::mem::take(&mut line));
+            used = 0;
+            rest = tail;
         }
-        line.extend(word);
+        line.extend(rest);
+        used += rest.len();
     }
     if !line.is_empty() || lines.is_empty() {
         lines.push(line);

@@ -152,10 +152,6 @@ impl Region {
     fn contains(&self, other: &Region) -> bool {
         self.start <= other.start && other.end <= self.end
     }
-
-    fn intersects(&self, other: &Region) -> bool {
-        self.start < other.end && other.start < self.end
-    }
 }
 
 /// The name of a memory-map kind.
@@ -300,99 +296,518 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
             b.kind.layer(),
         ))
     });
-    for i in 0..out.len() {
-        let depth = out[..i]
-            .iter()
-            .filter(|outer| outer.size > 0 && outer.contains(&out[i]))
-            .count();
-        out[i].depth = depth as u32;
+    let depths = nesting_depths(&out);
+    for (region, depth) in out.iter_mut().zip(depths) {
+        region.depth = depth;
     }
     out
 }
 
-/// The warnings about a sorted region list: overlaps that must not be, and placed
-/// regions outside usable RAM. Each names the regions by index.
-pub fn check(regions: &[Region]) -> Vec<Warning> {
-    let mut warnings = Vec::new();
-    let describe = |r: &Region| format!("{} [{}, {})", r.name, hex(r.start), hex(r.end));
-    let has_memory_map = regions.iter().any(|r| r.kind.is_memory_map());
-    let mut usable: Vec<&Region> = regions
+/// How many earlier regions of non-zero size contain each region of a list sorted by
+/// start.
+///
+/// An earlier region starts at or before a later one, so it contains the later one
+/// exactly when it also ends at or after it: each depth is a count of earlier ends
+/// at or above this region's end. A Fenwick tree over the distinct ends keeps that
+/// count, so a list of n regions costs O(n log n). (Comparing every pair cost
+/// n²/2 steps: seconds for a memory map of a few thousand entries.)
+fn nesting_depths(regions: &[Region]) -> Vec<u32> {
+    let mut ends: Vec<u64> = regions.iter().map(|r| r.end).collect();
+    ends.sort_unstable();
+    ends.dedup();
+    let mut earlier_ends = Fenwick::new(ends.len());
+    let mut counted = 0usize;
+    regions
         .iter()
-        .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
-        .collect();
-    usable.sort_by_key(|r| r.start);
+        .map(|region| {
+            let rank = ends.partition_point(|&end| end < region.end);
+            let depth = counted - earlier_ends.count_below(rank);
+            if region.size > 0 {
+                earlier_ends.add(rank);
+                counted += 1;
+            }
+            u32::try_from(depth).unwrap_or(u32::MAX)
+        })
+        .collect()
+}
 
-    for (i, a) in regions.iter().enumerate() {
-        if a.size == 0 {
-            continue;
-        }
-        for (j, b) in regions.iter().enumerate().skip(i + 1) {
-            if b.size == 0 || !a.intersects(b) {
-                continue;
-            }
-            let map_a = a.kind.is_memory_map();
-            let map_b = b.kind.is_memory_map();
-            if map_a != map_b {
-                // A placed region against the memory map: handled below.
-                continue;
-            }
-            let expected = (a.contains(b) && a.kind.may_contain(b.kind))
-                || (b.contains(a) && b.kind.may_contain(a.kind));
-            if !expected {
-                let what = if map_a {
-                    "memory-map entries overlap"
-                } else if a.contains(b) || b.contains(a) {
-                    "one region lies inside another that should not hold it"
-                } else {
-                    "regions overlap"
-                };
-                warnings.push(Warning {
-                    kind: "overlap",
-                    message: format!("{what}: {} and {}", describe(a), describe(b)),
-                    regions: vec![i, j],
-                });
-            }
+/// Counts of values by rank, with the count below a rank in O(log n).
+struct Fenwick {
+    tree: Vec<usize>,
+}
+
+impl Fenwick {
+    fn new(ranks: usize) -> Fenwick {
+        Fenwick {
+            tree: vec![0; ranks + 1],
         }
     }
 
-    if has_memory_map {
-        for (i, r) in regions.iter().enumerate() {
-            if r.kind.is_memory_map() || r.size == 0 {
-                continue;
-            }
-            let not_usable = regions.iter().position(|m| {
-                m.kind.is_memory_map() && m.kind != RegionKind::Usable && m.intersects(r)
-            });
-            if !covered(&usable, r.start, r.end) {
-                warnings.push(Warning {
-                    kind: "outside-ram",
-                    message: format!("{} is not wholly inside usable RAM", describe(r)),
-                    regions: vec![i],
-                });
-            } else if let Some(m) = not_usable {
-                warnings.push(Warning {
-                    kind: "outside-ram",
-                    message: format!("{} overlaps {}", describe(r), describe(&regions[m])),
-                    regions: vec![i, m],
-                });
-            }
+    /// Counts one value of rank `rank`.
+    fn add(&mut self, rank: usize) {
+        let mut at = rank + 1;
+        while at < self.tree.len() {
+            self.tree[at] += 1;
+            at += at & at.wrapping_neg();
         }
+    }
+
+    /// How many counted values have a rank below `rank`.
+    fn count_below(&self, rank: usize) -> usize {
+        let mut sum = 0;
+        let mut at = rank;
+        while at > 0 {
+            sum += self.tree[at];
+            at -= at & at.wrapping_neg();
+        }
+        sum
+    }
+}
+
+/// At most this many warnings of one kind are listed one by one; one more warning
+/// says how many others there are. A hostile trace can make every pair of regions
+/// overlap, and a report that listed them all would grow with the square of the
+/// trace.
+pub const LISTED_WARNINGS: usize = 20;
+
+/// The warnings about a list of regions sorted by start (as [`regions`] returns
+/// it): overlaps that must not be, and placed regions outside usable RAM. Each names
+/// the regions by index; past [`LISTED_WARNINGS`] of a kind, one warning counts the
+/// rest and names every region they concern.
+///
+/// The work is O(n log n) for n regions, plus n for each region of a kind that
+/// others may hold (TLS, FDT, boot info, stack, page tables: at most five in a
+/// report, each from a single-shot event); it never depends on how many pairs
+/// overlap.
+pub fn check(regions: &[Region]) -> Vec<Warning> {
+    let mut warnings = overlaps(regions);
+    if regions.iter().any(|r| r.kind.is_memory_map()) {
+        warnings.extend(outside_ram(regions));
     }
     warnings
 }
 
-/// Whether `[start, end)` is covered by the union of the sorted usable regions
-/// (adjacent ones count as one).
-fn covered(usable: &[&Region], start: u64, end: u64) -> bool {
-    let mut reached = start;
-    for r in usable {
-        if r.start > reached {
-            break;
+fn describe(r: &Region) -> String {
+    format!("{} [{}, {})", r.name, hex(r.start), hex(r.end))
+}
+
+/// Whether a region of kind `inner` inside one of kind `outer` is as expected.
+fn expected_inside(outer: &Region, inner: &Region) -> bool {
+    outer.contains(inner) && outer.kind.may_contain(inner.kind)
+}
+
+/// The `overlap` warnings: pairs of non-empty regions of the same side (memory map,
+/// or placed by the loader) that share memory, unless one holds the other as
+/// expected. Listed in index order of the pair, like a walk over every pair would.
+fn overlaps(regions: &[Region]) -> Vec<Warning> {
+    // Overlaps are only looked for on one side at a time: a placed region against
+    // the memory map is `outside_ram`'s business.
+    let (map, placed): (Vec<usize>, Vec<usize>) = (0..regions.len())
+        .filter(|&i| regions[i].size > 0)
+        .partition(|&i| regions[i].kind.is_memory_map());
+    let mut total = 0usize;
+    let mut unexpected = vec![0usize; regions.len()];
+    let mut listed = Vec::new();
+    for side in [&map, &placed] {
+        total += count_unexpected(regions, side, &mut unexpected);
+        listed.extend(first_unexpected(regions, side, LISTED_WARNINGS));
+    }
+    listed.sort_unstable();
+    listed.truncate(LISTED_WARNINGS);
+
+    let mut warnings: Vec<Warning> = listed
+        .iter()
+        .map(|&(i, j)| {
+            let (a, b) = (&regions[i], &regions[j]);
+            let what = if a.kind.is_memory_map() {
+                "memory-map entries overlap"
+            } else if a.contains(b) || b.contains(a) {
+                "one region lies inside another that should not hold it"
+            } else {
+                "regions overlap"
+            };
+            Warning {
+                kind: "overlap",
+                message: format!("{what}: {} and {}", describe(a), describe(b)),
+                regions: vec![i, j],
+            }
+        })
+        .collect();
+    if total > listed.len() {
+        // A region takes part in an overlap that is not listed when it overlaps more
+        // regions than the listed pairs name it in.
+        let mut named = vec![0usize; regions.len()];
+        for &(i, j) in &listed {
+            named[i] += 1;
+            named[j] += 1;
         }
-        reached = reached.max(r.end);
-        if reached >= end {
-            return true;
+        let rest: Vec<usize> = (0..regions.len())
+            .filter(|&i| unexpected[i] > named[i])
+            .collect();
+        warnings.push(Warning {
+            kind: "overlap",
+            message: format!(
+                "… and {} more overlaps, not listed one by one",
+                total - listed.len()
+            ),
+            regions: rest,
+        });
+    }
+    warnings
+}
+
+/// Counts the pairs of `side` (indexes of non-empty regions, ascending, so sorted
+/// by start) that overlap against the rule, and adds to `per_region` how many such
+/// partners each region has. O(n log n + n·k) for n regions of which k may be held
+/// by another, however many pairs overlap.
+fn count_unexpected(regions: &[Region], side: &[usize], per_region: &mut [usize]) -> usize {
+    let mut starts: Vec<u64> = side.iter().map(|&i| regions[i].start).collect();
+    let mut ends: Vec<u64> = side.iter().map(|&i| regions[i].end).collect();
+    starts.sort_unstable();
+    ends.sort_unstable();
+    // Two non-empty regions share memory when each starts before the other ends. So
+    // the regions sharing memory with `r` are those starting before its end, less
+    // those that end at or before its start (which start before its end too), less
+    // `r` itself.
+    let mut partners = 0usize;
+    for &i in side {
+        let r = &regions[i];
+        let overlapping =
+            starts.partition_point(|&s| s < r.end) - ends.partition_point(|&e| e <= r.start) - 1;
+        per_region[i] += overlapping;
+        partners += overlapping;
+    }
+    // Each pair was counted from both ends; the expected ones are taken out again.
+    let mut pairs = partners / 2;
+    for &inner in side {
+        if !may_be_held(regions[inner].kind) {
+            continue;
+        }
+        for &outer in side {
+            if outer != inner && expected_inside(&regions[outer], &regions[inner]) {
+                pairs -= 1;
+                per_region[inner] -= 1;
+                per_region[outer] -= 1;
+            }
         }
     }
-    reached >= end
+    pairs
+}
+
+/// Whether regions of some kind may hold a region of kind `kind`.
+fn may_be_held(kind: RegionKind) -> bool {
+    [RegionKind::Loader, RegionKind::Segment]
+        .iter()
+        .any(|outer| outer.may_contain(kind))
+}
+
+/// The first `limit` pairs `(i, j)`, `i < j`, of `side` (as for
+/// [`count_unexpected`]) that overlap against the rule, in index order. Sorted by
+/// start, the regions that share memory with region `i` and come after it are the
+/// run that starts before `i` ends: each step of the walk finds a pair, or one of the
+/// few expected ones, or ends a run.
+fn first_unexpected(regions: &[Region], side: &[usize], limit: usize) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for (at, &i) in side.iter().enumerate() {
+        let a = &regions[i];
+        for &j in &side[at + 1..] {
+            let b = &regions[j];
+            if b.start >= a.end {
+                break;
+            }
+            if expected_inside(a, b) || expected_inside(b, a) {
+                continue;
+            }
+            if pairs.len() == limit {
+                return pairs;
+            }
+            pairs.push((i, j));
+        }
+    }
+    pairs
+}
+
+/// The `outside-ram` warnings: a placed region that is not wholly inside usable RAM
+/// (adjacent usable entries count as one), or that touches a non-usable memory-map
+/// entry. Each region is one binary search in the merged usable RAM and one in the
+/// non-usable entries: O(n log n).
+fn outside_ram(regions: &[Region]) -> Vec<Warning> {
+    let mut usable: Vec<(u64, u64)> = regions
+        .iter()
+        .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
+        .map(|r| (r.start, r.end))
+        .collect();
+    usable.sort_unstable();
+    // Entries that overlap or touch make one stretch of RAM.
+    usable.dedup_by(|next, stretch| {
+        let joins = next.0 <= stretch.1;
+        if joins {
+            stretch.1 = stretch.1.max(next.1);
+        }
+        joins
+    });
+    let covered = |r: &Region| {
+        let below = usable.partition_point(|&(start, _)| start <= r.start);
+        below > 0 && usable[below - 1].1 >= r.end
+    };
+    // The non-usable entries in index order, so by start, and the highest end among
+    // the first of them: the first entry that reaches past an address is where that
+    // running maximum first does.
+    let not_usable: Vec<usize> = (0..regions.len())
+        .filter(|&m| regions[m].kind.is_memory_map() && regions[m].kind != RegionKind::Usable)
+        .collect();
+    let reach: Vec<u64> = not_usable
+        .iter()
+        .scan(0u64, |highest, &m| {
+            *highest = (*highest).max(regions[m].end);
+            Some(*highest)
+        })
+        .collect();
+    // The first non-usable entry that shares memory with `r`: among those starting
+    // before its end, the first that ends after its start.
+    let first_not_usable = |r: &Region| {
+        let starting_before = not_usable.partition_point(|&m| regions[m].start < r.end);
+        let first = reach.partition_point(|&end| end <= r.start);
+        (first < starting_before).then(|| not_usable[first])
+    };
+
+    let mut listed = Vec::new();
+    let mut omitted = 0usize;
+    let mut concerned = Vec::new();
+    for (i, r) in regions.iter().enumerate() {
+        if r.kind.is_memory_map() || r.size == 0 {
+            continue;
+        }
+        let (touched, named) = if !covered(r) {
+            (None, vec![i])
+        } else if let Some(m) = first_not_usable(r) {
+            (Some(m), vec![i, m])
+        } else {
+            continue;
+        };
+        if listed.len() == LISTED_WARNINGS {
+            omitted += 1;
+            concerned.extend(named);
+            continue;
+        }
+        let message = match touched {
+            None => format!("{} is not wholly inside usable RAM", describe(r)),
+            Some(m) => format!("{} overlaps {}", describe(r), describe(&regions[m])),
+        };
+        listed.push(Warning {
+            kind: "outside-ram",
+            message,
+            regions: named,
+        });
+    }
+    if omitted > 0 {
+        concerned.sort_unstable();
+        concerned.dedup();
+        listed.push(Warning {
+            kind: "outside-ram",
+            message: format!(
+                "… and {omitted} more regions outside usable RAM or touching reserved memory, not listed one by one"
+            ),
+            regions: concerned,
+        });
+    }
+    listed
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The rule as first written: every pair compared. The sweeps above must say the
+    /// same, in the same order, up to the listing limit.
+    mod pairwise {
+        use super::*;
+
+        fn intersects(a: &Region, b: &Region) -> bool {
+            a.start < b.end && b.start < a.end
+        }
+
+        pub fn depths(regions: &[Region]) -> Vec<u32> {
+            (0..regions.len())
+                .map(|i| {
+                    regions[..i]
+                        .iter()
+                        .filter(|outer| outer.size > 0 && outer.contains(&regions[i]))
+                        .count() as u32
+                })
+                .collect()
+        }
+
+        /// Every warning, none summarised.
+        pub fn check(regions: &[Region]) -> Vec<Warning> {
+            let mut warnings = Vec::new();
+            let has_memory_map = regions.iter().any(|r| r.kind.is_memory_map());
+            for (i, a) in regions.iter().enumerate() {
+                if a.size == 0 {
+                    continue;
+                }
+                for (j, b) in regions.iter().enumerate().skip(i + 1) {
+                    if b.size == 0 || !intersects(a, b) {
+                        continue;
+                    }
+                    let map_a = a.kind.is_memory_map();
+                    if map_a != b.kind.is_memory_map() {
+                        continue;
+                    }
+                    let expected = (a.contains(b) && a.kind.may_contain(b.kind))
+                        || (b.contains(a) && b.kind.may_contain(a.kind));
+                    if !expected {
+                        let what = if map_a {
+                            "memory-map entries overlap"
+                        } else if a.contains(b) || b.contains(a) {
+                            "one region lies inside another that should not hold it"
+                        } else {
+                            "regions overlap"
+                        };
+                        warnings.push(Warning {
+                            kind: "overlap",
+                            message: format!("{what}: {} and {}", describe(a), describe(b)),
+                            regions: vec![i, j],
+                        });
+                    }
+                }
+            }
+            if has_memory_map {
+                let mut usable: Vec<&Region> = regions
+                    .iter()
+                    .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
+                    .collect();
+                usable.sort_by_key(|r| r.start);
+                let covered = |start: u64, end: u64| {
+                    let mut reached = start;
+                    for r in &usable {
+                        if r.start > reached {
+                            break;
+                        }
+                        reached = reached.max(r.end);
+                    }
+                    reached >= end
+                };
+                for (i, r) in regions.iter().enumerate() {
+                    if r.kind.is_memory_map() || r.size == 0 {
+                        continue;
+                    }
+                    let not_usable = regions.iter().position(|m| {
+                        m.kind.is_memory_map() && m.kind != RegionKind::Usable && intersects(m, r)
+                    });
+                    if !covered(r.start, r.end) {
+                        warnings.push(Warning {
+                            kind: "outside-ram",
+                            message: format!("{} is not wholly inside usable RAM", describe(r)),
+                            regions: vec![i],
+                        });
+                    } else if let Some(m) = not_usable {
+                        warnings.push(Warning {
+                            kind: "outside-ram",
+                            message: format!("{} overlaps {}", describe(r), describe(&regions[m])),
+                            regions: vec![i, m],
+                        });
+                    }
+                }
+            }
+            warnings
+        }
+    }
+
+    const KINDS: [RegionKind; 15] = [
+        RegionKind::Usable,
+        RegionKind::Reserved,
+        RegionKind::Acpi,
+        RegionKind::Nvs,
+        RegionKind::Bad,
+        RegionKind::UnknownKind,
+        RegionKind::Loader,
+        RegionKind::Mbi,
+        RegionKind::Module,
+        RegionKind::Segment,
+        RegionKind::Tls,
+        RegionKind::PageTables,
+        RegionKind::Fdt,
+        RegionKind::BootInfo,
+        RegionKind::Stack,
+    ];
+
+    /// Region lists as `regions` sorts them, crowded into a small address range so
+    /// that overlaps, containments, shared ends and empty regions are common.
+    fn sorted_regions() -> impl Strategy<Value = Vec<Region>> {
+        proptest::collection::vec((0..KINDS.len(), 0u64..96, 0u64..40), 0..40).prop_map(|specs| {
+            let mut regions: Vec<Region> = specs
+                .into_iter()
+                .enumerate()
+                .map(|(n, (kind, start, size))| {
+                    Region::sized(KINDS[kind], format!("r{n}"), start, size)
+                })
+                .collect();
+            regions.sort_by(|a, b| {
+                (a.start, std::cmp::Reverse(a.end), a.kind.layer()).cmp(&(
+                    b.start,
+                    std::cmp::Reverse(b.end),
+                    b.kind.layer(),
+                ))
+            });
+            regions
+        })
+    }
+
+    /// `all` as `check` lists it: the first [`LISTED_WARNINGS`], then one warning
+    /// with the count of the rest and every region they name.
+    fn listed(all: Vec<Warning>, kind: &'static str) -> Vec<Warning> {
+        let mut of_kind: Vec<Warning> = all.into_iter().filter(|w| w.kind == kind).collect();
+        if of_kind.len() > LISTED_WARNINGS {
+            let rest = of_kind.split_off(LISTED_WARNINGS);
+            let mut regions: Vec<usize> = rest.iter().flat_map(|w| w.regions.clone()).collect();
+            regions.sort_unstable();
+            regions.dedup();
+            of_kind.push(Warning {
+                kind,
+                message: format!("{} more", rest.len()),
+                regions,
+            });
+        }
+        of_kind
+    }
+
+    /// A summary's message reduced to its count, for comparing with [`listed`].
+    fn comparable(mut warnings: Vec<Warning>) -> Vec<Warning> {
+        for w in &mut warnings {
+            if let Some(rest) = w.message.strip_prefix("… and ") {
+                let count = rest.split(' ').next().unwrap_or("");
+                w.message = format!("{count} more");
+            }
+        }
+        warnings
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn sweeps_agree_with_comparing_every_pair(regions in sorted_regions()) {
+            prop_assert_eq!(nesting_depths(&regions), pairwise::depths(&regions));
+            let expected: Vec<Warning> = ["overlap", "outside-ram"]
+                .into_iter()
+                .flat_map(|kind| listed(pairwise::check(&regions), kind))
+                .collect();
+            prop_assert_eq!(comparable(check(&regions)), expected);
+        }
+    }
+
+    #[test]
+    fn only_two_kinds_hold_others() {
+        for outer in KINDS {
+            for inner in KINDS {
+                if outer.may_contain(inner) {
+                    assert!(matches!(outer, RegionKind::Loader | RegionKind::Segment));
+                    assert!(may_be_held(inner));
+                }
+            }
+        }
+    }
 }

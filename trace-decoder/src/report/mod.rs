@@ -55,8 +55,12 @@ pub struct HostTimes {
 /// Everything known about one boot.
 #[derive(Clone, Debug, Default)]
 pub struct BootRecord {
-    /// The loader's events, in stream order.
+    /// The loader's events, in stream order: for a stream of several boots, those of
+    /// the last one (a live session drops a boot's events when the next begins).
     pub events: Vec<Event>,
+    /// Boots earlier in the stream whose events were dropped: the stream held these
+    /// and the boots (`LoaderStart` events) in `events`.
+    pub earlier_boots: usize,
     /// Host-side arrival times (all None for a recorded stream without them).
     pub host: HostTimes,
     /// QEMU's exit status, when known.
@@ -342,7 +346,9 @@ impl Report {
         // would also make every region of one boot "overlap" the same region of the
         // others.
         let is_start = |e: &Event| matches!(e.kind, LoaderEvent::LoaderStart { .. });
-        let boots = record.events.iter().filter(|e| is_start(e)).count();
+        let boots = record
+            .earlier_boots
+            .saturating_add(record.events.iter().filter(|e| is_start(e)).count());
         let last_start = record.events.iter().rposition(is_start);
         let events = &record.events[last_start.unwrap_or(0)..];
         let mut warnings = Vec::new();
@@ -355,9 +361,10 @@ impl Report {
 
         // Stream health first: it qualifies everything after it.
         let mut unknown_events: Vec<String> = Vec::new();
+        let mut unknown_seen = std::collections::HashSet::new();
         for e in events {
             if let LoaderEvent::Unknown { name, .. } = &e.kind {
-                if !unknown_events.contains(name) {
+                if unknown_seen.insert(name.as_str()) {
                     unknown_events.push(name.clone());
                 }
             }
@@ -631,6 +638,18 @@ impl Report {
     pub fn to_svg(&self) -> String {
         svg::render(self)
     }
+}
+
+/// For each region of the report, whether a warning names it: one pass over the
+/// warnings, however many regions each names.
+fn warned_regions(report: &Report) -> Vec<bool> {
+    let mut warned = vec![false; report.memory.len()];
+    for &index in report.warnings.iter().flat_map(|w| &w.regions) {
+        if let Some(flag) = warned.get_mut(index) {
+            *flag = true;
+        }
+    }
+    warned
 }
 
 /// Whether the events arrived as the loader sent them: the loader's time from the

@@ -423,11 +423,20 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
     // Each boundary's y: covered ranges get a full band, uncovered gaps a thin one.
     let mut ys = Vec::with_capacity(bounds.len());
     let mut at = y;
-    for (i, &b) in bounds.iter().enumerate() {
+    // How many regions cover the range from each boundary to the next: +1 where a
+    // region starts, -1 where it ends, summed up (asking every region about every
+    // range would cost their product).
+    let mut opened = vec![0i64; bounds.len()];
+    for (_, r) in &regions {
+        opened[bounds.partition_point(|&b| b < r.start)] += 1;
+        opened[bounds.partition_point(|&b| b < r.end)] -= 1;
+    }
+    let mut covering = 0i64;
+    for (i, opened) in opened.iter().enumerate() {
         ys.push(at);
-        if let Some(&next) = bounds.get(i + 1) {
-            let covered = regions.iter().any(|(_, r)| r.start < next && b < r.end);
-            at += if covered { BAND } else { GAP_BAND };
+        covering += opened;
+        if i + 1 < bounds.len() {
+            at += if covering > 0 { BAND } else { GAP_BAND };
         }
     }
     let y_of = |address: u64| ys[bounds.partition_point(|&b| b < address)];
@@ -471,8 +480,9 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
         .unwrap_or(1)
         .min(4);
     let lane_width = LANES_WIDTH / lanes as f64;
+    let warned_regions = super::warned_regions(report);
     for &(index, region) in &regions {
-        let warned = report.warnings.iter().any(|w| w.regions.contains(&index));
+        let warned = warned_regions[index];
         let lane = lane_of(region).min(lanes - 1);
         let x = LANES_X + lane as f64 * lane_width;
         let top = y_of(region.start);

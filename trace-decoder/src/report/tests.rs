@@ -638,3 +638,100 @@ fn the_boot_chart_in_ticks_keeps_labels_apart_and_bars_inside() {
         assert!(right <= width - 20.0, "a bar past the plot: {rect:?}");
     }
 }
+
+/// The boot, with `n` copies of one memory-map entry and `n` copies of one segment
+/// that lies partly outside RAM: n²/2 overlapping pairs on each side.
+fn crowded_boot(n: usize) -> Vec<Event> {
+    use rusty_loader::wire::MapEntry;
+    let low = MapEntry {
+        start: 0,
+        end: 0x9fc00,
+        kind: 1,
+    };
+    let entry = MapEntry {
+        start: 0x100000,
+        end: 0x4000000,
+        kind: 1,
+    };
+    let mut events = with(
+        boot(),
+        "MemoryMap",
+        Event::new(
+            3000,
+            LoaderEvent::MemoryMap {
+                regions: std::iter::once(low)
+                    .chain(std::iter::repeat_n(entry, n))
+                    .collect(),
+            },
+        ),
+    );
+    let segment = ev(
+        8000,
+        "SegmentLoaded addr=0x3fff000 filesz=0x1000 memsz=0x2000 flags=5 copy_ticks=600 zero_ticks=100",
+    );
+    let at = events
+        .iter()
+        .position(|e| e.name() == "SegmentLoaded")
+        .unwrap();
+    events.splice(at..at + 2, std::iter::repeat_n(segment, n));
+    events
+}
+
+#[test]
+fn a_crowded_memory_map_gives_a_report_of_linear_size() {
+    let n = 4000;
+    let report = Report::build(&record(crowded_boot(n)));
+    let of_kind = |kind: &str| -> Vec<&Warning> {
+        report.warnings.iter().filter(|w| w.kind == kind).collect()
+    };
+    // n entries nest in each other, as do n segments.
+    let map_depths: Vec<u32> = report
+        .memory
+        .iter()
+        .filter(|r| r.kind == RegionKind::Usable && r.start == 0x100000)
+        .map(|r| r.depth)
+        .collect();
+    assert_eq!(map_depths, (0..n as u32).collect::<Vec<_>>());
+
+    // Each side has n(n-1)/2 overlapping pairs (the segments lie above everything
+    // else the loader placed).
+    let pairs = n * (n - 1) / 2;
+    let overlaps = of_kind("overlap");
+    assert_eq!(overlaps.len(), memory::LISTED_WARNINGS + 1);
+    let summary = overlaps.last().unwrap();
+    assert_eq!(
+        summary.message,
+        format!(
+            "… and {} more overlaps, not listed one by one",
+            2 * pairs - memory::LISTED_WARNINGS
+        )
+    );
+    // Every entry and every segment is in an unlisted pair, and named once.
+    assert_eq!(summary.regions.len(), 2 * n);
+
+    // Every segment sticks out of RAM: listed up to the limit, then counted.
+    let outside = of_kind("outside-ram");
+    assert_eq!(outside.len(), memory::LISTED_WARNINGS + 1);
+    assert!(outside
+        .last()
+        .unwrap()
+        .message
+        .starts_with(&format!("… and {} more", n - memory::LISTED_WARNINGS)));
+
+    // n segments each cut short by the one before: the timeline's warnings are
+    // capped too.
+    assert_eq!(of_kind("timeline").len(), memory::LISTED_WARNINGS + 1);
+
+    // Every rendering grows with the regions and stages, not with their pairs: a
+    // few hundred bytes per region and stage at most (listing every pair took 47 MB
+    // of text at n = 1000).
+    let items = report.memory.len() + 3 * n;
+    for (what, size) in [
+        ("text", report.render_text(false).len()),
+        ("JSON", report.to_json().len()),
+        ("Chrome trace", report.to_chrome_trace().len()),
+        ("SVG", report.to_svg().len()),
+    ] {
+        assert!(size < 600 * items, "{what}: {size} bytes for {items} items");
+    }
+}

@@ -525,9 +525,7 @@ fn memory(report: &Report, paint: Paint, out: &mut String) {
         let _ = writeln!(out, "  no regions: the trace has no memory events");
         return;
     }
-    let warned: Vec<bool> = (0..report.memory.len())
-        .map(|i| report.warnings.iter().any(|w| w.regions.contains(&i)))
-        .collect();
+    let warned = super::warned_regions(report);
     let digits = report
         .memory
         .iter()

@@ -20,6 +20,7 @@ use serde::Serialize;
 use rusty_loader::wire::LoaderEvent;
 
 use super::format::Clock;
+use super::memory::LISTED_WARNINGS;
 use super::{first, Warning};
 use crate::decode::Event;
 
@@ -88,6 +89,8 @@ struct Builder<'w> {
     /// The end of the last top-level stage.
     cursor: u64,
     warnings: &'w mut Vec<Warning>,
+    /// Stages shortened to fit: the first [`LISTED_WARNINGS`] have a warning each.
+    shortened: usize,
 }
 
 impl Builder<'_> {
@@ -117,12 +120,15 @@ impl Builder<'_> {
     ) -> &mut Stage {
         let clamped = start.max(self.cursor);
         if clamped > start || end < clamped {
-            self.warnings.push(Warning::new(
-                "timeline",
-                format!(
-                    "stage {name}: its ticks overlap the previous stage or run backwards; shortened to fit"
-                ),
-            ));
+            self.shortened += 1;
+            if self.shortened <= LISTED_WARNINGS {
+                self.warnings.push(Warning::new(
+                    "timeline",
+                    format!(
+                        "stage {name}: its ticks overlap the previous stage or run backwards; shortened to fit"
+                    ),
+                ));
+            }
         }
         let stage = self.stage(id, name, clamped, end, measured);
         self.cursor = stage.end_ticks();
@@ -149,6 +155,7 @@ pub fn build(
         stages: Vec::new(),
         cursor: 0,
         warnings,
+        shortened: 0,
     };
     // The time of the first event of a kind.
     macro_rules! at {
@@ -310,6 +317,16 @@ pub fn build(
     } else {
         events.iter().map(|e| e.timestamp).max().unwrap_or(0)
     };
+
+    if b.shortened > LISTED_WARNINGS {
+        b.warnings.push(Warning::new(
+            "timeline",
+            format!(
+                "… and {} more stages shortened to fit, not listed one by one",
+                b.shortened - LISTED_WARNINGS
+            ),
+        ));
+    }
 
     let loader_ticks = loader_end.max(b.cursor);
     let covered: u64 = b

@@ -1,0 +1,228 @@
+//! The decoder's fuzz targets (`stream`, `frames`, `report`), replayed on stable:
+//! every input of `fuzz/regressions/<target>/` (crashes and slow inputs the fuzzers
+//! found, and the known hostile cases) and of `fuzz/seeds/<target>/` runs through the
+//! same check as the target, which is included here by path. The checks assert
+//! everything the targets do except time; the work those inputs once blew up is
+//! pinned by counts in the unit tests.
+//!
+//! The seeds are made from the recordings; when a change to the targets' input
+//! format or the recordings changes them, rewrite them and review the diff:
+//!
+//! ```text
+//! UPDATE_SEEDS=1 cargo test -p trace-decoder --test regressions
+//! ```
+
+#[allow(dead_code)]
+#[path = "../../fuzz/src/decoding.rs"]
+mod decoding;
+#[allow(dead_code)]
+#[path = "../../fuzz/src/frames.rs"]
+mod frames;
+#[allow(dead_code)]
+#[path = "../../fuzz/src/input.rs"]
+mod input;
+#[allow(dead_code)]
+#[path = "../../fuzz/src/report.rs"]
+mod report;
+#[allow(dead_code)]
+#[path = "../../fuzz/src/stream.rs"]
+mod stream;
+
+use std::path::{Path, PathBuf};
+
+use rusty_loader::wire::{LoaderEvent, MapEntry};
+use trace_decoder::decode::{decode_recording, Event};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// The files of `dir`, sorted (none when it does not exist).
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs `check` on every regression input and seed of `target`; returns the file
+/// names with the work each asked for (events and regions).
+fn replay(target: &str, check: fn(&[u8]) -> usize) -> Vec<(String, usize)> {
+    let mut replayed = Vec::new();
+    for kind in ["regressions", "seeds"] {
+        for file in inputs(&fuzz_dir().join(kind).join(target)) {
+            eprintln!("{}", file.display());
+            let items = check(&std::fs::read(&file).expect("a corpus file"));
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            replayed.push((name, items));
+        }
+    }
+    replayed
+}
+
+/// Checks that the files of `fuzz/<kind>/<target>/` named in `expected` hold
+/// exactly those bytes, or writes them with `UPDATE_SEEDS=1`.
+fn check_files(kind: &str, target: &str, expected: &[(String, Vec<u8>)]) {
+    let dir = fuzz_dir().join(kind).join(target);
+    let update = std::env::var_os("UPDATE_SEEDS").is_some_and(|v| v == "1");
+    for (name, bytes) in expected {
+        let path = dir.join(name);
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            continue;
+        }
+        let actual = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            actual == *bytes,
+            "{} is not current: UPDATE_SEEDS=1 cargo test -p trace-decoder --test regressions",
+            path.display()
+        );
+    }
+}
+
+/// Every recorded boot's events, by recording name.
+fn recorded_boots() -> Vec<(String, Vec<Event>)> {
+    stream::seeds()
+        .into_iter()
+        .map(|(name, input)| {
+            let decoded = decode_recording(decoding::table(), &input[1..]).unwrap();
+            (name, decoded.events)
+        })
+        .collect()
+}
+
+#[test]
+fn seeds_are_current() {
+    check_files("seeds", "stream", &stream::seeds());
+    let boots = recorded_boots();
+    let frames: Vec<(String, Vec<u8>)> = boots
+        .iter()
+        .map(|(name, events)| (name.clone(), frames::choices_for(events, "hello\n")))
+        .collect();
+    check_files("seeds", "frames", &frames);
+    let reports: Vec<(String, Vec<u8>)> = boots
+        .iter()
+        .map(|(name, events)| (name.clone(), report::choices_for(events)))
+        .collect();
+    check_files("seeds", "report", &reports);
+}
+
+#[test]
+fn seeds_make_the_recorded_boots() {
+    // The seeds reach deep only if the targets read them back as the boots they
+    // were made from.
+    for (name, events) in recorded_boots() {
+        let stream = frames::write_stream(&mut input::Input::new(
+            &frames::choices_for(&events, "hello\n")[1..],
+        ));
+        let decoded = decode_recording(decoding::table(), &stream).unwrap();
+        assert_eq!(decoded.events, events, "frames seed of {name}");
+        assert_eq!(decoded.text, b"hello\n");
+        let record = report::read_record(&mut input::Input::new(&report::choices_for(&events)));
+        assert_eq!(record.events, events, "report seed of {name}");
+    }
+}
+
+/// The known hostile inputs, as corpus files.
+fn known_cases() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut cases = Vec::new();
+    // The 11-byte stream that aborted rusty-trace (for the ELF of the day, where
+    // `MemoryMap` had index 9), after the chunk-size byte.
+    let eleven = [
+        0xff, 0x00, 0x09, 0xff, 0x3e, 0xff, 0xff, 0xff, 0x28, 0x70, 0x00,
+    ];
+    cases.push((
+        "stream",
+        "abort-11-bytes".to_string(),
+        [&[0u8][..], &eleven].concat(),
+    ));
+    // The same frame for the recordings' ELF: a MemoryMap claiming 2^32 - 2 entries.
+    let index = decoding::table().index_of("MemoryMap").unwrap();
+    let mut raw = index.to_le_bytes().to_vec();
+    raw.extend_from_slice(&0x1234u32.to_le_bytes());
+    raw.extend_from_slice(&0xffff_fffeu32.to_le_bytes());
+    raw.extend_from_slice(&[0x28, 0x70]);
+    let frame = [
+        &[0u8, 0xff, 0x00][..],
+        &trace_decoder::frame::rzcobs_encode(&raw),
+        &[0],
+    ]
+    .concat();
+    cases.push(("stream", "memory-map-claiming-billions".to_string(), frame));
+
+    // A recorded boot whose memory map holds 4000 identical entries (the report
+    // compared every pair of regions: 46 s and 3 GB of text), for the report and as
+    // frames. They come in two MemoryMap events, as the loader splits a long map (a
+    // frame of 4000 entries would be longer than any the decoder accepts).
+    let mut events = recorded_boots().remove(0).1;
+    let entry = MapEntry {
+        start: 0x10_0000,
+        end: 0x400_0000,
+        kind: 1,
+    };
+    let at = events
+        .iter()
+        .position(|e| matches!(e.kind, LoaderEvent::MemoryMap { .. }))
+        .unwrap();
+    let half = Event::new(
+        events[at].timestamp,
+        LoaderEvent::MemoryMap {
+            regions: vec![entry; 2000],
+        },
+    );
+    events.splice(at..=at, [half.clone(), half]);
+    let name = "memory-map-4000-identical".to_string();
+    cases.push(("report", name.clone(), report::choices_for(&events)));
+    cases.push(("frames", name, frames::choices_for(&events, "")));
+    cases
+}
+
+#[test]
+fn known_cases_are_in_the_corpus() {
+    for (target, name, bytes) in known_cases() {
+        check_files("regressions", target, &[(name, bytes)]);
+    }
+}
+
+#[test]
+fn stream_regressions() {
+    assert!(replay("stream", stream::check).len() >= 2);
+}
+
+#[test]
+fn frames_regressions() {
+    let replayed = replay("frames", frames::check);
+    // The map of 4000 entries reaches the report whole: 4000 regions and more.
+    assert!(replayed
+        .iter()
+        .any(|(name, items)| name == "memory-map-4000-identical" && *items > 4000));
+}
+
+#[test]
+fn report_regressions() {
+    let replayed = replay("report", report::check);
+    assert!(replayed
+        .iter()
+        .any(|(name, items)| name == "memory-map-4000-identical" && *items > 4000));
+}
+
+#[test]
+fn the_map_of_4000_entries_reaches_the_report_whole() {
+    // The corpus files say what they are meant to: the frames decode to a map of
+    // 4000 entries, and the report's warnings about them are capped.
+    let (_, _, frames_input) = known_cases()
+        .into_iter()
+        .find(|(target, name, _)| *target == "frames" && name.contains("4000"))
+        .unwrap();
+    let mut input = input::Input::new(&frames_input[1..]);
+    let stream = frames::write_stream(&mut input);
+    let decoded = decode_recording(decoding::table(), &stream).unwrap();
+    let entries = trace_decoder::decode::memory_map(&decoded.events).len();
+    assert_eq!(entries, 4000);
+}
