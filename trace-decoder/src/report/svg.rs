@@ -252,9 +252,9 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     let clock = report.clock();
     let timeline = &report.timeline;
     let heading = if clock.known() {
-        "Boot chart (time from the Multiboot entry)"
+        "Boot chart (time from the loader's entry)"
     } else {
-        "Boot chart (TSC ticks from the Multiboot entry: frequency unknown)"
+        "Boot chart (TSC ticks from the loader's entry: frequency unknown)"
     };
     section_heading(out, y, heading);
     y += 8.0;

@@ -356,7 +356,7 @@ fn unknown_frequency_shows_ticks() {
     );
     let text = report.render_text(false);
     assert!(text.contains("TSC frequency unknown (source unknown): times are in TSC ticks"));
-    assert!(text.contains("Timeline (TSC ticks from the Multiboot entry)"));
+    assert!(text.contains("Timeline (TSC ticks from the loader's entry)"));
     assert!(text.contains("  2300 ticks"));
     assert!(report.to_chrome_trace().contains("1 µs shown = 1 TSC tick"));
 

@@ -410,9 +410,9 @@ fn timeline(report: &Report, paint: Paint, out: &mut String) {
     let clock = report.clock();
     let t = &report.timeline;
     let unit = if clock.known() {
-        "ms from the Multiboot entry"
+        "ms from the loader's entry"
     } else {
-        "TSC ticks from the Multiboot entry"
+        "TSC ticks from the loader's entry"
     };
     let _ = writeln!(out, "{} ({unit})", paint.bold("Timeline"));
     if t.stages.is_empty() {

@@ -31,7 +31,7 @@ pub struct Stage {
     pub id: &'static str,
     /// What a person reads, e.g. `segment 2 copy`.
     pub name: String,
-    /// Ticks from the Multiboot entry to the stage's start.
+    /// Ticks from the loader's entry (Multiboot or PVH) to the stage's start.
     pub start_ticks: u64,
     /// The stage's length in ticks.
     pub duration_ticks: u64,
@@ -58,7 +58,7 @@ impl Stage {
 pub struct Timeline {
     /// The top-level stages in time order; they do not overlap.
     pub stages: Vec<Stage>,
-    /// The loader's work in ticks: from the Multiboot entry to the jump into the
+    /// The loader's work in ticks: from its entry to the jump into the
     /// kernel (`HandOver`'s time), or to the last event when there was no hand-over.
     /// Since trace format 3 the trace's times leave out the time spent writing the
     /// trace itself (`trace_output_ticks`).
