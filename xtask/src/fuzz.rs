@@ -4,7 +4,8 @@
 //! install them when they are not, and runs each target on its working corpus
 //! (`fuzz/corpus/<target>`, grown by every run), its seeds and its regressions.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
@@ -83,9 +84,18 @@ pub fn run_arguments(target: &str, seconds: u64, fuzz_dir: &Path) -> Vec<String>
     args
 }
 
+/// The files in `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default()
+}
+
 /// Runs the chosen targets, each for `seconds`. Exit status 0 when none failed, 1
 /// when one found a failing input (named, with what to do next), 2 when the tools
-/// are missing or the target is unknown.
+/// are missing, the target is unknown, or a run failed without finding anything (a
+/// build error, a full disk: libFuzzer leaves an input in `fuzz/artifacts/` for
+/// every finding, so a failure without one is not a finding).
 pub fn run(root: &Path, chosen: Option<&str>, seconds: u64) -> Result<ExitCode> {
     if let Some(missing) = missing_tools() {
         eprintln!(
@@ -105,6 +115,8 @@ pub fn run(root: &Path, chosen: Option<&str>, seconds: u64) -> Result<ExitCode> 
     let mut failed = Vec::new();
     for target in &chosen {
         std::fs::create_dir_all(fuzz_dir.join("corpus").join(target))?;
+        let artifacts = fuzz_dir.join("artifacts").join(target);
+        let before = files_in(&artifacts);
         eprintln!("fuzz: {target} for {seconds} s");
         let status = Command::new("cargo")
             .args(run_arguments(target, seconds, &fuzz_dir))
@@ -112,6 +124,18 @@ pub fn run(root: &Path, chosen: Option<&str>, seconds: u64) -> Result<ExitCode> 
             .status()
             .context("running cargo fuzz")?;
         if !status.success() {
+            let found: Vec<PathBuf> = files_in(&artifacts).difference(&before).cloned().collect();
+            if found.is_empty() {
+                eprintln!(
+                    "error: `cargo +nightly fuzz run {target}` failed ({status}) without \
+                     leaving an input in fuzz/artifacts/{target}/: not a finding (see its \
+                     output above: a build error, a full disk?)"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            for file in &found {
+                eprintln!("fuzz: {target} left {}", file.display());
+            }
             failed.push(target.clone());
         }
     }

@@ -120,8 +120,8 @@ enum Command {
     /// (docs/fuzzing.md).
     ///
     /// Exit status: 0 when nothing was found, 1 when a target found a failing input
-    /// (left in fuzz/artifacts/TARGET/), 2 when nightly Rust or cargo-fuzz is missing
-    /// or TARGET is unknown.
+    /// (left in fuzz/artifacts/TARGET/), 2 when nightly Rust or cargo-fuzz is missing,
+    /// TARGET is unknown, or a run failed without a finding (a build error, a full disk).
     #[command(
         after_help = "Examples:\n  cargo xtask fuzz --time 10\n  cargo xtask fuzz stream --time 600"
     )]
