@@ -20,6 +20,8 @@ pub mod mbi_writer;
 pub mod multiboot;
 pub mod paging;
 pub mod pvh;
+#[cfg(test)]
+mod test_memory;
 pub mod wire;
 
 /// How the loader was entered: the boot protocol of the VMM that started it.

@@ -303,36 +303,29 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
             .bytes(address, limit - address)
             .filter(|b| b.len() as u64 == limit - address)
             .ok_or(bad("a string of the MBI is not in mapped memory"))?;
-        let length = bytes
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(bad(unterminated))?;
-        let text = core::str::from_utf8(&bytes[..length]).map_err(|_| bad(not_utf8))?;
-        Ok((text, Region::new(address, address + length as u64 + 1)))
+        let text = nul_terminated(bytes, unterminated, not_utf8).map_err(bad)?;
+        Ok((text, Region::new(address, address + text.len() as u64 + 1)))
     }
+}
+
+/// The UTF-8 text before the first NUL of `bytes` (boot data's C strings), or the
+/// message that says why there is none. Inlined: the Multiboot path runs under the
+/// instruction budget (`xtask/tests/budget.rs`), and a call costs it more than this.
+#[inline]
+pub(crate) fn nul_terminated<'m>(
+    bytes: &'m [u8],
+    unterminated: &'static str,
+    not_utf8: &'static str,
+) -> Result<&'m str, &'static str> {
+    let length = bytes.iter().position(|&b| b == 0).ok_or(unterminated)?;
+    core::str::from_utf8(&bytes[..length]).map_err(|_| not_utf8)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
-
-    /// Physical memory for the tests: `bytes` placed at `base`, nothing elsewhere.
-    struct Buffer {
-        base: u64,
-        bytes: Vec<u8>,
-    }
-
-    impl<'m> PhysicalMemory<'m> for &'m Buffer {
-        fn bytes(&self, addr: u64, len: u64) -> Option<&'m [u8]> {
-            let end = addr.checked_add(len)?;
-            if addr < self.base || end > self.base + self.bytes.len() as u64 {
-                return None;
-            }
-            let from = (addr - self.base) as usize;
-            Some(&self.bytes[from..from + len as usize])
-        }
-    }
 
     const BASE: u64 = 0x1000;
     const MBI: u64 = 0x1000;
@@ -341,21 +334,6 @@ mod tests {
     const MODULES: u64 = 0x1300;
     const MODULE_STRING: u64 = 0x1400;
     const MODULE: u64 = 0x2700;
-
-    fn put32(memory: &mut Buffer, at: u64, value: u32) {
-        let i = (at - memory.base) as usize;
-        memory.bytes[i..i + 4].copy_from_slice(&value.to_le_bytes());
-    }
-
-    fn put64(memory: &mut Buffer, at: u64, value: u64) {
-        let i = (at - memory.base) as usize;
-        memory.bytes[i..i + 8].copy_from_slice(&value.to_le_bytes());
-    }
-
-    fn put_bytes(memory: &mut Buffer, at: u64, bytes: &[u8]) {
-        let i = (at - memory.base) as usize;
-        memory.bytes[i..i + bytes.len()].copy_from_slice(bytes);
-    }
 
     /// A memory-map entry at `at`: size 20, then base, length, type.
     fn put_entry(memory: &mut Buffer, at: u64, base: u64, length: u64, kind: u32) {

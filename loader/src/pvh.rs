@@ -293,35 +293,15 @@ fn string<'m, M: PhysicalMemory<'m>>(
         }
         window -= 4096;
     };
-    let length = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(bad(unterminated))?;
-    core::str::from_utf8(&bytes[..length]).map_err(|_| bad(not_utf8))
+    crate::multiboot::nul_terminated(bytes, unterminated, not_utf8).map_err(bad)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::multiboot::merged_ram;
+    use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
-
-    /// Physical memory for the tests: `bytes` placed at `base`, nothing elsewhere.
-    struct Buffer {
-        base: u64,
-        bytes: Vec<u8>,
-    }
-
-    impl<'m> PhysicalMemory<'m> for &'m Buffer {
-        fn bytes(&self, addr: u64, len: u64) -> Option<&'m [u8]> {
-            let end = addr.checked_add(len)?;
-            if addr < self.base || end > self.base + self.bytes.len() as u64 {
-                return None;
-            }
-            let from = (addr - self.base) as usize;
-            Some(&self.bytes[from..from + len as usize])
-        }
-    }
 
     const BASE: u64 = 0x1000;
     const START_INFO: u64 = 0x1000;
@@ -329,21 +309,6 @@ mod tests {
     const CMDLINE: u64 = 0x1200;
     const MODULES: u64 = 0x1300;
     const MODULE: u64 = 0x2000;
-
-    fn put32(memory: &mut Buffer, at: u64, value: u32) {
-        let i = (at - memory.base) as usize;
-        memory.bytes[i..i + 4].copy_from_slice(&value.to_le_bytes());
-    }
-
-    fn put64(memory: &mut Buffer, at: u64, value: u64) {
-        let i = (at - memory.base) as usize;
-        memory.bytes[i..i + 8].copy_from_slice(&value.to_le_bytes());
-    }
-
-    fn put_bytes(memory: &mut Buffer, at: u64, bytes: &[u8]) {
-        let i = (at - memory.base) as usize;
-        memory.bytes[i..i + bytes.len()].copy_from_slice(bytes);
-    }
 
     fn put_entry(memory: &mut Buffer, index: u64, addr: u64, size: u64, ty: u32) {
         let at = MAP + index * MAP_ENTRY_SIZE;
