@@ -16,6 +16,9 @@
 #[path = "../../fuzz/src/cmdline.rs"]
 mod cmdline;
 #[allow(dead_code)]
+#[path = "../../fuzz/src/corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
 #[path = "../../fuzz/src/fdt_reader.rs"]
 mod fdt_reader;
 #[allow(dead_code)]
@@ -28,71 +31,23 @@ mod layout;
 #[path = "../../fuzz/src/loading.rs"]
 mod loading;
 
-use std::path::{Path, PathBuf};
-
+use corpus::{check_files, fuzz_dir, inputs, replay};
 use rusty_loader::elf::{self, MAX_PROGRAM_HEADERS};
 use rusty_loader::error::LoadError;
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The files of `dir`, sorted (none when it does not exist).
-fn inputs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// Runs `check` on every regression input and seed of `target`; returns how many
-/// there were.
-fn replay(target: &str, mut check: impl FnMut(&[u8])) -> usize {
-    let mut count = 0;
-    for kind in ["regressions", "seeds"] {
-        for file in inputs(&fuzz_dir().join(kind).join(target)) {
-            eprintln!("{}", file.display());
-            check(&std::fs::read(&file).expect("a corpus file"));
-            count += 1;
-        }
-    }
-    count
-}
-
-/// Checks that `fuzz/seeds/<target>/` holds exactly these seeds, or writes them with
-/// `UPDATE_SEEDS=1`.
-fn check_seeds(target: &str, seeds: &[(&str, Vec<u8>)]) {
-    let dir = fuzz_dir().join("seeds").join(target);
-    let update = std::env::var_os("UPDATE_SEEDS").is_some_and(|v| v == "1");
-    for (name, bytes) in seeds {
-        let path = dir.join(name);
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, bytes).unwrap();
-        }
-        assert!(
-            std::fs::read(&path).unwrap_or_default() == *bytes,
-            "{} is not current: UPDATE_SEEDS=1 cargo test -p rusty-loader --test regressions",
-            path.display()
-        );
-    }
-}
-
 #[test]
 fn seeds_are_current() {
-    check_seeds("layout", &layout::seeds());
-    check_seeds("cmdline", &cmdline::seeds());
+    check_files("seeds", "layout", &layout::seeds());
+    check_files("seeds", "cmdline", &cmdline::seeds());
 }
 
 #[test]
 fn loading_regressions() {
-    let mut reached = Vec::new();
-    let count = replay("loading", |data| reached.push(loading::check(data)));
+    let reached: Vec<loading::Reached> = replay("loading", loading::check)
+        .into_iter()
+        .map(|(_, reached)| reached)
+        .collect();
+    let count = reached.len();
     assert!(count >= 4, "{count} inputs");
     // The seeds load all the way (they are the last inputs replayed).
     let seeds = inputs(&fuzz_dir().join("seeds/loading")).len();
@@ -107,12 +62,12 @@ fn loading_regressions() {
 
 #[test]
 fn layout_regressions() {
-    assert!(replay("layout", layout::check) >= 3);
+    assert!(replay("layout", layout::check).len() >= 3);
 }
 
 #[test]
 fn cmdline_regressions() {
-    assert!(replay("cmdline", cmdline::check) >= 5);
+    assert!(replay("cmdline", cmdline::check).len() >= 5);
 }
 
 #[test]

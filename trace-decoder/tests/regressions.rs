@@ -13,6 +13,9 @@
 //! ```
 
 #[allow(dead_code)]
+#[path = "../../fuzz/src/corpus.rs"]
+mod corpus;
+#[allow(dead_code)]
 #[path = "../../fuzz/src/decoding.rs"]
 mod decoding;
 #[allow(dead_code)]
@@ -28,63 +31,9 @@ mod report;
 #[path = "../../fuzz/src/stream.rs"]
 mod stream;
 
-use std::path::{Path, PathBuf};
-
+use corpus::{check_files, fuzz_dir, replay};
 use rusty_loader::wire::{LoaderEvent, MapEntry};
 use trace_decoder::decode::{decode_recording, Event};
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// The files of `dir`, sorted (none when it does not exist).
-fn inputs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// Runs `check` on every regression input and seed of `target`; returns the file
-/// names with the work each asked for (events and regions).
-fn replay(target: &str, check: fn(&[u8]) -> usize) -> Vec<(String, usize)> {
-    let mut replayed = Vec::new();
-    for kind in ["regressions", "seeds"] {
-        for file in inputs(&fuzz_dir().join(kind).join(target)) {
-            eprintln!("{}", file.display());
-            let items = check(&std::fs::read(&file).expect("a corpus file"));
-            let name = file.file_name().unwrap().to_string_lossy().into_owned();
-            replayed.push((name, items));
-        }
-    }
-    replayed
-}
-
-/// Checks that the files of `fuzz/<kind>/<target>/` named in `expected` hold
-/// exactly those bytes, or writes them with `UPDATE_SEEDS=1`.
-fn check_files(kind: &str, target: &str, expected: &[(String, Vec<u8>)]) {
-    let dir = fuzz_dir().join(kind).join(target);
-    let update = std::env::var_os("UPDATE_SEEDS").is_some_and(|v| v == "1");
-    for (name, bytes) in expected {
-        let path = dir.join(name);
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, bytes).unwrap();
-            continue;
-        }
-        let actual = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            actual == *bytes,
-            "{} is not current: UPDATE_SEEDS=1 cargo test -p trace-decoder --test regressions",
-            path.display()
-        );
-    }
-}
 
 /// Every recorded boot's events, by recording name.
 fn recorded_boots() -> Vec<(String, Vec<Event>)> {
