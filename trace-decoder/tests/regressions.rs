@@ -31,7 +31,7 @@ mod report;
 #[path = "../../fuzz/src/stream.rs"]
 mod stream;
 
-use corpus::{check_files, fuzz_dir, replay};
+use corpus::{check_files, replay};
 use rusty_loader::wire::{LoaderEvent, MapEntry};
 use trace_decoder::decode::{decode_recording, Event};
 
