@@ -63,6 +63,9 @@ fn rate(bytes_per_second: f64) -> String {
 }
 
 pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
+    if let Some(baseline) = &options.baseline {
+        crate::bench_loaders::check(baseline)?;
+    }
     let qemu = qemu::find_qemu(None)?;
     let traced = build::build_loader(sh, Profile::Release, TraceLevel::Info)?;
     let untraced = build::build_loader(sh, Profile::Release, TraceLevel::Off)?;

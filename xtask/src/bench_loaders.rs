@@ -45,13 +45,41 @@ pub struct BaselineLoader {
     pub label: String,
 }
 
+/// Checks that the baseline exists (the file, or the revision in this repository)
+/// before anything is built or booted: a mistake costs nothing.
+pub fn check(baseline: &BaselineSource) -> Result<()> {
+    match baseline {
+        BaselineSource::Image(image) if !image.is_file() => {
+            bail!("--baseline-loader {}: no such file", image.display())
+        }
+        BaselineSource::Image(_) => Ok(()),
+        BaselineSource::Revision(rev) => resolve_revision(rev).map(drop),
+    }
+}
+
+/// The commit `rev` names in this repository.
+fn resolve_revision(rev: &str) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{rev}^{{commit}}"),
+        ])
+        .current_dir(crate::project_root())
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        bail!("--baseline-rev {rev}: not a commit of this repository");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Builds (or finds) the baseline loader.
 pub fn prepare(sh: &Shell, baseline: &BaselineSource) -> Result<BaselineLoader> {
     match baseline {
         BaselineSource::Image(image) => {
-            if !image.is_file() {
-                bail!("--baseline-loader {}: no such file", image.display());
-            }
+            check(baseline)?;
             Ok(BaselineLoader {
                 image: image.clone(),
                 label: image
@@ -70,11 +98,7 @@ pub fn prepare(sh: &Shell, baseline: &BaselineSource) -> Result<BaselineLoader> 
 fn build_revision(sh: &Shell, rev: &str) -> Result<BaselineLoader> {
     let root = crate::project_root();
     let _dir = sh.push_dir(&root);
-    let spec = format!("{rev}^{{commit}}");
-    let commit = cmd!(sh, "git rev-parse --verify --quiet {spec}")
-        .quiet()
-        .read()
-        .map_err(|_| anyhow::anyhow!("--baseline-rev {rev}: not a commit of this repository"))?;
+    let commit = resolve_revision(rev)?;
     let short = &commit[..12.min(commit.len())];
     let tree = root.join("target/bench").join(format!("rev-{short}"));
     let image = tree.join("target/x86_64/release/rusty-loader");

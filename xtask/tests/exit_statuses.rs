@@ -119,6 +119,23 @@ fn mistakes_are_found_before_anything_boots() {
     }
 }
 
+/// `bench` checks the loader it is to compare with before it builds or boots.
+#[test]
+fn bench_refuses_a_missing_baseline_before_building() {
+    let output = xtask(&["bench", "--baseline-loader", "/nonexistent/loader"]);
+    assert_ending(
+        &output,
+        2,
+        "--baseline-loader /nonexistent/loader: no such file",
+    );
+    let output = xtask(&["bench", "--baseline-rev", "no-such-revision"]);
+    assert_ending(
+        &output,
+        2,
+        "--baseline-rev no-such-revision: not a commit of this repository",
+    );
+}
+
 #[test]
 fn a_bad_application_is_booted_and_the_loader_says_why() {
     let output = xtask(&["trace", "--color=never", "Cargo.toml"]);

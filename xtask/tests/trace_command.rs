@@ -143,6 +143,55 @@ fn runs_print_statistics_and_a_baseline_catches_a_slowdown() {
     assert!(shown.contains("slower than the baseline"), "{shown}");
 }
 
+/// `--deterministic`: every guest instruction takes the same virtual time, so two
+/// boots give every stage the same ticks, whatever the host does meanwhile.
+#[test]
+fn deterministic_runs_repeat_exactly() {
+    let dir = xtask::project_root().join("target/test-inputs/trace-deterministic");
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("profile.json");
+    let output = xtask(&[
+        "trace",
+        "--deterministic",
+        "--runs",
+        "2",
+        "--append=-freq 1000",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let stages = profile["stages"].as_array().expect("stages");
+    assert!(stages.len() > 10, "{profile:#}");
+    for stage in stages {
+        assert_eq!(stage["min"], stage["max"], "{stage:#}");
+        assert!(stage["min"].as_f64().unwrap() > 0.0 || stage["name"] != "loader total");
+    }
+}
+
+/// `--keep-cmdline` hands a kernel of 0.6-0.10 its command line as given: no
+/// `-freq` inserted, so the kernel measures the TSC itself; without it, the loader
+/// inserts the frequency it measured.
+#[test]
+fn keep_cmdline_turns_the_frequency_insertion_off() {
+    let app = xtask::project_root().join("target/test-kernels/debug/calibrating");
+    let app = app.to_str().unwrap();
+    let kept = xtask(&["run", "--keep-cmdline", app, "--", "app"]);
+    let shown = text(&kept);
+    assert_eq!(kept.status.code(), Some(0), "{shown}");
+    let stdout = String::from_utf8_lossy(&kept.stdout);
+    assert!(stdout.contains("tk: freq_source=pit"), "{shown}");
+    assert!(!stdout.contains("tk: freq-inserted="), "{shown}");
+    let edited = xtask(&["run", app, "--", "app"]);
+    let shown = text(&edited);
+    assert_eq!(edited.status.code(), Some(0), "{shown}");
+    let stdout = String::from_utf8_lossy(&edited.stdout);
+    assert!(stdout.contains("tk: freq_source=cmdline"), "{shown}");
+    assert!(stdout.contains("tk: freq-inserted="), "{shown}");
+}
+
 #[test]
 fn trace_explains_how_to_install_a_missing_qemu() {
     let output = xtask(&["trace", "--qemu", "/nonexistent/qemu-system-x86_64"]);
