@@ -74,6 +74,28 @@ fn measured_without_waiting_on_both_machine_types() {
     }
 }
 
+/// Under `-icount shift=0` the TSC counts virtual nanoseconds: the loader must find
+/// 1 GHz. There its work before the frequency is needed is short (tens of
+/// microseconds in a release build), so this is where the window is shortest: the
+/// PIT reading taken at the moment its count changes must still keep it within
+/// 0.1 %.
+#[test]
+fn one_ghz_under_icount_on_both_machine_types() {
+    for machine in [Machine::Pc, Machine::Microvm] {
+        let mut config = machine_config(&artifacts().kernels.hello_dyn, machine);
+        config.deterministic = true;
+        let run = boot(&config);
+        assert_eq!(run.status, Some(3), "{}", run.serial_text());
+        let (khz, _, window_us) = frequency(&decode(&run.serial));
+        let error = (f64::from(khz) - 1e6).abs() / 1e6;
+        eprintln!("{machine:?} under icount: {khz} kHz over {window_us} µs");
+        assert!(
+            error < 0.001,
+            "{machine:?}: {khz} kHz under icount, where the TSC runs at 1 GHz"
+        );
+    }
+}
+
 #[test]
 fn a_legacy_kernel_gets_it_on_its_command_line() {
     for machine in [Machine::Pc, Machine::Microvm] {

@@ -6,12 +6,16 @@
 //! counter **across the loader's own work**: [`start`] starts the counter at entry
 //! and reads it together with the TSC; [`measure`], called when the frequency is
 //! first needed, reads both again. Neither waits: the window is the work in between
-//! (only a window shorter than [`MIN_WINDOW_US`] is stretched by polling). The
+//! (only a window too short for [`MAX_ERROR_PPM`] is stretched by polling). The
 //! reference is PIT channel 2 (1.193182 MHz, every PC) read back with the latch
 //! command, which tells the count whenever counting began; where there is no PIT
 //! (`microvm` with `pit=off`), the local APIC timer, which QEMU and KVM run at 1 GHz.
 //!
-//! Each reading brackets the counter read between two TSC reads; a reading whose
+//! Each reading brackets the counter read between two TSC reads. A PIT count lasts
+//! 0.84 µs, so a PIT reading waits for the count to change and takes the moment it
+//! changed, bracketed by the reads on either side: the window is then known to the
+//! width of two brackets, not to a count, and under `-icount` (where a read takes
+//! nanoseconds) a window of a hundred microseconds is enough. A reading whose
 //! bracket is wide (the vCPU was descheduled while the host was busy) is taken
 //! again, so that the error stays below [`MAX_ERROR_PPM`]. `-freq` on the command
 //! line beats all of this; the caller checks it first.
@@ -47,13 +51,15 @@ pub struct Frequency {
 
 /// Plausible TSC frequencies: anything else is a broken source.
 const PLAUSIBLE_KHZ: core::ops::RangeInclusive<u64> = 100_000..=10_000_000;
-/// The shortest measurement window: with a reference tick under a microsecond and
-/// readings bracketed within [`MAX_ERROR_PPM`], a millisecond keeps the error near
-/// 0.1 %.
-const MIN_WINDOW_US: u64 = 1_000;
-/// The most a reading's bracket may add to the error, in parts per million of the
-/// window.
-const MAX_ERROR_PPM: u64 = 500;
+/// The shortest measurement window, whatever the brackets say: a guard against a
+/// reference that moved a handful of counts.
+const MIN_WINDOW_US: u64 = 50;
+/// The most the two readings' brackets may add to the error, in parts per million
+/// of the window: 0.1 %, a fifth of the 0.5 % the kernel's clock may be off.
+const MAX_ERROR_PPM: u64 = 1_000;
+/// Reads a PIT reading may take to see its count change (one count is 0.84 µs; a
+/// read takes longer than that under emulation, and nanoseconds under `-icount`).
+const MAX_EDGE_READS: u32 = 10_000;
 /// How long to keep polling for a good reading before taking the best one.
 const MAX_WINDOW_US: u64 = 40_000;
 /// A bound on the readings, for a reference counter that does not move.
@@ -206,7 +212,27 @@ impl Reading {
     }
 }
 
-fn read_pit() -> Reading {
+/// A PIT reading at the moment its count changed: reads until the count differs from
+/// the first read's; the change happened between the two reads' latches, so the
+/// bracket runs from the earlier read's start to the later one's end, and the count
+/// is the new one from its first moment, not from somewhere within its 0.84 µs.
+fn read_pit_edge() -> Reading {
+    let mut previous = read_pit_once();
+    for _ in 0..MAX_EDGE_READS {
+        let reading = read_pit_once();
+        if reading.count != previous.count || reading.expired {
+            return Reading {
+                before: previous.before,
+                ..reading
+            };
+        }
+        previous = reading;
+    }
+    // A count that does not move: the caller sees no progress and gives up.
+    previous
+}
+
+fn read_pit_once() -> Reading {
     let before = rdtsc();
     outb(PIT_COMMAND, PIT_READ_BACK_CHANNEL2);
     let status = inb(PIT_CHANNEL2_DATA);
@@ -266,7 +292,7 @@ fn start_apic() -> bool {
 /// loader works after this, the better [`measure`] knows the frequency.
 pub fn start() {
     let (reference, read): (u8, fn() -> Reading) = if start_pit() {
-        (REFERENCE_PIT, read_pit)
+        (REFERENCE_PIT, read_pit_edge)
     } else if start_apic() {
         (REFERENCE_APIC, read_apic)
     } else {
@@ -298,7 +324,7 @@ pub fn measure() -> Frequency {
     type Restart = fn() -> bool;
     let (read, restart, hz, mask, source): (fn() -> Reading, Restart, u64, u32, Source) =
         match REFERENCE.load(Ordering::Relaxed) {
-            REFERENCE_PIT => (read_pit, start_pit, PIT_HZ, 0xFFFF, Source::Pit),
+            REFERENCE_PIT => (read_pit_edge, start_pit, PIT_HZ, 0xFFFF, Source::Pit),
             REFERENCE_APIC => (
                 read_apic,
                 start_apic,
