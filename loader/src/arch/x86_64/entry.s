@@ -45,10 +45,10 @@ start32:
     mov [{stamps}], eax
     mov [{stamps} + 4], edx
 
-    // Zero .bss: the boot page tables and small statics live there (the stacks and
-    // other big buffers are in .noinit, see link.ld).
-    // (link.ld aligns both ends to pages; four bytes per iteration, since under
-    // emulation a rep instruction costs per iteration.)
+    // Zero .bss: small statics live there (the stacks, the boot page tables and
+    // the other big buffers are in .noinit, see link.ld). link.ld aligns both ends
+    // to 16 bytes; four bytes per iteration, since under emulation a rep
+    // instruction costs per iteration.
     mov edi, offset __bss_start
     mov ecx, offset __bss_end
     sub ecx, edi
@@ -68,6 +68,20 @@ start32:
     or eax, {cr4_pae} | {cr4_osfxsr} | {cr4_osxmmexcpt}
     mov cr4, eax
 
+    // The boot tables are not zeroed with .bss: the PML4 and the PDPT are zeroed
+    // here, the directories written whole below. 64 bytes per iteration (SSE),
+    // for the same reason as above.
+    lea edi, [{tables}]
+    mov ecx, 2 * 4096 / 64
+    pxor xmm0, xmm0
+4:
+    movdqa [edi], xmm0
+    movdqa [edi + 16], xmm0
+    movdqa [edi + 32], xmm0
+    movdqa [edi + 48], xmm0
+    add edi, 64
+    loop 4b
+
     // PML4[0] -> PDPT; PDPT[0..n] -> n PDs; each PD entry a 2 MiB page.
     lea eax, [{tables} + 4096 + {pte_present} + {pte_writable}]
     mov [{tables}], eax
@@ -79,13 +93,25 @@ start32:
     add eax, 4096
     add edi, 8
     loop 1b
+    // Eight entries per iteration: XMM0-3 hold entries 0-7 of the first pass
+    // (boot_pd_first), XMM4 adds 8 x 2 MiB to each.
     lea edi, [{tables} + 8192]
-    mov eax, {pte_present} + {pte_writable} + {pte_huge}
-    mov ecx, {boot_directory_entries}
+    movdqa xmm0, [boot_pd_first]
+    movdqa xmm1, [boot_pd_first + 16]
+    movdqa xmm2, [boot_pd_first + 32]
+    movdqa xmm3, [boot_pd_first + 48]
+    movdqa xmm4, [boot_pd_step]
+    mov ecx, {boot_directory_entries} / 8
 2:
-    mov [edi], eax
-    add eax, 0x200000
-    add edi, 8
+    movdqa [edi], xmm0
+    movdqa [edi + 16], xmm1
+    movdqa [edi + 32], xmm2
+    movdqa [edi + 48], xmm3
+    paddq xmm0, xmm4
+    paddq xmm1, xmm4
+    paddq xmm2, xmm4
+    paddq xmm3, xmm4
+    add edi, 64
     loop 2b
 
     lea eax, [{tables}]
@@ -128,6 +154,20 @@ start64:
 // The GDT pointer for lgdt in 32-bit mode: limit, then base (the upper half of the
 // .quad is ignored there and is zero anyway, the GDT being below 4 GiB).
 .section .rodata
+// The first eight directory entries (2 MiB pages 0-7) and the step between passes.
+.balign 16
+boot_pd_first:
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 0 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 1 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 2 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 3 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 4 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 5 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 6 * 0x200000
+    .quad {pte_present} + {pte_writable} + {pte_huge} + 7 * 0x200000
+boot_pd_step:
+    .quad 8 * 0x200000
+    .quad 8 * 0x200000
 .balign 8
     .word 0
 gdt_pointer:

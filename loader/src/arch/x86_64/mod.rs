@@ -90,9 +90,12 @@ const BOOT_DIRECTORIES: usize = (BOOT_IDENTITY_LIMIT >> 30) as usize;
 
 /// Identity map of the loader's reach (PML4, PDPT, one PD of 2 MiB pages per GiB)
 /// that the loader runs on. The kernel gets page tables built by
-/// `rusty_loader::paging`.
+/// `rusty_loader::paging`. In `.noinit`: start32 zeroes the PML4 and the PDPT and
+/// writes every directory entry, so zeroing them with `.bss` would be work for
+/// nothing.
 #[repr(C, align(4096))]
 struct BootTables([[u64; 512]; 2 + BOOT_DIRECTORIES]);
+#[unsafe(link_section = ".noinit.boot_tables")]
 static mut BOOT_TABLES: BootTables = BootTables([[0; 512]; 2 + BOOT_DIRECTORIES]);
 
 /// The boot page tables' address range.
