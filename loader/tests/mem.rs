@@ -6,7 +6,7 @@
 #[path = "../src/arch/x86_64/mem_ops.rs"]
 mod mem_ops;
 
-const LEN: usize = 96;
+const LEN: usize = 1100;
 
 fn pattern() -> Vec<u8> {
     (0..LEN).map(|i| (i * 7 + 3) as u8).collect()
@@ -15,7 +15,9 @@ fn pattern() -> Vec<u8> {
 #[test]
 fn copies_and_fills_match_slice_operations() {
     let source = pattern();
-    for n in 0..40 {
+    // Every small size, and sizes around the fill's 256-byte blocks.
+    let sizes = (0..40).chain([255, 256, 257, 300, 511, 512, 513, 767, 1024, 1031]);
+    for n in sizes {
         for offset in 0..9 {
             let mut ours = vec![0xEEu8; LEN];
             let mut expected = ours.clone();

@@ -72,20 +72,57 @@ pub unsafe fn copy_any(dest: *mut u8, src: *const u8, n: usize) {
     }
 }
 
-/// Fills `n` bytes with `value`: `rep stosq` with the byte in every lane for the
-/// whole qwords, `rep stosb` for the rest.
+/// Fills `n` bytes with `value`: blocks of 256 bytes with sixteen SSE stores, then
+/// `rep stosq` with the byte in every lane for the whole qwords, `rep stosb` for the
+/// rest. (Under emulation every turn of a `rep` costs like an instruction: a block
+/// takes 19 instructions where `rep stosq` takes 32 turns. The loader's fills are
+/// the kernel's `.bss`, its stack and page tables: tens of KiB.)
 ///
 /// # Safety
 /// `dest` valid for `n` bytes.
 pub unsafe fn fill(dest: *mut u8, value: u8, n: usize) {
     let lanes = u64::from(value) * 0x0101_0101_0101_0101;
-    // SAFETY: the caller guarantees the range is valid; the low byte of rax is
-    // `value`, so the byte fill writes the same.
+    // SAFETY: the caller guarantees the range is valid: the blocks cover
+    // `n / 256 * 256` bytes from `dest`, the qwords and bytes the rest; the low byte
+    // of rax is `value`, so every store writes the same byte pattern.
     unsafe {
-        asm!("rep stosq", "mov rcx, {rest}", "rep stosb",
-             rest = in(reg) n % 8,
-             inout("rcx") n / 8 => _, inout("rdi") dest => _, in("rax") lanes,
-             options(nostack, preserves_flags));
+        asm!(
+            "test {blocks}, {blocks}",
+            "jz 3f",
+            "movq xmm0, rax",
+            "punpcklqdq xmm0, xmm0",
+            "2:",
+            "movdqu [rdi], xmm0",
+            "movdqu [rdi + 16], xmm0",
+            "movdqu [rdi + 32], xmm0",
+            "movdqu [rdi + 48], xmm0",
+            "movdqu [rdi + 64], xmm0",
+            "movdqu [rdi + 80], xmm0",
+            "movdqu [rdi + 96], xmm0",
+            "movdqu [rdi + 112], xmm0",
+            "movdqu [rdi + 128], xmm0",
+            "movdqu [rdi + 144], xmm0",
+            "movdqu [rdi + 160], xmm0",
+            "movdqu [rdi + 176], xmm0",
+            "movdqu [rdi + 192], xmm0",
+            "movdqu [rdi + 208], xmm0",
+            "movdqu [rdi + 224], xmm0",
+            "movdqu [rdi + 240], xmm0",
+            "add rdi, 256",
+            "dec {blocks}",
+            "jnz 2b",
+            "3:",
+            "rep stosq",
+            "mov rcx, {rest}",
+            "rep stosb",
+            blocks = inout(reg) n / 256 => _,
+            rest = in(reg) n % 8,
+            inout("rcx") (n % 256) / 8 => _,
+            inout("rdi") dest => _,
+            in("rax") lanes,
+            out("xmm0") _,
+            options(nostack),
+        );
     }
 }
 
