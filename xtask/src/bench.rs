@@ -10,7 +10,8 @@
 //!    the TSC frequency) vs the same copy done by `memcpy` on the host.
 //! 4. rusty-trace's decoding throughput vs stock defmt-print on the same input.
 //! 5. With `--baseline-rev` or `--baseline-loader`: loader phase and time to exit
-//!    against another loader ([`crate::bench_loaders`]).
+//!    against another loader ([`crate::bench_loaders`]); with `--deterministic` only
+//!    that comparison, in virtual time under `-icount`.
 
 use rusty_loader::wire::LoaderEvent;
 use std::path::Path;
@@ -38,6 +39,9 @@ pub struct Options {
     pub decoder_copies: usize,
     /// Another loader to compare with (see [`crate::bench_loaders`]).
     pub baseline: Option<crate::bench_loaders::BaselineSource>,
+    /// Only the comparison with the baseline, in virtual time under `-icount`
+    /// ([`crate::bench_loaders::compare_deterministic`]).
+    pub deterministic: bool,
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -63,11 +67,32 @@ fn rate(bytes_per_second: f64) -> String {
 }
 
 pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
+    if options.deterministic && options.baseline.is_none() {
+        anyhow::bail!(
+            "--deterministic compares with another loader: give --baseline-rev REV or \
+             --baseline-loader IMAGE"
+        );
+    }
     if let Some(baseline) = &options.baseline {
-        crate::bench_loaders::check(baseline)?;
+        crate::bench_loaders::check(baseline, options.deterministic)?;
     }
     let qemu = qemu::find_qemu(None)?;
     let traced = build::build_loader(sh, Profile::Release, TraceLevel::Info)?;
+    if options.deterministic {
+        let kernels = build::build_test_kernels(sh, Profile::Release)?;
+        let baseline =
+            crate::bench_loaders::prepare(sh, options.baseline.as_ref().expect("checked above"))?;
+        eprintln!(
+            "comparing with {} under -icount shift=0,sleep=off",
+            baseline.image.display()
+        );
+        return crate::bench_loaders::compare_deterministic(
+            &qemu,
+            (&traced.image, &traced.elf),
+            &baseline,
+            &kernels,
+        );
+    }
     let untraced = build::build_loader(sh, Profile::Release, TraceLevel::Off)?;
     let kernels = build::build_test_kernels(sh, Profile::Release)?;
     // Built first: a baseline that does not build stops the bench before it boots.

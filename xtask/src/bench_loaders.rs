@@ -16,18 +16,27 @@
 //!
 //! No `-append` anywhere: each loader finds the frequency its own way, as it would
 //! for a user who passes none.
+//!
+//! With `--deterministic` ([`compare_deterministic`]) both loaders run under QEMU's
+//! `-icount shift=0,sleep=off`, where every guest instruction takes one nanosecond
+//! of virtual time and a wait on a timer takes the virtual time it waits: figures
+//! that do not depend on the host, read from each loader's own trace (so both must
+//! be traced rusty-loader builds with their ELF beside the image).
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use trace_decoder::decode::TraceTable;
 use trace_decoder::pump::Arrival;
+use trace_decoder::report::Report;
 use xshell::{cmd, Shell};
 
 use crate::bench::Row;
 use crate::build::TestKernels;
 use crate::qemu::{self, QemuConfig, QemuStderr};
+use crate::trace as traced_boot;
 
 /// Where the loader to compare with comes from.
 #[derive(Clone, Debug)]
@@ -45,12 +54,36 @@ pub struct BaselineLoader {
     pub label: String,
 }
 
-/// Checks that the baseline exists (the file, or the revision in this repository)
-/// before anything is built or booted: a mistake costs nothing.
-pub fn check(baseline: &BaselineSource) -> Result<()> {
+impl BaselineLoader {
+    /// The unstripped ELF with the defmt table, where `cargo xtask build` puts it:
+    /// beside the image as `<image>.elf`. Only a traced rusty-loader has one.
+    pub fn elf(&self) -> PathBuf {
+        elf_of(&self.image)
+    }
+}
+
+/// `<image>.elf`.
+fn elf_of(image: &Path) -> PathBuf {
+    let mut elf = image.as_os_str().to_owned();
+    elf.push(".elf");
+    PathBuf::from(elf)
+}
+
+/// Checks that the baseline exists (the file, or the revision in this repository),
+/// and for a deterministic comparison that an image has its ELF beside it, before
+/// anything is built or booted: a mistake costs nothing.
+pub fn check(baseline: &BaselineSource, deterministic: bool) -> Result<()> {
     match baseline {
         BaselineSource::Image(image) if !image.is_file() => {
             bail!("--baseline-loader {}: no such file", image.display())
+        }
+        BaselineSource::Image(image) if deterministic && !elf_of(image).is_file() => {
+            bail!(
+                "--deterministic reads each loader's own trace: {} has no ELF beside it \
+                 ({}); compare with a traced rusty-loader build, or without --deterministic",
+                image.display(),
+                elf_of(image).display()
+            )
         }
         BaselineSource::Image(_) => Ok(()),
         BaselineSource::Revision(rev) => resolve_revision(rev).map(drop),
@@ -79,7 +112,7 @@ fn resolve_revision(rev: &str) -> Result<String> {
 pub fn prepare(sh: &Shell, baseline: &BaselineSource) -> Result<BaselineLoader> {
     match baseline {
         BaselineSource::Image(image) => {
-            check(baseline)?;
+            check(baseline, false)?;
             Ok(BaselineLoader {
                 image: image.clone(),
                 label: image
@@ -301,4 +334,146 @@ pub fn compare(
 fn short_label(label: &str) -> &str {
     let first = label.split_whitespace().next().unwrap_or(label);
     &first[..first.len().min(12)]
+}
+
+/// What one deterministic boot showed, in virtual nanoseconds (instructions).
+struct VirtualTiming {
+    /// The loader's entry to its hand-over, trace output included: the report's
+    /// `loader total`.
+    loader: u64,
+    /// The kernel's own TSC calibration (`calibration_us=` of the `calibrating`
+    /// kernel), when it printed one.
+    calibration: Option<u64>,
+}
+
+fn virtual_boot(config: &QemuConfig, table: &TraceTable) -> Result<VirtualTiming> {
+    let run = traced_boot::boot(config, Some(table), Duration::from_secs(120), None)?;
+    let record = run
+        .record
+        .with_context(|| format!("{}: no trace", config.display()))?;
+    let report = Report::build(&record);
+    let loader = report.timeline.total_ticks;
+    if loader == 0 {
+        bail!(
+            "{}: the trace has no loader times (was it cut short?)",
+            config.display()
+        );
+    }
+    let text = String::from_utf8_lossy(&run.raw);
+    let calibration = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("tk: calibration_us="))
+        .and_then(|us| us.trim().parse::<u64>().ok())
+        .map(|us| us * 1000);
+    Ok(VirtualTiming {
+        loader,
+        calibration,
+    })
+}
+
+fn virtual_millis(ns: u64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+/// The deterministic comparison: for the demo app and `big-dyn`, the loader's work
+/// from its entry to the hand-over; for the `calibrating` kernel without `-freq`,
+/// that plus the kernel's own calibration (the part of a boot to exit that depends
+/// on the loader). Each boot twice: the second must repeat the first exactly.
+pub fn compare_deterministic(
+    qemu_binary: &Path,
+    ours: (&Path, &Path),
+    baseline: &BaselineLoader,
+    kernels: &TestKernels,
+) -> Result<Vec<Row>> {
+    let baseline_elf = baseline.elf();
+    if !baseline_elf.is_file() {
+        bail!(
+            "--deterministic reads each loader's own trace: {} has no ELF beside it ({}); \
+             compare with a traced rusty-loader build, or without --deterministic",
+            baseline.image.display(),
+            baseline_elf.display()
+        );
+    }
+    let read_table = |elf: &Path| -> Result<TraceTable> {
+        TraceTable::from_elf(
+            &std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?,
+        )
+        .with_context(|| format!("{}: not a traced loader ELF", elf.display()))
+    };
+    let tables = [read_table(&baseline_elf)?, read_table(ours.1)?];
+    let images = [baseline.image.as_path(), ours.0];
+    type Figure = fn(&VirtualTiming) -> Option<u64>;
+    // (measure, app, -append, figure, reading)
+    let pairings: [(&'static str, &Path, Option<&str>, Figure, &'static str); 4] = [
+        (
+            "loader work, demo app",
+            &kernels.hello_dyn,
+            None,
+            |t| Some(t.loader),
+            "entry to hand-over; 1 ns = 1 instruction",
+        ),
+        (
+            "loader work, big-dyn",
+            &kernels.big_dyn,
+            None,
+            |t| Some(t.loader),
+            "576 KiB copied, 2304 relocations",
+        ),
+        (
+            "loader work, demo app, -freq 1000",
+            &kernels.hello_dyn,
+            Some("-freq 1000"),
+            |t| Some(t.loader),
+            "no loader measures or waits: instructions alone",
+        ),
+        (
+            "loader + calibration, no -freq",
+            &kernels.calibrating,
+            None,
+            |t| Some(t.loader + t.calibration?),
+            "calibrating kernel: its 30 ms PIT wait unless given -freq",
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (measure, app, append, figure, reading) in pairings {
+        eprintln!("{measure}: two deterministic boots of each...");
+        let mut figures = [0u64; 2];
+        for (who, (image, table)) in images.iter().zip(&tables).enumerate() {
+            let config = QemuConfig {
+                qemu: qemu_binary.to_path_buf(),
+                deterministic: true,
+                append: append.map(str::to_string),
+                ..QemuConfig::new(*image, app)
+            };
+            let first = virtual_boot(&config, table)?;
+            let again = virtual_boot(&config, table)?;
+            let value = figure(&first).with_context(|| {
+                format!(
+                    "{}: the kernel printed no calibration_us= with {}",
+                    app.display(),
+                    image.display()
+                )
+            })?;
+            if figure(&again) != Some(value) {
+                eprintln!(
+                    "warning: {measure} with {} did not repeat exactly ({value} then {:?} ns)",
+                    image.display(),
+                    figure(&again)
+                );
+            }
+            figures[who] = value;
+        }
+        rows.push(Row {
+            measure,
+            baseline: format!(
+                "{} {}",
+                short_label(&baseline.label),
+                virtual_millis(figures[0])
+            ),
+            ours: format!("ours {}", virtual_millis(figures[1])),
+            ratio: figures[1] as f64 / figures[0] as f64,
+            reading: format!("virtual time; {reading}"),
+        });
+    }
+    Ok(rows)
 }

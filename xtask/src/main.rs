@@ -112,6 +112,13 @@ enum Command {
         /// loader).
         #[arg(long, value_name = "IMAGE")]
         baseline_loader: Option<PathBuf>,
+        /// Only compare with the baseline, in virtual time under QEMU's `-icount
+        /// shift=0,sleep=off` (one instruction = 1 ns, timer waits take the time they
+        /// wait): figures that repeat exactly whatever the host does. Reads both
+        /// loaders' traces, so the baseline must be a traced rusty-loader with its
+        /// ELF beside it (`<image>.elf`).
+        #[arg(long)]
+        deterministic: bool,
     },
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
@@ -282,6 +289,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             decoder_copies,
             baseline_rev,
             baseline_loader,
+            deterministic,
         } => {
             use xtask::bench_loaders::BaselineSource;
             let baseline = baseline_rev
@@ -293,6 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     boots,
                     decoder_copies,
                     baseline,
+                    deterministic,
                 },
             )?;
             xtask::bench::print(&rows);

@@ -134,6 +134,27 @@ fn bench_refuses_a_missing_baseline_before_building() {
         2,
         "--baseline-rev no-such-revision: not a commit of this repository",
     );
+    let output = xtask(&["bench", "--deterministic"]);
+    assert_ending(
+        &output,
+        2,
+        "--deterministic compares with another loader: give --baseline-rev REV or \
+         --baseline-loader IMAGE",
+    );
+    // Any file will do as an image here; what it lacks is the ELF beside it.
+    let output = xtask(&[
+        "bench",
+        "--deterministic",
+        "--baseline-loader",
+        "Cargo.toml",
+    ]);
+    assert_ending(
+        &output,
+        2,
+        "--deterministic reads each loader's own trace: Cargo.toml has no ELF beside it \
+         (Cargo.toml.elf); compare with a traced rusty-loader build, or without \
+         --deterministic",
+    );
 }
 
 #[test]
