@@ -90,4 +90,21 @@ fn compare_orders_like_memcmp() {
     };
     assert!(less < 0 && more > 0, "{less} {more}");
     assert_eq!(prefix, 0, "bytes after n do not count");
+
+    // A difference at every position of a word and in the tail, at every length
+    // around it, against the slice comparison's order.
+    for n in 0..40 {
+        for at in 0..n {
+            for delta in [1u8, 0x80] {
+                let mut c = a.clone();
+                c[at] = a[at].wrapping_add(delta);
+                // SAFETY: n <= LEN.
+                let ours = unsafe { mem_ops::compare(a.as_ptr(), c.as_ptr(), n) };
+                let expected = i32::from(a[at]) - i32::from(c[at]);
+                assert_eq!(ours, expected, "n={n} at={at} delta={delta}");
+            }
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { mem_ops::compare(a.as_ptr(), a.as_ptr(), n) }, 0);
+    }
 }
