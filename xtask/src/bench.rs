@@ -42,6 +42,9 @@ pub struct Options {
     /// Only the comparison with the baseline, in virtual time under `-icount`
     /// ([`crate::bench_loaders::compare_deterministic`]).
     pub deterministic: bool,
+    /// Which entry this loader boots through in the comparison (the baseline boots
+    /// through Multiboot).
+    pub boot: crate::qemu::BootProtocol,
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -73,6 +76,12 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
              --baseline-loader IMAGE"
         );
     }
+    if options.boot != crate::qemu::BootProtocol::Multiboot && options.baseline.is_none() {
+        anyhow::bail!(
+            "--boot chooses the entry for the comparison with another loader: give \
+             --baseline-rev REV or --baseline-loader IMAGE"
+        );
+    }
     if let Some(baseline) = &options.baseline {
         crate::bench_loaders::check(baseline, options.deterministic)?;
     }
@@ -89,6 +98,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         return crate::bench_loaders::compare_deterministic(
             &qemu,
             (&traced.image, &traced.elf),
+            options.boot,
             &baseline,
             &kernels,
         );
@@ -226,6 +236,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
         rows.extend(crate::bench_loaders::compare(
             &qemu,
             &traced.image,
+            options.boot,
             &baseline,
             &kernels,
             options.boots,

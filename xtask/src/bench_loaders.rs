@@ -15,7 +15,9 @@
 //!   kernel's own TSC calibration (30 ms of PIT) when the loader does not spare it.
 //!
 //! No `-append` anywhere: each loader finds the frequency its own way, as it would
-//! for a user who passes none.
+//! for a user who passes none. The baseline boots through Multiboot; this loader
+//! through the entry `--boot` names (so `--baseline-rev HEAD --boot pvh` compares
+//! this build's two entries).
 //!
 //! With `--deterministic` ([`compare_deterministic`]) both loaders run under QEMU's
 //! `-icount shift=0,sleep=off`, where every guest instruction takes one nanosecond
@@ -35,7 +37,7 @@ use xshell::{cmd, Shell};
 
 use crate::bench::Row;
 use crate::build::TestKernels;
-use crate::qemu::{self, QemuConfig, QemuStderr};
+use crate::qemu::{self, BootProtocol, QemuConfig, QemuStderr};
 use crate::trace as traced_boot;
 
 /// Where the loader to compare with comes from.
@@ -244,6 +246,7 @@ struct Pairing<'a> {
 pub fn compare(
     qemu_binary: &Path,
     ours: &Path,
+    our_boot: BootProtocol,
     baseline: &BaselineLoader,
     kernels: &TestKernels,
     boots: usize,
@@ -270,8 +273,9 @@ pub fn compare(
     ];
     let mut rows = Vec::new();
     for pairing in &pairings {
-        let config = |loader: &Path| QemuConfig {
+        let config = |loader: &Path, boot: BootProtocol| QemuConfig {
             qemu: qemu_binary.to_path_buf(),
+            boot,
             ..QemuConfig::new(loader, pairing.app)
         };
         let (mut theirs, mut mine) = (Vec::new(), Vec::new());
@@ -285,8 +289,12 @@ pub fn compare(
                 [true, false]
             };
             for is_ours in order {
-                let loader = if is_ours { ours } else { &baseline.image };
-                let timing = time_boot(&config(loader))?;
+                let (loader, boot) = if is_ours {
+                    (ours, our_boot)
+                } else {
+                    (baseline.image.as_path(), BootProtocol::Multiboot)
+                };
+                let timing = time_boot(&config(loader, boot))?;
                 let figure = (pairing.figure)(&timing).with_context(|| {
                     format!(
                         "{} never printed its first line with {}",
@@ -318,7 +326,7 @@ pub fn compare(
         rows.push(Row {
             measure: pairing.measure,
             baseline: format!("{} {}", short_label(&baseline.label), millis(theirs)),
-            ours: format!("ours {}", millis(mine)),
+            ours: format!("{} {}", ours_label(our_boot), millis(mine)),
             ratio: mine.as_secs_f64() / theirs.as_secs_f64(),
             reading: format!(
                 "median {:.3}x; {}",
@@ -328,6 +336,14 @@ pub fn compare(
         });
     }
     Ok(rows)
+}
+
+/// How the table names this loader: `ours`, or `ours/pvh` when it boots through PVH.
+fn ours_label(boot: BootProtocol) -> &'static str {
+    match boot {
+        BootProtocol::Multiboot => "ours",
+        BootProtocol::Pvh => "ours/pvh",
+    }
 }
 
 /// The baseline's name as it fits a table cell.
@@ -382,6 +398,7 @@ fn virtual_millis(ns: u64) -> String {
 pub fn compare_deterministic(
     qemu_binary: &Path,
     ours: (&Path, &Path),
+    our_boot: BootProtocol,
     baseline: &BaselineLoader,
     kernels: &TestKernels,
 ) -> Result<Vec<Row>> {
@@ -401,7 +418,10 @@ pub fn compare_deterministic(
         .with_context(|| format!("{}: not a traced loader ELF", elf.display()))
     };
     let tables = [read_table(&baseline_elf)?, read_table(ours.1)?];
-    let images = [baseline.image.as_path(), ours.0];
+    let images = [
+        (baseline.image.as_path(), BootProtocol::Multiboot),
+        (ours.0, our_boot),
+    ];
     type Figure = fn(&VirtualTiming) -> Option<u64>;
     // (measure, app, -append, figure, reading)
     let pairings: [(&'static str, &Path, Option<&str>, Figure, &'static str); 4] = [
@@ -438,9 +458,10 @@ pub fn compare_deterministic(
     for (measure, app, append, figure, reading) in pairings {
         eprintln!("{measure}: two deterministic boots of each...");
         let mut figures = [0u64; 2];
-        for (who, (image, table)) in images.iter().zip(&tables).enumerate() {
+        for (who, ((image, boot), table)) in images.iter().zip(&tables).enumerate() {
             let config = QemuConfig {
                 qemu: qemu_binary.to_path_buf(),
+                boot: *boot,
                 deterministic: true,
                 append: append.map(str::to_string),
                 ..QemuConfig::new(*image, app)
@@ -470,7 +491,7 @@ pub fn compare_deterministic(
                 short_label(&baseline.label),
                 virtual_millis(figures[0])
             ),
-            ours: format!("ours {}", virtual_millis(figures[1])),
+            ours: format!("{} {}", ours_label(our_boot), virtual_millis(figures[1])),
             ratio: figures[1] as f64 / figures[0] as f64,
             reading: format!("virtual time; {reading}"),
         });

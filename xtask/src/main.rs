@@ -119,6 +119,11 @@ enum Command {
         /// ELF beside it (`<image>.elf`).
         #[arg(long)]
         deterministic: bool,
+        /// The entry this loader boots through in the comparison with the baseline
+        /// (which always boots through Multiboot): with `--baseline-rev HEAD --boot
+        /// pvh`, this build's PVH entry against its Multiboot entry.
+        #[arg(long, value_enum, default_value = "multiboot")]
+        boot: BootProtocol,
     },
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
@@ -290,6 +295,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             baseline_rev,
             baseline_loader,
             deterministic,
+            boot,
         } => {
             use xtask::bench_loaders::BaselineSource;
             let baseline = baseline_rev
@@ -302,6 +308,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     decoder_copies,
                     baseline,
                     deterministic,
+                    boot,
                 },
             )?;
             xtask::bench::print(&rows);

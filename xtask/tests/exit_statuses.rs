@@ -141,6 +141,12 @@ fn bench_refuses_a_missing_baseline_before_building() {
         "--deterministic compares with another loader: give --baseline-rev REV or \
          --baseline-loader IMAGE",
     );
+    let output = xtask(&["bench", "--boot", "pvh"]);
+    assert_ending(
+        &output,
+        2,
+        "--boot chooses the entry for the comparison with another loader",
+    );
     // Any file will do as an image here; what it lacks is the ELF beside it.
     let output = xtask(&[
         "bench",
