@@ -7,9 +7,11 @@
 //!
 //! - **loader phase**: from the first byte on the serial port to the application's
 //!   first line, for the demo app and for `big-dyn` (a kernel of realistic size).
-//!   Both ends are seen by the host, so it needs nothing from either loader: it
-//!   works for any Multiboot loader, traced or not. (A loader that prints before
-//!   the hand-over starts its phase later than one that prints nothing until then.)
+//!   Both ends are timed by QEMU as the guest writes them (`-trace serial_write`
+//!   with `-msg timestamp=on`: host microseconds from the vCPU thread; the times
+//!   the host read the bytes are used when QEMU logs no such events), so it needs
+//!   nothing from either loader: it works for any Multiboot loader, traced or not.
+//!   (A loader that prints nothing before the hand-over starts its phase later.)
 //! - **to exit**: from QEMU's start to its end, for the `calibrating` kernel given
 //!   no `-freq`: what a user of a Hermit 0.6 application waits for in all, with the
 //!   kernel's own TSC calibration (30 ms of PIT) when the loader does not spare it.
@@ -188,12 +190,19 @@ struct Timing {
 /// report line of the others.
 const FIRST_LINES: [&[u8]; 2] = [b"Hello from ", b"tk: "];
 
+/// QEMU arguments that make it log every write to a UART register with the host
+/// time, taken in the vCPU thread as the guest writes (`-trace serial_write`, with
+/// `-msg timestamp=on` for the times).
+const SERIAL_WRITE_LOG: [&str; 4] = ["-msg", "timestamp=on", "-trace", "serial_write"];
+
 fn time_boot(config: &QemuConfig) -> Result<Timing> {
+    let mut config = config.clone();
+    config.extra_args.extend(SERIAL_WRITE_LOG.map(Into::into));
     let start = Instant::now();
     let mut seen = Vec::new();
     let (mut first, mut line) = (None, None);
     let finished = qemu::run(
-        config,
+        &config,
         Duration::from_secs(60),
         QemuStderr::Capture,
         |arrival| {
@@ -216,11 +225,66 @@ fn time_boot(config: &QemuConfig) -> Result<Timing> {
     if finished.timed_out {
         bail!("{} did not finish within 60 s", config.display());
     }
+    // QEMU's own times when it logged them; the times the host read the bytes
+    // otherwise (which a reader scheduled late at the first byte shortens).
+    let phase = match phase_from_serial_log(&finished.stderr) {
+        Some(phase) => Some(phase),
+        None => {
+            warn_once_without_serial_log();
+            first.zip(line).map(|(first, line)| line - first)
+        }
+    };
     Ok(Timing {
-        phase: first.zip(line).map(|(first, line)| line - first),
+        phase,
         wall: start.elapsed(),
         status: finished.status,
     })
+}
+
+fn warn_once_without_serial_log() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        eprintln!(
+            "warning: this QEMU logs no `serial_write` trace events: the loader phase \
+             is timed by when the host read the bytes, which is noisier"
+        )
+    });
+}
+
+/// The loader phase from QEMU's log of UART register writes: from the first byte
+/// written to the transmit register to the byte that completes one of
+/// [`FIRST_LINES`]. The times are QEMU's, taken as the guest wrote, so a reader that
+/// is scheduled late does not shorten the phase. Writes to register 0 while the
+/// line control register's DLAB bit is set are the baud divisor, not data.
+fn phase_from_serial_log(log: &str) -> Option<Duration> {
+    let mut dlab = false;
+    let mut stream = Vec::new();
+    let mut first = None;
+    for line in log.lines() {
+        // `<pid>@<seconds>.<micros>:serial_write write addr 0x<reg> val 0x<value>`
+        let Some((stamp, event)) = line.split_once(":serial_write write addr 0x") else {
+            continue;
+        };
+        let (_, time) = stamp.split_once('@')?;
+        let (seconds, micros) = time.split_once('.')?;
+        let at = Duration::from_secs(seconds.parse().ok()?)
+            + Duration::from_micros(micros.parse().ok()?);
+        let (register, value) = event.split_once(" val 0x")?;
+        let register = u8::from_str_radix(register, 16).ok()?;
+        let value = u8::from_str_radix(value.trim(), 16).ok()?;
+        match register {
+            3 => dlab = value & 0x80 != 0,
+            0 if !dlab => {
+                let first = *first.get_or_insert(at);
+                stream.push(value);
+                if FIRST_LINES.iter().any(|m| stream.ends_with(m)) {
+                    return Some(at.saturating_sub(first));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The best and the median of `values`.
@@ -497,4 +561,37 @@ pub fn compare_deterministic(
         });
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(micros: u64, register: u8, value: u8) -> String {
+        format!(
+            "4242@1796149099.{micros:06}:serial_write write addr 0x{register:02x} val 0x{value:02x}\n"
+        )
+    }
+
+    #[test]
+    fn the_phase_runs_from_the_first_data_byte_to_the_first_line() {
+        let mut log = String::from("qemu-system-x86_64: some warning\n");
+        // The baud divisor (DLAB set) is not data.
+        log += &write(100, 3, 0x80);
+        log += &write(110, 0, 0x0c);
+        log += &write(120, 1, 0x00);
+        log += &write(130, 3, 0x03);
+        log += &write(1000, 0, 0xff);
+        log += &write(1010, 0, 0x00);
+        for (i, byte) in b"Hello from the app".iter().enumerate() {
+            log += &write(5000 + i as u64, 0, *byte);
+        }
+        // The line is complete at "Hello from " (11 bytes): 5010 us.
+        assert_eq!(
+            phase_from_serial_log(&log),
+            Some(Duration::from_micros(4010))
+        );
+        assert_eq!(phase_from_serial_log("no trace here\n"), None);
+        assert_eq!(phase_from_serial_log(&write(1000, 0, 0xff)), None);
+    }
 }
