@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_decoder;
 pub mod bench_loaders;
 pub mod build;
+pub mod census;
 pub mod fuzz;
 pub mod preflight;
 pub mod qemu;

@@ -125,6 +125,31 @@ enum Command {
         #[arg(long, value_enum, default_value = "multiboot")]
         boot: BootProtocol,
     },
+    /// Which of the loader's code QEMU translates in one boot: translated blocks and
+    /// instructions per loader function (and the function inlined into it), largest
+    /// first. Under TCG each distinct block costs microseconds the first time it
+    /// runs, whatever it then does: this is where the loader's wall time goes
+    /// (docs/benchmarks.md). The counts do not depend on the host's load.
+    Census {
+        /// The application to boot (default: the demo app, hello-dyn).
+        app: Option<PathBuf>,
+        /// Build and boot the debug loader (default: release, what users boot).
+        #[arg(long)]
+        debug: bool,
+        /// Trace verbosity compiled into the loader (`off`: what tracing costs, by
+        /// difference).
+        #[arg(long, value_enum, default_value = "info")]
+        trace_level: TraceLevel,
+        /// Use the microvm machine type instead of pc.
+        #[arg(long)]
+        microvm: bool,
+        /// Kernel arguments, passed with -append.
+        #[arg(long)]
+        append: Option<String>,
+        /// How many functions to list.
+        #[arg(long, default_value_t = 25)]
+        top: usize,
+    },
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
     Record,
@@ -312,6 +337,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             )?;
             xtask::bench::print(&rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Census {
+            app,
+            debug,
+            trace_level,
+            microvm,
+            append,
+            top,
+        } => {
+            xtask::census::run(
+                &sh,
+                &xtask::census::CensusOptions {
+                    app,
+                    profile: profile(!debug),
+                    trace_level,
+                    machine: if microvm {
+                        Machine::Microvm
+                    } else {
+                        Machine::Pc
+                    },
+                    append,
+                    top,
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Record => {

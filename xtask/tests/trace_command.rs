@@ -334,3 +334,29 @@ fn a_bad_baseline_or_threshold_is_refused_before_anything_boots() {
     assert_eq!(output.status.code(), Some(2), "{shown}");
     assert!(shown.contains("not a percentage"), "{shown}");
 }
+
+/// `census` counts the blocks QEMU translated in the loader's code, per loader
+/// function: the whole loader's code is hundreds of blocks, its entry function
+/// among them, and the total line adds up the table's rows.
+#[test]
+fn census_counts_the_loaders_translated_blocks_per_function() {
+    let output = xtask(&["census", "--debug", "--top", "5"]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut lines = stdout.lines();
+    let total: u32 = lines
+        .next()
+        .and_then(|line| line.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a total line first: {shown}"));
+    assert!(total > 300, "{shown}");
+    assert!(stdout.contains("rusty_loader::"), "{shown}");
+    // Five functions, then the rest in one line: the rows add up to the total.
+    let rows: Vec<u32> = lines
+        .skip(1)
+        .map(|line| line.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 6, "{shown}");
+    assert_eq!(rows.iter().sum::<u32>(), total, "{shown}");
+}
