@@ -9,12 +9,11 @@ use goblin::elf::dynamic::{
     DT_NEEDED, DT_NULL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_SYMENT, DT_SYMTAB,
 };
 use goblin::elf::program_header::PT_DYNAMIC;
-use goblin::elf64::dynamic::Dyn;
 use goblin::elf64::reloc::SIZEOF_RELA;
 use goblin::elf64::sym::SIZEOF_SYM;
-use scroll::{Pread, LE};
 
 use super::program_headers::ProgramHeaderTable;
+use super::records::{self, SIZEOF_DYN};
 use super::{file_slice, malformed, Segment};
 use crate::error::LoadError;
 
@@ -44,9 +43,9 @@ pub(super) fn scan_dynamic(
     };
     let section = file_slice(bytes, header.p_offset, header.p_filesz)
         .ok_or(malformed("the PT_DYNAMIC segment lies outside the file"))?;
-    let mut offset = 0;
     // A tail shorter than an entry ends the section as `DT_NULL` would.
-    while let Ok(entry) = section.gread_with::<Dyn>(&mut offset, LE) {
+    let (entries, _) = section.as_chunks::<SIZEOF_DYN>();
+    for entry in entries.iter().map(records::dynamic_entry) {
         match entry.d_tag {
             DT_NULL => break,
             DT_NEEDED => tags.needs_shared_library = true,

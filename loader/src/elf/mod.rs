@@ -40,6 +40,7 @@ mod dynamic;
 mod load;
 mod notes;
 mod program_headers;
+mod records;
 mod reloc;
 #[cfg(test)]
 mod test_elf;

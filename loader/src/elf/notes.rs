@@ -12,11 +12,11 @@
 
 use alloc::vec::Vec;
 
-use goblin::elf::note::Nhdr32;
 use goblin::elf::program_header::PT_NOTE;
 use scroll::{Pread, LE};
 
 use super::program_headers::ProgramHeaderTable;
+use super::records::{self, SIZEOF_NHDR};
 use super::{file_slice, malformed, HermitVersion};
 use crate::error::LoadError;
 
@@ -39,7 +39,7 @@ const GNU_NOTE_NAME: &[u8] = b"GNU";
 /// The `os` field of a GNU ABI tag written by a Hermit kernel.
 const ELF_NOTE_OS_HERMIT: u32 = 6;
 /// Size of a note header: `n_namesz`, `n_descsz` and `n_type`, 32 bits each in ELF64 too.
-const NOTE_HEADER_SIZE: usize = 12;
+const NOTE_HEADER_SIZE: usize = SIZEOF_NHDR;
 
 /// What the notes say about the application.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -179,7 +179,7 @@ struct Note<'a> {
 }
 
 fn read_note(segment: &[u8], position: usize, alignment: usize) -> Option<Note<'_>> {
-    let header: Nhdr32 = segment.pread_with(position, LE).ok()?;
+    let header = records::note_header(segment.get(position..)?.first_chunk::<NOTE_HEADER_SIZE>()?);
     let name_start = position.checked_add(NOTE_HEADER_SIZE)?;
     let name_end = name_start.checked_add(usize::try_from(header.n_namesz).ok()?)?;
     let desc_start = align_up(name_end, alignment)?;

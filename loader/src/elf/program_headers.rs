@@ -10,11 +10,10 @@ use alloc::vec::Vec;
 
 use goblin::elf::header::{EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64};
 use goblin::elf::program_header::{PT_LOAD, PT_TLS};
-use goblin::elf64::header::Header;
+use goblin::elf64::header::{Header, SIZEOF_EHDR};
 use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
-use scroll::{Pread, LE};
 
-use super::{file_len, file_slice, malformed, Segment, TlsSegment};
+use super::{file_len, file_slice, malformed, records, Segment, TlsSegment};
 use crate::error::LoadError;
 
 /// The most program headers [`super::inspect`] reads.
@@ -47,9 +46,10 @@ pub(super) fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
     if class != ELFCLASS64 || data != ELFDATA2LSB {
         return Err(LoadError::WrongClass { class, data });
     }
-    let header: Header = bytes
-        .pread_with(0, LE)
-        .map_err(|_| malformed("the file is shorter than the ELF header"))?;
+    let header = bytes
+        .first_chunk::<SIZEOF_EHDR>()
+        .map(records::header)
+        .ok_or(malformed("the file is shorter than the ELF header"))?;
     if header.e_machine != EM_X86_64 {
         return Err(LoadError::WrongMachine {
             machine: header.e_machine,
@@ -96,12 +96,12 @@ impl<'a> ProgramHeaderTable<'a> {
 
     /// Every program header with its index.
     pub(super) fn iter(&self) -> impl Iterator<Item = (usize, ProgramHeader)> + '_ {
-        // The table is a whole number of entries, so every chunk is a full entry and
-        // every read succeeds.
-        self.table
-            .chunks_exact(SIZEOF_PHDR)
+        // The table is a whole number of entries.
+        let (entries, _) = self.table.as_chunks::<SIZEOF_PHDR>();
+        entries
+            .iter()
             .enumerate()
-            .filter_map(|(index, entry)| Some((index, entry.pread_with(0, LE).ok()?)))
+            .map(|(index, entry)| (index, records::program_header(entry)))
     }
 
     /// Every program header of type `p_type` with its index.

@@ -10,9 +10,8 @@ use goblin::elf::section_header::SHN_UNDEF;
 use goblin::elf::sym::{st_bind, STB_WEAK};
 use goblin::elf64::reloc::{r_sym, r_type, Rela, SIZEOF_RELA};
 use goblin::elf64::sym::{Sym, SIZEOF_SYM};
-use scroll::{Pread, LE};
 
-use super::{image_slice, malformed, ElfKind, Kernel};
+use super::{image_slice, malformed, records, ElfKind, Kernel};
 use crate::error::LoadError;
 
 /// How many relocations of each kind [`Kernel::relocate`] applied or skipped.
@@ -105,7 +104,8 @@ impl Kernel<'_> {
         usize::try_from(index)
             .ok()
             .and_then(|index| index.checked_mul(SIZEOF_SYM))
-            .and_then(|offset| table.pread_with::<Sym>(offset, LE).ok())
+            .and_then(|offset| table.get(offset..)?.first_chunk::<SIZEOF_SYM>())
+            .map(records::symbol)
             .ok_or(malformed(
                 "a relocation's symbol index lies outside the dynamic symbol table",
             ))
