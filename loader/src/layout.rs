@@ -233,6 +233,36 @@ fn align_up(value: u64, align: u64) -> Option<u64> {
     value.checked_add(align - 1).map(|v| align_down(v, align))
 }
 
+/// The usable RAM regions sorted by address, those that overlap or touch merged
+/// (firmware may split one stretch of RAM into several entries), so that a range
+/// across two adjacent map entries still counts as in RAM: O(n log n) for n entries.
+/// The one merge of the memory map, for the layout and for the boot-data readers.
+pub fn merged_ram(ram: &[Region]) -> Result<Vec<Region>, LoadError> {
+    let mut stretches: Vec<Region> = Vec::new();
+    // The loader's heap is small and an allocation failure on bare metal is a
+    // panic, so a map too large to copy is a refusal.
+    stretches
+        .try_reserve_exact(ram.len())
+        .map_err(|_| LoadError::BadMultiboot {
+            what: "the memory map is too large for the loader's heap",
+        })?;
+    stretches.extend(ram.iter().filter(|region| !region.is_empty()));
+    // Firmware lists its map in order; the sort runs only when it did not.
+    if !stretches.is_sorted_by_key(|region| region.start) {
+        stretches.sort_unstable_by_key(|region| region.start);
+    }
+    // Sorted by start, an entry that overlaps or touches the stretch before it
+    // extends that stretch.
+    stretches.dedup_by(|next, stretch| {
+        let joins = next.start <= stretch.end;
+        if joins {
+            stretch.end = stretch.end.max(next.end);
+        }
+        joins
+    });
+    Ok(stretches)
+}
+
 /// Usable RAM as sorted, disjoint stretches: memory-map entries that overlap or touch
 /// are merged, since firmware may split one stretch of RAM into several entries.
 ///
@@ -244,31 +274,11 @@ struct UsableRam {
 }
 
 impl UsableRam {
-    /// Sorts and merges `ram`: O(n log n) for n entries.
+    /// Sorts and merges `ram` ([`merged_ram`]).
     fn new(ram: &[Region]) -> Result<Self, LoadError> {
-        let mut stretches: Vec<Region> = Vec::new();
-        // The loader's heap is small and an allocation failure on bare metal is a
-        // panic, so a map too large to copy is a refusal.
-        stretches
-            .try_reserve_exact(ram.len())
-            .map_err(|_| LoadError::BadMultiboot {
-                what: "the memory map is too large for the loader's heap",
-            })?;
-        stretches.extend(ram.iter().filter(|region| !region.is_empty()));
-        // Firmware lists its map in order; the sort runs only when it did not.
-        if !stretches.is_sorted_by_key(|region| region.start) {
-            stretches.sort_unstable_by_key(|region| region.start);
-        }
-        // Sorted by start, an entry that overlaps or touches the stretch before it
-        // extends that stretch.
-        stretches.dedup_by(|next, stretch| {
-            let joins = next.start <= stretch.end;
-            if joins {
-                stretch.end = stretch.end.max(next.end);
-            }
-            joins
-        });
-        Ok(UsableRam { stretches })
+        Ok(UsableRam {
+            stretches: merged_ram(ram)?,
+        })
     }
 
     /// Whether `region` lies in usable RAM: O(log n).

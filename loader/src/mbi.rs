@@ -7,8 +7,9 @@ use alloc::vec::Vec;
 
 use rusty_loader::cmdline;
 use rusty_loader::error::LoadError;
+use rusty_loader::layout::merged_ram;
 use rusty_loader::layout::Region;
-use rusty_loader::multiboot::{merged_ram, Mbi, PhysicalMemory};
+use rusty_loader::multiboot::{Mbi, PhysicalMemory};
 
 use crate::arch::BOOT_IDENTITY_LIMIT;
 use crate::trace;
@@ -81,7 +82,7 @@ pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
     let mbi = Mbi::read(u64::from(mbi_addr), &IdentityMemory)?;
     let map = mbi.memory_map()?;
     trace::memory_map(&map.entries);
-    let usable = merged_ram(&map.ram);
+    let usable = merged_ram(&map.ram)?;
 
     let mut boot_data = None;
     let command_line = match mbi.command_line(&usable)? {

@@ -115,8 +115,9 @@ pub fn write_mbi(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::merged_ram;
     use crate::layout::Region;
-    use crate::multiboot::{merged_ram, Mbi, PhysicalMemory};
+    use crate::multiboot::{Mbi, PhysicalMemory};
 
     /// A buffer at a physical address, for reading the written MBI back.
     struct Placed<'a> {
@@ -174,7 +175,7 @@ mod tests {
             [Region::new(0, 0x9_fc00), Region::new(0x10_0000, 0x3fe_0000)]
         );
         // The command line lies in the buffer, which the test counts as RAM.
-        let ram = merged_ram(&[Region::new(base, base + buffer.len() as u64)]);
+        let ram = merged_ram(&[Region::new(base, base + buffer.len() as u64)]).unwrap();
         let (read_line, region) = mbi.command_line(&ram).unwrap().unwrap();
         assert_eq!(read_line, line);
         assert_eq!(region.start, written.command_line);

@@ -101,21 +101,6 @@ pub(crate) fn in_ram(ram: &[Region], start: u64, end: u64) -> bool {
         .any(|r| r.contains_range(&wanted) && start < r.end)
 }
 
-/// The usable RAM regions sorted by address, touching or overlapping ones merged, so
-/// that a range across two adjacent map entries still counts as in RAM.
-pub fn merged_ram(ram: &[Region]) -> Vec<Region> {
-    let mut sorted: Vec<Region> = ram.iter().copied().filter(|r| !r.is_empty()).collect();
-    sorted.sort_unstable_by_key(|r| r.start);
-    let mut merged: Vec<Region> = Vec::with_capacity(sorted.len());
-    for region in sorted {
-        match merged.last_mut() {
-            Some(last) if region.start <= last.end => last.end = last.end.max(region.end),
-            _ => merged.push(region),
-        }
-    }
-    merged
-}
-
 impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
     /// Reads the fixed part of the MBI at `address` (from EBX at the Multiboot
     /// entry).
@@ -202,7 +187,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
         Ok(MemoryMap { entries, ram, span })
     }
 
-    /// The command line, if the MBI has one; `ram` is [`merged_ram`] of the map.
+    /// The command line, if the MBI has one; `ram` is [`merged_ram`](crate::layout::merged_ram) of the map.
     /// Returns it with the range it occupies (its NUL included).
     pub fn command_line(&self, ram: &[Region]) -> Result<Option<(&'m str, Region)>, LoadError> {
         if self.flags & FLAG_COMMAND_LINE == 0 || self.command_line == 0 {
@@ -219,7 +204,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
     }
 
     /// Module 0 (the application), if the MBI lists modules; `ram` is
-    /// [`merged_ram`] of the map.
+    /// [`merged_ram`](crate::layout::merged_ram) of the map.
     pub fn module(&self, ram: &[Region]) -> Result<Option<Module<'m>>, LoadError> {
         if self.flags & FLAG_MODULES == 0 || self.module_count == 0 {
             return Ok(None);
@@ -324,6 +309,7 @@ pub(crate) fn nul_terminated<'m>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::merged_ram;
     use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
 
@@ -378,7 +364,7 @@ mod tests {
     ) -> Result<(MemoryMap, Option<&str>, Option<Module<'_>>), LoadError> {
         let mbi = Mbi::read(MBI, &memory)?;
         let map = mbi.memory_map()?;
-        let ram = merged_ram(&map.ram);
+        let ram = merged_ram(&map.ram)?;
         let line = mbi.command_line(&ram)?.map(|(line, _)| line);
         let module = mbi.module(&ram)?;
         Ok((map, line, module))
@@ -592,7 +578,8 @@ mod tests {
             Region::new(0, 0x1000),
             Region::new(0x1000, 0x2000),
             Region::new(0x5000, 0x5000),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(ram, [Region::new(0, 0x2000), Region::new(0x3000, 0x4000)]);
         assert!(in_ram(&ram, 0x800, 0x1800));
         assert!(!in_ram(&ram, 0x1800, 0x3800));

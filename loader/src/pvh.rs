@@ -186,7 +186,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> StartInfo<'a, M> {
     }
 
     /// Module 0 (the application), if the start info lists modules; `ram` is
-    /// [`crate::multiboot::merged_ram`] of the map. Module 0's own command line,
+    /// [`crate::layout::merged_ram`] of the map. Module 0's own command line,
     /// when the VMM gives one, plays the part of the Multiboot module string (the
     /// loader's options).
     pub fn module(&self, ram: &[Region]) -> Result<Option<Module<'m>>, LoadError> {
@@ -299,7 +299,7 @@ fn string<'m, M: PhysicalMemory<'m>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::multiboot::merged_ram;
+    use crate::layout::merged_ram;
     use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
 
@@ -349,7 +349,7 @@ mod tests {
         let info = StartInfo::read(START_INFO, &memory)?;
         let map = info.memory_map()?;
         let line = info.command_line()?;
-        let module = info.module(&merged_ram(&map.ram))?;
+        let module = info.module(&merged_ram(&map.ram)?)?;
         Ok((map, line, module))
     }
 

@@ -13,9 +13,9 @@ use alloc::vec::Vec;
 
 use rusty_loader::cmdline;
 use rusty_loader::error::LoadError;
+use rusty_loader::layout::merged_ram;
 use rusty_loader::layout::Region;
 use rusty_loader::mbi_writer::{mbi_size, write_mbi};
-use rusty_loader::multiboot::merged_ram;
 use rusty_loader::pvh::StartInfo;
 
 use crate::mbi::{BootInputs, IdentityMemory, Module};
@@ -41,7 +41,7 @@ pub fn read(start_info_addr: u32) -> Result<BootInputs, LoadError> {
     let info = StartInfo::read(u64::from(start_info_addr), &IdentityMemory)?;
     let map = info.memory_map()?;
     trace::memory_map(&map.entries);
-    let usable = merged_ram(&map.ram);
+    let usable = merged_ram(&map.ram)?;
     let original = info.command_line()?.unwrap_or("");
 
     let buffer = leaked_buffer(mbi_size(map.entries.len(), original))?;
