@@ -16,6 +16,7 @@ pub mod elf;
 pub mod error;
 pub mod fdt;
 pub mod layout;
+mod le;
 pub mod mbi_writer;
 pub mod multiboot;
 pub mod paging;

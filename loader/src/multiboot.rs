@@ -15,6 +15,7 @@ use alloc::vec::Vec;
 
 use crate::error::LoadError;
 use crate::layout::Region;
+use crate::le::{u32_at, u64_at};
 use crate::wire::MapEntry;
 
 /// Physical memory as the loader binary reaches it (identity-mapped on bare metal, a
@@ -76,18 +77,6 @@ pub struct Mbi<'a, M> {
     module_list: u32,
     map_length: u32,
     map_address: u32,
-}
-
-pub(crate) fn u32_at(bytes: &[u8], offset: usize) -> u32 {
-    let mut word = [0; 4];
-    word.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(word)
-}
-
-pub(crate) fn u64_at(bytes: &[u8], offset: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(word)
 }
 
 fn bad(what: &'static str) -> LoadError {

@@ -23,7 +23,8 @@ use pvh::start_info::{MemmapTableEntry, ModlistEntry, StartInfo as RawStartInfo}
 
 use crate::error::LoadError;
 use crate::layout::Region;
-use crate::multiboot::{in_ram, u32_at, u64_at, Module, PhysicalMemory, MAX_STRING_BYTES};
+use crate::le::{u32_at, u64_at};
+use crate::multiboot::{in_ram, Module, PhysicalMemory, MAX_STRING_BYTES};
 use crate::wire::MapEntry;
 
 /// The start info's magic (`XEN_HVM_START_MAGIC_VALUE`).

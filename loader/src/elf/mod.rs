@@ -10,8 +10,8 @@
 //!
 //! The module bytes come from whoever started QEMU, so nothing here trusts them: the
 //! parser reads only the ELF header, the program headers, the notes and the dynamic
-//! section, each record through scroll's bounds-checked `Pread`, and all address
-//! arithmetic is checked. A panic on bare metal is a failed boot, so every malformed
+//! section, each fixed-size record taken with one length check and read from an
+//! array of its size (`records.rs`), and all address arithmetic is checked. A panic on bare metal is a failed boot, so every malformed
 //! input ends in a [`LoadError`] instead. The work is bounded too, since a hang under
 //! emulation is as bad as a panic: at most [`MAX_PROGRAM_HEADERS`] program headers and
 //! [`MAX_NOTE_BYTES`] bytes of notes are read, each note byte once, and every other

@@ -13,12 +13,12 @@
 use alloc::vec::Vec;
 
 use goblin::elf::program_header::PT_NOTE;
-use scroll::{Pread, LE};
 
 use super::program_headers::ProgramHeaderTable;
 use super::records::{self, SIZEOF_NHDR};
 use super::{file_slice, malformed, HermitVersion};
 use crate::error::LoadError;
+use crate::le::u32_at;
 
 /// The most bytes of `PT_NOTE` segments [`super::inspect`] reads.
 ///
@@ -205,17 +205,15 @@ fn align_up(value: usize, alignment: usize) -> Option<usize> {
 
 /// The kernel version in a GNU ABI tag, if the tag is Hermit's (`os` = 6).
 fn hermit_version_from_abi_tag(desc: &[u8]) -> Option<HermitVersion> {
-    if desc.len() != 16 {
-        return None;
-    }
-    let field = |index: usize| desc.pread_with::<u32>(index * 4, LE).ok();
-    if field(0)? != ELF_NOTE_OS_HERMIT {
+    let desc: &[u8; 16] = desc.try_into().ok()?;
+    let field = |index: usize| u32_at(desc, index * 4);
+    if field(0) != ELF_NOTE_OS_HERMIT {
         return None;
     }
     Some(HermitVersion {
-        major: field(1)?,
-        minor: field(2)?,
-        patch: field(3)?,
+        major: field(1),
+        minor: field(2),
+        patch: field(3),
     })
 }
 

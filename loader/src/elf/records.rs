@@ -1,6 +1,6 @@
 //! The ELF's fixed-size records read from byte arrays of their exact size: the file
-//! header, program headers, dynamic entries, symbols and note headers, as goblin's
-//! types.
+//! header, program headers, dynamic entries, relocations, symbols and note headers,
+//! as goblin's types.
 //!
 //! Why not scroll's `pread`: it reads field by field, each read checked against the
 //! remaining bytes. Given an array of the record's size, every field's offset is a
@@ -14,37 +14,20 @@ use goblin::elf::note::Nhdr32;
 use goblin::elf64::dynamic::Dyn;
 use goblin::elf64::header::{Header, SIZEOF_EHDR, SIZEOF_IDENT};
 use goblin::elf64::program_header::{ProgramHeader, SIZEOF_PHDR};
+use goblin::elf64::reloc::{Rela, SIZEOF_RELA};
 use goblin::elf64::sym::{Sym, SIZEOF_SYM};
+
+use crate::le::{bytes_at, u16_at, u32_at, u64_at};
 
 /// Bytes of a `DT_*` entry.
 pub(super) const SIZEOF_DYN: usize = 16;
 /// Bytes of a note header (`namesz`, `descsz`, `type`).
 pub(super) const SIZEOF_NHDR: usize = 12;
 
-/// The `N` bytes at `at` of a record, as an array: `at + N` is within the record
-/// at every call site (constants), so the check folds away.
-fn field<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
-    let mut bytes = [0; N];
-    bytes.copy_from_slice(&record[at..at + N]);
-    bytes
-}
-
-fn u16_at(record: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(field(record, at))
-}
-
-fn u32_at(record: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(field(record, at))
-}
-
-fn u64_at(record: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(field(record, at))
-}
-
 /// The ELF64 file header (little-endian).
 pub(super) fn header(record: &[u8; SIZEOF_EHDR]) -> Header {
     Header {
-        e_ident: field::<SIZEOF_IDENT>(record, 0),
+        e_ident: bytes_at::<SIZEOF_IDENT>(record, 0),
         e_type: u16_at(record, 16),
         e_machine: u16_at(record, 18),
         e_version: u32_at(record, 20),
@@ -95,6 +78,15 @@ pub(super) fn symbol(record: &[u8; SIZEOF_SYM]) -> Sym {
     }
 }
 
+/// One `DT_RELA` entry.
+pub(super) fn rela(record: &[u8; SIZEOF_RELA]) -> Rela {
+    Rela {
+        r_offset: u64_at(record, 0),
+        r_info: u64_at(record, 8),
+        r_addend: u64_at(record, 16) as i64,
+    }
+}
+
 /// One note header (the 32-bit-field layout ELF64 notes use too).
 pub(super) fn note_header(record: &[u8; SIZEOF_NHDR]) -> Nhdr32 {
     Nhdr32 {
@@ -132,6 +124,12 @@ mod tests {
             let raw = bytes::<SIZEOF_DYN>(seed);
             let (ours, theirs) = (dynamic_entry(&raw), raw.pread_with::<Dyn>(0, LE).unwrap());
             assert_eq!((ours.d_tag, ours.d_val), (theirs.d_tag, theirs.d_val));
+            let raw = bytes::<SIZEOF_RELA>(seed);
+            let (ours, theirs) = (rela(&raw), raw.pread_with::<Rela>(0, LE).unwrap());
+            assert_eq!(
+                (ours.r_offset, ours.r_info, ours.r_addend),
+                (theirs.r_offset, theirs.r_info, theirs.r_addend)
+            );
             let raw = bytes::<SIZEOF_SYM>(seed);
             assert_eq!(symbol(&raw), raw.pread_with::<Sym>(0, LE).unwrap());
             let raw = bytes::<SIZEOF_NHDR>(seed);

@@ -8,7 +8,7 @@
 use goblin::elf::reloc::{R_X86_64_64, R_X86_64_GLOB_DAT, R_X86_64_NONE, R_X86_64_RELATIVE};
 use goblin::elf::section_header::SHN_UNDEF;
 use goblin::elf::sym::{st_bind, STB_WEAK};
-use goblin::elf64::reloc::{r_sym, r_type, Rela, SIZEOF_RELA};
+use goblin::elf64::reloc::{r_sym, r_type, SIZEOF_RELA};
 use goblin::elf64::sym::{Sym, SIZEOF_SYM};
 
 use super::{image_slice, malformed, records, ElfKind, Kernel};
@@ -45,7 +45,7 @@ impl Kernel<'_> {
         // with thousands of relocations.
         let (entries, _) = self.relocation_table.as_chunks::<SIZEOF_RELA>();
         for entry in entries {
-            let relocation = rela(entry);
+            let relocation = records::rela(entry);
             let relocation_type = r_type(relocation.r_info);
             let value = match relocation_type {
                 R_X86_64_NONE => continue,
@@ -113,19 +113,6 @@ impl Kernel<'_> {
 }
 
 /// One `Elf64_Rela` from its little-endian bytes.
-fn rela(entry: &[u8; SIZEOF_RELA]) -> Rela {
-    let field = |at: usize| {
-        let mut bytes = [0; 8];
-        bytes.copy_from_slice(&entry[at..at + 8]);
-        u64::from_le_bytes(bytes)
-    };
-    Rela {
-        r_offset: field(0),
-        r_info: field(8),
-        r_addend: field(16) as i64,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use alloc::vec;
