@@ -5,23 +5,17 @@
 //! kernel has symbols and DWARF), classify the faulting address, and end with the
 //! documented exit status (docs/exit-codes.md).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::shown;
 use serde_json::Value;
 
 /// Where the `crashing` kernel is: `cargo xtask test` builds it.
 fn crashing() -> PathBuf {
     xtask::build::test_kernel_dir(xtask::build::Profile::Debug).join("crashing")
-}
-
-fn show(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// One boot of the crashing kernel in `mode`: the exit status, the JSON report,
@@ -61,7 +55,7 @@ fn trace(mode: &str, microvm: bool, extra: &[&str]) -> Run {
         .current_dir(xtask::project_root())
         .output()
         .expect("xtask runs");
-    let shown = show(&output);
+    let shown = shown(&output);
     let report = serde_json::from_slice(&std::fs::read(&json).unwrap_or_default())
         .unwrap_or_else(|e| panic!("no JSON report ({e})\n{shown}"));
     Run {
@@ -102,7 +96,7 @@ fn rusty_trace(raw: &Path, status: i32) -> (Value, String) {
         .current_dir(xtask::project_root())
         .output()
         .expect("rusty-trace runs");
-    let shown = show(&output);
+    let shown = shown(&output);
     assert_eq!(output.status.code(), Some(0), "{shown}");
     (serde_json::from_slice(&output.stdout).unwrap(), shown)
 }

@@ -5,26 +5,12 @@
 //! demand (a reset, QEMU's own failure, a signal) come from a stand-in for QEMU
 //! (`tests/fake-qemu/`).
 
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{shown, xtask};
 use trace_decoder::ending::{help_table, EndingKind};
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .current_dir(xtask::project_root())
-        .output()
-        .expect("xtask runs")
-}
-
-fn shown(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// The `error: ` lines xtask wrote (QEMU's and cargo's own lines left aside).
 fn error_lines(output: &Output) -> Vec<String> {

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -149,4 +150,23 @@ pub fn parse_range(text: &str) -> (u64, u64) {
 pub fn parse_hex(text: &str) -> u64 {
     u64::from_str_radix(text.trim().trim_start_matches("0x"), 16)
         .unwrap_or_else(|_| panic!("not hex: {text}"))
+}
+
+/// Runs the real xtask binary from the project root, as a user would.
+pub fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(xtask::project_root())
+        .output()
+        .expect("xtask runs")
+}
+
+/// A finished command's status and both outputs, for assertion messages.
+pub fn shown(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
