@@ -227,12 +227,12 @@ fn time_boot(config: &QemuConfig) -> Result<Timing> {
     }
     // QEMU's own times when it logged them; the times the host read the bytes
     // otherwise (which a reader scheduled late at the first byte shortens).
-    let phase = match phase_from_serial_log(&finished.stderr) {
-        Some(phase) => Some(phase),
-        None => {
-            warn_once_without_serial_log();
-            first.zip(line).map(|(first, line)| line - first)
-        }
+    let phase = if finished.stderr.contains(":serial_write ") {
+        // None when the first line never came.
+        phase_from_serial_log(&finished.stderr)
+    } else {
+        warn_once_without_serial_log();
+        first.zip(line).map(|(first, line)| line - first)
     };
     Ok(Timing {
         phase,
