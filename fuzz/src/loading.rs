@@ -11,7 +11,7 @@
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
 use rusty_loader::elf::{self, ElfKind, Kernel, MAX_PROGRAM_HEADERS};
 use rusty_loader::fdt;
-use rusty_loader::layout::{plan_layout, KernelPlacement, LayoutInput, Region};
+use rusty_loader::layout::{plan_layout, LayoutInput, Region};
 use x86_64::structures::paging::PageTable;
 
 use super::fdt_reader;
@@ -49,16 +49,7 @@ pub fn check(module: &[u8]) -> Reached {
     };
     check_kernel(&kernel, module);
 
-    let placement = match kernel.kind {
-        ElfKind::Dyn => KernelPlacement::Dyn {
-            size: kernel.size(),
-            align: kernel.align,
-        },
-        ElfKind::Exec => KernelPlacement::Exec {
-            start: kernel.vaddr_start,
-            end: kernel.vaddr_end,
-        },
-    };
+    let placement = kernel.placement();
     let module_end = MODULE_START + (module.len() as u64).next_multiple_of(0x1000);
     let input = LayoutInput {
         ram: &RAM,

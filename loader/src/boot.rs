@@ -10,12 +10,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
 use rusty_loader::cmdline::{self, Shape};
-use rusty_loader::elf::{self, ElfKind, Generation, Kernel};
+use rusty_loader::elf::{self, Generation, Kernel};
 use rusty_loader::error::LoadError;
 use rusty_loader::fdt;
-use rusty_loader::layout::{
-    plan_layout, HandOverTables, KernelPlacement, Layout, LayoutInput, Region,
-};
+use rusty_loader::layout::{plan_layout, HandOverTables, Layout, LayoutInput, Region};
 use rusty_loader::EntryProtocol;
 use x86_64::structures::paging::PageTable;
 
@@ -173,16 +171,7 @@ struct Plan {
 /// Inspects the application and plans the memory layout.
 fn plan(inputs: &Inputs) -> Result<Plan, LoadError> {
     let kernel = elf::inspect(inputs.module.bytes)?;
-    let placement = match kernel.kind {
-        ElfKind::Dyn => KernelPlacement::Dyn {
-            size: kernel.size(),
-            align: kernel.align,
-        },
-        ElfKind::Exec => KernelPlacement::Exec {
-            start: kernel.vaddr_start,
-            end: kernel.vaddr_end,
-        },
-    };
+    let placement = kernel.placement();
     let (loader_start, loader_end) = arch::loader_image();
     let layout = plan_layout(&LayoutInput {
         ram: &inputs.mbi.ram,

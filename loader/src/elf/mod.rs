@@ -35,6 +35,7 @@ use goblin::elf::header::{ET_DYN, ET_EXEC};
 use hermit_entry::boot_info::TlsInfo;
 
 use crate::error::LoadError;
+use crate::layout::KernelPlacement;
 
 mod dynamic;
 mod load;
@@ -253,6 +254,21 @@ pub fn inspect(bytes: &[u8]) -> Result<Kernel<'_>, LoadError> {
 }
 
 impl Kernel<'_> {
+    /// What the layout needs to place the kernel: its size and alignment when it is
+    /// position-independent, its linked range when it is not.
+    pub fn placement(&self) -> KernelPlacement {
+        match self.kind {
+            ElfKind::Dyn => KernelPlacement::Dyn {
+                size: self.size(),
+                align: self.align,
+            },
+            ElfKind::Exec => KernelPlacement::Exec {
+                start: self.vaddr_start,
+                end: self.vaddr_end,
+            },
+        }
+    }
+
     /// How many bytes the loaded kernel occupies: `vaddr_end - vaddr_start`.
     pub fn size(&self) -> u64 {
         self.vaddr_end.saturating_sub(self.vaddr_start)
