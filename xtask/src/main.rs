@@ -3,7 +3,7 @@
 //!
 //! `run` and `trace` share their options ([`BootOptions`]), their checks before the
 //! boot (`xtask::preflight`) and the table of exit statuses
-//! (`trace_decoder::ending`): a boot ends with the same status under both.
+//! (`xtask::ending`): a boot ends with the same status under both.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -15,13 +15,13 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use trace_decoder::color::ColorChoice;
 use trace_decoder::decode::TraceTable;
-use trace_decoder::ending::{help_table, Ending, EndingKind, USAGE_STATUS};
 use trace_decoder::outputs::{write_file, ReportFiles};
 use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
 use trace_decoder::report::Report;
 use trace_decoder::symbols::AppSymbols;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
+use xtask::ending::{help_table, Ending, EndingKind, USAGE_STATUS};
 use xtask::preflight;
 use xtask::qemu::{self, BootProtocol, Machine, QemuConfig};
 use xtask::trace::{self as t, Live, TracedRun};
