@@ -21,18 +21,9 @@ use anyhow::{Context, Result};
 use trace_decoder::decode::{decode_recording, TraceTable};
 use xshell::Shell;
 
+use crate::bench_table::Row;
 use crate::build::{self, Profile, TraceLevel};
 use crate::qemu::{self, QemuConfig};
-
-/// One row of the result table.
-pub struct Row {
-    pub measure: &'static str,
-    pub baseline: String,
-    pub ours: String,
-    /// ours / baseline, in the unit of the row (time, bytes or throughput).
-    pub ratio: f64,
-    pub reading: String,
-}
 
 pub struct Options {
     pub boots: usize,
@@ -260,18 +251,4 @@ fn host_memcpy_rate(sizes: &[usize]) -> f64 {
         rounds += 1;
     }
     (total as f64 * rounds as f64) / start.elapsed().as_secs_f64()
-}
-
-/// Prints the table and how to read it.
-pub fn print(rows: &[Row]) {
-    println!(
-        "{:<36} {:<24} {:<24} {:>8}  reading",
-        "measure", "baseline", "rusty-loader", "ratio"
-    );
-    for row in rows {
-        println!(
-            "{:<36} {:<24} {:<24} {:>7.3}x  {}",
-            row.measure, row.baseline, row.ours, row.ratio, row.reading
-        );
-    }
 }

@@ -37,7 +37,7 @@ use trace_decoder::pump::Arrival;
 use trace_decoder::report::Report;
 use xshell::{cmd, Shell};
 
-use crate::bench::Row;
+use crate::bench_table::Row;
 use crate::build::TestKernels;
 use crate::qemu::{self, BootProtocol, QemuConfig, QemuStderr};
 use crate::trace as traced_boot;

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bench_decoder;
 pub mod bench_loaders;
+pub mod bench_table;
 pub mod build;
 pub mod census;
 pub mod ending;

@@ -336,7 +336,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     boot,
                 },
             )?;
-            xtask::bench::print(&rows);
+            xtask::bench_table::print(&rows);
             Ok(ExitCode::SUCCESS)
         }
         Command::Census {
