@@ -40,7 +40,7 @@ use xshell::{cmd, Shell};
 use crate::bench_table::Row;
 use crate::build::TestKernels;
 use crate::qemu::{self, BootProtocol, QemuConfig, QemuStderr};
-use crate::trace as traced_boot;
+use crate::traced_boot;
 
 /// Where the loader to compare with comes from.
 #[derive(Clone, Debug)]

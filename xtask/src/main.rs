@@ -24,7 +24,7 @@ use xtask::build::{self, Profile, TraceLevel};
 use xtask::ending::{help_table, Ending, EndingKind, USAGE_STATUS};
 use xtask::preflight;
 use xtask::qemu::{self, BootProtocol, Machine, QemuConfig};
-use xtask::trace::{self as t, Live, TracedRun};
+use xtask::traced_boot::{self as t, Live, TracedRun};
 
 #[derive(Parser)]
 #[command(
