@@ -27,6 +27,15 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// The profile a `--release` flag chooses.
+    pub fn from_release(release: bool) -> Profile {
+        if release {
+            Profile::Release
+        } else {
+            Profile::Debug
+        }
+    }
+
     pub fn dir_name(self) -> &'static str {
         match self {
             Profile::Debug => "debug",

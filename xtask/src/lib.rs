@@ -13,6 +13,7 @@ pub mod preflight;
 pub mod qemu;
 pub mod qmp;
 pub mod record;
+pub mod trace;
 pub mod traced_boot;
 
 use std::path::{Path, PathBuf};
