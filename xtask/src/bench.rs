@@ -30,6 +30,8 @@ use crate::qemu::{self, BootProtocol, QemuConfig};
 
 /// `cargo xtask bench`: the options.
 #[derive(clap::Args)]
+// The field docs are the `--help` texts: `<commit>` is a placeholder, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
 pub struct BenchArgs {
     /// Boots per variant for the wall-time comparison.
     #[arg(long, default_value_t = 10)]

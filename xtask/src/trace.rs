@@ -1,17 +1,17 @@
 //! `cargo xtask run` and `cargo xtask trace`: one boot, from the command line to the
 //! exit status, in one flow. Both take [`BootOptions`] and go the same way:
 //!
-//! 1. [`Prepared::new`]: the arguments and the files checked first (a mistake costs
+//! 1. `Prepared::new`: the arguments and the files checked first (a mistake costs
 //!    no build, [`crate::preflight`]), then QEMU found, the loader built, `-m`
 //!    checked against it, the application found or built, and QEMU's command line
 //!    put together ([`crate::qemu`]);
 //! 2. [`traced_boot::boot`]: QEMU runs, its serial output shown as it arrives;
 //! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline` the
-//!    per-stage statistics ([`profile_verdict`]);
-//! 4. [`finish`]: how the boot ended ([`crate::ending`]) as one line and the exit
+//!    per-stage statistics (`profile_verdict`);
+//! 4. `finish`: how the boot ended ([`crate::ending`]) as one line and the exit
 //!    status, the same under both commands.
 //!
-//! A new boot option is a field of [`BootOptions`] and its use in [`Prepared::new`].
+//! A new boot option is a field of [`BootOptions`] and its use in `Prepared::new`.
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
