@@ -7,7 +7,6 @@ pub mod build_id;
 pub mod color;
 pub mod consumer;
 pub mod decode;
-pub mod ending;
 pub mod fixtures;
 pub mod frame;
 pub mod input;

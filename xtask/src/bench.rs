@@ -13,38 +13,89 @@
 //!    against another loader ([`crate::bench_loaders`]); with `--deterministic` only
 //!    that comparison, in virtual time under `-icount`.
 
-use rusty_loader::wire::LoaderEvent;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+use rusty_loader::wire::LoaderEvent;
 
 use anyhow::{Context, Result};
 use trace_decoder::decode::{decode_recording, TraceTable};
 use xshell::Shell;
 
+use crate::bench_loaders::BaselineSource;
+use crate::bench_table::{self, Row};
 use crate::build::{self, Profile, TraceLevel};
-use crate::qemu::{self, QemuConfig};
+use crate::qemu::{self, BootProtocol, QemuConfig};
 
-/// One row of the result table.
-pub struct Row {
-    pub measure: &'static str,
-    pub baseline: String,
-    pub ours: String,
-    /// ours / baseline, in the unit of the row (time, bytes or throughput).
-    pub ratio: f64,
-    pub reading: String,
+/// `cargo xtask bench`: the options.
+#[derive(clap::Args)]
+// The field docs are the `--help` texts: `<commit>` is a placeholder, not HTML.
+#[allow(rustdoc::invalid_html_tags)]
+pub struct BenchArgs {
+    /// Boots per variant for the wall-time comparison.
+    #[arg(long, default_value_t = 10)]
+    boots: usize,
+    /// Copies of a recorded boot concatenated for the decoder comparison.
+    #[arg(long, default_value_t = 2000)]
+    decoder_copies: usize,
+    /// Also compare loader phase and time to exit with the loader of this
+    /// revision (built with its own `cargo xtask build --release` in
+    /// target/bench/rev-<commit>).
+    #[arg(long, value_name = "REV", conflicts_with = "baseline_loader")]
+    baseline_rev: Option<String>,
+    /// Also compare with this Multiboot loader image (another release, another
+    /// loader).
+    #[arg(long, value_name = "IMAGE")]
+    baseline_loader: Option<PathBuf>,
+    /// Only compare with the baseline, in virtual time under QEMU's `-icount
+    /// shift=0,sleep=off` (one instruction = 1 ns, timer waits take the time they
+    /// wait): figures that repeat exactly whatever the host does. Reads both
+    /// loaders' traces, so the baseline must be a traced rusty-loader with its
+    /// ELF beside it (`<image>.elf`).
+    #[arg(long)]
+    deterministic: bool,
+    /// The entry this loader boots through in the comparison with the baseline
+    /// (which always boots through Multiboot): with `--baseline-rev HEAD --boot
+    /// pvh`, this build's PVH entry against its Multiboot entry.
+    #[arg(long, value_enum, default_value = "multiboot")]
+    boot: BootProtocol,
 }
 
+impl BenchArgs {
+    /// `cargo xtask bench`: measures, then prints the table.
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        let baseline = self
+            .baseline_rev
+            .map(BaselineSource::Revision)
+            .or(self.baseline_loader.map(BaselineSource::Image));
+        let rows = run(
+            sh,
+            &Options {
+                boots: self.boots,
+                decoder_copies: self.decoder_copies,
+                baseline,
+                deterministic: self.deterministic,
+                boot: self.boot,
+            },
+        )?;
+        bench_table::print(&rows);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What to measure.
 pub struct Options {
     pub boots: usize,
     pub decoder_copies: usize,
     /// Another loader to compare with (see [`crate::bench_loaders`]).
-    pub baseline: Option<crate::bench_loaders::BaselineSource>,
+    pub baseline: Option<BaselineSource>,
     /// Only the comparison with the baseline, in virtual time under `-icount`
     /// ([`crate::bench_loaders::compare_deterministic`]).
     pub deterministic: bool,
     /// Which entry this loader boots through in the comparison (the baseline boots
     /// through Multiboot).
-    pub boot: crate::qemu::BootProtocol,
+    pub boot: BootProtocol,
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -76,7 +127,7 @@ pub fn run(sh: &Shell, options: &Options) -> Result<Vec<Row>> {
              --baseline-loader IMAGE"
         );
     }
-    if options.boot != crate::qemu::BootProtocol::Multiboot && options.baseline.is_none() {
+    if options.boot != BootProtocol::Multiboot && options.baseline.is_none() {
         anyhow::bail!(
             "--boot chooses the entry for the comparison with another loader: give \
              --baseline-rev REV or --baseline-loader IMAGE"
@@ -260,18 +311,4 @@ fn host_memcpy_rate(sizes: &[usize]) -> f64 {
         rounds += 1;
     }
     (total as f64 * rounds as f64) / start.elapsed().as_secs_f64()
-}
-
-/// Prints the table and how to read it.
-pub fn print(rows: &[Row]) {
-    println!(
-        "{:<36} {:<24} {:<24} {:>8}  reading",
-        "measure", "baseline", "rusty-loader", "ratio"
-    );
-    for row in rows {
-        println!(
-            "{:<36} {:<24} {:<24} {:>7.3}x  {}",
-            row.measure, row.baseline, row.ours, row.ratio, row.reading
-        );
-    }
 }

@@ -37,10 +37,10 @@ use trace_decoder::pump::Arrival;
 use trace_decoder::report::Report;
 use xshell::{cmd, Shell};
 
-use crate::bench::Row;
+use crate::bench_table::Row;
 use crate::build::TestKernels;
 use crate::qemu::{self, BootProtocol, QemuConfig, QemuStderr};
-use crate::trace as traced_boot;
+use crate::traced_boot;
 
 /// Where the loader to compare with comes from.
 #[derive(Clone, Debug)]

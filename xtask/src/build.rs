@@ -6,15 +6,44 @@
 //! flavour so their flags never thrash each other's cache.
 //!
 //! This file is the one definition of those flags; the test kernels' `Cargo.toml`
-//! and docs point here.
+//! and docs point here. It is also `cargo xtask build` ([`BuildArgs`]).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::project_root;
+
+/// `cargo xtask build`: the options.
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Optimised build (what users time).
+    #[arg(long)]
+    release: bool,
+    /// Trace verbosity compiled into the loader (`off`: no trace, only the
+    /// fatal-error line).
+    #[arg(long, value_enum, default_value = "info")]
+    trace_level: TraceLevel,
+}
+
+impl BuildArgs {
+    /// `cargo xtask build`: builds the loader and the test kernels, and says where
+    /// they are.
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        let profile = Profile::from_release(self.release);
+        let loader = build_loader(sh, profile, self.trace_level)?;
+        let kernels = build_test_kernels(sh, profile)?;
+        println!("loader:       {}", loader.image.display());
+        println!("loader (ELF): {}", loader.elf.display());
+        for kernel in kernels.all() {
+            println!("test kernel:  {}", kernel.display());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
 
 /// The only target these machines have; bare-metal code is built for it freestanding.
 pub const HOST_TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -27,6 +56,15 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// The profile a `--release` flag chooses.
+    pub fn from_release(release: bool) -> Profile {
+        if release {
+            Profile::Release
+        } else {
+            Profile::Debug
+        }
+    }
+
     pub fn dir_name(self) -> &'static str {
         match self {
             Profile::Debug => "debug",

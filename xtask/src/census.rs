@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -22,6 +23,51 @@ use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};
 use crate::qemu::{self, Machine, QemuConfig, QemuStderr};
+
+/// `cargo xtask census`: the options.
+#[derive(clap::Args)]
+pub struct CensusArgs {
+    /// The application to boot (default: the demo app, hello-dyn).
+    app: Option<PathBuf>,
+    /// Build and boot the debug loader (default: release, what users boot).
+    #[arg(long)]
+    debug: bool,
+    /// Trace verbosity compiled into the loader (`off`: what tracing costs, by
+    /// difference).
+    #[arg(long, value_enum, default_value = "info")]
+    trace_level: TraceLevel,
+    /// Use the microvm machine type instead of pc.
+    #[arg(long)]
+    microvm: bool,
+    /// Kernel arguments, passed with -append.
+    #[arg(long)]
+    append: Option<String>,
+    /// How many functions to list.
+    #[arg(long, default_value_t = 25)]
+    top: usize,
+}
+
+impl CensusArgs {
+    /// `cargo xtask census`: boots once and prints the counts.
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        run(
+            sh,
+            &CensusOptions {
+                app: self.app,
+                profile: Profile::from_release(!self.debug),
+                trace_level: self.trace_level,
+                machine: if self.microvm {
+                    Machine::Microvm
+                } else {
+                    Machine::Pc
+                },
+                append: self.append,
+                top: self.top,
+            },
+        )?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
 
 /// What to boot and how to show it.
 pub struct CensusOptions {

@@ -10,6 +10,23 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+/// `cargo xtask fuzz`: the options.
+#[derive(clap::Args)]
+pub struct FuzzArgs {
+    /// One target (`cargo +nightly fuzz list` in fuzz/); default: every target.
+    target: Option<String>,
+    /// Seconds per target.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    time: u64,
+}
+
+impl FuzzArgs {
+    /// `cargo xtask fuzz`: see [`run`].
+    pub fn run(self) -> Result<ExitCode> {
+        run(&crate::project_root(), self.target.as_deref(), self.time)
+    }
+}
+
 /// How to get what the fuzz targets need.
 pub const INSTALL: &str =
     "install them with `rustup toolchain install nightly` and `cargo install cargo-fuzz`";

@@ -4,16 +4,30 @@
 pub mod bench;
 pub mod bench_decoder;
 pub mod bench_loaders;
+pub mod bench_table;
 pub mod build;
 pub mod census;
+pub mod ending;
 pub mod fuzz;
+pub mod lint;
 pub mod preflight;
 pub mod qemu;
 pub mod qmp;
 pub mod record;
+pub mod test;
 pub mod trace;
+pub mod traced_boot;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+
+/// A line saying what comes next, on a terminal only: long steps are not silent, and
+/// a pipe gets nothing but results.
+pub fn step(message: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("cargo xtask: {message}");
+    }
+}
 
 /// The workspace root (the parent of this crate's directory).
 pub fn project_root() -> PathBuf {

@@ -1,269 +1,483 @@
-//! One boot as `cargo xtask run` and `cargo xtask trace` see it: QEMU runs through
-//! [`crate::qemu::run`], its serial output goes through the decoder library's live
-//! consumer ([`trace_decoder::consumer`]) as it arrives, and the boot's end becomes
-//! an exit status and a one-line reason through [`trace_decoder::ending`]. `--runs`
-//! statistics and baselines are the library's ([`trace_decoder::profile`]).
+//! `cargo xtask run` and `cargo xtask trace`: one boot, from the command line to the
+//! exit status, in one flow. Both take [`BootOptions`] and go the same way:
+//!
+//! 1. `Prepared::new`: the arguments and the files checked first (a mistake costs
+//!    no build, [`crate::preflight`]), then QEMU found, the loader built, `-m`
+//!    checked against it, the application found or built, and QEMU's command line
+//!    put together ([`crate::qemu`]);
+//! 2. [`traced_boot::boot`]: QEMU runs, its serial output shown as it arrives;
+//! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline` the
+//!    per-stage statistics (`profile_verdict`);
+//! 4. `finish`: how the boot ended ([`crate::ending`]) as one line and the exit
+//!    status, the same under both commands.
+//!
+//! A new boot option is a field of [`BootOptions`] and its use in `Prepared::new`.
 
-use std::io::{self, Write};
-use std::ops::ControlFlow;
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::Result;
-use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
+use anyhow::{Context, Result};
+use trace_decoder::color::ColorChoice;
 use trace_decoder::decode::TraceTable;
-use trace_decoder::ending::{Ending, QemuEnd, TraceSeen};
-use trace_decoder::live::{LineStyle, Session};
-use trace_decoder::pump::Arrival;
-use trace_decoder::qemu_state::{QemuStop, StopKind};
-use trace_decoder::report::BootRecord;
-use trace_decoder::stream::{Demux, Piece};
+use trace_decoder::outputs::{write_file, ReportFiles};
+use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
+use trace_decoder::report::Report;
+use trace_decoder::symbols::AppSymbols;
+use xshell::Shell;
 
-use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
-use crate::qmp::{MachineStop, StopReason};
+use crate::build::{self, Profile, TraceLevel};
+use crate::ending::{help_table, Ending, EndingKind};
+use crate::preflight;
+use crate::qemu::{self, BootProtocol, Machine, QemuConfig};
+use crate::traced_boot::{self, Live, TracedRun};
 
-/// One boot.
-pub struct TracedRun {
-    /// What the trace said; None when the loader was built without tracing.
-    pub record: Option<BootRecord>,
-    /// How QEMU ended.
-    pub qemu: QemuEnd,
-    /// The last error line QEMU printed, if any.
-    pub qemu_error: Option<String>,
-    /// What QEMU said when it stopped the guest (a reset, a power-off, a hang), when
-    /// it was asked ([`QemuConfig::monitor`]); also in the record, when there is one.
-    pub stop: Option<QemuStop>,
-    /// Every byte QEMU wrote to the serial port.
-    pub raw: Vec<u8>,
+pub const RUN_EXAMPLES: &str = "\
+Examples:
+  cargo xtask run
+  cargo xtask run target/test-kernels/debug/hello-dyn --append \"-freq 2800\" -- hello world
+  cargo xtask run app.elf --microvm -m 1G --qemu-arg=-s";
+
+pub const TRACE_EXAMPLES: &str = "\
+Examples:
+  cargo xtask trace
+  cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world
+  cargo xtask trace --release --runs 10 --json profile.json
+  cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%";
+
+/// A `--help` text's end: the examples, then the exit statuses.
+pub fn after_help(examples: &str) -> String {
+    format!("{examples}\n\n{}", help_table())
 }
 
-impl TracedRun {
-    /// How the boot ended: its exit status and reason.
-    pub fn ending(&self) -> Ending {
-        let seen = match &self.record {
-            Some(record) => TraceSeen::of(record, self.raw.len()),
-            None => TraceSeen::undecoded(self.raw.len()),
-        };
-        Ending::of(&self.qemu, self.qemu_error.as_deref(), &seen)
-    }
-
-    /// QEMU's exit status, when it exited by itself.
-    pub fn status(&self) -> Option<i32> {
-        match self.qemu {
-            QemuEnd::Exited(status) => Some(status),
-            _ => None,
-        }
-    }
+/// The options of one boot, the same for `run` and `trace`.
+#[derive(clap::Args)]
+pub struct BootOptions {
+    /// The Hermit application (ELF); default: the bundled demo kernel.
+    app: Option<PathBuf>,
+    /// Arguments for the application (passed after `--` on the kernel command line).
+    #[arg(last = true)]
+    app_args: Vec<String>,
+    /// Use an optimised loader build.
+    #[arg(long)]
+    release: bool,
+    /// Trace verbosity compiled into the loader.
+    #[arg(long, value_enum, default_value = "info")]
+    trace_level: TraceLevel,
+    /// Use the microvm machine type instead of pc.
+    #[arg(long)]
+    microvm: bool,
+    /// How QEMU boots the loader: the 32-bit image through Multiboot, or the 64-bit
+    /// ELF through PVH (as Cloud Hypervisor and Firecracker would).
+    #[arg(long, value_enum, default_value = "multiboot")]
+    boot: BootProtocol,
+    /// Guest memory (QEMU -m syntax); at least the loader's own image (about 3M).
+    #[arg(short = 'm', long, default_value = "64M")]
+    memory: String,
+    /// Number of CPUs.
+    #[arg(long, default_value_t = 1)]
+    smp: u32,
+    /// Kernel arguments, passed with -append (the words after `--` follow them).
+    #[arg(long, allow_hyphen_values = true)]
+    append: Option<String>,
+    /// Seconds before QEMU is stopped (exit status 124).
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// The QEMU binary.
+    #[arg(long)]
+    qemu: Option<PathBuf>,
+    /// Extra QEMU argument (repeatable), e.g. --qemu-arg=-icount --qemu-arg=shift=3.
+    #[arg(long = "qemu-arg", value_name = "ARG", allow_hyphen_values = true)]
+    qemu_args: Vec<String>,
+    /// Hand the kernel its command line exactly as given: no `-freq` inserted for a
+    /// kernel of 0.6-0.10 (the loader option `keep-cmdline`, after the app in -initrd).
+    #[arg(long)]
+    keep_cmdline: bool,
+    /// Deterministic timing: QEMU counts instructions (-icount shift=0,sleep=off), so
+    /// one tick is one guest instruction and every figure repeats exactly, whatever
+    /// the host is doing (for baselines and budgets; slower than a normal boot).
+    #[arg(long)]
+    deterministic: bool,
+    /// Print the QEMU command line.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
-/// How a live boot is shown.
-pub struct Live<'a> {
-    pub out: &'a mut dyn Write,
-    /// Colours, and wrapping of long lists on a terminal (as rusty-trace does).
-    pub style: LineStyle,
-    /// Whether the loader's events are shown (`trace`) or only the text (`run`).
-    pub events: bool,
+/// The options of `trace`: those of a boot, and what to do with its trace.
+#[derive(clap::Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    boot: BootOptions,
+    /// Use KVM when it can run the loader here (otherwise a warning saying why, and
+    /// TCG: also when the host's KVM is PVM, which runs only PVM-aware guests).
+    #[arg(long)]
+    kvm: bool,
+    /// Write the report as JSON (with --runs: the per-stage statistics).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a Chrome/Perfetto trace (open it in ui.perfetto.dev).
+    #[arg(long, value_name = "FILE")]
+    chrome_trace: Option<PathBuf>,
+    /// Write an SVG boot chart and memory-layout picture.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Keep the raw serial stream, for `rusty-trace FILE` later, and QEMU's exit
+    /// status beside it (FILE with the extension .status), which rusty-trace reads.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+    /// Boot N times and print per-stage min/median/max.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    runs: usize,
+    /// Compare per-stage times with an earlier `--json` output; fail on regressions.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// How much slower than the baseline a stage may be (a stage slower by 20 µs or
+    /// less never counts: that is noise).
+    #[arg(long, value_name = "PERCENT", default_value = "10%",
+          value_parser = parse_percent)]
+    max_regression: f64,
+    /// Colour: auto, always or never (`auto`: on a terminal, unless NO_COLOR is set).
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
-/// Boots once. With a table the serial stream goes through a decoding session as it
-/// arrives; with `live`, the application's text (and with `events`, each event) is
-/// shown as it comes, and the stream's warnings go to stderr when events are shown.
-/// Without a table (a loader built without tracing) the text is shown, the frames
-/// left out. Without `live` nothing is shown.
-pub fn boot(
-    config: &QemuConfig,
-    table: Option<&TraceTable>,
-    timeout: Duration,
-    live: Option<Live>,
-) -> Result<TracedRun> {
-    let mut raw = Vec::new();
-    // Host times count from now: QEMU starts right away.
-    let start = Instant::now();
-    let (finished, record) = match table {
-        Some(table) => {
-            let quiet = ConsoleStyle {
-                live_on_stdout: true,
-                events: false,
-                line: LineStyle::default(),
-                warning_prefix: String::new(),
-                warning_color: false,
-            };
-            let console: Console<Box<dyn Write>, Box<dyn Write>> = match live {
-                Some(live) => {
-                    let warnings: Box<dyn Write> = if live.events {
-                        Box::new(io::stderr())
-                    } else {
-                        Box::new(io::sink())
-                    };
-                    Console::new(
-                        Box::new(live.out),
-                        warnings,
-                        ConsoleStyle {
-                            events: live.events,
-                            line: live.style,
-                            ..quiet
-                        },
-                    )
-                }
-                None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
-            };
-            let mut consumer = LiveConsumer::new(Session::with_start(table, start), console);
-            let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
-                if let Arrival::Bytes(bytes) = arrival {
-                    raw.extend_from_slice(bytes);
-                }
-                consumer.take(arrival)
-            })?;
-            // When QEMU stopped the guest (a reset, a power-off, the timeout), the
-            // monitor ended QEMU: its exit status is the monitor's doing, not the
-            // guest's.
-            let guest_status = finished.status.filter(|_| finished.stop.is_none());
-            let record = consumer.finish(guest_status).record;
-            (finished, Some(record))
-        }
-        None => {
-            let mut out: Box<dyn Write> = match live {
-                Some(live) => Box::new(live.out),
-                None => Box::new(io::sink()),
-            };
-            let mut demux = Demux::new();
-            let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
-                match arrival {
-                    Arrival::Bytes(bytes) => {
-                        raw.extend_from_slice(bytes);
-                        demux.feed(bytes, &mut |piece| write_text(&mut out, piece));
-                    }
-                    // Text without a line break (a prompt) shows up as soon as QEMU
-                    // pauses.
-                    Arrival::CaughtUp | Arrival::Stalled => {
-                        let _ = out.flush();
-                    }
-                }
-                ControlFlow::Continue(())
-            })?;
-            demux.finish(&mut |piece| write_text(&mut out, piece));
-            let _ = out.flush();
-            (finished, None)
-        }
-    };
-    let stop = finished
-        .stop
-        .as_ref()
-        .map(|stop| qemu_stop(stop, finished.triple_fault_logged, timeout, start));
-    let record = record.map(|record| BootRecord {
-        qemu_stop: stop.clone(),
-        ..record
-    });
-    Ok(TracedRun {
-        record,
-        qemu: qemu_end(&finished, timeout),
-        qemu_error: finished.error_line,
-        stop,
-        raw,
-    })
+fn parse_percent(text: &str) -> Result<f64, String> {
+    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
-/// QEMU's stop as the decoder's record holds it, on the session's clock.
-fn qemu_stop(stop: &MachineStop, logged: bool, timeout: Duration, start: Instant) -> QemuStop {
-    QemuStop {
-        kind: match &stop.reason {
-            StopReason::GuestReset if logged => StopKind::TripleFault,
-            StopReason::GuestReset => StopKind::GuestReset,
-            StopReason::Shutdown(reason) => StopKind::Shutdown(reason.clone()),
-            StopReason::Timeout => StopKind::Hang { timeout },
-        },
-        at: stop.at.checked_duration_since(start),
-        registers: stop.registers.clone(),
+impl BootOptions {
+    /// `cargo xtask run`: boots once, shows the application's text.
+    pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
+        let prepared = Prepared::new(sh, self, &[], false)?;
+        // Ctrl-C reaches QEMU too; the runner then stops and says so.
+        trace_decoder::pump::stop_on_ctrl_c();
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let run = prepared.boot(Some(Live {
+            out: &mut out,
+            style: Default::default(),
+            events: false,
+        }))?;
+        drop(out);
+        let said = qemu_said(&run, prepared.symbols.as_ref());
+        Ok(finish(&run.ending(), said.as_deref()))
     }
 }
 
-/// Writes the text of the serial stream; frames are left out.
-fn write_text(out: &mut impl Write, piece: Piece) {
-    if let Piece::Text(text) = piece {
-        let _ = out.write_all(&text);
-    }
-}
-
-/// How the runner saw QEMU end.
-fn qemu_end(finished: &Finished, timeout: Duration) -> QemuEnd {
-    if finished.interrupted {
-        QemuEnd::Interrupted
-    } else if finished.timed_out {
-        QemuEnd::TimedOut {
-            seconds: timeout.as_secs(),
-        }
-    } else if finished.kvm_failed {
-        QemuEnd::KvmFailed
-    } else {
-        match finished.status {
-            Some(status) => QemuEnd::Exited(status),
-            None => QemuEnd::Killed,
-        }
-    }
-}
-
-/// Whether KVM can run the loader here; when not, why (the caller warns and falls
-/// back to TCG).
-pub fn kvm_usable() -> Result<(), String> {
-    kvm_usable_with(Path::new("/dev/kvm"), Path::new("/sys/module"))
-}
-
-fn kvm_usable_with(device: &Path, modules: &Path) -> Result<(), String> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device)
-        .map_err(|e| format!("{} cannot be opened ({e})", device.display()))?;
-    // PVM ("pagetable-based virtual machine") is a KVM back-end for hosts that are
-    // themselves virtual machines without nested virtualisation. It runs PVM-aware
-    // guest kernels only; any other guest code goes through KVM's instruction
-    // emulator, which stops with "KVM internal error ... emulation failure" at the
-    // first SSE instruction (the loader's, or a Hermit kernel's).
-    if modules.join("kvm_pvm").exists() {
-        return Err(
-            "this host's KVM is PVM (module kvm_pvm), which runs only PVM-aware guest kernels; the loader and Hermit kernels would stop at their first SSE instruction in KVM's emulator".to_string(),
+impl TraceArgs {
+    /// `cargo xtask trace`: boots once with the trace shown live and the reports
+    /// after it, or, with `--runs` or `--baseline`, N times for the statistics.
+    pub fn run(self, sh: &Shell) -> Result<ExitCode> {
+        anyhow::ensure!(self.runs >= 1, "--runs must be at least 1");
+        anyhow::ensure!(
+            self.boot.trace_level != TraceLevel::Off,
+            "--trace-level off builds a loader without a trace: use `cargo xtask run`"
         );
+        // A bad baseline is refused before anything is built or booted.
+        let baseline = self.baseline.as_deref().map(Baseline::read).transpose()?;
+        let kvm = self.kvm
+            && match traced_boot::kvm_usable() {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("warning: not using KVM: {why}; falling back to TCG");
+                    false
+                }
+            };
+        let prepared = Prepared::new(
+            sh,
+            &self.boot,
+            &[
+                ("--json", self.json.as_deref()),
+                ("--chrome-trace", self.chrome_trace.as_deref()),
+                ("--svg", self.svg.as_deref()),
+                ("--save", self.save.as_deref()),
+            ],
+            kvm,
+        )?;
+        if self.runs == 1 && baseline.is_none() {
+            self.trace_once(&prepared)
+        } else {
+            self.profile_runs(&prepared, baseline.as_ref())
+        }
+    }
+
+    /// One boot, its text and events shown as they arrive, then the reports.
+    fn trace_once(&self, prepared: &Prepared) -> Result<ExitCode> {
+        // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
+        // worth printing, so the first one only stops the boot (a second one ends
+        // xtask).
+        trace_decoder::pump::stop_on_ctrl_c();
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        let run = prepared.boot(Some(Live {
+            out: &mut out,
+            style: trace_decoder::consumer::line_style(self.color, stdout.is_terminal()),
+            events: true,
+        }))?;
+        drop(out);
+        if let Some(path) = &self.save {
+            save(path, &run)?;
+        }
+        let record = run.record.as_ref().expect("a traced boot has a record");
+        let report = Report::build_with_app(record, prepared.symbols.as_ref());
+        println!();
+        print!(
+            "{}",
+            report.render_text(self.color.enabled_for(&std::io::stdout()))
+        );
+        let files = ReportFiles {
+            json: self.json.clone(),
+            chrome_trace: self.chrome_trace.clone(),
+            svg: self.svg.clone(),
+        };
+        for path in files.write(&report)? {
+            wrote(&path);
+        }
+        let said = report.stop.as_ref().map(|stop| stop.message.clone());
+        Ok(finish(&run.ending(), said.as_deref()))
+    }
+
+    /// `--runs N` and `--baseline`: boots quietly N times (the first boot that does
+    /// not end with the application's success ends it all), then the profile flow.
+    fn profile_runs(&self, prepared: &Prepared, baseline: Option<&Baseline>) -> Result<ExitCode> {
+        // Progress on a terminal only, on one line rewritten in place.
+        let progress = std::io::stderr().is_terminal();
+        let mut boots = Vec::new();
+        for i in 0..self.runs {
+            if progress {
+                eprint!("\rboot {}/{}...", i + 1, self.runs);
+            }
+            let run = prepared.boot(None)?;
+            let ending = run.ending();
+            let record = run.record.as_ref().expect("a traced boot has a record");
+            if ending.kind != EndingKind::AppSucceeded {
+                if progress {
+                    eprintln!();
+                }
+                eprintln!(
+                    "error: boot {} of {}: {} (run without --runs to see the boot); exit status {}",
+                    i + 1,
+                    self.runs,
+                    ending.reason,
+                    ending.status
+                );
+                return Ok(ExitCode::from(ending.status));
+            }
+            boots.push(StageTimes::of(&Report::build(record)));
+        }
+        if progress {
+            eprintln!("\r{} boots done.     ", self.runs);
+        }
+        profile_verdict(&boots, self.json.as_deref(), baseline, self.max_regression)
+    }
+}
+
+/// The profile flow, the same as rusty-trace's `--save-profile`/`--baseline`: the
+/// per-stage statistics of `boots` printed, kept in `save` (`--json`), and compared
+/// with `baseline`, a stage slower by more than `max_regression` (and the noise
+/// floor) being a regression; the exit status says whether there was one.
+fn profile_verdict(
+    boots: &[StageTimes],
+    save: Option<&Path>,
+    baseline: Option<&Baseline>,
+    max_regression: f64,
+) -> Result<ExitCode> {
+    let profile = BootProfile::from_boots(boots)?;
+    print!("{}", profile.render_table());
+    if let Some(path) = save {
+        write_file(path, "the profile", profile.to_json())?;
+        wrote(path);
+    }
+    let Some(baseline) = baseline else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let comparison = Comparison::new(&profile, baseline, max_regression)?;
+    println!();
+    print!("{}", comparison.render());
+    if comparison.regressions() > 0 {
+        return Ok(finish(&Ending::regression(comparison.verdict()), None));
+    }
+    println!("{}", comparison.verdict());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A boot made ready: QEMU's command line and the loader's trace table.
+struct Prepared {
+    config: QemuConfig,
+    /// None for a loader built without tracing.
+    table: Option<TraceTable>,
+    timeout: Duration,
+    /// The application's symbols, to name a crash's code addresses (None when its
+    /// ELF cannot be read for them: the report then gives addresses only).
+    symbols: Option<AppSymbols>,
+}
+
+impl Prepared {
+    /// Everything before a boot: the arguments and files checked first (a mistake
+    /// costs no build; `outputs` are the files to write, each with its option), then
+    /// QEMU found, the loader built, `-m` checked against it, the default
+    /// application built, and the QEMU command line put together.
+    fn new(
+        sh: &Shell,
+        boot: &BootOptions,
+        outputs: &[(&str, Option<&Path>)],
+        kvm: bool,
+    ) -> Result<Prepared> {
+        if let Some(app) = &boot.app {
+            preflight::check_app(app)?;
+        }
+        if boot.boot == BootProtocol::Pvh && boot.keep_cmdline {
+            // QEMU's PVH boot opens `-initrd` as one file name and passes no module
+            // string, which is where the loader reads its options.
+            anyhow::bail!(
+                "--keep-cmdline needs --boot multiboot: QEMU's PVH boot passes no module string for the loader's options"
+            );
+        }
+        for (flag, path) in outputs {
+            if let Some(path) = path {
+                preflight::check_output(flag, path)?;
+            }
+        }
+        let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
+        let profile = Profile::from_release(boot.release);
+        let loader = build::build_loader(sh, profile, boot.trace_level)
+            .context("the loader build failed")?;
+        preflight::check_memory(
+            &boot.memory,
+            trace_decoder::loader_elf::loader_image(&loader.elf)?,
+        )?;
+        let table = if boot.trace_level == TraceLevel::Off {
+            None
+        } else {
+            Some(trace_decoder::loader_elf::load_table(&loader.elf)?)
+        };
+        let app = match &boot.app {
+            // QEMU runs in the project's root (below): the path must not depend on
+            // where xtask was started.
+            Some(app) => std::path::absolute(app)
+                .with_context(|| format!("cannot resolve {}", app.display()))?,
+            None => build::build_test_kernels(sh, profile)?.hello_dyn,
+        };
+        // The loader's path is the kernel's file name on the Multiboot command line,
+        // which the trace and its reports show: relative to the project's root, it
+        // says the same on every machine and gives away no home directory.
+        let root = crate::project_root();
+        let loader_image = loader
+            .image
+            .strip_prefix(&root)
+            .map_or_else(|_| loader.image.clone(), PathBuf::from);
+        let mut append = boot.append.clone().unwrap_or_default();
+        if !boot.app_args.is_empty() {
+            append = format!("{append} -- {}", boot.app_args.join(" "))
+                .trim_start()
+                .to_string();
+        }
+        let symbols = match AppSymbols::read(&app) {
+            // Named as the user would name it, not by where the checkout lies.
+            Ok(mut symbols) => {
+                symbols.name = app
+                    .strip_prefix(&root)
+                    .unwrap_or(&app)
+                    .display()
+                    .to_string();
+                Some(symbols)
+            }
+            Err(why) => {
+                eprintln!("warning: {why}: a crash's addresses will not be named");
+                None
+            }
+        };
+        let config = QemuConfig {
+            qemu,
+            // What the loader cannot see (a triple fault, a hang) is asked of QEMU.
+            monitor: true,
+            machine: if boot.microvm {
+                Machine::Microvm
+            } else {
+                Machine::Pc
+            },
+            memory: boot.memory.clone(),
+            smp: boot.smp,
+            kvm,
+            append: (!append.is_empty()).then_some(append),
+            loader_options: loader_options(boot.keep_cmdline),
+            boot: boot.boot,
+            deterministic: boot.deterministic,
+            extra_args: boot.qemu_args.iter().map(OsString::from).collect(),
+            working_dir: Some(root),
+            ..QemuConfig::new(loader_image, &app)
+        };
+        if boot.verbose {
+            eprintln!("{}", config.display());
+        }
+        Ok(Prepared {
+            config,
+            table,
+            timeout: Duration::from_secs(boot.timeout),
+            symbols,
+        })
+    }
+
+    /// Boots once ([`traced_boot::boot`]), shown `live` or not at all.
+    fn boot(&self, live: Option<Live>) -> Result<TracedRun> {
+        traced_boot::boot(&self.config, self.table.as_ref(), self.timeout, live)
+    }
+}
+
+/// The loader's own options, written after the application's file name in `-initrd`.
+fn loader_options(keep_cmdline: bool) -> Vec<String> {
+    keep_cmdline
+        .then(|| "keep-cmdline".to_string())
+        .into_iter()
+        .collect()
+}
+
+/// Ends a boot: one line on stderr unless the application succeeded (and one more
+/// with what QEMU said, when it stopped the guest), and the status.
+fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
+    if ending.kind != EndingKind::AppSucceeded {
+        eprintln!("error: {}; exit status {}", ending.reason, ending.status);
+        if let Some(said) = qemu_said {
+            eprintln!("QEMU: {said}");
+        }
+    }
+    ExitCode::from(ending.status)
+}
+
+/// What QEMU said when it stopped the guest, in one sentence: from the report (RIP
+/// named from the application's ELF) when the boot was traced, else its RIP alone.
+fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
+    let stop = run.stop.as_ref()?;
+    if let Some(record) = &run.record {
+        return Report::build_with_app(record, symbols)
+            .stop
+            .map(|s| s.message);
+    }
+    let rip = stop
+        .registers
+        .as_deref()
+        .map(trace_decoder::qemu_state::Registers::parse)
+        .and_then(|registers| registers.rip)
+        .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
+    Some(format!("the guest stopped{rip}"))
+}
+
+/// Writes the raw stream and QEMU's status beside it (`FILE.status`), the pair
+/// rusty-trace replays with the Exit line.
+fn save(path: &Path, run: &TracedRun) -> Result<()> {
+    write_file(path, "the raw stream", &run.raw)?;
+    wrote(path);
+    if let Some(status) = run.status() {
+        let status_path = path.with_extension("status");
+        write_file(&status_path, "QEMU's exit status", format!("{status}\n"))?;
+        wrote(&status_path);
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn qemu_stops_become_the_records_stop_kinds() {
-        let start = Instant::now();
-        let timeout = Duration::from_secs(3);
-        let stop = |reason| MachineStop {
-            reason,
-            at: start + Duration::from_millis(5),
-            registers: Some("RIP=0000000000801234".into()),
-        };
-        let kind = |reason, logged| qemu_stop(&stop(reason), logged, timeout, start).kind;
-        assert_eq!(kind(StopReason::GuestReset, true), StopKind::TripleFault);
-        assert_eq!(kind(StopReason::GuestReset, false), StopKind::GuestReset);
-        assert_eq!(kind(StopReason::Timeout, false), StopKind::Hang { timeout });
-        assert_eq!(
-            kind(StopReason::Shutdown("guest-shutdown".into()), false),
-            StopKind::Shutdown("guest-shutdown".into())
-        );
-        let recorded = qemu_stop(&stop(StopReason::Timeout), false, timeout, start);
-        assert_eq!(recorded.at, Some(Duration::from_millis(5)));
-    }
-
-    #[test]
-    fn kvm_is_refused_without_the_device_or_under_pvm() {
-        let dir = tempfile::tempdir().unwrap();
-        let device = dir.path().join("kvm");
-        let modules = dir.path().join("module");
-        std::fs::create_dir(&modules).unwrap();
-        let missing = super::kvm_usable_with(&device, &modules).unwrap_err();
-        assert!(missing.contains("cannot be opened"), "{missing}");
-        std::fs::write(&device, b"").unwrap();
-        assert_eq!(super::kvm_usable_with(&device, &modules), Ok(()));
-        std::fs::create_dir(modules.join("kvm_pvm")).unwrap();
-        let pvm = super::kvm_usable_with(&device, &modules).unwrap_err();
-        assert!(pvm.contains("PVM"), "{pvm}");
-    }
+/// Says that a file was written (on stderr, so that stdout keeps the results).
+fn wrote(path: &Path) {
+    eprintln!("wrote {}", path.display());
 }
