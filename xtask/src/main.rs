@@ -534,24 +534,6 @@ fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
     ExitCode::from(ending.status)
 }
 
-/// What QEMU said when it stopped the guest, in one sentence: from the report (RIP
-/// named from the application's ELF) when the boot was traced, else its RIP alone.
-fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
-    let stop = run.stop.as_ref()?;
-    if let Some(record) = &run.record {
-        return Report::build_with_app(record, symbols)
-            .stop
-            .map(|s| s.message);
-    }
-    let rip = stop
-        .registers
-        .as_deref()
-        .map(trace_decoder::qemu_state::Registers::parse)
-        .and_then(|registers| registers.rip)
-        .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
-    Some(format!("the guest stopped{rip}"))
-}
-
 /// `cargo xtask run`.
 fn run_app(sh: &Shell, boot: &BootOptions) -> Result<ExitCode> {
     let prepared = prepare(sh, boot, &[], false)?;
@@ -570,7 +552,7 @@ fn run_app(sh: &Shell, boot: &BootOptions) -> Result<ExitCode> {
         }),
     )?;
     drop(out);
-    let said = qemu_said(&run, prepared.symbols.as_ref());
+    let said = run.qemu_said(prepared.symbols.as_ref());
     Ok(finish(&run.ending(), said.as_deref()))
 }
 
