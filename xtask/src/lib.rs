@@ -6,6 +6,7 @@ pub mod bench_decoder;
 pub mod bench_loaders;
 pub mod build;
 pub mod census;
+pub mod debug;
 pub mod fuzz;
 pub mod preflight;
 pub mod qemu;

@@ -88,6 +88,16 @@ enum Command {
     /// as for `cargo xtask run`.
     #[command(after_help = after_help(TRACE_EXAMPLES))]
     Trace(Box<TraceArgs>),
+    /// Boot an application under gdb, stopped where you ask, with the loader's and
+    /// the application's symbols in place.
+    ///
+    /// Builds the loader, boots APP (default: the bundled demo kernel) as `run` does,
+    /// with QEMU's gdb stub, and starts gdb connected to it: the loader's symbols,
+    /// the application's at the address it runs at (read at the hand-over), stopped
+    /// at each WHERE. The session's gdb script is written to a file, for another
+    /// debugger front end (--serve). Words after `--` go to the application.
+    #[command(after_help = xtask::debug::help_text())]
+    Debug(Box<DebugArgs>),
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
     /// rustfmt check, clippy on the host crates and on the bare-metal binaries (with
@@ -222,6 +232,14 @@ struct BootOptions {
     /// Print the QEMU command line.
     #[arg(short, long)]
     verbose: bool,
+}
+
+#[derive(clap::Args)]
+struct DebugArgs {
+    #[command(flatten)]
+    boot: BootOptions,
+    #[command(flatten)]
+    debug: xtask::debug::DebugOptions,
 }
 
 #[derive(clap::Args)]
@@ -369,6 +387,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Trace(args) => trace(&sh, *args),
+        Command::Debug(args) => {
+            // gdb and the WHEREs first: a mistake there costs no build.
+            let checked = xtask::debug::check(&args.debug)?;
+            let kvm = args.debug.kvm && t::kvm_or_warn();
+            let script = args.debug.script.as_deref();
+            let prepared = prepare(&sh, &args.boot, &[("--script", script)], kvm)?;
+            let boot = xtask::debug::Boot {
+                config: prepared.config,
+                table: prepared.table,
+                timeout: prepared.timeout,
+                symbols: prepared.symbols,
+                loader_elf: build::loader_artifacts(
+                    profile(args.boot.release),
+                    args.boot.trace_level,
+                )
+                .elf,
+            };
+            xtask::debug::run(checked, &args.debug, boot)
+        }
         Command::Fuzz { target, time } => {
             xtask::fuzz::run(&xtask::project_root(), target.as_deref(), time)
         }
