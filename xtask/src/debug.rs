@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use trace_decoder::decode::TraceTable;
 use trace_decoder::ending::{Ending, EndingKind, QemuEnd, USAGE_STATUS};
+use trace_decoder::outputs::write_file;
 use trace_decoder::report::format::wrap;
 use trace_decoder::report::outcome::exception_name;
 use trace_decoder::symbols::AppSymbols;
@@ -818,16 +819,7 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
         boot.config.boot,
     )?;
     if boot.config.kvm {
-        // The hand-over's breakpoint is always there.
-        let hardware = 1 + stops
-            .iter()
-            .filter(|s| s.loader_hardware_breakpoint())
-            .count();
-        if hardware > KVM_HARDWARE_BREAKPOINTS {
-            bail!(
-                "--kvm: these WHEREs need {hardware} hardware breakpoints in the loader (the hand-over's included), KVM has {KVM_HARDWARE_BREAKPOINTS}: ask for fewer loader stops, or debug under TCG"
-            );
-        }
+        check_hardware_breakpoints(&stops)?;
     }
     let session = SessionDir::new().context("creating the session's directory")?;
     let socket = session.0.join("gdb.sock");
@@ -844,20 +836,16 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
     if let Some(dir) = script_path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    trace_decoder::outputs::write_file(&script_path, "the gdb script", script.render())?;
+    write_file(&script_path, "the gdb script", script.render())?;
     eprintln!("wrote {}", script_path.display());
-    let batch_script = session.0.join("batch.gdb");
-    if mode == Mode::Batch {
-        trace_decoder::outputs::write_file(&batch_script, "the gdb script", script.render_batch())?;
-    }
-    let config = QemuConfig {
-        gdb_socket: Some(socket.clone()),
-        ..boot.config.clone()
-    };
-    let timeout = if mode == Mode::Batch {
-        boot.timeout
-    } else {
-        NO_TIMEOUT
+    // What gdb runs: the script, with the batch ending for --batch.
+    let gdb_script = match mode {
+        Mode::Batch => {
+            let path = session.0.join("batch.gdb");
+            write_file(&path, "the gdb script", script.render_batch())?;
+            path
+        }
+        Mode::Interactive | Mode::Serve => script_path.clone(),
     };
     match mode {
         // Ctrl-C stops the boot (and QEMU with it); gdb, in a process group of its
@@ -869,40 +857,49 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
             let _ = ctrlc::set_handler(|| {});
         }
     }
+    let config = QemuConfig {
+        gdb_socket: Some(socket.clone()),
+        ..boot.config.clone()
+    };
+    let timeout = match mode {
+        Mode::Batch => boot.timeout,
+        Mode::Interactive | Mode::Serve => NO_TIMEOUT,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let output_open = Arc::new(AtomicBool::new(true));
-    let labels: Vec<String> = stops.iter().map(Stop::label).collect();
-    let wheres = labels.join(", ");
+    let start = Instant::now();
     std::thread::scope(|scope| -> Result<ExitCode> {
         let qemu = scope.spawn(|| {
             let mut out = Gated(output_open.clone());
+            let live = Live {
+                out: &mut out,
+                style: Default::default(),
+                events: false,
+            };
             t::boot_until(
                 &config,
                 boot.table.as_ref(),
                 timeout,
-                Some(Live {
-                    out: &mut out,
-                    style: Default::default(),
-                    events: false,
-                }),
+                Some(live),
                 stop.clone(),
             )
         });
+        let join = |qemu: std::thread::ScopedJoinHandle<'_, Result<TracedRun>>| {
+            qemu.join().expect("the boot does not panic")
+        };
         // A debugger connects once QEMU listens.
-        let started = Instant::now();
         while !socket.exists() {
             if qemu.is_finished() {
-                let run = qemu.join().expect("the boot does not panic")?;
-                let ending = run.ending();
+                let ending = join(qemu)?.ending();
                 eprintln!(
                     "error: QEMU ended before its gdb stub opened: {}; exit status {}",
                     ending.reason, ending.status
                 );
                 return Ok(ExitCode::from(ending.status));
             }
-            if started.elapsed() > SOCKET_PATIENCE {
+            if start.elapsed() > SOCKET_PATIENCE {
                 stop.store(true, Ordering::Relaxed);
-                let _ = qemu.join();
+                let _ = join(qemu);
                 bail!(
                     "QEMU did not open its gdb socket {} within {} s",
                     socket.display(),
@@ -916,59 +913,119 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
                 "QEMU waits for a debugger: gdb -x {} (or source that file from your IDE's gdb)",
                 script_path.display()
             );
-            let run = qemu.join().expect("the boot does not panic")?;
-            return Ok(serve_ending(&run, boot.symbols.as_ref()));
+            return Ok(serve_ending(&join(qemu)?, boot.symbols.as_ref()));
         }
-        let mut gdb = Command::new(&checked.gdb);
-        match mode {
-            Mode::Batch => {
-                gdb.args(["-nx", "-batch", "-x"])
-                    .arg(&batch_script)
-                    .args(["-ex", &format!("quit {GDB_NOT_REACHED}")])
-                    .stdin(Stdio::null());
-                std::os::unix::process::CommandExt::process_group(&mut gdb, 0);
-            }
-            _ => {
-                gdb.args(["-q", "-x"]).arg(&script_path);
-            }
-        }
-        let gdb_status = gdb.status();
+        // Under --batch gdb is ended a little before QEMU's timeout: QEMU then stops
+        // the guest to read its registers, which a gdb still attached would take for
+        // a stop of its own (and trip over when QEMU goes).
+        let gdb_deadline =
+            (mode == Mode::Batch).then(|| start + timeout.saturating_sub(GDB_MARGIN));
+        let gdb_status = run_gdb(&checked.gdb, mode, &gdb_script, gdb_deadline);
         // The guest's output after gdb is done is no longer the session's.
         output_open.store(false, Ordering::Relaxed);
-        stop.store(true, Ordering::Relaxed);
-        let run = qemu.join().expect("the boot does not panic")?;
-        let gdb_status =
-            gdb_status.with_context(|| format!("could not start {}", checked.gdb.display()))?;
-        let said = run.qemu_said(boot.symbols.as_ref());
+        // QEMU ends now, or at its timeout, right after gdb's.
+        if !matches!(gdb_status, Ok(GdbRun::Late)) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let run = join(qemu)?;
+        let gdb_status = match gdb_status? {
+            GdbRun::Exited(status) => status,
+            GdbRun::Late => None,
+        };
         if mode == Mode::Interactive {
             if run.qemu != QemuEnd::Killed {
                 let ending = run.ending();
                 eprintln!(
-                    "the boot ended: {} (cargo xtask run: status {})",
+                    "the boot ended: {}, for which cargo xtask run exits with status {}",
                     ending.reason, ending.status
                 );
             }
-            return Ok(if gdb_status.success() {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("error: gdb ended with {gdb_status}");
-                ExitCode::from(of_kind(EndingKind::QemuFailed))
+            return Ok(match gdb_status {
+                Some(0) => ExitCode::SUCCESS,
+                _ => {
+                    eprintln!("error: gdb failed (status {gdb_status:?})");
+                    ExitCode::from(of_kind(EndingKind::QemuFailed))
+                }
             });
         }
-        let gdb_end = match gdb_status.code() {
+        let gdb_end = match gdb_status {
             Some(0) => GdbEnd::Reached,
             Some(GDB_NOT_REACHED) => GdbEnd::NotReached,
             other => GdbEnd::Failed(other),
         };
-        let verdict = verdict(gdb_end, &run.qemu, &run.ending(), &wheres);
+        let wheres: Vec<String> = stops.iter().map(Stop::label).collect();
+        let verdict = verdict(gdb_end, &run.qemu, &run.ending(), &wheres.join(", "));
         if let Some(message) = &verdict.message {
             eprintln!("error: {message}; exit status {}", verdict.status);
-            if let Some(said) = said.filter(|_| verdict.status != REACHED) {
+            if let Some(said) = run.qemu_said(boot.symbols.as_ref()) {
                 eprintln!("QEMU: {said}");
             }
         }
         Ok(ExitCode::from(verdict.status))
     })
+}
+
+/// Under `--kvm`, whether the loader's stops fit in KVM's hardware breakpoints.
+fn check_hardware_breakpoints(stops: &[Stop]) -> Result<()> {
+    // The hand-over's breakpoint is always there.
+    let hardware = 1 + stops
+        .iter()
+        .filter(|s| s.loader_hardware_breakpoint())
+        .count();
+    if hardware > KVM_HARDWARE_BREAKPOINTS {
+        bail!(
+            "--kvm: these WHEREs need {hardware} hardware breakpoints in the loader (the hand-over's included), KVM has {KVM_HARDWARE_BREAKPOINTS}: ask for fewer loader stops, or debug under TCG"
+        );
+    }
+    Ok(())
+}
+
+/// How long before QEMU's timeout a batch gdb is ended.
+const GDB_MARGIN: Duration = Duration::from_millis(500);
+
+/// How gdb ended.
+enum GdbRun {
+    /// By itself, with its exit status (None: a signal).
+    Exited(Option<i32>),
+    /// Killed at the deadline.
+    Late,
+}
+
+/// Runs gdb on `script` and waits for it (until `deadline`, when there is one:
+/// then it is killed).
+fn run_gdb(gdb: &Path, mode: Mode, script: &Path, deadline: Option<Instant>) -> Result<GdbRun> {
+    let mut command = Command::new(gdb);
+    match mode {
+        Mode::Batch => {
+            command
+                .args(["-nx", "-batch"])
+                // A gdb that trips over a vanishing target leaves no core file behind.
+                .args(["-iex", "maintenance set internal-error corefile no"])
+                .arg("-x")
+                .arg(script)
+                .args(["-ex", &format!("quit {GDB_NOT_REACHED}")])
+                .stdin(Stdio::null());
+            // Ctrl-C is this process's: the session ends gdb itself.
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        Mode::Interactive | Mode::Serve => {
+            command.arg("-q").arg("-x").arg(script);
+        }
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("could not start {}", gdb.display()))?;
+    loop {
+        if let Some(status) = child.try_wait().context("waiting for gdb")? {
+            return Ok(GdbRun::Exited(status.code()));
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            let _ = child.kill();
+            child.wait().context("waiting for gdb")?;
+            return Ok(GdbRun::Late);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// KVM's hardware breakpoints (x86's four debug address registers).
