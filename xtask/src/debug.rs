@@ -94,6 +94,7 @@ Loader stages (--break stage:<stage>, the trace's stage id or name):\n",
         let _ = writeln!(text, "  {:<15}{}", stage.id, stage.stops_at);
     }
     text + "\n" + &help_statuses()
+        + "With --serve the session ends with the boot, with the status cargo xtask run\ngives that ending (cargo xtask run --help).\n"
 }
 
 /// The exit statuses of `cargo xtask debug`: one table, printed by `--help`, listed
@@ -103,7 +104,7 @@ pub fn statuses() -> [(u8, &'static str); 6] {
     [
         (
             REACHED,
-            "--batch: stopped at WHERE (the stop, backtrace and registers are printed); otherwise the debugger ended normally",
+            "--batch: stopped at WHERE (the stop, backtrace and registers are printed); without --batch: gdb ended normally",
         ),
         (
             USAGE_STATUS,
@@ -111,7 +112,7 @@ pub fn statuses() -> [(u8, &'static str); 6] {
         ),
         (
             NOT_REACHED,
-            "--batch: the boot ended before reaching WHERE; the line says how, in the words and with the status of cargo xtask run (--serve: run's status itself)",
+            "--batch: the boot ended before reaching WHERE; the line says how, in the words and with the status of cargo xtask run",
         ),
         (
             of(EndingKind::TimedOut),
@@ -275,7 +276,7 @@ pub const STAGES: [Stage; 14] = [
         id: "hand-over",
         name: "hand-over",
         at: StageAt::Location(HAND_OVER_SYMBOL),
-        stops_at: "the jump into the kernel: boot info in rdi, the kernel's PML4 in rsi, its stack in rdx, its entry in rcx",
+        stops_at: "the jump into the kernel (rdi boot info, rsi PML4, rdx stack, rcx entry)",
     },
 ];
 
