@@ -32,7 +32,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -652,18 +652,19 @@ impl Script<'_> {
             )
     }
 
-    /// `crash`: the loader's exception entry, before its handler runs.
+    /// `crash`: the loader's exception entry, before its handler runs. The line
+    /// that says so is one `printf` per vector (one write: nothing cuts into it).
     fn crash(&self) -> String {
         let mut s = String::from(
             "\n# crash: the loader's exception entry, before its handler reports the exception.\n\
              # Its unwinding information makes frame 1 the code that faulted.\n\
-             define rusty-loader-exception-name\n",
+             define rusty-loader-report-exception\n",
         );
         for vector in 0..32u64 {
             let _ = write!(
                 s,
-                "  if $arg0 == {vector}\n    echo {}\n  end\n",
-                echo_text(exception_name(vector))
+                "  if $rusty_loader_vector == {vector}\n    printf \"{PREFIX} reached crash: CPU exception {vector} ({}), error code %#lx; the faulting frame:\\n\", $rusty_loader_error_code\n  end\n",
+                printf_text(exception_name(vector))
             );
         }
         let _ = write!(
@@ -675,9 +676,7 @@ impl Script<'_> {
              \x20 set $rusty_loader_reached = 1\n\
              \x20 with language c -- set $rusty_loader_vector = *(unsigned long long *)$sp\n\
              \x20 with language c -- set $rusty_loader_error_code = *(unsigned long long *)($sp + 8)\n\
-             \x20 printf \"{PREFIX} reached crash: CPU exception %lu (\", $rusty_loader_vector\n\
-             \x20 rusty-loader-exception-name $rusty_loader_vector\n\
-             \x20 printf \"), error code %#lx; the faulting frame:\\n\", $rusty_loader_error_code\n\
+             \x20 rusty-loader-report-exception\n\
              \x20 frame 1\n\
              end\n"
         );
@@ -755,6 +754,11 @@ const BATCH_REGISTERS: &str = "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12
 /// Text for gdb's `echo`: backslashes doubled.
 fn echo_text(text: &str) -> String {
     text.replace('\\', "\\\\")
+}
+
+/// Text for a gdb `printf` format string: also quotes and per cent signs escaped.
+fn printf_text(text: &str) -> String {
+    escape(text).replace('%', "%%")
 }
 
 /// Everything the session needs from the boot's preparation (`run`'s).
@@ -871,7 +875,11 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
     let start = Instant::now();
     std::thread::scope(|scope| -> Result<ExitCode> {
         let qemu = scope.spawn(|| {
-            let mut out = Gated(output_open.clone());
+            let mut out = GuestText {
+                open: output_open.clone(),
+                partial_lines: mode == Mode::Interactive,
+                pending: Vec::new(),
+            };
             let live = Live {
                 out: &mut out,
                 style: Default::default(),
@@ -1005,7 +1013,8 @@ fn run_gdb(gdb: &Path, mode: Mode, script: &Path, deadline: Option<Instant>) -> 
                 .arg("-x")
                 .arg(script)
                 .args(["-ex", &format!("quit {GDB_NOT_REACHED}")])
-                .stdin(Stdio::null());
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped());
             // Ctrl-C is this process's: the session ends gdb itself.
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
@@ -1016,6 +1025,26 @@ fn run_gdb(gdb: &Path, mode: Mode, script: &Path, deadline: Option<Instant>) -> 
     let mut child = command
         .spawn()
         .with_context(|| format!("could not start {}", gdb.display()))?;
+    // Under --batch gdb's output goes on a line at a time, between the guest's.
+    let forward = child.stdout.take().map(|stdout| {
+        std::thread::spawn(move || {
+            let mut lines = io::BufReader::new(stdout);
+            let mut line = Vec::new();
+            while matches!(io::BufRead::read_until(&mut lines, b'\n', &mut line), Ok(n) if n > 0) {
+                write_line(&line);
+                line.clear();
+            }
+        })
+    });
+    let ended = wait_for_gdb(&mut child, deadline);
+    if let Some(forward) = forward {
+        let _ = forward.join();
+    }
+    ended
+}
+
+/// Waits for gdb until `deadline` (then kills it).
+fn wait_for_gdb(child: &mut std::process::Child, deadline: Option<Instant>) -> Result<GdbRun> {
     loop {
         if let Some(status) = child.try_wait().context("waiting for gdb")? {
             return Ok(GdbRun::Exited(status.code()));
@@ -1113,20 +1142,53 @@ pub fn verdict(gdb: GdbEnd, qemu: &QemuEnd, ending: &Ending, wheres: &str) -> Ve
     }
 }
 
-/// Standard output while `open` is set, nothing after.
-struct Gated(Arc<AtomicBool>);
+/// Held while a whole line goes to standard output: the guest's text and gdb's
+/// output (under `--batch`) never cut into each other's lines.
+static STDOUT_LINES: Mutex<()> = Mutex::new(());
 
-impl Write for Gated {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if self.0.load(Ordering::Relaxed) {
-            io::stdout().write(bytes)
-        } else {
-            Ok(bytes.len())
+/// Writes `line` to standard output as one piece.
+fn write_line(line: &[u8]) {
+    let _whole = STDOUT_LINES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(line).and_then(|()| out.flush());
+}
+
+/// The guest's text on standard output, while `open` is set (nothing after), a
+/// whole line at a time; with `partial_lines`, also what it has of a line when
+/// flushed (a prompt, at a terminal).
+struct GuestText {
+    open: Arc<AtomicBool>,
+    partial_lines: bool,
+    pending: Vec<u8>,
+}
+
+/// The end of the guest's text, even without a line break.
+impl Drop for GuestText {
+    fn drop(&mut self) {
+        if self.open.load(Ordering::Relaxed) && !self.pending.is_empty() {
+            write_line(&self.pending);
         }
+    }
+}
+
+impl Write for GuestText {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if !self.open.load(Ordering::Relaxed) {
+            return Ok(bytes.len());
+        }
+        self.pending.extend_from_slice(bytes);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            write_line(&line);
+        }
+        Ok(bytes.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        io::stdout().flush()
+        if self.partial_lines && self.open.load(Ordering::Relaxed) && !self.pending.is_empty() {
+            write_line(&std::mem::take(&mut self.pending));
+        }
+        Ok(())
     }
 }
 
@@ -1303,7 +1365,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  if $arg0 == 14\n    echo #PF page fault\n  end\n"),
+            text.contains("  if $rusty_loader_vector == 14\n    printf \"[cargo xtask debug] reached crash: CPU exception 14 (#PF page fault), error code %#lx; the faulting frame:\\n\", $rusty_loader_error_code\n  end\n"),
             "{text}"
         );
         assert!(text.contains("  frame 1\nend\n"), "{text}");
