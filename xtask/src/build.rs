@@ -323,14 +323,17 @@ fn in_progress(path: &Path) -> PathBuf {
 
 /// QEMU boots only 32-bit Multiboot ELFs: convert a copy of the 64-bit one (which
 /// QEMU boots through PVH) and give the copy the Multiboot header. The copy keeps
-/// its symbols but not the debug information (75 KiB instead of 10 MiB); the 64-bit
-/// ELF keeps everything for the decoder and debuggers.
+/// its symbols but not the debug information nor the unwinding tables (75 KiB
+/// instead of 10 MiB); the 64-bit ELF keeps everything for the decoder and debuggers.
 fn to_elf32(sh: &Shell, input: &Path, output: &Path) -> Result<()> {
     let objcopy = find_objcopy(sh)?;
-    cmd!(sh, "{objcopy} -O elf32-i386 --strip-debug {input} {output}")
-        .quiet()
-        .run()
-        .context("objcopy to elf32-i386")?;
+    cmd!(
+        sh,
+        "{objcopy} -O elf32-i386 --strip-debug --remove-section=.eh_frame {input} {output}"
+    )
+    .quiet()
+    .run()
+    .context("objcopy to elf32-i386")?;
     let mut image = std::fs::read(output).context("reading the 32-bit loader image")?;
     place_multiboot_header(&mut image).context("placing the Multiboot header")?;
     std::fs::write(output, image).context("writing the 32-bit loader image")?;

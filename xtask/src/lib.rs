@@ -7,6 +7,7 @@ pub mod bench_loaders;
 pub mod bench_table;
 pub mod build;
 pub mod census;
+pub mod debug;
 pub mod ending;
 pub mod fuzz;
 pub mod lint;

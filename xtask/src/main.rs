@@ -3,7 +3,7 @@
 //!
 //! This is the command line's top and its dispatch, nothing else: each subcommand
 //! is a module of the library with its options and what it does (`build`, `trace`
-//! for `run` and `trace`, `test`, `lint`, `bench`, `census`, `record`, `fuzz`). A
+//! for `run` and `trace`, `debug`, `test`, `lint`, `bench`, `census`, `record`, `fuzz`). A
 //! new subcommand is a module, a variant here with its `--help` text, and one line
 //! of dispatch.
 
@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use xshell::Shell;
 use xtask::ending::USAGE_STATUS;
-use xtask::{bench, build, census, fuzz, lint, record, test, trace};
+use xtask::{bench, build, census, debug, fuzz, lint, record, test, trace};
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +51,16 @@ enum Command {
     /// as for `cargo xtask run`.
     #[command(after_help = trace::after_help(trace::TRACE_EXAMPLES))]
     Trace(Box<trace::TraceArgs>),
+    /// Boot an application under gdb, stopped where you ask, with the loader's and
+    /// the application's symbols in place.
+    ///
+    /// Builds the loader, boots APP (default: the bundled demo kernel) as `run` does,
+    /// with QEMU's gdb stub, and starts gdb connected to it: the loader's symbols,
+    /// the application's at the address it runs at (read at the hand-over), stopped
+    /// at each WHERE. The session's gdb script is written to a file, for another
+    /// debugger front end (--serve). Words after `--` go to the application.
+    #[command(after_help = debug::help_text())]
+    Debug(Box<debug::DebugArgs>),
     /// Build everything and run all tests (host unit tests and QEMU boots).
     Test,
     /// rustfmt check, clippy on the host crates and on the bare-metal binaries (with
@@ -99,6 +109,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Build(args) => args.run(&sh),
         Command::Run(boot) => boot.run(&sh),
         Command::Trace(args) => args.run(&sh),
+        Command::Debug(args) => args.run(&sh),
         Command::Test => test::run(&sh),
         Command::Lint => lint::run(&sh),
         Command::Bench(args) => args.run(&sh),

@@ -71,6 +71,13 @@ pub struct QemuConfig {
     /// ([`Finished::stop`]); under TCG also `-d cpu_reset` to a log, where QEMU says
     /// "Triple fault" when that is what reset the guest.
     pub monitor: bool,
+    /// A gdb stub on this Unix socket (`-gdb unix:...`), with the CPU held before its
+    /// first instruction (`-S`) until a debugger continues it (`cargo xtask debug`).
+    /// A socket rather than a TCP port: sessions running side by side never
+    /// collide. QEMU then runs in a process group of its own, so that Ctrl-C at the
+    /// debugger's prompt interrupts the guest through the debugger instead of ending
+    /// QEMU.
+    pub gdb_socket: Option<PathBuf>,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -93,6 +100,7 @@ impl QemuConfig {
             append: None,
             deterministic: false,
             monitor: false,
+            gdb_socket: None,
             extra_args: Vec::new(),
             working_dir: None,
         }
@@ -154,6 +162,14 @@ impl QemuConfig {
                 args.push(log.into());
             }
         }
+        if let Some(socket) = &self.gdb_socket {
+            args.push("-S".into());
+            args.push("-gdb".into());
+            let mut stub = OsString::from("unix:");
+            stub.push(socket);
+            stub.push(",server=on,wait=off");
+            args.push(stub);
+        }
         args.push("-kernel".into());
         args.push(self.kernel_file().into_os_string());
         if let Some(app) = &self.app {
@@ -180,6 +196,9 @@ impl QemuConfig {
         command.args(self.args_with_monitor(monitor_dir));
         if let Some(dir) = &self.working_dir {
             command.current_dir(dir);
+        }
+        if self.gdb_socket.is_some() {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
         command
     }
@@ -304,6 +323,19 @@ pub fn run(
     stderr: QemuStderr,
     on_serial: impl FnMut(Arrival) -> ControlFlow<()>,
 ) -> Result<Finished> {
+    run_until(config, timeout, stderr, Arc::default(), on_serial)
+}
+
+/// [`run`], also stopping QEMU as soon as `stop` is set, from any thread (`cargo
+/// xtask debug` ends QEMU when its debugger is done, which the serial output does not
+/// tell).
+pub fn run_until(
+    config: &QemuConfig,
+    timeout: Duration,
+    stderr: QemuStderr,
+    stop: Arc<AtomicBool>,
+    on_serial: impl FnMut(Arrival) -> ControlFlow<()>,
+) -> Result<Finished> {
     let monitor = if config.monitor {
         Some(MonitorDir::new().context("creating a directory for QEMU's monitor socket")?)
     } else {
@@ -320,8 +352,7 @@ pub fn run(
         .with_context(|| format!("could not start {}", config.display()))?;
     let serial = child.stdout.take().expect("stdout is piped");
     let qemu_stderr = child.stderr.take().expect("stderr is piped");
-    // Set to make the watchdog stop QEMU before its time.
-    let stop = Arc::new(AtomicBool::new(false));
+    // Set to make the watchdog stop QEMU before its time (`stop`, the caller's flag).
     let kvm_failed = Arc::new(AtomicBool::new(false));
     // Set by the watchdog at the timeout: the monitor stops the guest and reads it.
     let stop_guest = Arc::new(AtomicBool::new(false));

@@ -161,7 +161,7 @@ impl BootOptions {
             events: false,
         }))?;
         drop(out);
-        let said = qemu_said(&run, prepared.symbols.as_ref());
+        let said = run.qemu_said(prepared.symbols.as_ref());
         Ok(finish(&run.ending(), said.as_deref()))
     }
 }
@@ -177,14 +177,7 @@ impl TraceArgs {
         );
         // A bad baseline is refused before anything is built or booted.
         let baseline = self.baseline.as_deref().map(Baseline::read).transpose()?;
-        let kvm = self.kvm
-            && match traced_boot::kvm_usable() {
-                Ok(()) => true,
-                Err(why) => {
-                    eprintln!("warning: not using KVM: {why}; falling back to TCG");
-                    false
-                }
-            };
+        let kvm = self.kvm && traced_boot::kvm_or_warn();
         let prepared = Prepared::new(
             sh,
             &self.boot,
@@ -304,14 +297,16 @@ fn profile_verdict(
 }
 
 /// A boot made ready: QEMU's command line and the loader's trace table.
-struct Prepared {
-    config: QemuConfig,
+pub struct Prepared {
+    pub config: QemuConfig,
     /// None for a loader built without tracing.
-    table: Option<TraceTable>,
-    timeout: Duration,
+    pub table: Option<TraceTable>,
+    pub timeout: Duration,
     /// The application's symbols, to name a crash's code addresses (None when its
     /// ELF cannot be read for them: the report then gives addresses only).
-    symbols: Option<AppSymbols>,
+    pub symbols: Option<AppSymbols>,
+    /// The loader's 64-bit ELF, with its symbols.
+    pub loader_elf: PathBuf,
 }
 
 impl Prepared {
@@ -319,7 +314,7 @@ impl Prepared {
     /// costs no build; `outputs` are the files to write, each with its option), then
     /// QEMU found, the loader built, `-m` checked against it, the default
     /// application built, and the QEMU command line put together.
-    fn new(
+    pub fn new(
         sh: &Shell,
         boot: &BootOptions,
         outputs: &[(&str, Option<&Path>)],
@@ -417,6 +412,7 @@ impl Prepared {
             table,
             timeout: Duration::from_secs(boot.timeout),
             symbols,
+            loader_elf: loader.elf,
         })
     }
 
@@ -444,24 +440,6 @@ fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
         }
     }
     ExitCode::from(ending.status)
-}
-
-/// What QEMU said when it stopped the guest, in one sentence: from the report (RIP
-/// named from the application's ELF) when the boot was traced, else its RIP alone.
-fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
-    let stop = run.stop.as_ref()?;
-    if let Some(record) = &run.record {
-        return Report::build_with_app(record, symbols)
-            .stop
-            .map(|s| s.message);
-    }
-    let rip = stop
-        .registers
-        .as_deref()
-        .map(trace_decoder::qemu_state::Registers::parse)
-        .and_then(|registers| registers.rip)
-        .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
-    Some(format!("the guest stopped{rip}"))
 }
 
 /// Writes the raw stream and QEMU's status beside it (`FILE.status`), the pair

@@ -7,6 +7,8 @@
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -15,8 +17,9 @@ use trace_decoder::decode::TraceTable;
 use trace_decoder::live::{LineStyle, Session};
 use trace_decoder::pump::Arrival;
 use trace_decoder::qemu_state::{QemuStop, StopKind};
-use trace_decoder::report::BootRecord;
+use trace_decoder::report::{BootRecord, Report};
 use trace_decoder::stream::{Demux, Piece};
+use trace_decoder::symbols::AppSymbols;
 
 use crate::ending::{Ending, QemuEnd, TraceSeen};
 use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
@@ -47,6 +50,25 @@ impl TracedRun {
         Ending::of(&self.qemu, self.qemu_error.as_deref(), &seen)
     }
 
+    /// What QEMU said when it stopped the guest, in one sentence: from the report
+    /// (RIP named from the application's `symbols`) when the boot was traced, else
+    /// its RIP alone.
+    pub fn qemu_said(&self, symbols: Option<&AppSymbols>) -> Option<String> {
+        let stop = self.stop.as_ref()?;
+        if let Some(record) = &self.record {
+            return Report::build_with_app(record, symbols)
+                .stop
+                .map(|s| s.message);
+        }
+        let rip = stop
+            .registers
+            .as_deref()
+            .map(trace_decoder::qemu_state::Registers::parse)
+            .and_then(|registers| registers.rip)
+            .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
+        Some(format!("the guest stopped{rip}"))
+    }
+
     /// QEMU's exit status, when it exited by itself.
     pub fn status(&self) -> Option<i32> {
         match self.qemu {
@@ -75,6 +97,17 @@ pub fn boot(
     table: Option<&TraceTable>,
     timeout: Duration,
     live: Option<Live>,
+) -> Result<TracedRun> {
+    boot_until(config, table, timeout, live, Arc::default())
+}
+
+/// [`boot`], also ended as soon as `stop` is set ([`qemu::run_until`]).
+pub fn boot_until(
+    config: &QemuConfig,
+    table: Option<&TraceTable>,
+    timeout: Duration,
+    live: Option<Live>,
+    stop: Arc<AtomicBool>,
 ) -> Result<TracedRun> {
     let mut raw = Vec::new();
     // Host times count from now: QEMU starts right away.
@@ -108,7 +141,7 @@ pub fn boot(
                 None => Console::new(Box::new(io::sink()), Box::new(io::sink()), quiet),
             };
             let mut consumer = LiveConsumer::new(Session::with_start(table, start), console);
-            let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
+            let finished = qemu::run_until(config, timeout, QemuStderr::PassOn, stop, |arrival| {
                 if let Arrival::Bytes(bytes) = arrival {
                     raw.extend_from_slice(bytes);
                 }
@@ -127,7 +160,7 @@ pub fn boot(
                 None => Box::new(io::sink()),
             };
             let mut demux = Demux::new();
-            let finished = qemu::run(config, timeout, QemuStderr::PassOn, |arrival| {
+            let finished = qemu::run_until(config, timeout, QemuStderr::PassOn, stop, |arrival| {
                 match arrival {
                     Arrival::Bytes(bytes) => {
                         raw.extend_from_slice(bytes);
@@ -198,6 +231,18 @@ fn qemu_end(finished: &Finished, timeout: Duration) -> QemuEnd {
         match finished.status {
             Some(status) => QemuEnd::Exited(status),
             None => QemuEnd::Killed,
+        }
+    }
+}
+
+/// Whether to use KVM when it was asked for: yes when it can run the loader here,
+/// else no, with a warning saying why (the boot then falls back to TCG).
+pub fn kvm_or_warn() -> bool {
+    match kvm_usable() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("warning: not using KVM: {why}; falling back to TCG");
+            false
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use trace_decoder::pump::Arrival;
@@ -113,6 +115,45 @@ fn the_caller_can_stop_qemu() {
     assert_eq!(serial, b"started\n");
     assert!(!finished.timed_out && !finished.kvm_failed && !finished.interrupted);
     assert_eq!(finished.status, None, "killed");
+}
+
+#[test]
+fn another_thread_can_stop_qemu() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    // The serial output says nothing more after its first line: only the flag ends
+    // the run.
+    let finished = qemu::run_until(&fake_qemu("hang"), NEVER, QemuStderr::PassOn, stop, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    stopper.join().unwrap();
+    assert!(!finished.timed_out && !finished.kvm_failed && !finished.interrupted);
+    assert_eq!(finished.status, None, "killed");
+}
+
+#[test]
+fn a_gdb_stub_holds_the_cpu_on_a_socket_of_its_own() {
+    let config = QemuConfig {
+        gdb_socket: Some(PathBuf::from("/tmp/session/gdb.sock")),
+        ..QemuConfig::new("rusty-loader", "app")
+    };
+    let line = config.display();
+    assert!(
+        line.contains(" -S -gdb unix:/tmp/session/gdb.sock,server=on,wait=off -kernel "),
+        "{line}"
+    );
+    let plain = QemuConfig::new("rusty-loader", "app").display();
+    assert!(
+        !plain.contains("-gdb") && !plain.contains(" -S "),
+        "{plain}"
+    );
 }
 
 #[test]

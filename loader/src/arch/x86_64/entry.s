@@ -123,7 +123,9 @@ start32:
     mov eax, cr0
     or eax, {cr0_pg}
     mov cr0, eax
-
+// Where the trace's "long mode" step begins (named for debuggers: `cargo xtask debug
+// --break stage:long-mode` stops here).
+paging_enabled:
     rdtsc
     mov [{stamps} + 8], eax
     mov [{stamps} + 12], edx

@@ -19,11 +19,36 @@ exception_stub_\vector:
     EXCEPTION_STUB \v, 1
 .endr
 
+// Unwinding information for debuggers (it lives in the ELF only: link.ld does not
+// load .eh_frame): the interrupted code is the caller of this "signal frame", so a
+// backtrace taken here or in the handler goes on into the code that faulted, and
+// `cargo xtask debug --break crash` stops here with the faulting frame shown. The
+// DWARF expressions (DW_CFA_def_cfa_expression 0x0f, DW_CFA_expression 0x10) read
+// the CPU's frame: the interrupted RSP at [frame + 40] is the CFA, RIP (DWARF
+// register 16) is at frame + 16, RFLAGS (49) at frame + 32, the frame first at
+// rsp (DW_OP_breg7), then in rbx (DW_OP_breg3), which keeps it across the call;
+// rbx itself is saved below the frame.
 exception_common:
-    mov rdi, rsp
+    .cfi_startproc simple
+    .cfi_signal_frame
+    .cfi_escape 0x0f, 0x03, 0x77, 0x28, 0x06
+    .cfi_escape 0x10, 0x10, 0x02, 0x77, 0x10
+    .cfi_escape 0x10, 0x31, 0x02, 0x77, 0x20
+    push rbx
+    .cfi_escape 0x0f, 0x03, 0x77, 0x30, 0x06
+    .cfi_escape 0x10, 0x10, 0x02, 0x77, 0x18
+    .cfi_escape 0x10, 0x31, 0x02, 0x77, 0x28
+    .cfi_escape 0x10, 0x03, 0x02, 0x77, 0x00
+    lea rbx, [rsp + 8]
+    .cfi_escape 0x0f, 0x03, 0x73, 0x28, 0x06
+    .cfi_escape 0x10, 0x10, 0x02, 0x73, 0x10
+    .cfi_escape 0x10, 0x31, 0x02, 0x73, 0x20
+    .cfi_escape 0x10, 0x03, 0x02, 0x73, 0x78
+    mov rdi, rbx
     and rsp, -16
     call {exception_handler}
     ud2
+    .cfi_endproc
 
 .section .rodata
 .balign 8

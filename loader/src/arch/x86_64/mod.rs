@@ -228,19 +228,29 @@ pub fn hand_over(to: &HandOver) -> ! {
     // identity-maps the whole loader image (this code, the GDT and IDT, the stack,
     // the boot info) in them, so the instruction after `mov cr3` is still there.
     // What follows the jump is the kernel's: the loader keeps no state to corrupt.
-    unsafe {
-        asm!(
-            "cli",
-            "mov cr3, rax",
-            "mov rsp, rcx",
-            "xor esi, esi",
-            "xor ebp, ebp",
-            "jmp rdx",
-            in("rax") to.tables.pml4(),
-            in("rcx") to.stack,
-            in("rdx") to.entry,
-            in("rdi") to.boot_info,
-            options(noreturn)
-        )
-    }
+    unsafe { jump_to_kernel(to.boot_info, to.tables.pml4(), to.stack, to.entry) }
+}
+
+/// The jump itself, a function of its own so that a debugger finds it by a plain
+/// name (`rusty_loader_jump_to_kernel`: a naked function has no debug information
+/// that would give its Rust path), with
+/// everything the kernel gets in registers: the boot info in rdi (where the kernel
+/// reads it), the kernel's PML4 in rsi, its stack in rdx and its entry in rcx.
+/// `cargo xtask debug` stops here to learn where the kernel runs (rcx) and to set
+/// the application's breakpoints once the kernel is in place.
+///
+/// # Safety
+///
+/// `pml4` must map this code, the stack and the boot info (see [`hand_over`]).
+#[unsafe(naked)]
+#[unsafe(export_name = "rusty_loader_jump_to_kernel")]
+unsafe extern "sysv64" fn jump_to_kernel(boot_info: u64, pml4: u64, stack: u64, entry: u64) -> ! {
+    core::arch::naked_asm!(
+        "cli",
+        "mov cr3, rsi",
+        "mov rsp, rdx",
+        "xor esi, esi",
+        "xor ebp, ebp",
+        "jmp rcx",
+    )
 }
