@@ -6,7 +6,7 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use goblin::elf::dynamic::{DT_REL, DT_RELASZ, DT_RELSZ};
+use goblin::elf::dynamic::{DT_JMPREL, DT_PLTRELSZ, DT_REL, DT_RELASZ, DT_RELSZ};
 use goblin::elf::program_header::{PF_R, PF_W, PT_NULL};
 use goblin::elf::reloc::{R_X86_64_64, R_X86_64_RELATIVE};
 use goblin::elf64::program_header::SIZEOF_PHDR;
@@ -173,6 +173,22 @@ fn cases() -> Vec<(&'static str, Vec<u8>, LoadError)> {
                 tag: "DT_REL",
                 size: 16,
             },
+        ),
+        (
+            "PLT relocations",
+            dynamic_edited(|entries| {
+                entries.push((DT_JMPREL, RELA_OFFSET as u64));
+                entries.push((DT_PLTRELSZ, 24));
+            }),
+            LoadError::UnappliedRelocations {
+                tag: "DT_JMPREL",
+                size: 24,
+            },
+        ),
+        (
+            "DT_JMPREL without DT_PLTRELSZ",
+            dynamic_edited(|entries| entries.push((DT_JMPREL, RELA_OFFSET as u64))),
+            missing("DT_JMPREL", "DT_PLTRELSZ"),
         ),
         // undefined-tag
         (

@@ -6,8 +6,8 @@
 //! `PT_DYNAMIC` headers.
 
 use goblin::elf::dynamic::{
-    DT_HIOS, DT_HIPROC, DT_LOOS, DT_NEEDED, DT_NULL, DT_REL, DT_RELA, DT_RELACOUNT, DT_RELAENT,
-    DT_RELASZ, DT_RELSZ, DT_SYMENT, DT_SYMTAB,
+    DT_HIOS, DT_HIPROC, DT_JMPREL, DT_LOOS, DT_NEEDED, DT_NULL, DT_PLTRELSZ, DT_REL, DT_RELA,
+    DT_RELACOUNT, DT_RELAENT, DT_RELASZ, DT_RELSZ, DT_SYMENT, DT_SYMTAB,
 };
 use goblin::elf64::program_header::ProgramHeader;
 use goblin::elf64::reloc::SIZEOF_RELA;
@@ -37,6 +37,8 @@ pub(super) struct DynamicTags {
     relative_count: Option<u64>,
     rel: Option<u64>,
     rel_size: Option<u64>,
+    plt_relocations: Option<u64>,
+    plt_relocations_size: Option<u64>,
     symtab: Option<u64>,
     symbol_entry_size: Option<u64>,
 }
@@ -92,6 +94,8 @@ pub(super) fn scan_dynamic(
             DT_RELACOUNT => record(&mut tags.relative_count, "DT_RELACOUNT", value)?,
             DT_REL => record(&mut tags.rel, "DT_REL", value)?,
             DT_RELSZ => record(&mut tags.rel_size, "DT_RELSZ", value)?,
+            DT_JMPREL => record(&mut tags.plt_relocations, "DT_JMPREL", value)?,
+            DT_PLTRELSZ => record(&mut tags.plt_relocations_size, "DT_PLTRELSZ", value)?,
             DT_SYMTAB => record(&mut tags.symtab, "DT_SYMTAB", value)?,
             DT_SYMENT => record(&mut tags.symbol_entry_size, "DT_SYMENT", value)?,
             tag if !tag_is_defined(tag) => {
@@ -113,8 +117,8 @@ pub(super) struct RelocationTable<'a> {
 /// Finds the file bytes of the `DT_RELA` table, refusing a dynamic section that
 /// describes it inconsistently: the table without its size or entry size (or those
 /// without the table), an entry size other than 24, a size that is not whole entries,
-/// a `DT_RELACOUNT` above the number of entries, REL relocations (which the loader
-/// would not apply), or a table outside the file bytes of the segments.
+/// a `DT_RELACOUNT` above the number of entries, REL or PLT relocations (which the
+/// loader would not apply), or a table outside the file bytes of the segments.
 pub(super) fn locate_relocation_table<'a>(
     bytes: &'a [u8],
     dynamic: &DynamicTags,
@@ -135,6 +139,19 @@ pub(super) fn locate_relocation_table<'a>(
         });
     }
     let missing = |present, missing| LoadError::DynamicTagMissing { present, missing };
+    // PLT relocations (`R_X86_64_JUMP_SLOT`, `R_X86_64_IRELATIVE`) have no use in a
+    // static application, and without a dynamic linker nothing would apply them:
+    // a kernel that has some would call through unrelocated pointers.
+    match (dynamic.plt_relocations, dynamic.plt_relocations_size) {
+        (_, Some(size)) if size != 0 => {
+            return Err(LoadError::UnappliedRelocations {
+                tag: "DT_JMPREL",
+                size,
+            })
+        }
+        (Some(_), None) => return Err(missing("DT_JMPREL", "DT_PLTRELSZ")),
+        _ => {}
+    }
     let relative_count = dynamic.relative_count.unwrap_or(0);
     let (vaddr, size, entry_size) = match (dynamic.rela, dynamic.rela_size, dynamic.rela_entry_size)
     {

@@ -20,6 +20,17 @@
 //! loader's heap is small): a relocation looks its symbol up by index in the dynamic
 //! symbol table.
 //!
+//! What is accepted loads as the file says. A file that parses but whose parts
+//! disagree would otherwise be handed over and fail later as if by the kernel's own
+//! fault (a `DT_RELASZ` whose tag was corrupted left a kernel unrelocated; a data
+//! segment whose `PT_LOAD` lost its type was relocated into the hole): every
+//! program header type and dynamic tag must lie in a defined range, the relocation
+//! tags must be complete and agree, `PT_DYNAMIC` and the TLS template must be where
+//! a segment loads them, segments in order, apart, with their alignment kept, the
+//! entry point in an executable segment's file bytes, and every relocation target
+//! inside one segment (checked while relocating). Each kind of disagreement has its
+//! own exit code.
+//!
 //! One file per job:
 //! - `program_headers`: the ELF header, the program header table and what it says
 //!   about `PT_LOAD` segments and the TLS template;

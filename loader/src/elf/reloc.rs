@@ -47,8 +47,9 @@ impl Kernel<'_> {
     /// `R_X86_64_RELATIVE` stores bias + addend; `R_X86_64_64` stores bias + symbol
     /// value + addend and `R_X86_64_GLOB_DAT` the same without the addend. Relocations
     /// against weak undefined symbols are skipped and counted, `R_X86_64_NONE` is
-    /// ignored, and any other type is refused. `DT_JMPREL` is ignored, as upstream does.
-    /// Executables are not relocated.
+    /// ignored, and any other type is refused. Executables are not relocated.
+    /// (`inspect` refuses REL and PLT relocations, `DT_REL` and `DT_JMPREL`: nothing
+    /// would apply them.)
     ///
     /// Every 8 bytes written lie inside one `PT_LOAD` segment's memory: a target in a
     /// gap between segments, outside the image or across a segment's end is refused
