@@ -10,6 +10,7 @@
 //! `trace-decoder/tests/regressions.rs`) include them by path and replay every file
 //! of `fuzz/regressions/<target>/` through the same `check`.
 
+pub mod as_said;
 pub mod cmdline;
 pub mod decoding;
 pub mod fdt_reader;

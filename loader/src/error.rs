@@ -62,6 +62,43 @@ macro_rules! exit_codes {
             /// The PVH start info is unusable: its magic or version, a pointer or length
             /// in it, or a memory map whose entries overlap.
             BadStartInfo = 0x23, "bad-start-info";
+            /// The dynamic section describes the relocation or symbol table
+            /// inconsistently: a table without its size or entry size (or the reverse),
+            /// an entry size other than 24, a size that is not whole entries, a
+            /// `DT_RELACOUNT` the table does not bear out, a tag given twice with two
+            /// values.
+            InconsistentDynamic = 0x24, "inconsistent-dynamic";
+            /// A dynamic tag or a program header type in no range the ELF specification
+            /// defines: a corrupted entry, whose meaning the loader cannot know.
+            UndefinedTag = 0x25, "undefined-tag";
+            /// The `DT_RELA` or `DT_SYMTAB` table does not lie in the file bytes of a
+            /// `PT_LOAD` segment.
+            TableOutsideSegments = 0x26, "table-outside-segments";
+            /// The `PT_DYNAMIC` segment is not loaded where it says: it lies outside
+            /// the file bytes of every `PT_LOAD` segment, or at another file offset.
+            DynamicOutsideSegments = 0x27, "dynamic-outside-segments";
+            /// The `PT_TLS` template is not loaded where it says: it lies outside the
+            /// file bytes of every `PT_LOAD` segment, or at another file offset.
+            TlsOutsideSegments = 0x28, "tls-outside-segments";
+            /// A relocation's 8-byte target does not lie inside one `PT_LOAD`
+            /// segment's memory: in a gap between segments, outside the image, or
+            /// across a segment's end.
+            RelocationOutsideSegments = 0x29, "relocation-outside-segments";
+            /// The entry point does not lie in the file bytes of an executable
+            /// (`PF_X`) `PT_LOAD` segment.
+            EntryOutsideCode = 0x2a, "entry-outside-code";
+            /// Two `PT_LOAD` segments overlap in memory, or are not in ascending
+            /// address order.
+            OverlappingSegments = 0x2b, "overlapping-segments";
+            /// A `PT_LOAD` or `PT_TLS` segment has more file bytes than memory
+            /// (`p_filesz` > `p_memsz`).
+            FileSizeAboveMemorySize = 0x2c, "filesz-above-memsz";
+            /// A `PT_LOAD` segment's alignment cannot be kept: `p_align` not a power of
+            /// two, `p_offset` and `p_vaddr` not congruent, or (position-independent
+            /// kernels) an image start that is not a multiple of a segment's alignment.
+            MisalignedSegment = 0x2d, "misaligned-segment";
+            /// The `PT_LOAD` segments occupy no memory: there is nothing to run.
+            EmptyImage = 0x2e, "empty-image";
             /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
             CpuException = 0x40, "cpu-exception";
         }
@@ -204,6 +241,154 @@ pub enum LoadError {
         found: u64,
         limit: u64,
     },
+    /// The dynamic section has the tag `present` but not `missing`, which says how
+    /// to read the table `present` names (or names the table `missing` describes).
+    DynamicTagMissing {
+        present: &'static str,
+        missing: &'static str,
+    },
+    /// The dynamic tag `tag` gives `value` as the size of an entry; `expected` is the
+    /// size of the record the loader reads.
+    DynamicEntrySize {
+        tag: &'static str,
+        value: u64,
+        expected: u64,
+    },
+    /// `DT_RELASZ` is not a whole number of 24-byte entries.
+    RelocationTableSize {
+        size: u64,
+    },
+    /// `DT_RELACOUNT` counts more relative relocations than the table holds entries.
+    RelativeCountAboveEntries {
+        count: u64,
+        entries: u64,
+    },
+    /// Entry `index` of the relocation table is of type `r_type`, but lies among the
+    /// first `count` entries, which `DT_RELACOUNT` says are `R_X86_64_RELATIVE`.
+    RelativeCountDisagrees {
+        index: usize,
+        count: u64,
+        r_type: u32,
+    },
+    /// The dynamic tag `tag` appears twice, with two values.
+    RepeatedDynamicTag {
+        tag: &'static str,
+        first: u64,
+        second: u64,
+    },
+    /// Relocations of a kind the loader does not apply: `tag` names `size` bytes of them.
+    UnappliedRelocations {
+        tag: &'static str,
+        size: u64,
+    },
+    /// Entry `index` of the dynamic section has a tag in no range the ELF
+    /// specification defines.
+    UndefinedDynamicTag {
+        index: usize,
+        tag: u64,
+    },
+    /// Program header `index` has a type in no range the ELF specification defines.
+    UndefinedSegmentType {
+        index: usize,
+        p_type: u32,
+    },
+    /// The `table` the dynamic section names at `start` (to `end`, when its size is
+    /// known) does not lie in the file bytes of one `PT_LOAD` segment.
+    TableOutsideSegments {
+        table: &'static str,
+        start: u64,
+        end: Option<u64>,
+    },
+    /// `what` (`PT_DYNAMIC` or the `PT_TLS` template), at `[start, end)` and file
+    /// offset `file_offset`, is not what the `PT_LOAD` segments place there: no
+    /// segment's file bytes hold those addresses (`loaded_from` is `None`), or the one
+    /// that does loads them from the file offset `loaded_from`.
+    NotLoadedAsSaid {
+        what: NotLoaded,
+        start: u64,
+        end: u64,
+        file_offset: u64,
+        loaded_from: Option<u64>,
+    },
+    /// Relocation `index` writes 8 bytes at `target`, not inside one `PT_LOAD`
+    /// segment's memory.
+    RelocationOutsideSegments {
+        index: usize,
+        target: u64,
+    },
+    /// The entry point `entry` is not in the file bytes of an executable `PT_LOAD`
+    /// segment.
+    EntryOutsideCode {
+        entry: u64,
+    },
+    /// `PT_LOAD` program header `index` starts at `vaddr`, below the start
+    /// `previous_vaddr` of the one before it, `previous_index`.
+    SegmentsOutOfOrder {
+        index: usize,
+        vaddr: u64,
+        previous_index: usize,
+        previous_vaddr: u64,
+    },
+    /// `PT_LOAD` program header `index`, at `[start, end)`, overlaps the one before
+    /// it, `previous_index`, which ends at `previous_end`.
+    OverlappingSegments {
+        index: usize,
+        start: u64,
+        end: u64,
+        previous_index: usize,
+        previous_end: u64,
+    },
+    /// Program header `index` (a `segment_type`) has `p_filesz` > `p_memsz`.
+    FileSizeAboveMemorySize {
+        index: usize,
+        segment_type: &'static str,
+        file_size: u64,
+        mem_size: u64,
+    },
+    /// Program header `index` (a `segment_type`) has a `p_align` that is neither 0,
+    /// 1 nor a power of two.
+    AlignmentNotPowerOfTwo {
+        index: usize,
+        segment_type: &'static str,
+        align: u64,
+    },
+    /// `PT_LOAD` program header `index` has `p_offset` and `p_vaddr` that differ
+    /// modulo `modulus`.
+    OffsetNotCongruent {
+        index: usize,
+        offset: u64,
+        vaddr: u64,
+        modulus: u64,
+    },
+    /// A position-independent kernel whose image starts at `image_start`, not a
+    /// multiple of the alignment `align` of `PT_LOAD` program header `index`.
+    ImageStartMisaligned {
+        index: usize,
+        align: u64,
+        image_start: u64,
+    },
+    /// Every `PT_LOAD` segment has `p_memsz` 0.
+    EmptyImage {
+        segments: usize,
+    },
+}
+
+/// What [`LoadError::NotLoadedAsSaid`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotLoaded {
+    /// The `PT_DYNAMIC` segment.
+    Dynamic,
+    /// The `PT_TLS` segment's template (its file bytes).
+    TlsTemplate,
+}
+
+impl NotLoaded {
+    const fn name(self) -> &'static str {
+        match self {
+            NotLoaded::Dynamic => "PT_DYNAMIC",
+            NotLoaded::TlsTemplate => "the PT_TLS template",
+        }
+    }
 }
 
 impl LoadError {
@@ -230,6 +415,31 @@ impl LoadError {
             LoadError::FdtBuild { .. } => ExitCode::FdtBuild,
             LoadError::ElfTooComplex { .. } => ExitCode::ElfTooComplex,
             LoadError::UnknownOption { .. } => ExitCode::UnknownOption,
+            LoadError::DynamicTagMissing { .. }
+            | LoadError::DynamicEntrySize { .. }
+            | LoadError::RelocationTableSize { .. }
+            | LoadError::RelativeCountAboveEntries { .. }
+            | LoadError::RelativeCountDisagrees { .. }
+            | LoadError::RepeatedDynamicTag { .. } => ExitCode::InconsistentDynamic,
+            LoadError::UnappliedRelocations { .. } => ExitCode::UnsupportedRelocation,
+            LoadError::UndefinedDynamicTag { .. } | LoadError::UndefinedSegmentType { .. } => {
+                ExitCode::UndefinedTag
+            }
+            LoadError::TableOutsideSegments { .. } => ExitCode::TableOutsideSegments,
+            LoadError::NotLoadedAsSaid { what, .. } => match what {
+                NotLoaded::Dynamic => ExitCode::DynamicOutsideSegments,
+                NotLoaded::TlsTemplate => ExitCode::TlsOutsideSegments,
+            },
+            LoadError::RelocationOutsideSegments { .. } => ExitCode::RelocationOutsideSegments,
+            LoadError::EntryOutsideCode { .. } => ExitCode::EntryOutsideCode,
+            LoadError::SegmentsOutOfOrder { .. } | LoadError::OverlappingSegments { .. } => {
+                ExitCode::OverlappingSegments
+            }
+            LoadError::FileSizeAboveMemorySize { .. } => ExitCode::FileSizeAboveMemorySize,
+            LoadError::AlignmentNotPowerOfTwo { .. }
+            | LoadError::OffsetNotCongruent { .. }
+            | LoadError::ImageStartMisaligned { .. } => ExitCode::MisalignedSegment,
+            LoadError::EmptyImage { .. } => ExitCode::EmptyImage,
         }
     }
 }
@@ -316,6 +526,96 @@ impl fmt::Display for LoadError {
             LoadError::ElfTooComplex { what, found, limit } => write!(
                 f,
                 "the module is too complex to load: {found} {what}, where the loader reads at most {limit}"
+            ),
+            LoadError::DynamicTagMissing { present, missing } => write!(
+                f,
+                "the dynamic section has {present} but no {missing}: the relocations cannot be applied as the file says"
+            ),
+            LoadError::DynamicEntrySize { tag, value, expected } => write!(
+                f,
+                "{tag} is {value}, where the loader's records are {expected} bytes"
+            ),
+            LoadError::RelocationTableSize { size } => write!(
+                f,
+                "DT_RELASZ {size:#x} is not a whole number of 24-byte relocations"
+            ),
+            LoadError::RelativeCountAboveEntries { count, entries } => write!(
+                f,
+                "DT_RELACOUNT says {count} relative relocations, but the table (DT_RELASZ) holds {entries}"
+            ),
+            LoadError::RelativeCountDisagrees { index, count, r_type } => write!(
+                f,
+                "relocation {index} is of type {r_type}, but DT_RELACOUNT says the first {count} are R_X86_64_RELATIVE"
+            ),
+            LoadError::RepeatedDynamicTag { tag, first, second } => write!(
+                f,
+                "the dynamic section gives {tag} twice, as {first:#x} and {second:#x}"
+            ),
+            LoadError::UnappliedRelocations { tag, size } => write!(
+                f,
+                "the dynamic section names {size:#x} bytes of {tag} relocations, which the loader does not apply (it applies DT_RELA)"
+            ),
+            LoadError::UndefinedDynamicTag { index, tag } => write!(
+                f,
+                "dynamic entry {index} has tag {tag:#x}, which no ELF specification defines: the dynamic section is corrupted"
+            ),
+            LoadError::UndefinedSegmentType { index, p_type } => write!(
+                f,
+                "program header {index} has type {p_type:#x}, which no ELF specification defines: the program header table is corrupted"
+            ),
+            LoadError::TableOutsideSegments { table, start, end: Some(end) } => write!(
+                f,
+                "the {table} table [{start:#x}, {end:#x}) does not lie in the file bytes of one PT_LOAD segment"
+            ),
+            LoadError::TableOutsideSegments { table, start, end: None } => write!(
+                f,
+                "the {table} table at {start:#x} does not lie in the file bytes of a PT_LOAD segment"
+            ),
+            LoadError::NotLoadedAsSaid { what, start, end, file_offset: _, loaded_from: None } => write!(
+                f,
+                "{} [{start:#x}, {end:#x}) does not lie in the file bytes of one PT_LOAD segment: the kernel would not find it there",
+                what.name()
+            ),
+            LoadError::NotLoadedAsSaid { what, start, end, file_offset, loaded_from: Some(loaded_from) } => write!(
+                f,
+                "{} [{start:#x}, {end:#x}) says file offset {file_offset:#x}, but its PT_LOAD segment places the bytes from {loaded_from:#x} there",
+                what.name()
+            ),
+            LoadError::RelocationOutsideSegments { index, target } => write!(
+                f,
+                "relocation {index} writes 8 bytes at {target:#x}, which do not lie in one PT_LOAD segment"
+            ),
+            LoadError::EntryOutsideCode { entry } => write!(
+                f,
+                "the entry point {entry:#x} is not in the file bytes of an executable PT_LOAD segment"
+            ),
+            LoadError::SegmentsOutOfOrder { index, vaddr, previous_index, previous_vaddr } => write!(
+                f,
+                "PT_LOAD segments out of address order: program header {index} starts at {vaddr:#x}, below program header {previous_index} at {previous_vaddr:#x}"
+            ),
+            LoadError::OverlappingSegments { index, start, end, previous_index, previous_end } => write!(
+                f,
+                "PT_LOAD segments overlap: program header {index} [{start:#x}, {end:#x}) starts before program header {previous_index} ends at {previous_end:#x}"
+            ),
+            LoadError::FileSizeAboveMemorySize { index, segment_type, file_size, mem_size } => write!(
+                f,
+                "{segment_type} program header {index} has p_filesz {file_size:#x} > p_memsz {mem_size:#x}"
+            ),
+            LoadError::AlignmentNotPowerOfTwo { index, segment_type, align } => write!(
+                f,
+                "{segment_type} program header {index} has p_align {align:#x}, not a power of two"
+            ),
+            LoadError::OffsetNotCongruent { index, offset, vaddr, modulus } => write!(
+                f,
+                "PT_LOAD program header {index} has p_offset {offset:#x} and p_vaddr {vaddr:#x}, which differ modulo {modulus:#x}"
+            ),
+            LoadError::ImageStartMisaligned { index, align, image_start } => write!(
+                f,
+                "PT_LOAD program header {index} needs {align:#x} alignment, but the image starts at {image_start:#x}: moved as a whole, the segment would lose it"
+            ),
+            LoadError::EmptyImage { segments } => write!(
+                f,
+                "the {segments} PT_LOAD segments occupy no memory (every p_memsz is 0): nothing to run"
             ),
         }
     }

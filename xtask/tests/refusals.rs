@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{artifacts, boot, config, entered, ENTRIES};
-use goblin::elf::dynamic::{DT_NEEDED, DT_NULL};
+use goblin::elf::dynamic::{DT_NEEDED, DT_NULL, DT_RELACOUNT};
 use goblin::elf::program_header::{PF_R, PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 use rusty_loader::elf::{MAX_NOTE_BYTES, MAX_PROGRAM_HEADERS};
@@ -282,6 +282,10 @@ fn unsupported_relocation() {
     let at = rela.sh_offset as usize + 8; // r_info of the first entry
                                           // R_X86_64_PC32 (2): never produced for a static PIE, not served by the loader.
     le64(&mut elf, at, 2);
+    // DT_RELACOUNT counted the entry as relative, which would be refused as an
+    // inconsistency first (elf_refusals.rs): the count goes.
+    let count = dynamic_entry_offset(&elf, DT_RELACOUNT);
+    le64(&mut elf, count + 8, 0);
     check_refusal(
         Some(write_case("reloc-pc32", &elf)),
         ExitCode::UnsupportedRelocation,

@@ -43,9 +43,14 @@ impl Kernel<'_> {
             .checked_sub(self.vaddr_start)
             .and_then(|start| image_slice(image, start, segment.mem_size))
             .ok_or(malformed("a PT_LOAD segment lies outside the kernel image"))?;
-        let (initialised, zeroed) = memory
-            .split_at_mut_checked(file_bytes.len())
-            .ok_or(malformed("a PT_LOAD segment has p_filesz > p_memsz"))?;
+        let (initialised, zeroed) = memory.split_at_mut_checked(file_bytes.len()).ok_or(
+            LoadError::FileSizeAboveMemorySize {
+                index: segment.index,
+                segment_type: "PT_LOAD",
+                file_size: segment.file_size,
+                mem_size: segment.mem_size,
+            },
+        )?;
         let start = clock();
         initialised.copy_from_slice(file_bytes);
         let copied = clock();
@@ -174,7 +179,12 @@ mod tests {
         };
         assert_eq!(
             kernel.load_segment_timed(&too_much_file, &mut image, || 0),
-            Err(malformed("a PT_LOAD segment has p_filesz > p_memsz"))
+            Err(LoadError::FileSizeAboveMemorySize {
+                index: DATA_INDEX,
+                segment_type: "PT_LOAD",
+                file_size: DATA_FILE_SIZE as u64,
+                mem_size: 0x10,
+            })
         );
     }
 

@@ -20,6 +20,17 @@
 //! loader's heap is small): a relocation looks its symbol up by index in the dynamic
 //! symbol table.
 //!
+//! What is accepted loads as the file says. A file that parses but whose parts
+//! disagree would otherwise be handed over and fail later as if by the kernel's own
+//! fault (a `DT_RELASZ` whose tag was corrupted left a kernel unrelocated; a data
+//! segment whose `PT_LOAD` lost its type was relocated into the hole): every
+//! program header type and dynamic tag must lie in a defined range, the relocation
+//! tags must be complete and agree, `PT_DYNAMIC` and the TLS template must be where
+//! a segment loads them, segments in order, apart, with their alignment kept, the
+//! entry point in an executable segment's file bytes, and every relocation target
+//! inside one segment (checked while relocating). Each kind of disagreement has its
+//! own exit code.
+//!
 //! One file per job:
 //! - `program_headers`: the ELF header, the program header table and what it says
 //!   about `PT_LOAD` segments and the TLS template;
@@ -32,11 +43,15 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use goblin::elf::header::{ET_DYN, ET_EXEC};
+use goblin::elf::program_header::PF_X;
 use hermit_entry::boot_info::TlsInfo;
 
-use crate::error::LoadError;
+use crate::error::{LoadError, NotLoaded};
 use crate::layout::KernelPlacement;
+use program_headers::SegmentTable;
 
+#[cfg(test)]
+mod consistency_tests;
 mod dynamic;
 mod load;
 mod notes;
@@ -124,6 +139,17 @@ pub struct Segment {
     pub flags: u32,
 }
 
+impl Segment {
+    /// Whether the kernel can start at `vaddr` in this segment: it is executable and
+    /// `vaddr` lies in its file bytes (not in its zeroed tail).
+    fn runs(&self, vaddr: u64) -> bool {
+        self.flags & PF_X != 0
+            && vaddr
+                .checked_sub(self.vaddr)
+                .is_some_and(|offset| offset < self.file_size)
+    }
+}
+
 /// The `PT_TLS` program header: the template every thread's TLS block starts from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsSegment {
@@ -163,6 +189,9 @@ pub struct Kernel<'a> {
     /// The file bytes of the `DT_RELA` table; empty if there is none or the kernel is
     /// not relocatable.
     relocation_table: &'a [u8],
+    /// How many entries at the start of the table are `R_X86_64_RELATIVE`
+    /// (`DT_RELACOUNT`; 0 when the dynamic section does not say), at most all of them.
+    relative_count: usize,
     /// The file bytes from `DT_SYMTAB` to the end of the segment that holds it. The
     /// dynamic section does not say how many symbols there are, so this is the most a
     /// symbol index may reach.
@@ -185,6 +214,7 @@ impl fmt::Debug for Kernel<'_> {
             .field("vaddr_end", &format_args!("{:#x}", self.vaddr_end))
             .field("align", &format_args!("{:#x}", self.align))
             .field("relocation_table_len", &self.relocation_table.len())
+            .field("relative_count", &self.relative_count)
             .field("symbol_table_len", &self.symbol_table.map(<[u8]>::len))
             .finish()
     }
@@ -214,17 +244,33 @@ pub fn inspect(bytes: &[u8]) -> Result<Kernel<'_>, LoadError> {
         });
     }
 
-    let dynamic = dynamic::scan_dynamic(bytes, &program_headers)?;
+    let SegmentTable {
+        segments,
+        extent,
+        tls,
+        dynamic,
+    } = program_headers::collect_segments(bytes, &program_headers)?;
+    // A position-independent image moves by a bias that is a multiple of its largest
+    // alignment only if it starts at one (the layout aligns the base to it).
+    if kind == ElfKind::Dyn && !extent.vaddr_start.is_multiple_of(extent.align) {
+        return Err(LoadError::ImageStartMisaligned {
+            index: extent.align_index,
+            align: extent.align,
+            image_start: extent.vaddr_start,
+        });
+    }
+    if let Some(header) = &dynamic {
+        program_headers::check_loaded_as_said(NotLoaded::Dynamic, header, &segments)?;
+    }
+    let dynamic = dynamic::scan_dynamic(bytes, dynamic.as_ref())?;
     if dynamic.needs_shared_library {
         return Err(LoadError::NeedsSharedLibrary);
     }
-
-    let (segments, extent) = program_headers::collect_segments(bytes, &program_headers)?;
-    let tls = program_headers::find_tls(&program_headers, &extent)?;
-    if !(extent.vaddr_start..extent.vaddr_end).contains(&header.e_entry) {
-        return Err(malformed(
-            "the entry point lies outside the PT_LOAD segments",
-        ));
+    let tls = program_headers::check_tls(tls, &segments)?;
+    if !segments.iter().any(|segment| segment.runs(header.e_entry)) {
+        return Err(LoadError::EntryOutsideCode {
+            entry: header.e_entry,
+        });
     }
 
     // Upstream loaders relocate only position-independent kernels; an executable's
@@ -234,7 +280,13 @@ pub fn inspect(bytes: &[u8]) -> Result<Kernel<'_>, LoadError> {
             dynamic::locate_relocation_table(bytes, &dynamic, &segments)?,
             dynamic::locate_symbol_table(bytes, &dynamic, &segments)?,
         ),
-        ElfKind::Exec => (&[][..], None),
+        ElfKind::Exec => (
+            dynamic::RelocationTable {
+                bytes: &[],
+                relative_count: 0,
+            },
+            None,
+        ),
     };
 
     Ok(Kernel {
@@ -248,7 +300,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Kernel<'_>, LoadError> {
         vaddr_start: extent.vaddr_start,
         vaddr_end: extent.vaddr_end,
         align: extent.align,
-        relocation_table,
+        relocation_table: relocation_table.bytes,
+        relative_count: relocation_table.relative_count,
         symbol_table,
     })
 }

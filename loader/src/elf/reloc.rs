@@ -11,7 +11,7 @@ use goblin::elf::sym::{st_bind, STB_WEAK};
 use goblin::elf64::reloc::{r_sym, r_type, SIZEOF_RELA};
 use goblin::elf64::sym::{Sym, SIZEOF_SYM};
 
-use super::{image_slice, malformed, records, ElfKind, Kernel};
+use super::{malformed, records, ElfKind, Kernel};
 use crate::error::LoadError;
 
 /// How many relocations of each kind [`Kernel::relocate`] applied or skipped.
@@ -27,24 +27,61 @@ pub struct RelocStats {
     pub skipped_weak: u32,
 }
 
+/// The addresses a relocation may write 8 bytes at without a search: those of the
+/// segment the previous target lay in, as `start` and the number of addresses from
+/// there at which 8 bytes still fit in the segment (`room`; 0 before the first).
+///
+/// Linkers sort relocations by address, so nearly every target lies in the previous
+/// one's segment, and checking that a target lies inside one segment costs one
+/// subtraction and one comparison, which also replace the check against the image's
+/// bounds.
+#[derive(Clone, Copy, Default)]
+struct Window {
+    start: u64,
+    room: u64,
+}
+
 impl Kernel<'_> {
     /// Applies the `DT_RELA` relocations to the loaded `image` (after all segments).
     ///
     /// `R_X86_64_RELATIVE` stores bias + addend; `R_X86_64_64` stores bias + symbol
     /// value + addend and `R_X86_64_GLOB_DAT` the same without the addend. Relocations
     /// against weak undefined symbols are skipped and counted, `R_X86_64_NONE` is
-    /// ignored, and any other type is refused. `DT_JMPREL` is ignored, as upstream does.
-    /// Executables are not relocated.
+    /// ignored, and any other type is refused. Executables are not relocated.
+    /// (`inspect` refuses REL and PLT relocations, `DT_REL` and `DT_JMPREL`: nothing
+    /// would apply them.)
+    ///
+    /// Every 8 bytes written lie inside one `PT_LOAD` segment's memory: a target in a
+    /// gap between segments, outside the image or across a segment's end is refused
+    /// (a file whose data segment is missing would otherwise be relocated into the
+    /// hole and start). The first `DT_RELACOUNT` entries must be
+    /// `R_X86_64_RELATIVE`, as the dynamic section says.
     pub fn relocate(&self, bias: u64, image: &mut [u8]) -> Result<RelocStats, LoadError> {
         let mut stats = RelocStats::default();
         if self.kind == ElfKind::Exec {
             return Ok(stats);
         }
-        // `inspect` checked that the table is a whole number of entries. Read as
-        // arrays: no bounds check or error path per field, which counts for kernels
-        // with thousands of relocations.
+        // `inspect` checked that the table is a whole number of entries and that
+        // `relative_count` is at most their number. Read as arrays: no bounds check
+        // or error path per field, which counts for kernels with thousands of
+        // relocations.
         let (entries, _) = self.relocation_table.as_chunks::<SIZEOF_RELA>();
-        for entry in entries {
+        let (relative, others) = entries.split_at(self.relative_count.min(entries.len()));
+        let mut window = Window::default();
+        for entry in relative {
+            let relocation = records::rela(entry);
+            if r_type(relocation.r_info) != R_X86_64_RELATIVE {
+                return Err(LoadError::RelativeCountDisagrees {
+                    index: self.relocation_index(entry),
+                    count: relative.len() as u64,
+                    r_type: r_type(relocation.r_info),
+                });
+            }
+            let value = bias.wrapping_add_signed(relocation.r_addend);
+            self.store(image, &mut window, entry, relocation.r_offset, value)?;
+        }
+        stats.relative = u32::try_from(relative.len()).unwrap_or(u32::MAX);
+        for entry in others {
             let relocation = records::rela(entry);
             let relocation_type = r_type(relocation.r_info);
             let value = match relocation_type {
@@ -83,16 +120,69 @@ impl Kernel<'_> {
                     })
                 }
             };
-            let target = relocation
-                .r_offset
-                .checked_sub(self.vaddr_start)
-                .and_then(|offset| image_slice(image, offset, 8))
-                .ok_or(malformed(
-                    "a relocation target lies outside the kernel image",
-                ))?;
-            target.copy_from_slice(&value.to_le_bytes());
+            self.store(image, &mut window, entry, relocation.r_offset, value)?;
         }
         Ok(stats)
+    }
+
+    /// Writes `value` at `target` (an address as the ELF writes it) into `image`, if
+    /// its 8 bytes lie inside one segment's memory; `entry` is the relocation, for the
+    /// message.
+    #[inline(always)]
+    fn store(
+        &self,
+        image: &mut [u8],
+        window: &mut Window,
+        entry: &[u8; SIZEOF_RELA],
+        target: u64,
+        value: u64,
+    ) -> Result<(), LoadError> {
+        if target.wrapping_sub(window.start) >= window.room {
+            *window = self
+                .window_at(target)
+                .ok_or_else(|| self.outside_segments(entry, target))?;
+        }
+        // Inside a segment, so at or above `vaddr_start`; the image is the caller's.
+        let slot = usize::try_from(target - self.vaddr_start)
+            .ok()
+            .and_then(|offset| image.get_mut(offset..)?.first_chunk_mut::<8>())
+            .ok_or(malformed(
+                "a relocation target lies outside the kernel image",
+            ))?;
+        *slot = value.to_le_bytes();
+        Ok(())
+    }
+
+    /// The window of the segment whose memory holds the 8 bytes at `target`, if one
+    /// does. Segments are in ascending address order and apart (`inspect` checks
+    /// this), so a binary search finds the only candidate.
+    #[cold]
+    #[inline(never)]
+    fn window_at(&self, target: u64) -> Option<Window> {
+        let after = self
+            .segments
+            .partition_point(|segment| segment.vaddr <= target);
+        let segment = self.segments.get(after.checked_sub(1)?)?;
+        let window = Window {
+            start: segment.vaddr,
+            room: segment.mem_size.saturating_sub(7),
+        };
+        (target - window.start < window.room).then_some(window)
+    }
+
+    /// The refusal of relocation `entry`, whose target is not inside a segment.
+    #[cold]
+    #[inline(never)]
+    fn outside_segments(&self, entry: &[u8; SIZEOF_RELA], target: u64) -> LoadError {
+        LoadError::RelocationOutsideSegments {
+            index: self.relocation_index(entry),
+            target,
+        }
+    }
+
+    /// The index of `entry` in the relocation table, for messages.
+    fn relocation_index(&self, entry: &[u8; SIZEOF_RELA]) -> usize {
+        (entry.as_ptr() as usize - self.relocation_table.as_ptr() as usize) / SIZEOF_RELA
     }
 
     /// Reads entry `index` of the dynamic symbol table: one bounds-checked read,
@@ -165,12 +255,18 @@ mod tests {
             (
                 "target straddles the end of the image",
                 vec![(IMAGE_SIZE - 4, R_X86_64_RELATIVE, 0, 0)],
-                malformed("a relocation target lies outside the kernel image"),
+                LoadError::RelocationOutsideSegments {
+                    index: 0,
+                    target: IMAGE_SIZE - 4,
+                },
             ),
             (
                 "target far outside the image",
                 vec![(u64::MAX, R_X86_64_RELATIVE, 0, 0)],
-                malformed("a relocation target lies outside the kernel image"),
+                LoadError::RelocationOutsideSegments {
+                    index: 0,
+                    target: u64::MAX,
+                },
             ),
             (
                 "strong undefined symbol",
@@ -191,7 +287,9 @@ mod tests {
         for (description, relocations, expected) in cases {
             let bytes = described(|elf| {
                 let size = (relocations.len() * SIZEOF_RELA) as u64;
-                elf.dynamic.as_mut().unwrap()[1].1 = size;
+                let entries = elf.dynamic.as_mut().unwrap();
+                entries[DYN_RELASZ].1 = size;
+                entries[DYN_RELACOUNT].1 = 0;
                 elf.relocations = relocations;
             });
             let kernel = inspect(&bytes).unwrap_or_else(|error| panic!("{description}: {error}"));

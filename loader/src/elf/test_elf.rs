@@ -6,7 +6,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
-use goblin::elf::dynamic::{DT_NULL, DT_RELA, DT_RELAENT, DT_RELASZ, DT_SYMENT, DT_SYMTAB};
+use goblin::elf::dynamic::{
+    DT_NULL, DT_RELA, DT_RELACOUNT, DT_RELAENT, DT_RELASZ, DT_SYMENT, DT_SYMTAB,
+};
 use goblin::elf::header::{
     EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_DYN, ET_EXEC,
 };
@@ -51,13 +53,25 @@ pub(super) const RODATA_INDEX: usize = 0;
 pub(super) const TEXT_INDEX: usize = 1;
 pub(super) const DATA_INDEX: usize = 2;
 pub(super) const NOTE_INDEX: usize = 3;
+pub(super) const DYNAMIC_INDEX: usize = 4;
+pub(super) const TLS_INDEX: usize = 5;
 
 // Offsets of program header fields.
 pub(super) const P_TYPE: usize = 0;
+pub(super) const P_FLAGS: usize = 4;
 pub(super) const P_OFFSET: usize = 8;
 pub(super) const P_VADDR: usize = 16;
 pub(super) const P_FILESZ: usize = 32;
 pub(super) const P_MEMSZ: usize = 40;
+pub(super) const P_ALIGN: usize = 48;
+
+// Indices of the test application's dynamic entries, in `TestElf::dynamic`.
+pub(super) const DYN_RELA: usize = 0;
+pub(super) const DYN_RELASZ: usize = 1;
+pub(super) const DYN_RELAENT: usize = 2;
+pub(super) const DYN_SYMTAB: usize = 3;
+pub(super) const DYN_SYMENT: usize = 4;
+pub(super) const DYN_RELACOUNT: usize = 5;
 
 // Symbols of the test application's dynamic symbol table.
 pub(super) const DEFINED_SYMBOL: u32 = 1;
@@ -145,6 +159,8 @@ pub(super) fn test_dyn_at(link_base: u64) -> TestElf {
             (DT_RELAENT, SIZEOF_RELA as u64),
             (DT_SYMTAB, link_base + SYMTAB_OFFSET as u64),
             (DT_SYMENT, SIZEOF_SYM as u64),
+            // The first relocation is the one relative one.
+            (DT_RELACOUNT, 1),
         ]),
         relocations,
         symbols: vec![

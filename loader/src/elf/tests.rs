@@ -174,11 +174,6 @@ fn refusals_name_what_they_found() {
             },
         ),
         (
-            "file size above memory size",
-            edited(|bytes| put_u64(bytes, phdr_field(TEXT_INDEX, P_MEMSZ), 0x10)),
-            malformed("a PT_LOAD segment has p_filesz > p_memsz"),
-        ),
-        (
             "no PT_LOAD",
             edited(|bytes| {
                 for index in [RODATA_INDEX, TEXT_INDEX, DATA_INDEX] {
@@ -195,48 +190,14 @@ fn refusals_name_what_they_found() {
         (
             "page rounding overflows",
             edited(|bytes| {
+                // Congruent with the file offset, so that only the rounding fails.
                 put_u64(
                     bytes,
                     phdr_field(DATA_INDEX, P_VADDR),
-                    u64::MAX - DATA_MEM_SIZE,
+                    (u64::MAX - DATA_MEM_SIZE) & !0xfff,
                 )
             }),
             malformed("a PT_LOAD segment reaches past the end of the address space"),
-        ),
-        (
-            "overlapping segments",
-            edited(|bytes| put_u64(bytes, phdr_field(TEXT_INDEX, P_VADDR), 0x800)),
-            malformed("PT_LOAD segments overlap or are not in ascending address order"),
-        ),
-        (
-            "entry point outside the segments",
-            described(|elf| elf.entry = 0x10_0000),
-            malformed("the entry point lies outside the PT_LOAD segments"),
-        ),
-        (
-            "relocation table outside the segments",
-            described(|elf| elf.dynamic.as_mut().unwrap()[0].1 = 0x2000),
-            malformed("the DT_RELA table lies outside the file bytes of the PT_LOAD segments"),
-        ),
-        (
-            "relocation table runs past its segment",
-            described(|elf| elf.dynamic.as_mut().unwrap()[0].1 = 0xff0),
-            malformed("the DT_RELA table lies outside the file bytes of the PT_LOAD segments"),
-        ),
-        (
-            "relocation table size not a multiple of 24",
-            described(|elf| elf.dynamic.as_mut().unwrap()[1].1 = 25),
-            malformed("DT_RELASZ is not a whole number of entries"),
-        ),
-        (
-            "relocation entry size",
-            described(|elf| elf.dynamic.as_mut().unwrap()[2].1 = 16),
-            malformed("DT_RELAENT is not 24 bytes"),
-        ),
-        (
-            "symbol table outside the segments",
-            described(|elf| elf.dynamic.as_mut().unwrap()[3].1 = 0x4000),
-            malformed("the DT_SYMTAB table lies outside the file bytes of the PT_LOAD segments"),
         ),
     ];
     assert_refusals(cases);

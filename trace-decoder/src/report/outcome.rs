@@ -331,8 +331,10 @@ mod tests {
         check(-1, "unknown", None);
         check(2, "unknown", None);
         check(71, "loader", Some("bad-start-info"));
+        check(73, "loader", Some("inconsistent-dynamic"));
+        check(93, "loader", Some("empty-image"));
         // The first odd status past the loader's last code.
-        check(73, "unknown", None);
+        check(95, "unknown", None);
         assert_eq!(
             exit_status(129 + 28).meaning,
             "CPU exception 14 (#PF page fault)"
