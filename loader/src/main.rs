@@ -20,6 +20,8 @@ mod arch;
 mod boot;
 mod console;
 mod heap;
+#[cfg(feature = "faults")]
+mod inject;
 #[cfg(feature = "trace")]
 mod logger;
 mod mbi;
@@ -42,6 +44,8 @@ extern "C" fn loader_main(entry: u32, magic: u32, info_addr: u32) -> ! {
     trace::loader_started(entry, info_addr, arch::early_stamps());
     match boot::boot(entry, magic, info_addr) {
         Ok(hand_over) => {
+            #[cfg(feature = "faults")]
+            let hand_over = inject::hand_over(hand_over);
             trace::hand_over(&hand_over);
             arch::exceptions::mark_handed_over();
             arch::hand_over(&hand_over)

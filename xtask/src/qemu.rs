@@ -71,6 +71,10 @@ pub struct QemuConfig {
     /// ([`Finished::stop`]); under TCG also `-d cpu_reset` to a log, where QEMU says
     /// "Triple fault" when that is what reset the guest.
     pub monitor: bool,
+    /// The fault a loader built with fault injection breaks the hand-over with
+    /// (`rusty_loader::faults`): its name goes to the loader in the fw_cfg file
+    /// `opt/rusty-loader/fault`. None: no such file (a normal loader ignores it).
+    pub fault: Option<String>,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -93,6 +97,7 @@ impl QemuConfig {
             append: None,
             deterministic: false,
             monitor: false,
+            fault: None,
             extra_args: Vec::new(),
             working_dir: None,
         }
@@ -169,6 +174,10 @@ impl QemuConfig {
         if let Some(append) = &self.append {
             args.push("-append".into());
             args.push(append.into());
+        }
+        if let Some(fault) = &self.fault {
+            args.push("-fw_cfg".into());
+            args.push(format!("name={},string={fault}", rusty_loader::faults::FW_CFG_FILE).into());
         }
         args.extend(self.extra_args.iter().cloned());
         args
