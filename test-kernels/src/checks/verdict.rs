@@ -5,6 +5,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::exceptions::ExceptionInfo;
+use crate::arch::memory::table_entry_being_read;
 use crate::arch::port;
 use crate::arch::serial::Serial;
 use crate::emit;
@@ -53,6 +54,9 @@ pub fn unmapped(check: &str, va: u64) -> ! {
     })
 }
 
+/// The page-fault vector.
+const PAGE_FAULT: u64 = 14;
+
 /// Reports a CPU exception and exits: the kernel registers it with
 /// [`crate::arch::exceptions::install_idt`].
 pub fn report_exception(info: &ExceptionInfo) -> ! {
@@ -60,6 +64,20 @@ pub fn report_exception(info: &ExceptionInfo) -> ! {
     static REPORTING: AtomicBool = AtomicBool::new(false);
     if REPORTING.swap(true, Ordering::Relaxed) {
         port::exit(Group::Exception.exit_value());
+    }
+    // Reading the page tables through their identity mapping faulted: a table is
+    // not identity-mapped (these kernels read every table that way, as kernels
+    // 0.11+ do; the survey's check cannot see it, as it reads the tables too).
+    if let Some(entry) = table_entry_being_read().filter(|_| info.vector == PAGE_FAULT) {
+        fail(Group::Paging, "tables-identity-mapped", &|s| {
+            emit!(
+                s,
+                "table ",
+                Hex(entry & !0xfff),
+                " is not mapped: reading entry "
+            );
+            emit!(s, Hex(entry), " faulted (cr2 ", Hex(info.cr2), ")")
+        });
     }
     fail(Group::Exception, "exception", &|s| {
         emit!(
