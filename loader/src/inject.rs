@@ -196,9 +196,13 @@ pub fn boot_info(
         }
     }
     if injected(Fault::CommandLineCutShort) {
-        input.command_line = input
+        match input
             .command_line
-            .map(|line| &line[..line.char_indices().last().map_or(0, |(at, _)| at)]);
+            .and_then(|line| line.char_indices().last())
+        {
+            Some((last, _)) => input.command_line = input.command_line.map(|l| &l[..last]),
+            None => console::print_line(format_args!("fault: the command line is empty")),
+        }
     }
     if injected(Fault::MbiMemoryMap) {
         // A copy of the MBI with the wrong entry, on the heap like the MBI a PVH
