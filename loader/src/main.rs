@@ -66,8 +66,20 @@ fn fail(error: &LoadError) -> ! {
     arch::exit_qemu(code.port_value())
 }
 
+/// A panic ends like a refusal: one line naming the place, the message and the
+/// code (`PanicInfo`'s own display takes two lines and names no code).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    console::print_line(format_args!("error: loader bug: {info}"));
-    arch::exit_qemu(ExitCode::LoaderPanic.port_value())
+    let code = ExitCode::LoaderPanic;
+    let message = info.message();
+    let (name, status) = (code.name(), code.qemu_status());
+    match info.location() {
+        Some(at) => console::print_line(format_args!(
+            "error: loader bug: panicked at {at}: {message} (exit code {name}, QEMU status {status})"
+        )),
+        None => console::print_line(format_args!(
+            "error: loader bug: panicked: {message} (exit code {name}, QEMU status {status})"
+        )),
+    }
+    arch::exit_qemu(code.port_value())
 }
