@@ -103,7 +103,7 @@ impl Kernel<'_> {
         let (entries, _) = self.relocation_table.as_chunks::<SIZEOF_RELA>();
         entries
             .iter()
-            .map(|entry| records::rela(entry))
+            .map(records::rela)
             .filter(|relocation| r_type(relocation.r_info) != R_X86_64_NONE)
             .map(|relocation| relocation.r_offset)
     }
