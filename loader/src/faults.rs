@@ -15,13 +15,11 @@
 //! This module is the list, the names and the fw_cfg directory's format; it builds
 //! and is tested on the host like the rest of the library.
 
-use crate::elf::Generation;
-
 /// The fw_cfg file that names the fault to inject.
 pub const FW_CFG_FILE: &str = "opt/rusty-loader/fault";
 
 macro_rules! faults {
-    ($($(#[doc = $doc:literal])* $variant:ident, $name:literal, $generation:expr, $description:literal;)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident, $name:literal, $kernel:expr, $description:literal;)*) => {
         /// A fault the `faults` build of the loader can inject.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Fault {
@@ -46,11 +44,12 @@ macro_rules! faults {
                 }
             }
 
-            /// The kernel generation whose rules the fault breaks, when only that
-            /// generation's kernels can notice it (None: any kernel).
-            pub const fn generation(self) -> Option<Generation> {
+            /// The test kernel (`test-kernels/`) that checks what the fault breaks,
+            /// when the demo app (hello-dyn) does not: `cargo xtask run --inject`
+            /// boots it by default.
+            pub const fn kernel(self) -> Option<&'static str> {
                 match self {
-                    $(Fault::$variant => $generation,)*
+                    $(Fault::$variant => $kernel,)*
                 }
             }
         }
@@ -71,7 +70,7 @@ faults! {
     ImageStartOffByOne, "image-start-off-by-one", None,
         "the boot info's kernel image start is one byte too high";
     /// Load: the last relocation of the table is not applied.
-    RelocationLeftOut, "relocation-left-out", None,
+    RelocationLeftOut, "relocation-left-out", Some("legacy-dyn"),
         "the last relocation of the kernel's DT_RELA table is not applied (its slot keeps the file's bytes)";
     /// Load: the segments' zero-filled parts hold what memory held.
     BssNotZeroed, "bss-not-zeroed", None,
@@ -89,7 +88,7 @@ faults! {
     FdtMemoryMap, "fdt-memory-map", None,
         "the device tree's memory node for the region that holds the kernel ends where the kernel starts";
     /// Page tables: no recursive entry.
-    RecursiveEntryMissing, "recursive-entry-missing", Some(Generation::Legacy),
+    RecursiveEntryMissing, "recursive-entry-missing", Some("legacy-dyn"),
         "PML4[511] is left empty (kernels 0.6-0.10 reach their tables through it)";
     /// Page tables: the tables' own pages are unmapped.
     TablesUnmapped, "tables-unmapped", None,

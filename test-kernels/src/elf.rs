@@ -17,8 +17,6 @@ pub const EM_X86_64: u16 = 62;
 pub const PT_LOAD: u32 = 1;
 /// `p_type` of the TLS template.
 pub const PT_TLS: u32 = 7;
-/// `p_type` of the dynamic section.
-pub const PT_DYNAMIC: u32 = 2;
 /// Dynamic tags of the relocation table: address, size, entry size.
 const DT_NULL: u64 = 0;
 const DT_RELA: u64 = 7;
@@ -170,8 +168,6 @@ pub struct Segments {
     pub load_end: u64,
     /// The `PT_TLS` header, if any.
     pub tls: Option<Phdr>,
-    /// The `PT_DYNAMIC` header, if any (static PIEs have one, executables none).
-    pub dynamic: Option<Phdr>,
 }
 
 impl Segments {
@@ -180,7 +176,6 @@ impl Segments {
         let mut first_load = None;
         let mut load_end = 0;
         let mut tls = None;
-        let mut dynamic = None;
         for i in 0..header.phnum {
             let ph = header.phdr(bytes, i).ok_or(ElfError::BadPhdrs)?;
             match ph.p_type {
@@ -189,7 +184,6 @@ impl Segments {
                     load_end = ph.vaddr.checked_add(ph.memsz).ok_or(ElfError::BadPhdrs)?;
                 }
                 PT_TLS if tls.is_none() => tls = Some(ph),
-                PT_DYNAMIC if dynamic.is_none() => dynamic = Some(ph),
                 _ => {}
             }
         }
@@ -201,7 +195,6 @@ impl Segments {
             first_load,
             load_end,
             tls,
-            dynamic,
         })
     }
 

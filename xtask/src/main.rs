@@ -227,7 +227,8 @@ struct BootOptions {
     /// that breaks the hand-over as FAULT says: a test kernel then ends with the status
     /// of the check group that caught it (5-31) and names the check; the last three
     /// make the loader end with the exit code they name. Default APP: the demo app,
-    /// or legacy-dyn for a fault only kernels 0.6-0.10 notice.
+    /// or legacy-dyn for the two faults only it checks (recursive-entry-missing,
+    /// relocation-left-out).
     #[arg(long, value_name = "FAULT", value_parser = fault_parser())]
     inject: Option<Fault>,
 }
@@ -489,10 +490,14 @@ fn prepare(
         }
         None => {
             let kernels = build::build_test_kernels(sh, profile)?;
-            match boot.inject.and_then(Fault::generation) {
-                Some(rusty_loader::elf::Generation::Legacy) => kernels.legacy_dyn,
-                _ => kernels.hello_dyn,
-            }
+            // A fault the demo app does not check boots the kernel that does.
+            let checking = boot.inject.and_then(Fault::kernel);
+            let found = kernels
+                .all()
+                .into_iter()
+                .find(|path| path.file_name().and_then(|n| n.to_str()) == checking)
+                .cloned();
+            found.unwrap_or(kernels.hello_dyn)
         }
     };
     // The loader's path is the kernel's file name on the Multiboot command line,

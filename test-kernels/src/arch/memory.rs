@@ -2,8 +2,6 @@
 //! mapping, and memory the loader handed over, read only after every page of it was
 //! found present.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
 use crate::paging::{self, Tables};
 
 use super::cpu::cr3;
@@ -20,28 +18,14 @@ pub fn volatile_load<T: Copy>(r: &T) -> T {
 #[derive(Clone, Copy, Debug)]
 pub struct IdentityTables;
 
-/// The entry address [`IdentityTables`] is reading (0: none), so that the exception
-/// handler can tell a page fault on a table that is not identity-mapped from any
-/// other.
-static TABLE_READ: AtomicU64 = AtomicU64::new(0);
-
-/// The address of the page-table entry being read when the exception came, if one
-/// was (see [`IdentityTables`]).
-pub fn table_entry_being_read() -> Option<u64> {
-    Some(TABLE_READ.load(Ordering::Relaxed)).filter(|&addr| addr != 0)
-}
-
 impl Tables for IdentityTables {
     fn entry(&self, table: u64, index: usize) -> u64 {
         let addr = (table & paging::ADDR_MASK) + 8 * (index as u64 & 511);
-        TABLE_READ.store(addr, Ordering::Relaxed);
         // SAFETY: `addr` is an aligned u64 inside a page-table page reachable from CR3.
         // The loader's layout identity-maps its tables (the newer kernels require it);
-        // if one were not mapped the read faults and the exception handler reports it
-        // (as `tables-identity-mapped`, by `TABLE_READ`), so no value is ever made up.
-        let entry = unsafe { core::ptr::read_volatile(addr as *const u64) };
-        TABLE_READ.store(0, Ordering::Relaxed);
-        entry
+        // if one were not mapped the read faults and the exception handler reports it,
+        // so no value is ever made up.
+        unsafe { core::ptr::read_volatile(addr as *const u64) }
     }
 }
 

@@ -4,12 +4,12 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::arch::cpu::cr3;
 use crate::arch::exceptions::ExceptionInfo;
-use crate::arch::memory::table_entry_being_read;
 use crate::arch::port;
 use crate::arch::serial::Serial;
-use crate::emit;
 use crate::report::{Check, Dec, Failure, Group, Hex, Sink};
+use crate::{emit, paging};
 
 /// Prints `tk: FAIL <check>: <detail>` and exits with the group's value.
 pub fn fail(group: Group, check: &str, detail: &dyn Fn(&mut dyn Sink)) -> ! {
@@ -65,18 +65,12 @@ pub fn report_exception(info: &ExceptionInfo) -> ! {
     if REPORTING.swap(true, Ordering::Relaxed) {
         port::exit(Group::Exception.exit_value());
     }
-    // Reading the page tables through their identity mapping faulted: a table is
-    // not identity-mapped (these kernels read every table that way, as kernels
-    // 0.11+ do; the survey's check cannot see it, as it reads the tables too).
-    if let Some(entry) = table_entry_being_read().filter(|_| info.vector == PAGE_FAULT) {
+    // A page fault on the PML4's own page: the kernel read its tables through the
+    // identity mapping, as kernels 0.11+ do, and they do not map themselves. (The
+    // survey's check cannot see this: it reads the tables too.)
+    if info.vector == PAGE_FAULT && info.cr2 & !0xfff == cr3() & paging::ADDR_MASK {
         fail(Group::Paging, "tables-identity-mapped", &|s| {
-            emit!(
-                s,
-                "table ",
-                Hex(entry & !0xfff),
-                " is not mapped: reading entry "
-            );
-            emit!(s, Hex(entry), " faulted (cr2 ", Hex(info.cr2), ")")
+            emit!(s, "the PML4 ", Hex(info.cr2 & !0xfff), " is not mapped")
         });
     }
     fail(Group::Exception, "exception", &|s| {
