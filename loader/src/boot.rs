@@ -18,6 +18,8 @@ use rusty_loader::EntryProtocol;
 use x86_64::structures::paging::PageTable;
 
 use crate::arch::{self, freq, memory, HandOver};
+#[cfg(feature = "faults")]
+use crate::inject;
 use crate::mbi::{self, BootInputs, Module};
 use crate::{start_info, trace};
 
@@ -210,6 +212,8 @@ fn load(plan: &Plan) -> Result<(), LoadError> {
     let start = arch::rdtsc();
     let relocations = kernel.relocate(plan.bias, image)?;
     trace::relocated(&relocations, arch::rdtsc() - start);
+    #[cfg(feature = "faults")]
+    inject::loaded(kernel, image);
     Ok(())
 }
 
@@ -236,6 +240,14 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
             let start = arch::rdtsc();
             let khz = (frequency.khz > 0).then_some(frequency.khz);
             let fdt = fdt::build_fdt(&inputs.mbi.ram, command_line.unwrap_or(""), khz)?;
+            #[cfg(feature = "faults")]
+            let fdt = inject::device_tree(
+                fdt,
+                &inputs.mbi.ram,
+                plan.layout.kernel(),
+                command_line,
+                khz,
+            )?;
             let fdt: &'static [u8] = fdt.leak();
             trace::device_tree(fdt, arch::rdtsc() - start);
             fdt.as_ptr() as u64
@@ -249,6 +261,8 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
         command_line,
         mbi_addr: u64::from(inputs.mbi_addr),
     };
+    #[cfg(feature = "faults")]
+    let input = inject::boot_info(input, &inputs.mbi.ram, inputs.mbi.command_line)?;
     Ok(match layout {
         BootInfoLayout::WithoutDeviceTree => {
             Box::leak(Box::new(raw_boot_info_v2(&input)?)) as *const _ as u64
@@ -263,7 +277,11 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
 fn page_tables(layout: &Layout, arena: &mut [PageTable]) -> Result<HandOverTables, LoadError> {
     let start = arch::rdtsc();
     let arena_phys = arena.as_ptr() as u64;
+    #[cfg(feature = "faults")]
+    let arena_phys = inject::arena_address(arena_phys);
     let tables = layout.build_page_tables(arena, arena_phys)?;
+    #[cfg(feature = "faults")]
+    inject::page_tables_built(arena, arena_phys, &tables);
     trace::page_tables(layout, &tables, arch::rdtsc() - start);
     Ok(tables)
 }

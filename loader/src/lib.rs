@@ -14,6 +14,7 @@ pub mod bump;
 pub mod cmdline;
 pub mod elf;
 pub mod error;
+pub mod faults;
 pub mod fdt;
 pub mod layout;
 mod le;

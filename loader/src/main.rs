@@ -20,6 +20,8 @@ mod arch;
 mod boot;
 mod console;
 mod heap;
+#[cfg(feature = "faults")]
+mod inject;
 #[cfg(feature = "trace")]
 mod logger;
 mod mbi;
@@ -42,6 +44,8 @@ extern "C" fn loader_main(entry: u32, magic: u32, info_addr: u32) -> ! {
     trace::loader_started(entry, info_addr, arch::early_stamps());
     match boot::boot(entry, magic, info_addr) {
         Ok(hand_over) => {
+            #[cfg(feature = "faults")]
+            let hand_over = inject::hand_over(hand_over);
             trace::hand_over(&hand_over);
             arch::exceptions::mark_handed_over();
             arch::hand_over(&hand_over)
@@ -62,8 +66,20 @@ fn fail(error: &LoadError) -> ! {
     arch::exit_qemu(code.port_value())
 }
 
+/// A panic ends like a refusal: one line naming the place, the message and the
+/// code (`PanicInfo`'s own display takes two lines and names no code).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    console::print_line(format_args!("error: loader bug: {info}"));
-    arch::exit_qemu(ExitCode::LoaderPanic.port_value())
+    let code = ExitCode::LoaderPanic;
+    let message = info.message();
+    let (name, status) = (code.name(), code.qemu_status());
+    match info.location() {
+        Some(at) => console::print_line(format_args!(
+            "error: loader bug: panicked at {at}: {message} (exit code {name}, QEMU status {status})"
+        )),
+        None => console::print_line(format_args!(
+            "error: loader bug: panicked: {message} (exit code {name}, QEMU status {status})"
+        )),
+    }
+    arch::exit_qemu(code.port_value())
 }

@@ -17,6 +17,15 @@ pub const EM_X86_64: u16 = 62;
 pub const PT_LOAD: u32 = 1;
 /// `p_type` of the TLS template.
 pub const PT_TLS: u32 = 7;
+/// Dynamic tags of the relocation table: address, size, entry size.
+const DT_NULL: u64 = 0;
+const DT_RELA: u64 = 7;
+const DT_RELASZ: u64 = 8;
+const DT_RELAENT: u64 = 9;
+/// Size of an `Elf64_Rela`.
+pub const RELA_SIZE: usize = 24;
+/// `R_X86_64_RELATIVE`: the slot holds load bias + addend.
+const R_X86_64_RELATIVE: u64 = 8;
 /// Size of a 64-bit ELF header.
 pub const EHDR_SIZE: usize = 64;
 /// Size of a 64-bit program header.
@@ -38,6 +47,9 @@ pub enum ElfError {
     /// The first `PT_LOAD` does not start at file offset 0, so the header is not
     /// where the image starts.
     HeaderNotLoaded,
+    /// The dynamic section or the relocation table it names is malformed or lies
+    /// outside the image.
+    BadDynamic,
 }
 
 impl ElfError {
@@ -50,6 +62,7 @@ impl ElfError {
             ElfError::BadPhdrs => "program headers malformed",
             ElfError::NoLoad => "no PT_LOAD",
             ElfError::HeaderNotLoaded => "first PT_LOAD is not at file offset 0",
+            ElfError::BadDynamic => "dynamic section or relocation table malformed",
         }
     }
 }
@@ -215,6 +228,77 @@ impl Segments {
     }
 }
 
+/// The relocation table the dynamic section names: its link-time address and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelaTable {
+    /// `DT_RELA`.
+    pub vaddr: u64,
+    /// `DT_RELASZ`, a whole number of entries.
+    pub size: u64,
+}
+
+/// Reads `DT_RELA`/`DT_RELASZ` from the dynamic section's bytes (up to `DT_NULL`);
+/// `None` when there is no table.
+pub fn rela_table(dynamic: &[u8]) -> Result<Option<RelaTable>, ElfError> {
+    let (mut vaddr, mut size) = (None, None);
+    for entry in dynamic.chunks_exact(16) {
+        let tag = le(entry, 0, 8).ok_or(ElfError::BadDynamic)?;
+        let value = le(entry, 8, 8).ok_or(ElfError::BadDynamic)?;
+        match tag {
+            DT_NULL => break,
+            DT_RELA => vaddr = Some(value),
+            DT_RELASZ => size = Some(value),
+            DT_RELAENT if value != RELA_SIZE as u64 => return Err(ElfError::BadDynamic),
+            _ => {}
+        }
+    }
+    match (vaddr, size) {
+        (None, None) => Ok(None),
+        (Some(vaddr), Some(size)) if size.is_multiple_of(RELA_SIZE as u64) => {
+            Ok(Some(RelaTable { vaddr, size }))
+        }
+        _ => Err(ElfError::BadDynamic),
+    }
+}
+
+/// A relative relocation whose slot does not hold what the loader should have
+/// written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unapplied {
+    /// The slot's link-time address (`r_offset`).
+    pub slot: u64,
+    /// What it holds (None: it lies outside the memory `read_slot` reaches).
+    pub got: Option<u64>,
+    /// Load bias + addend.
+    pub want: u64,
+}
+
+/// The first `R_X86_64_RELATIVE` entry of `table` (the bytes of a `DT_RELA` table)
+/// whose slot, read by `read_slot` at its link-time address, does not hold
+/// `bias` + addend.
+pub fn first_unapplied(
+    table: &[u8],
+    bias: u64,
+    read_slot: impl Fn(u64) -> Option<u64>,
+) -> Option<Unapplied> {
+    for entry in table.chunks_exact(RELA_SIZE) {
+        let (Some(slot), Some(info), Some(addend)) =
+            (le(entry, 0, 8), le(entry, 8, 8), le(entry, 16, 8))
+        else {
+            continue;
+        };
+        if info & 0xffff_ffff != R_X86_64_RELATIVE {
+            continue;
+        }
+        let want = bias.wrapping_add(addend);
+        let got = read_slot(slot);
+        if got != Some(want) {
+            return Some(Unapplied { slot, got, want });
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +407,72 @@ mod tests {
         let h = Header::parse(&moved).unwrap();
         assert_eq!(Segments::read(&h, &moved), Err(ElfError::HeaderNotLoaded));
         assert!(!ElfError::HeaderNotLoaded.describe().is_empty());
+    }
+
+    fn dynamic(entries: &[(u64, u64)]) -> Vec<u8> {
+        entries
+            .iter()
+            .flat_map(|&(tag, value)| [tag.to_le_bytes(), value.to_le_bytes()])
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn the_dynamic_section_names_the_relocation_table() {
+        let table = dynamic(&[(DT_RELA, 0x318), (DT_RELASZ, 48), (DT_RELAENT, 24), (0, 0)]);
+        assert_eq!(
+            rela_table(&table),
+            Ok(Some(RelaTable {
+                vaddr: 0x318,
+                size: 48
+            }))
+        );
+        // Entries after DT_NULL are not read.
+        assert_eq!(rela_table(&dynamic(&[(0, 0), (DT_RELA, 8)])), Ok(None));
+        for bad in [
+            dynamic(&[(DT_RELA, 0x318), (0, 0)]),
+            dynamic(&[(DT_RELA, 0x318), (DT_RELASZ, 50)]),
+            dynamic(&[(DT_RELA, 0x318), (DT_RELASZ, 48), (DT_RELAENT, 16)]),
+        ] {
+            assert_eq!(rela_table(&bad), Err(ElfError::BadDynamic));
+        }
+    }
+
+    #[test]
+    fn an_unapplied_relative_relocation_is_found() {
+        let rela = |slot: u64, kind: u64, addend: u64| -> Vec<u8> {
+            [slot, kind, addend]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect()
+        };
+        let table = [
+            rela(0x10, 8, 0x100),
+            rela(0x18, 1, 0x5),
+            rela(0x20, 8, 0x200),
+        ]
+        .concat();
+        let bias = 0x20_0000;
+        let memory = |applied_last: bool| {
+            move |slot: u64| match slot {
+                0x10 => Some(0x20_0100),
+                0x20 if applied_last => Some(0x20_0200),
+                0x20 => Some(0x200),
+                _ => None,
+            }
+        };
+        assert_eq!(first_unapplied(&table, bias, memory(true)), None);
+        assert_eq!(
+            first_unapplied(&table, bias, memory(false)),
+            Some(Unapplied {
+                slot: 0x20,
+                got: Some(0x200),
+                want: 0x20_0200
+            })
+        );
+        assert_eq!(
+            first_unapplied(&table, bias, |_| None).map(|u| u.got),
+            Some(None)
+        );
     }
 }

@@ -125,6 +125,17 @@ pub fn loader_artifacts(profile: Profile, trace: TraceLevel) -> LoaderArtifacts 
     }
 }
 
+/// Where `cargo xtask run --inject` puts the loader built with fault injection (the
+/// feature `faults`, traced at the default level): beside the others, as
+/// `rusty-loader-faults(.elf)`.
+pub fn fault_loader_artifacts(profile: Profile) -> LoaderArtifacts {
+    let normal = loader_artifacts(profile, TraceLevel::Info);
+    LoaderArtifacts {
+        image: normal.image.with_file_name("rusty-loader-faults"),
+        elf: normal.elf.with_file_name("rusty-loader-faults.elf"),
+    }
+}
+
 /// Rustflags shared by every freestanding binary.
 const FREESTANDING_FLAGS: &[&str] = &[
     "-C target-feature=+crt-static",
@@ -228,11 +239,13 @@ fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
     Ok(target_dir.join(HOST_TARGET).join(profile.dir_name()))
 }
 
-/// Runs cargo on the loader binary with its flags; returns the output directory.
+/// Runs cargo on the loader binary with its flags (and with fault injection, the
+/// feature `faults`, when `faults` says so); returns the output directory.
 fn cargo_loader(
     sh: &Shell,
     profile: Profile,
     trace: TraceLevel,
+    faults: bool,
     action: Action,
 ) -> Result<PathBuf> {
     let root = project_root();
@@ -252,19 +265,25 @@ fn cargo_loader(
             action,
             package: "rusty-loader",
             bins: &["rusty-loader"],
-            features: if traced {
-                "bare-metal,trace"
-            } else {
-                "bare-metal"
+            features: match (traced, faults) {
+                (true, false) => "bare-metal,trace",
+                (false, false) => "bare-metal",
+                (true, true) => "bare-metal,trace,faults",
+                (false, true) => "bare-metal,faults",
             },
             profile,
-            // One target directory per level: a build of another level (tests build
-            // several) then does not make the next default build start over.
-            target_dir: &root.join(match trace {
-                TraceLevel::Off => "target/bare-metal/loader-notrace".to_string(),
-                TraceLevel::Info => "target/bare-metal/loader".to_string(),
-                other => format!("target/bare-metal/loader-{}", other.defmt_log()),
-            }),
+            // One target directory per level (and for fault injection): a build of
+            // another variant (tests build several) then does not make the next
+            // default build start over.
+            target_dir: &root.join(format!(
+                "{}{}",
+                match trace {
+                    TraceLevel::Off => "target/bare-metal/loader-notrace".to_string(),
+                    TraceLevel::Info => "target/bare-metal/loader".to_string(),
+                    other => format!("target/bare-metal/loader-{}", other.defmt_log()),
+                },
+                if faults { "-faults" } else { "" }
+            )),
             rustflags: &rustflags,
             defmt_log: trace.defmt_log(),
             release_profile: LOADER_RELEASE_PROFILE,
@@ -287,8 +306,31 @@ pub fn build_loader_to(
     trace: TraceLevel,
     artifacts: LoaderArtifacts,
 ) -> Result<LoaderArtifacts> {
+    write_loader(sh, profile, trace, false, artifacts)
+}
+
+/// Builds the traced loader with fault injection (`cargo xtask run --inject`,
+/// `xtask/tests/faults.rs`) into [`fault_loader_artifacts`].
+pub fn build_fault_loader(sh: &Shell, profile: Profile) -> Result<LoaderArtifacts> {
+    write_loader(
+        sh,
+        profile,
+        TraceLevel::Info,
+        true,
+        fault_loader_artifacts(profile),
+    )
+}
+
+/// Builds a loader and writes its artifacts.
+fn write_loader(
+    sh: &Shell,
+    profile: Profile,
+    trace: TraceLevel,
+    faults: bool,
+    artifacts: LoaderArtifacts,
+) -> Result<LoaderArtifacts> {
     let traced = trace != TraceLevel::Off;
-    let out = cargo_loader(sh, profile, trace, Action::Build)?;
+    let out = cargo_loader(sh, profile, trace, faults, Action::Build)?;
     let dir = artifacts
         .image
         .parent()
@@ -509,8 +551,9 @@ fn cargo_kernels(sh: &Shell, profile: Profile, action: Action) -> Result<(PathBu
 /// of its real builds (the host `cargo clippy --workspace` cannot see them).
 pub fn lint_bare_metal(sh: &Shell) -> Result<()> {
     for trace in [TraceLevel::Info, TraceLevel::Off] {
-        cargo_loader(sh, Profile::Debug, trace, Action::Clippy)?;
+        cargo_loader(sh, Profile::Debug, trace, false, Action::Clippy)?;
     }
+    cargo_loader(sh, Profile::Debug, TraceLevel::Info, true, Action::Clippy)?;
     cargo_kernels(sh, Profile::Debug, Action::Clippy)?;
     Ok(())
 }

@@ -78,6 +78,10 @@ pub struct QemuConfig {
     /// debugger's prompt interrupts the guest through the debugger instead of ending
     /// QEMU.
     pub gdb_socket: Option<PathBuf>,
+    /// The fault a loader built with fault injection breaks the hand-over with
+    /// (`rusty_loader::faults`): its name goes to the loader in the fw_cfg file
+    /// `opt/rusty-loader/fault`. None: no such file (a normal loader ignores it).
+    pub fault: Option<String>,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -101,6 +105,7 @@ impl QemuConfig {
             deterministic: false,
             monitor: false,
             gdb_socket: None,
+            fault: None,
             extra_args: Vec::new(),
             working_dir: None,
         }
@@ -185,6 +190,10 @@ impl QemuConfig {
         if let Some(append) = &self.append {
             args.push("-append".into());
             args.push(append.into());
+        }
+        if let Some(fault) = &self.fault {
+            args.push("-fw_cfg".into());
+            args.push(format!("name={},string={fault}", rusty_loader::faults::FW_CFG_FILE).into());
         }
         args.extend(self.extra_args.iter().cloned());
         args

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use rusty_loader::faults::Fault;
 use trace_decoder::color::ColorChoice;
 use trace_decoder::decode::TraceTable;
 use trace_decoder::outputs::{write_file, ReportFiles};
@@ -103,6 +104,25 @@ pub struct BootOptions {
     /// Print the QEMU command line.
     #[arg(short, long)]
     verbose: bool,
+    /// Boot a loader built with fault injection (target/x86_64/<profile>/rusty-loader-faults)
+    /// that breaks the hand-over as FAULT says: a test kernel then ends with the status
+    /// of the check group that caught it (5-31) and names the check; the last three
+    /// make the loader end with the exit code they name. Default APP: the demo app,
+    /// or legacy-dyn for the two faults only it checks (recursive-entry-missing,
+    /// relocation-left-out).
+    #[arg(long, value_name = "FAULT", value_parser = fault_parser())]
+    inject: Option<Fault>,
+}
+
+/// `--inject`'s values: every fault, each with what it breaks.
+fn fault_parser() -> impl clap::builder::TypedValueParser<Value = Fault> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        Fault::ALL
+            .iter()
+            .map(|f| PossibleValue::new(f.name()).help(f.description())),
+    )
+    .map(|name| Fault::from_name(&name).expect("a listed fault"))
 }
 
 /// The options of `trace`: those of a boot, and what to do with its trace.
@@ -337,8 +357,16 @@ impl Prepared {
         }
         let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
         let profile = Profile::from_release(boot.release);
-        let loader = build::build_loader(sh, profile, boot.trace_level)
-            .context("the loader build failed")?;
+        if boot.inject.is_some() && boot.trace_level != TraceLevel::Info {
+            anyhow::bail!(
+                "--inject builds the loader traced at the default level: drop --trace-level"
+            );
+        }
+        let loader = match boot.inject {
+            Some(_) => build::build_fault_loader(sh, profile),
+            None => build::build_loader(sh, profile, boot.trace_level),
+        }
+        .context("the loader build failed")?;
         preflight::check_memory(
             &boot.memory,
             trace_decoder::loader_elf::loader_image(&loader.elf)?,
@@ -353,7 +381,17 @@ impl Prepared {
             // where xtask was started.
             Some(app) => std::path::absolute(app)
                 .with_context(|| format!("cannot resolve {}", app.display()))?,
-            None => build::build_test_kernels(sh, profile)?.hello_dyn,
+            None => {
+                let kernels = build::build_test_kernels(sh, profile)?;
+                // A fault the demo app does not check boots the kernel that does.
+                let checking = boot.inject.and_then(Fault::kernel);
+                let found = kernels
+                    .all()
+                    .into_iter()
+                    .find(|path| path.file_name().and_then(|n| n.to_str()) == checking)
+                    .cloned();
+                found.unwrap_or(kernels.hello_dyn)
+            }
         };
         // The loader's path is the kernel's file name on the Multiboot command line,
         // which the trace and its reports show: relative to the project's root, it
@@ -400,6 +438,7 @@ impl Prepared {
             loader_options: loader_options(boot.keep_cmdline),
             boot: boot.boot,
             deterministic: boot.deterministic,
+            fault: boot.inject.map(|fault| fault.name().to_string()),
             extra_args: boot.qemu_args.iter().map(OsString::from).collect(),
             working_dir: Some(root),
             ..QemuConfig::new(loader_image, &app)

@@ -10,12 +10,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
+use common::mutants::{self, Mutant};
 use common::{artifacts, boot, config, entered, shown, xtask};
-use goblin::elf::dynamic::{DT_RELA, DT_RELACOUNT, DT_RELAENT, DT_RELASZ};
-use goblin::elf::program_header::{PT_DYNAMIC, PT_LOAD, PT_NULL, PT_TLS};
-use goblin::elf::Elf;
 use rusty_loader::error::ExitCode;
 use trace_decoder::decode::{decode_recording, TraceTable};
 use xtask::qemu::{BootProtocol, Machine, QemuConfig};
@@ -26,116 +22,13 @@ const BOTH_ENTRIES: [(BootProtocol, Machine); 2] = [
     (BootProtocol::Pvh, Machine::Pc),
 ];
 
-/// Program header field offsets (ELF64).
-const P_TYPE: usize = 0;
-const P_OFFSET: usize = 8;
-const P_VADDR: usize = 16;
-const P_FILESZ: usize = 32;
-const P_MEMSZ: usize = 40;
-
-/// A test kernel's bytes with what the tests need to find in them.
-struct Kernel {
-    bytes: Vec<u8>,
-}
-
-impl Kernel {
-    fn read(path: &std::path::Path) -> Kernel {
-        Kernel {
-            bytes: std::fs::read(path).unwrap(),
-        }
-    }
-
-    fn hello_dyn() -> Kernel {
-        Kernel::read(&artifacts().kernels.hello_dyn)
-    }
-
-    fn elf(&self) -> Elf<'_> {
-        Elf::parse(&self.bytes).unwrap()
-    }
-
-    fn u64_at(&self, at: usize) -> u64 {
-        u64::from_le_bytes(self.bytes[at..at + 8].try_into().unwrap())
-    }
-
-    fn set_u64(&mut self, at: usize, value: u64) {
-        self.bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
-    }
-
-    /// File offset of field `field` of program header `index`.
-    fn phdr_field(&self, index: usize, field: usize) -> usize {
-        // e_phoff, read directly: a mutant need not parse any more.
-        self.u64_at(32) as usize + index * 56 + field
-    }
-
-    /// The index of the `nth` program header of type `p_type`.
-    fn phdr_index(&self, p_type: u32, nth: usize) -> usize {
-        self.elf()
-            .program_headers
-            .iter()
-            .enumerate()
-            .filter(|(_, header)| header.p_type == p_type)
-            .nth(nth)
-            .unwrap_or_else(|| panic!("program header {p_type} number {nth}"))
-            .0
-    }
-
-    fn set_phdr(&mut self, index: usize, field: usize, value: u64) {
-        let at = self.phdr_field(index, field);
-        self.set_u64(at, value);
-    }
-
-    fn set_phdr_type(&mut self, index: usize, p_type: u32) {
-        let at = self.phdr_field(index, P_TYPE);
-        self.bytes[at..at + 4].copy_from_slice(&p_type.to_le_bytes());
-    }
-
-    /// File offset and index of the dynamic entry with tag `tag`.
-    fn dynamic_entry(&self, tag: u64) -> (usize, usize) {
-        let elf = self.elf();
-        let dynamic = elf
-            .program_headers
-            .iter()
-            .find(|p| p.p_type == PT_DYNAMIC)
-            .unwrap();
-        let base = dynamic.p_offset as usize;
-        (0..dynamic.p_filesz as usize / 16)
-            .map(|i| (base + i * 16, i))
-            .find(|&(at, _)| self.u64_at(at) == tag)
-            .unwrap_or_else(|| panic!("dynamic tag {tag:#x}"))
-    }
-
-    /// File offset of the first entry of the `.rela.dyn` table and its entries'
-    /// targets.
-    fn relocations(&self) -> (usize, Vec<u64>) {
-        let elf = self.elf();
-        let (rela, _) = self.dynamic_entry(DT_RELA);
-        let vaddr = self.u64_at(rela + 8);
-        let offset = elf
-            .program_headers
-            .iter()
-            .find(|p| p.p_type == PT_LOAD && (p.p_vaddr..p.p_vaddr + p.p_filesz).contains(&vaddr))
-            .map(|p| (vaddr - p.p_vaddr + p.p_offset) as usize)
-            .unwrap();
-        let targets = elf.dynrelas.iter().map(|rela| rela.r_offset).collect();
-        (offset, targets)
-    }
-
-    /// Writes the mutant to a file named after the case.
-    fn write(&self, name: &str) -> PathBuf {
-        let dir = xtask::project_root().join("target/test-inputs/elf-refusals");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
-        std::fs::write(&path, &self.bytes).unwrap();
-        path
-    }
-}
-
-/// Boots `app` through both entries; each boot must end with `code`'s status, an
-/// error line naming the code that contains `message`, and a `Refused` event with
-/// the code.
-fn check_refused(app: &std::path::Path, code: ExitCode, message: &str) {
+/// Boots `mutant` through both entries; each boot must end with its code's status,
+/// an error line naming the code that contains its message, and a `Refused` event
+/// with the code.
+fn check_refused(mutant: &Mutant) {
     for (entry, machine) in BOTH_ENTRIES {
-        check_refused_on(&entered(config(app), entry, machine), code, message);
+        let config = entered(config(&mutant.path), entry, machine);
+        check_refused_on(&config, mutant.code, &mutant.message);
     }
 }
 
@@ -187,261 +80,94 @@ fn check_refused_on(config: &QemuConfig, code: ExitCode, message: &str) {
 /// `DT_RELA` and `DT_RELACOUNT` without a size.
 #[test]
 fn relasz_tag_turned_undefined() {
-    let mut kernel = Kernel::hello_dyn();
-    let (at, index) = kernel.dynamic_entry(DT_RELASZ);
-    kernel.set_u64(at, 0xffff_0008);
-    check_refused(
-        &kernel.write("relasz-tag-0xffff0008"),
-        ExitCode::UndefinedTag,
-        &format!("dynamic entry {index} has tag 0xffff0008, which no ELF specification defines"),
-    );
+    check_refused(&mutants::relasz_tag_turned_undefined());
 }
 
 /// The same mutation to a tag in a defined range that the loader does not read: the
 /// table is left without its size, which is refused as such.
 #[test]
 fn relasz_tag_turned_into_another_defined_tag() {
-    let mut kernel = Kernel::hello_dyn();
-    let (at, _) = kernel.dynamic_entry(DT_RELASZ);
-    kernel.set_u64(at, 0x6fff_fd08);
-    check_refused(
-        &kernel.write("relasz-tag-gnu"),
-        ExitCode::InconsistentDynamic,
-        "the dynamic section has DT_RELA but no DT_RELASZ",
-    );
+    check_refused(&mutants::relasz_tag_turned_into_another_defined_tag());
 }
 
 #[test]
 fn relacount_above_the_table() {
-    let mut kernel = Kernel::hello_dyn();
-    let (at, _) = kernel.dynamic_entry(DT_RELACOUNT);
-    let (size_at, _) = kernel.dynamic_entry(DT_RELASZ);
-    let entries = kernel.u64_at(size_at + 8) / 24;
-    kernel.set_u64(at + 8, entries + 1);
-    check_refused(
-        &kernel.write("relacount-above"),
-        ExitCode::InconsistentDynamic,
-        &format!(
-            "DT_RELACOUNT says {} relative relocations, but the table (DT_RELASZ) holds {entries}",
-            entries + 1
-        ),
-    );
+    check_refused(&mutants::relacount_above_the_table());
 }
 
 #[test]
 fn relocation_entry_size_16() {
-    let mut kernel = Kernel::hello_dyn();
-    let (at, _) = kernel.dynamic_entry(DT_RELAENT);
-    kernel.set_u64(at + 8, 16);
-    check_refused(
-        &kernel.write("relaent-16"),
-        ExitCode::InconsistentDynamic,
-        "DT_RELAENT is 16, where the loader's records are 24 bytes",
-    );
+    check_refused(&mutants::relocation_entry_size_16());
 }
 
 /// The second mutant: the `PT_LOAD` of the data segment (`.tdata`,
 /// `.data.rel.ro`, `.dynamic`, `.got`) given an undefined type.
 #[test]
 fn data_segment_type_turned_undefined() {
-    let mut kernel = Kernel::hello_dyn();
-    let index = kernel.phdr_index(PT_LOAD, 2);
-    kernel.set_phdr_type(index, 0x1234_5678);
-    check_refused(
-        &kernel.write("data-load-undefined-type"),
-        ExitCode::UndefinedTag,
-        &format!("program header {index} has type 0x12345678"),
-    );
+    check_refused(&mutants::data_segment_type_turned_undefined());
 }
 
 /// The second mutant with a defined type (`PT_NULL`): the segment is gone, and with
 /// it the `PT_DYNAMIC` it held.
 #[test]
 fn data_segment_turned_into_pt_null() {
-    let mut kernel = Kernel::hello_dyn();
-    let index = kernel.phdr_index(PT_LOAD, 2);
-    kernel.set_phdr_type(index, PT_NULL);
-    check_refused(
-        &kernel.write("data-load-null"),
-        ExitCode::DynamicOutsideSegments,
-        "PT_DYNAMIC [",
-    );
+    check_refused(&mutants::data_segment_turned_into_pt_null());
 }
 
 #[test]
 fn tls_template_moved_into_a_gap() {
-    let mut kernel = Kernel::hello_dyn();
-    let elf = kernel.elf();
-    let loads: Vec<_> = elf
-        .program_headers
-        .iter()
-        .filter(|p| p.p_type == PT_LOAD)
-        .cloned()
-        .collect();
-    // The page-aligned address between the first two segments.
-    let gap = (loads[0].p_vaddr + loads[0].p_memsz).next_multiple_of(0x1000);
-    assert!(
-        gap < loads[1].p_vaddr,
-        "a gap between the first two segments"
-    );
-    let index = kernel.phdr_index(PT_TLS, 0);
-    kernel.set_phdr(index, P_VADDR, gap);
-    check_refused(
-        &kernel.write("tls-in-gap"),
-        ExitCode::TlsOutsideSegments,
-        &format!("the PT_TLS template [{gap:#x}, "),
-    );
+    check_refused(&mutants::tls_template_moved_into_a_gap());
 }
 
 #[test]
 fn relocation_table_outside_the_segments() {
-    let mut kernel = Kernel::hello_dyn();
-    let (at, _) = kernel.dynamic_entry(DT_RELA);
-    kernel.set_u64(at + 8, 0x4000_0000);
-    check_refused(
-        &kernel.write("rela-outside"),
-        ExitCode::TableOutsideSegments,
-        "the DT_RELA table [0x40000000, ",
-    );
+    check_refused(&mutants::relocation_table_outside_the_segments());
 }
 
 /// A relocation aimed between the first two segments: found while relocating, after
 /// the segments are loaded, still before the hand-over.
 #[test]
 fn relocation_into_a_gap() {
-    let mut kernel = Kernel::hello_dyn();
-    let elf = kernel.elf();
-    let first = elf
-        .program_headers
-        .iter()
-        .find(|p| p.p_type == PT_LOAD)
-        .unwrap();
-    let gap = (first.p_vaddr + first.p_memsz).next_multiple_of(0x1000);
-    let (table, targets) = kernel.relocations();
-    let index = targets.len() / 2;
-    kernel.set_u64(table + index * 24, gap);
-    check_refused(
-        &kernel.write("relocation-into-gap"),
-        ExitCode::RelocationOutsideSegments,
-        &format!("relocation {index} writes 8 bytes at {gap:#x}, which do not lie in one PT_LOAD segment"),
-    );
+    check_refused(&mutants::relocation_into_a_gap());
 }
 
 /// The last relocation moved to straddle the end of the last segment.
 #[test]
 fn relocation_across_a_segment_end() {
-    let mut kernel = Kernel::hello_dyn();
-    let elf = kernel.elf();
-    let last = elf
-        .program_headers
-        .iter()
-        .rfind(|p| p.p_type == PT_LOAD)
-        .unwrap();
-    let target = last.p_vaddr + last.p_memsz - 4;
-    let (table, targets) = kernel.relocations();
-    let index = targets.len() - 1;
-    kernel.set_u64(table + index * 24, target);
-    check_refused(
-        &kernel.write("relocation-across-end"),
-        ExitCode::RelocationOutsideSegments,
-        &format!("relocation {index} writes 8 bytes at {target:#x}"),
-    );
+    check_refused(&mutants::relocation_across_a_segment_end());
 }
 
 /// An executable's entry point moved into its read-only first segment.
 #[test]
 fn entry_point_outside_the_code() {
-    let mut kernel = Kernel::read(&artifacts().kernels.hello_exec);
-    let entry = kernel
-        .elf()
-        .program_headers
-        .iter()
-        .find(|p| p.p_type == PT_LOAD)
-        .unwrap()
-        .p_vaddr
-        + 0x100;
-    kernel.set_u64(24, entry);
-    check_refused(
-        &kernel.write("entry-in-rodata"),
-        ExitCode::EntryOutsideCode,
-        &format!(
-            "the entry point {entry:#x} is not in the file bytes of an executable PT_LOAD segment"
-        ),
-    );
+    check_refused(&mutants::entry_point_outside_the_code());
 }
 
 #[test]
 fn segments_out_of_order() {
-    let mut kernel = Kernel::hello_dyn();
-    let (first, second) = (kernel.phdr_index(PT_LOAD, 0), kernel.phdr_index(PT_LOAD, 1));
-    let (a, b) = (kernel.phdr_field(first, 0), kernel.phdr_field(second, 0));
-    let original = kernel.bytes.clone();
-    kernel.bytes[a..a + 56].copy_from_slice(&original[b..b + 56]);
-    kernel.bytes[b..b + 56].copy_from_slice(&original[a..a + 56]);
-    check_refused(
-        &kernel.write("loads-swapped"),
-        ExitCode::OverlappingSegments,
-        "PT_LOAD segments out of address order",
-    );
+    check_refused(&mutants::segments_out_of_order());
 }
 
 #[test]
 fn file_size_above_memory_size() {
-    let mut kernel = Kernel::hello_dyn();
-    let index = kernel.phdr_index(PT_LOAD, 1);
-    let file_size = kernel.u64_at(kernel.phdr_field(index, P_FILESZ));
-    kernel.set_phdr(index, P_MEMSZ, file_size - 8);
-    check_refused(
-        &kernel.write("filesz-above-memsz"),
-        ExitCode::FileSizeAboveMemorySize,
-        &format!("PT_LOAD program header {index} has p_filesz {file_size:#x} > p_memsz"),
-    );
+    check_refused(&mutants::file_size_above_memory_size());
 }
 
 #[test]
 fn file_offset_not_congruent_with_the_address() {
-    let mut kernel = Kernel::hello_dyn();
-    let index = kernel.phdr_index(PT_LOAD, 1);
-    let offset = kernel.u64_at(kernel.phdr_field(index, P_OFFSET));
-    kernel.set_phdr(index, P_OFFSET, offset + 8);
-    check_refused(
-        &kernel.write("offset-not-congruent"),
-        ExitCode::MisalignedSegment,
-        &format!("has p_offset {:#x} and p_vaddr", offset + 8),
-    );
+    check_refused(&mutants::file_offset_not_congruent_with_the_address());
 }
 
 #[test]
 fn every_segment_empty() {
-    let mut kernel = Kernel::hello_dyn();
-    let count = kernel
-        .elf()
-        .program_headers
-        .iter()
-        .filter(|p| p.p_type == PT_LOAD)
-        .count();
-    let indices: Vec<usize> = (0..count)
-        .map(|nth| kernel.phdr_index(PT_LOAD, nth))
-        .collect();
-    for index in indices {
-        kernel.set_phdr(index, P_FILESZ, 0);
-        kernel.set_phdr(index, P_MEMSZ, 0);
-    }
-    check_refused(
-        &kernel.write("empty-image"),
-        ExitCode::EmptyImage,
-        &format!("the {count} PT_LOAD segments occupy no memory"),
-    );
+    check_refused(&mutants::every_segment_empty());
 }
 
 /// What a user sees: `cargo xtask trace` on the first mutant reports the
 /// loader's refusal, with its status, and nowhere blames the kernel.
 #[test]
 fn the_report_blames_the_file_not_the_kernel() {
-    let mut kernel = Kernel::hello_dyn();
-    let (at, _) = kernel.dynamic_entry(DT_RELASZ);
-    kernel.set_u64(at, 0xffff_0008);
-    let app = kernel.write("relasz-tag-0xffff0008-traced");
+    let app = mutants::relasz_tag_turned_undefined().path;
     let output = xtask(&["trace", "--color=never", app.to_str().unwrap()]);
     let shown = shown(&output);
     let code = ExitCode::UndefinedTag;

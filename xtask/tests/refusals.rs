@@ -1,24 +1,37 @@
 //! Every refusal of the loader, booted in QEMU: each bad input must end with its
 //! documented exit status and one clear line naming what was found — never a hang,
 //! a triple fault or a panic. The bad inputs are made here from a good test kernel,
-//! one defect each.
+//! one defect each, or are QEMU options (a command line, a memory size). The exit
+//! codes that only a loader bug can cause (loader-panic, bad-mapping, fdt-build)
+//! come from the loader built with fault injection (`rusty_loader::faults`). One
+//! test boots an input for every documented code and checks that the codes
+//! produced are exactly the documented ones.
 
 mod common;
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 
-use common::{artifacts, boot, config, entered, ENTRIES};
+use common::{artifacts, boot, config, entered, fault_config, fault_loader, mutants, ENTRIES};
 use goblin::elf::dynamic::{DT_NEEDED, DT_NULL, DT_RELACOUNT};
 use goblin::elf::program_header::{PF_R, PT_LOAD, PT_NOTE};
 use goblin::elf::Elf;
 use rusty_loader::elf::{MAX_NOTE_BYTES, MAX_PROGRAM_HEADERS};
 use rusty_loader::error::ExitCode;
+use rusty_loader::faults::Fault;
 use trace_decoder::decode::{decode_recording, TraceTable};
-use xtask::qemu::{BootProtocol, Machine, QemuConfig};
+use xtask::qemu::{BootProtocol, Captured, Machine, QemuConfig};
 
 /// The trace of a failed boot ends with its error event, carrying these fields.
 fn check_error_event(serial: &[u8], name: &str, fields: &[(&str, &str)]) {
-    let elf = std::fs::read(&artifacts().loader.elf).unwrap();
+    check_error_event_of(&artifacts().loader.elf, serial, name, fields);
+}
+
+/// [`check_error_event`] for a stream of the loader `loader_elf`.
+fn check_error_event_of(loader_elf: &Path, serial: &[u8], name: &str, fields: &[(&str, &str)]) {
+    let elf = std::fs::read(loader_elf).unwrap();
     let table = TraceTable::from_elf(&elf).unwrap();
     let events = decode_recording(&table, serial)
         .expect("the stream decodes")
@@ -37,11 +50,19 @@ fn check_error_event(serial: &[u8], name: &str, fields: &[(&str, &str)]) {
 }
 
 /// Writes `bytes` to a file named after the case, in the test's scratch directory.
+/// Written beside it and renamed into place: two tests that make the same case at
+/// once never let QEMU read half a file.
 fn write_case(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = xtask::project_root().join("target/test-inputs");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
+    let part = dir.join(format!(
+        ".{name}.{}.{:?}.part",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&part, bytes).unwrap();
+    std::fs::rename(&part, &path).unwrap();
     path
 }
 
@@ -60,8 +81,8 @@ fn check_refusal(app: Option<PathBuf>, code: ExitCode, message: &str) {
 }
 
 /// Boots `config` and checks the status and that the loader's error line says
-/// `message`.
-fn check_refusal_of(config: &QemuConfig, code: ExitCode, message: &str) {
+/// `message`; returns the boot.
+fn check_refusal_of(config: &QemuConfig, code: ExitCode, message: &str) -> Captured {
     let run = boot(config);
     let serial = run.serial_text();
     assert_eq!(
@@ -80,10 +101,15 @@ fn check_refusal_of(config: &QemuConfig, code: ExitCode, message: &str) {
         "error line {line:?} should mention {message:?}"
     );
     assert!(
-        line.contains(code.name()),
+        line.ends_with(&format!(
+            " (exit code {}, QEMU status {})",
+            code.name(),
+            code.qemu_status()
+        )),
         "error line {line:?} should name the code {}",
         code.name()
     );
+    run
 }
 
 fn le16(bytes: &mut [u8], at: usize, value: u16) {
@@ -134,10 +160,13 @@ fn unknown_loader_option() {
     check_error_event(&run.serial, "Refused", &[("name", "unknown-option")]);
 }
 
+fn not_elf_case() -> PathBuf {
+    write_case("not-elf", b"#!/bin/sh\necho this is not a kernel\n")
+}
+
 #[test]
 fn not_an_elf() {
-    let app = write_case("not-elf", b"#!/bin/sh\necho this is not a kernel\n");
-    check_refusal(Some(app), ExitCode::NotElf, "23 21 2f 62");
+    check_refusal(Some(not_elf_case()), ExitCode::NotElf, "23 21 2f 62");
 }
 
 /// An empty file is not "an ELF starting with 00 00 00 00": the line says it is empty.
@@ -150,72 +179,97 @@ fn empty_module() {
             app: Some(app.clone()),
             ..entered(config("unused"), entry, machine)
         };
-        match entry {
-            BootProtocol::Multiboot => check_refusal_of(
-                &config,
+        let (code, message) = match entry {
+            BootProtocol::Multiboot => (
                 ExitCode::NotElf,
                 "the module is empty (0 bytes): -initrd names an empty file",
             ),
-            BootProtocol::Pvh => check_refusal_of(&config, ExitCode::NoModule, "-initrd"),
-        }
+            BootProtocol::Pvh => (ExitCode::NoModule, "-initrd"),
+        };
+        check_refusal_of(&config, code, message);
     }
+}
+
+fn elf32_case() -> PathBuf {
+    let mut elf = hello_dyn();
+    elf[4] = 1; // EI_CLASS = ELFCLASS32
+    write_case("elf32", &elf)
 }
 
 #[test]
 fn elf32() {
+    check_refusal(Some(elf32_case()), ExitCode::WrongClass, "EI_CLASS 1");
+}
+
+fn aarch64_case() -> PathBuf {
     let mut elf = hello_dyn();
-    elf[4] = 1; // EI_CLASS = ELFCLASS32
-    check_refusal(
-        Some(write_case("elf32", &elf)),
-        ExitCode::WrongClass,
-        "EI_CLASS 1",
-    );
+    le16(&mut elf, 18, 183); // EM_AARCH64
+    write_case("aarch64", &elf)
 }
 
 #[test]
 fn wrong_machine() {
-    let mut elf = hello_dyn();
-    le16(&mut elf, 18, 183); // EM_AARCH64
     check_refusal(
-        Some(write_case("aarch64", &elf)),
+        Some(aarch64_case()),
         ExitCode::WrongMachine,
         "e_machine 183",
     );
 }
 
-#[test]
-fn relocatable_object() {
+fn et_rel_case() -> PathBuf {
     let mut elf = hello_dyn();
     le16(&mut elf, 16, 1); // ET_REL
+    write_case("et-rel", &elf)
+}
+
+#[test]
+fn relocatable_object() {
+    check_refusal(Some(et_rel_case()), ExitCode::WrongType, "e_type 1");
+}
+
+/// A file cut short, as an interrupted copy leaves it: the ELF header is whole, the
+/// program header table it points to is not.
+fn truncated_case() -> PathBuf {
+    let elf = hello_dyn();
+    let phoff = Elf::parse(&elf).unwrap().header.e_phoff as usize;
+    write_case("truncated", &elf[..phoff + 20])
+}
+
+#[test]
+fn malformed_elf() {
     check_refusal(
-        Some(write_case("et-rel", &elf)),
-        ExitCode::WrongType,
-        "e_type 1",
+        Some(truncated_case()),
+        ExitCode::MalformedElf,
+        "malformed ELF: the program header table lies outside the file",
     );
+}
+
+fn no_note_case() -> PathBuf {
+    let mut elf = hello_dyn();
+    let at = find(&elf, b"HERMIT\0");
+    elf[at..at + 6].copy_from_slice(b"HERMIX");
+    write_case("no-note", &elf)
 }
 
 #[test]
 fn no_hermit_note() {
-    let mut elf = hello_dyn();
-    let at = find(&elf, b"HERMIT\0");
-    elf[at..at + 6].copy_from_slice(b"HERMIX");
-    check_refusal(
-        Some(write_case("no-note", &elf)),
-        ExitCode::NoHermitNote,
-        "HERMIT note",
-    );
+    check_refusal(Some(no_note_case()), ExitCode::NoHermitNote, "HERMIT note");
 }
 
-#[test]
-fn entry_version_1() {
+fn entry_v1_case() -> PathBuf {
     let mut elf = hello_dyn();
     // The 1-byte descriptor follows the 8-byte-padded name "HERMIT\0".
     let at = find(&elf, b"HERMIT\0") + 8;
     assert_eq!(elf[at], 4, "the test kernels carry entry version 4");
     // Version 1 (hermit-entry 0.8 and older) passed the stack in the boot info.
     elf[at] = 1;
+    write_case("entry-v1", &elf)
+}
+
+#[test]
+fn entry_version_1() {
     check_refusal(
-        Some(write_case("entry-v1", &elf)),
+        Some(entry_v1_case()),
         ExitCode::UnsupportedEntryVersion,
         "HERMIT entry version 1 is not supported (this loader serves 2, 3 and 4)",
     );
@@ -236,22 +290,25 @@ fn dynamic_entry_offset(elf_bytes: &[u8], tag: u64) -> usize {
         .expect("dynamic entry present")
 }
 
-#[test]
-fn needs_shared_library() {
+fn dt_needed_case() -> PathBuf {
     let mut elf = hello_dyn();
     // Turn the terminating DT_NULL into a DT_NEEDED: the loader must refuse before
     // it would ever look for the (absent) string.
     let at = dynamic_entry_offset(&elf, DT_NULL);
     le64(&mut elf, at, DT_NEEDED);
+    write_case("dt-needed", &elf)
+}
+
+#[test]
+fn needs_shared_library() {
     check_refusal(
-        Some(write_case("dt-needed", &elf)),
+        Some(dt_needed_case()),
         ExitCode::NeedsSharedLibrary,
         "DT_NEEDED",
     );
 }
 
-#[test]
-fn segment_outside_file() {
+fn segment_outside_case() -> PathBuf {
     let mut elf = hello_dyn();
     let parsed = Elf::parse(&elf).unwrap();
     let phoff = parsed.header.e_phoff as usize;
@@ -263,15 +320,19 @@ fn segment_outside_file() {
     let len = elf.len() as u64;
     // p_offset is at +8 in an ELF64 program header.
     le64(&mut elf, phoff + index * 56 + 8, len + 0x1000);
+    write_case("segment-outside", &elf)
+}
+
+#[test]
+fn segment_outside_file() {
     check_refusal(
-        Some(write_case("segment-outside", &elf)),
+        Some(segment_outside_case()),
         ExitCode::SegmentOutsideFile,
         "outside",
     );
 }
 
-#[test]
-fn unsupported_relocation() {
+fn reloc_pc32_case() -> PathBuf {
     let mut elf = hello_dyn();
     let parsed = Elf::parse(&elf).unwrap();
     let rela = parsed
@@ -286,8 +347,13 @@ fn unsupported_relocation() {
     // inconsistency first (elf_refusals.rs): the count goes.
     let count = dynamic_entry_offset(&elf, DT_RELACOUNT);
     le64(&mut elf, count + 8, 0);
+    write_case("reloc-pc32", &elf)
+}
+
+#[test]
+fn unsupported_relocation() {
     check_refusal(
-        Some(write_case("reloc-pc32", &elf)),
+        Some(reloc_pc32_case()),
         ExitCode::UnsupportedRelocation,
         "type 2",
     );
@@ -360,12 +426,16 @@ fn most_program_headers_over_the_same_notes() {
     );
 }
 
-#[test]
-fn more_note_bytes_than_the_loader_reads() {
+fn notes_1mib_case() -> PathBuf {
     // As many headers as the loader reads, all over the same 1 MiB.
     let elf = same_notes_everywhere(hello_dyn(), MAX_PROGRAM_HEADERS, 1 << 20);
+    write_case("notes-1mib", &elf)
+}
+
+#[test]
+fn more_note_bytes_than_the_loader_reads() {
     check_too_complex(
-        write_case("notes-1mib", &elf),
+        notes_1mib_case(),
         &format!(
             "{} bytes of PT_NOTE segments, where the loader reads at most {MAX_NOTE_BYTES}",
             1 << 20
@@ -373,19 +443,23 @@ fn more_note_bytes_than_the_loader_reads() {
     );
 }
 
-#[test]
-fn kernel_overlaps_module() {
-    // An ET_EXEC kernel must go to 0x800000; padded to 8 MiB, its own file (the
-    // module, which Multiboot puts right after the loader) reaches over that
-    // address. PVH puts the module at the top of RAM, clear of the kernel: it boots.
+/// An ET_EXEC kernel must go to 0x800000; padded to 8 MiB, its own file (the
+/// module, which Multiboot puts right after the loader) reaches over that address.
+fn exec_overlap_case() -> PathBuf {
     let mut elf = std::fs::read(&artifacts().kernels.hello_exec).unwrap();
     elf.resize(8 << 20, 0);
-    let app = write_case("exec-overlap", &elf);
+    write_case("exec-overlap", &elf)
+}
+
+#[test]
+fn kernel_overlaps_module() {
+    // PVH puts the module at the top of RAM, clear of the kernel: it boots.
+    let app = exec_overlap_case();
     for (entry, machine) in ENTRIES {
         let config = entered(config(&app), entry, machine);
         match entry {
             BootProtocol::Multiboot => {
-                check_refusal_of(&config, ExitCode::LayoutOverlap, "overlaps module")
+                check_refusal_of(&config, ExitCode::LayoutOverlap, "overlaps module");
             }
             BootProtocol::Pvh => {
                 let run = boot(&config);
@@ -416,11 +490,9 @@ fn check_not_enough_memory(config: &QemuConfig) {
     check_error_event(&run.serial, "Refused", &[("name", "not-enough-memory")]);
 }
 
-#[test]
-fn fault_after_hand_over_is_reported() {
-    // Point the entry at a `ud2` inside the kernel's code: the first instruction the
-    // kernel runs faults before it has an IDT of its own. The loader's IDT is still
-    // live then and must report the fault instead of letting the machine triple-fault.
+/// The entry pointed at a `ud2` inside the kernel's code: the first instruction the
+/// kernel runs faults before it has an IDT of its own.
+fn entry_at_ud2_case() -> PathBuf {
     let mut elf = hello_dyn();
     let parsed = Elf::parse(&elf).unwrap();
     let text = parsed
@@ -435,7 +507,14 @@ fn fault_after_hand_over_is_reported() {
     let ud2 = start + find(&elf[start..end], &[0x0f, 0x0b]);
     let entry = text.p_vaddr + (ud2 - start) as u64;
     le64(&mut elf, 24, entry);
-    let app = write_case("entry-at-ud2", &elf);
+    write_case("entry-at-ud2", &elf)
+}
+
+#[test]
+fn fault_after_hand_over_is_reported() {
+    // The loader's IDT is still live and must report the fault instead of letting
+    // the machine triple-fault.
+    let app = entry_at_ud2_case();
     for (entry, machine) in ENTRIES {
         check_fault_reported(&entered(config(&app), entry, machine));
     }
@@ -493,4 +572,192 @@ fn check_error_event_names_entry(events: &[trace_decoder::decode::Event], protoc
         .find(|e| e.name() == "Entry")
         .expect("an Entry event");
     assert_eq!(entry.message(), format!("Entry protocol={protocol}"));
+}
+
+/// `config` with the `-append` text `-- café` in Latin-1, as a shell in a Latin-1
+/// locale passes it: not UTF-8.
+fn latin1_command_line(config: QemuConfig) -> QemuConfig {
+    QemuConfig {
+        append: None,
+        extra_args: vec![
+            OsString::from("-append"),
+            OsString::from_vec(b"-- caf\xe9".to_vec()),
+        ],
+        ..config
+    }
+}
+
+/// A command line that is not UTF-8 is refused by the entry's reader: bad-multiboot
+/// through Multiboot, bad-start-info through PVH.
+#[test]
+fn command_line_not_utf8() {
+    for (entry, machine) in ENTRIES {
+        let config = latin1_command_line(entered(
+            config(&artifacts().kernels.hello_dyn),
+            entry,
+            machine,
+        ));
+        let (code, message) = match entry {
+            BootProtocol::Multiboot => (
+                ExitCode::BadMultiboot,
+                "unusable Multiboot information: the command line is not UTF-8",
+            ),
+            BootProtocol::Pvh => (
+                ExitCode::BadStartInfo,
+                "unusable PVH start info: the command line is not UTF-8",
+            ),
+        };
+        let run = check_refusal_of(&config, code, message);
+        check_error_event(&run.serial, "Refused", &[("name", code.name())]);
+    }
+}
+
+/// The exit codes no input can cause, only a loader bug: produced by the loader
+/// built with fault injection (an injected fault, not a real input), through both
+/// entries on both machine types. A panic sends no event; the others end with
+/// their `Refused` event.
+fn loader_bugs() -> [(Fault, ExitCode, &'static str); 3] {
+    [
+        (
+            Fault::LoaderPanic,
+            ExitCode::LoaderPanic,
+            "loader bug: panicked at loader/src/inject.rs",
+        ),
+        (
+            Fault::PageTablesMisaligned,
+            ExitCode::BadMapping,
+            "the page-table arena is not 4 KiB aligned",
+        ),
+        (
+            Fault::FdtBuildFails,
+            ExitCode::FdtBuild,
+            "cannot build the device tree: injected fault fdt-build-fails",
+        ),
+    ]
+}
+
+#[test]
+fn loader_bugs_through_both_entries() {
+    for (fault, code, message) in loader_bugs() {
+        for (entry, machine) in ENTRIES {
+            let config = entered(
+                fault_config(&artifacts().kernels.hello_dyn, fault),
+                entry,
+                machine,
+            );
+            let run = check_refusal_of(&config, code, message);
+            if code != ExitCode::LoaderPanic {
+                check_error_event_of(
+                    &fault_loader().elf,
+                    &run.serial,
+                    "Refused",
+                    &[("name", code.name())],
+                );
+            }
+        }
+    }
+}
+
+/// One input for each documented exit code, and the code it must produce: a real
+/// input wherever one exists, an injected fault for the three only a loader bug
+/// causes.
+fn one_input_per_code() -> Vec<(ExitCode, QemuConfig)> {
+    let app = |path: PathBuf| config(path);
+    let hello = || artifacts().kernels.hello_dyn.clone();
+    let mut inputs = vec![
+        (
+            ExitCode::NoModule,
+            QemuConfig {
+                app: None,
+                ..app(hello())
+            },
+        ),
+        (ExitCode::NotElf, app(not_elf_case())),
+        (ExitCode::WrongClass, app(elf32_case())),
+        (ExitCode::WrongMachine, app(aarch64_case())),
+        (ExitCode::WrongType, app(et_rel_case())),
+        (ExitCode::MalformedElf, app(truncated_case())),
+        (ExitCode::NoHermitNote, app(no_note_case())),
+        (ExitCode::UnsupportedEntryVersion, app(entry_v1_case())),
+        (ExitCode::NeedsSharedLibrary, app(dt_needed_case())),
+        (ExitCode::SegmentOutsideFile, app(segment_outside_case())),
+        (ExitCode::UnsupportedRelocation, app(reloc_pc32_case())),
+        (ExitCode::LayoutOverlap, app(exec_overlap_case())),
+        (
+            ExitCode::NotEnoughMemory,
+            QemuConfig {
+                memory: "8M".to_string(),
+                ..app(hello())
+            },
+        ),
+        (ExitCode::BadMultiboot, latin1_command_line(app(hello()))),
+        (ExitCode::ElfTooComplex, app(notes_1mib_case())),
+        (
+            ExitCode::UnknownOption,
+            QemuConfig {
+                loader_options: vec!["keep-cmdlin".to_string()],
+                ..app(hello())
+            },
+        ),
+        (
+            ExitCode::BadStartInfo,
+            QemuConfig {
+                boot: BootProtocol::Pvh,
+                ..latin1_command_line(app(hello()))
+            },
+        ),
+        (ExitCode::CpuException, app(entry_at_ud2_case())),
+    ];
+    for (fault, code, _) in loader_bugs() {
+        inputs.push((code, fault_config(hello(), fault)));
+    }
+    // The files that parse but cannot be loaded as they say (elf_refusals.rs): the
+    // first mutant of each code.
+    for mutant in mutants::all() {
+        if inputs.iter().all(|(code, _)| *code != mutant.code) {
+            inputs.push((mutant.code, app(mutant.path)));
+        }
+    }
+    inputs
+}
+
+/// The exit code QEMU's `status` says the loader ended with.
+fn code_of(status: i32) -> Option<ExitCode> {
+    ExitCode::ALL.iter().copied().find(|code| match code {
+        ExitCode::CpuException => (129..=191).contains(&status) && status % 2 == 1,
+        code => code.qemu_status() == status,
+    })
+}
+
+/// The codes the loader produces end to end are exactly the documented ones
+/// (docs/exit-codes.md lists `ExitCode::ALL`: `loader/tests/docs.rs`).
+#[test]
+fn every_documented_exit_code_is_produced() {
+    let inputs = one_input_per_code();
+    // Two boots at a time.
+    let (first, second) = inputs.split_at(inputs.len() / 2);
+    fn boot_all(half: &[(ExitCode, QemuConfig)]) -> Vec<(ExitCode, Option<ExitCode>)> {
+        half.iter()
+            .map(|(want, config)| (*want, boot(config).status.and_then(code_of)))
+            .collect()
+    }
+    let produced: Vec<(ExitCode, Option<ExitCode>)> = std::thread::scope(|scope| {
+        let a = scope.spawn(|| boot_all(first));
+        let b = scope.spawn(|| boot_all(second));
+        [a, b]
+            .into_iter()
+            .flat_map(|h| h.join().expect("a boot thread"))
+            .collect()
+    });
+    let wrong: Vec<_> = produced
+        .iter()
+        .filter(|(want, got)| Some(*want) != *got)
+        .collect();
+    assert!(wrong.is_empty(), "(wanted, produced): {wrong:?}");
+    let produced: BTreeSet<&str> = produced
+        .iter()
+        .filter_map(|(_, got)| got.map(ExitCode::name))
+        .collect();
+    let documented: BTreeSet<&str> = ExitCode::ALL.iter().map(|c| c.name()).collect();
+    assert_eq!(produced, documented);
 }

@@ -185,6 +185,19 @@ impl Kernel<'_> {
         (entry.as_ptr() as usize - self.relocation_table.as_ptr() as usize) / SIZEOF_RELA
     }
 
+    /// The address (as written in the ELF, before relocation) that each relocation
+    /// of the `DT_RELA` table writes, in table order (`R_X86_64_NONE` entries, which
+    /// write nothing, left out); none for an executable. Fault injection leaves one
+    /// out (`rusty_loader::faults`).
+    pub fn relocation_targets(&self) -> impl Iterator<Item = u64> + '_ {
+        let (entries, _) = self.relocation_table.as_chunks::<SIZEOF_RELA>();
+        entries
+            .iter()
+            .map(records::rela)
+            .filter(|relocation| r_type(relocation.r_info) != R_X86_64_NONE)
+            .map(|relocation| relocation.r_offset)
+    }
+
     /// Reads entry `index` of the dynamic symbol table: one bounds-checked read,
     /// whatever the index.
     fn dynamic_symbol(&self, index: u32) -> Result<Sym, LoadError> {
@@ -239,6 +252,16 @@ mod tests {
         let kernel = inspect(&bytes).unwrap();
         let (image, _) = load(&kernel, kernel.bias(base)).unwrap();
         assert_eq!(image_u64(&image, 0x3020), base - 16);
+    }
+
+    #[test]
+    fn relocation_targets_are_listed_in_table_order() {
+        let bytes = test_dyn().build();
+        let kernel = inspect(&bytes).unwrap();
+        assert_eq!(
+            kernel.relocation_targets().collect::<Vec<_>>(),
+            [0x3020, 0x3028, 0x3030, 0x3038]
+        );
     }
 
     #[test]

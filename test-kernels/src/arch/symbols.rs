@@ -27,3 +27,14 @@ pub fn entry_address() -> u64 {
     unsafe { asm!("lea {}, [rip + _start]", out(reg) v, options(nomem, nostack, preserves_flags)) }
     v
 }
+
+/// Where this kernel's dynamic section is at run time (the linker's `_DYNAMIC`), or
+/// None for an executable, which has none (the weak reference is then 0).
+pub fn dynamic_address() -> Option<u64> {
+    let v: u64;
+    // SAFETY: computes an address; nothing is read.
+    unsafe {
+        asm!(".weak _DYNAMIC", "lea {}, [rip + _DYNAMIC]", out(reg) v, options(nomem, nostack, preserves_flags))
+    }
+    (v != 0).then_some(v)
+}

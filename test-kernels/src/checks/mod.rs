@@ -33,7 +33,7 @@ mod image;
 mod mbi;
 mod memory;
 mod page_tables;
-mod relocations;
+pub mod relocations;
 mod stack;
 mod tls;
 pub mod verdict;

@@ -40,6 +40,26 @@ pub fn artifacts() -> &'static Artifacts {
     })
 }
 
+/// The debug loader built with fault injection (`cargo xtask run --inject`), built
+/// once per test binary that asks for it.
+pub fn fault_loader() -> &'static LoaderArtifacts {
+    static LOADER: OnceLock<LoaderArtifacts> = OnceLock::new();
+    LOADER.get_or_init(|| {
+        let sh = Shell::new().expect("a shell");
+        sh.change_dir(xtask::project_root());
+        build::build_fault_loader(&sh, Profile::Debug)
+            .expect("the loader builds with fault injection")
+    })
+}
+
+/// A config for booting `app` with the fault-injection loader, injecting `fault`.
+pub fn fault_config(app: impl Into<PathBuf>, fault: rusty_loader::faults::Fault) -> QemuConfig {
+    QemuConfig {
+        fault: Some(fault.name().to_string()),
+        ..QemuConfig::new(&fault_loader().image, app)
+    }
+}
+
 /// A config for booting `app` with the debug loader.
 pub fn config(app: impl Into<PathBuf>) -> QemuConfig {
     QemuConfig::new(&artifacts().loader.image, app)
@@ -170,3 +190,4 @@ pub fn shown(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+pub mod mutants;
