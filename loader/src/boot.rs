@@ -19,7 +19,7 @@ use x86_64::structures::paging::PageTable;
 
 use crate::arch::{self, freq, memory, HandOver};
 use crate::mbi::{self, BootInputs, Module};
-use crate::{start_info, trace};
+use crate::{heap, start_info, trace};
 
 /// Loads the kernel and prepares everything the hand-over needs.
 ///
@@ -176,7 +176,7 @@ fn plan(inputs: &Inputs) -> Result<Plan, LoadError> {
     let layout = plan_layout(&LayoutInput {
         ram: &inputs.mbi.ram,
         loader: Region::new(loader_start, loader_end),
-        loader_parts: &memory::loader_parts(),
+        loader_parts: &memory::loader_parts(heap::area()),
         stack_guard: memory::kernel_stack_guard(),
         mbi: inputs.mbi.mbi_region,
         boot_data: inputs.mbi.boot_data,

@@ -31,7 +31,7 @@ use rusty_loader::error::{ExitCode, LoadError};
 /// Called by the start-up code in long mode with the entry it came through, EAX at
 /// a Multiboot entry (0 after PVH) and EBX: the MBI or the PVH start info.
 extern "C" fn loader_main(entry: u32, magic: u32, info_addr: u32) -> ! {
-    arch::exceptions::install();
+    arch::exceptions::install(report_exception);
     // The reference counter for the TSC frequency runs from here across the
     // loader's work (see arch::freq).
     arch::freq::start();
@@ -60,6 +60,29 @@ fn fail(error: &LoadError) -> ! {
         code.qemu_status()
     ));
     arch::exit_qemu(code.port_value())
+}
+
+/// Reports a CPU exception (the handler exits QEMU afterwards): the event, then the
+/// line.
+fn report_exception(exception: &arch::exceptions::Exception) {
+    trace::cpu_exception(exception);
+    let whose = if exception.in_kernel {
+        "in the kernel, after hand-over"
+    } else {
+        "in the loader"
+    };
+    console::print_line(format_args!(
+        "error: CPU exception {} ({}) {whose}: error code {:#x}, RIP {:#x}, RSP {:#x}, RFLAGS {:#x}, CR2 {:#x}, CR3 {:#x}; exit code cpu-exception+{}",
+        exception.vector,
+        exception.name,
+        exception.error_code,
+        exception.rip,
+        exception.rsp,
+        exception.rflags,
+        exception.cr2,
+        exception.cr3,
+        exception.vector,
+    ));
 }
 
 #[panic_handler]

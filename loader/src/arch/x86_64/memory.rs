@@ -141,8 +141,9 @@ pub fn take_kernel_memory(layout: &Layout) -> Option<&'static mut [u8]> {
 }
 
 /// Every buffer of the loader image, named, for the layout's checks, in the order
-/// the release build's linker places them (so that the check need not sort them).
-pub fn loader_parts() -> [LoaderPart; 7] {
+/// the release build's linker places them (so that the check need not sort them);
+/// `heap_area` is the area the allocator owns.
+pub fn loader_parts(heap_area: Region) -> [LoaderPart; 7] {
     [
         LoaderPart {
             name: "boot page tables",
@@ -154,7 +155,7 @@ pub fn loader_parts() -> [LoaderPart; 7] {
         },
         LoaderPart {
             name: rusty_loader::layout::HEAP_PART,
-            region: crate::heap::area(),
+            region: heap_area,
         },
         LoaderPart {
             name: "kernel stack guard",

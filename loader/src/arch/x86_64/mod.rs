@@ -8,8 +8,9 @@ pub mod freq;
 pub mod mem;
 mod mem_ops;
 pub mod memory;
+mod port;
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 
 use rusty_loader::layout::HandOverTables;
 use x86_64::structures::gdt::DescriptorFlags;
@@ -186,22 +187,10 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Writes one byte to an I/O port.
-fn outb(port: u16, value: u8) {
-    // SAFETY: the loader owns the machine; the ports written are the debug-exit and
-    // serial ports, whose writes have no memory-safety effect.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
-}
-
-/// The isa-debug-exit device's port (QEMU `-device isa-debug-exit,iobase=0xf4`).
-const DEBUG_EXIT_PORT: u16 = 0xf4;
-
 /// Ends the QEMU run with status `(value << 1) | 1`. Without the isa-debug-exit
 /// device the write does nothing, so halt forever with interrupts off afterwards.
 pub fn exit_qemu(value: u8) -> ! {
-    outb(DEBUG_EXIT_PORT, value);
+    port::outb(port::Port::DEBUG_EXIT, value);
     loop {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();
