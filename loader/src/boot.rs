@@ -13,7 +13,8 @@ use rusty_loader::cmdline::{self, Shape};
 use rusty_loader::elf::{self, Generation, Kernel};
 use rusty_loader::error::LoadError;
 use rusty_loader::fdt;
-use rusty_loader::layout::{plan_layout, HandOverTables, Layout, LayoutInput, Region};
+use rusty_loader::layout::{plan_layout, HandOverTables, Layout, LayoutInput};
+use rusty_loader::memory::Region;
 use rusty_loader::EntryProtocol;
 use x86_64::structures::paging::PageTable;
 

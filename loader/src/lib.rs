@@ -18,6 +18,7 @@ pub mod fdt;
 pub mod layout;
 mod le;
 pub mod mbi_writer;
+pub mod memory;
 pub mod multiboot;
 pub mod paging;
 pub mod pvh;

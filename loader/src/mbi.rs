@@ -7,9 +7,8 @@ use alloc::vec::Vec;
 
 use rusty_loader::cmdline;
 use rusty_loader::error::LoadError;
-use rusty_loader::layout::merged_ram;
-use rusty_loader::layout::Region;
-use rusty_loader::multiboot::{Mbi, PhysicalMemory};
+use rusty_loader::memory::{merged_ram, PhysicalMemory, Region};
+use rusty_loader::multiboot::Mbi;
 
 use crate::arch::BOOT_IDENTITY_LIMIT;
 use crate::trace;

@@ -14,17 +14,9 @@
 use alloc::vec::Vec;
 
 use crate::error::LoadError;
-use crate::layout::Region;
 use crate::le::{u32_at, u64_at};
+use crate::memory::{PhysicalMemory, Region};
 use crate::wire::MapEntry;
-
-/// Physical memory as the loader binary reaches it (identity-mapped on bare metal, a
-/// buffer in the tests).
-pub trait PhysicalMemory<'m> {
-    /// The `len` bytes at physical address `addr`, or `None` when the range cannot be
-    /// read at all (it starts at 0, wraps, or lies beyond the mapped memory).
-    fn bytes(&self, addr: u64, len: u64) -> Option<&'m [u8]>;
-}
 
 /// The size of the Multiboot 1 information structure.
 pub const MBI_SIZE: u64 = 116;
@@ -176,7 +168,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
         Ok(MemoryMap { entries, ram, span })
     }
 
-    /// The command line, if the MBI has one; `ram` is [`merged_ram`](crate::layout::merged_ram) of the map.
+    /// The command line, if the MBI has one; `ram` is [`merged_ram`](crate::memory::merged_ram) of the map.
     /// Returns it with the range it occupies (its NUL included).
     pub fn command_line(&self, ram: &[Region]) -> Result<Option<(&'m str, Region)>, LoadError> {
         if self.flags & FLAG_COMMAND_LINE == 0 || self.command_line == 0 {
@@ -193,7 +185,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
     }
 
     /// Module 0 (the application), if the MBI lists modules; `ram` is
-    /// [`merged_ram`](crate::layout::merged_ram) of the map.
+    /// [`merged_ram`](crate::memory::merged_ram) of the map.
     pub fn module(&self, ram: &[Region]) -> Result<Option<Module<'m>>, LoadError> {
         if self.flags & FLAG_MODULES == 0 || self.module_count == 0 {
             return Ok(None);
@@ -298,7 +290,7 @@ pub(crate) fn nul_terminated<'m>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::merged_ram;
+    use crate::memory::merged_ram;
     use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
 

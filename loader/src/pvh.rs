@@ -22,9 +22,9 @@ use core::mem::{offset_of, size_of};
 use pvh::start_info::{MemmapTableEntry, ModlistEntry, StartInfo as RawStartInfo};
 
 use crate::error::LoadError;
-use crate::layout::Region;
 use crate::le::{u32_at, u64_at};
-use crate::multiboot::{in_ram, Module, PhysicalMemory, MAX_STRING_BYTES};
+use crate::memory::{PhysicalMemory, Region};
+use crate::multiboot::{in_ram, Module, MAX_STRING_BYTES};
 use crate::wire::MapEntry;
 
 /// The start info's magic (`XEN_HVM_START_MAGIC_VALUE`).
@@ -187,7 +187,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> StartInfo<'a, M> {
     }
 
     /// Module 0 (the application), if the start info lists modules; `ram` is
-    /// [`crate::layout::merged_ram`] of the map. Module 0's own command line,
+    /// [`crate::memory::merged_ram`] of the map. Module 0's own command line,
     /// when the VMM gives one, plays the part of the Multiboot module string (the
     /// loader's options).
     pub fn module(&self, ram: &[Region]) -> Result<Option<Module<'m>>, LoadError> {
@@ -300,7 +300,7 @@ fn string<'m, M: PhysicalMemory<'m>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::merged_ram;
+    use crate::memory::merged_ram;
     use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
 

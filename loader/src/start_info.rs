@@ -13,9 +13,8 @@ use alloc::vec::Vec;
 
 use rusty_loader::cmdline;
 use rusty_loader::error::LoadError;
-use rusty_loader::layout::merged_ram;
-use rusty_loader::layout::Region;
 use rusty_loader::mbi_writer::{mbi_size, write_mbi};
+use rusty_loader::memory::{merged_ram, Region};
 use rusty_loader::pvh::StartInfo;
 
 use crate::mbi::{BootInputs, IdentityMemory, Module};

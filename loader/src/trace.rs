@@ -11,7 +11,8 @@
 
 use rusty_loader::elf::{ElfKind, Generation, Kernel, RelocStats, Segment, SegmentTicks};
 use rusty_loader::error::{ExitCode, LoadError};
-use rusty_loader::layout::{HandOverTables, Layout, Region};
+use rusty_loader::layout::{HandOverTables, Layout};
+use rusty_loader::memory::Region;
 use rusty_loader::paging::PageSize;
 use rusty_loader::wire::{saturate, MapEntry, Word, FORMAT_VERSION};
 use rusty_loader::{cmdline, exit_codes, EntryProtocol};

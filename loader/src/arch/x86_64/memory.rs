@@ -10,7 +10,8 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use rusty_loader::layout::{Layout, LoaderPart, Region};
+use rusty_loader::layout::{Layout, LoaderPart};
+use rusty_loader::memory::Region;
 
 use super::range_of;
 use x86_64::structures::paging::PageTable;

@@ -100,19 +100,19 @@ struct BootTables([[u64; 512]; 2 + BOOT_DIRECTORIES]);
 static mut BOOT_TABLES: BootTables = BootTables([[0; 512]; 2 + BOOT_DIRECTORIES]);
 
 /// The boot page tables' address range.
-pub fn boot_tables_range() -> rusty_loader::layout::Region {
+pub fn boot_tables_range() -> rusty_loader::memory::Region {
     range_of(&raw const BOOT_TABLES)
 }
 
 /// The loader stack's address range.
-pub fn loader_stack_range() -> rusty_loader::layout::Region {
+pub fn loader_stack_range() -> rusty_loader::memory::Region {
     range_of(&raw const LOADER_STACK)
 }
 
 /// The address range of a static (only its address is taken).
-fn range_of<T>(item: *const T) -> rusty_loader::layout::Region {
+fn range_of<T>(item: *const T) -> rusty_loader::memory::Region {
     let start = item as u64;
-    rusty_loader::layout::Region::new(start, start + core::mem::size_of::<T>() as u64)
+    rusty_loader::memory::Region::new(start, start + core::mem::size_of::<T>() as u64)
 }
 
 /// TSC values recorded by the start-up code before any Rust runs. Kept in `.data`
