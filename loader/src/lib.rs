@@ -46,3 +46,16 @@ impl EntryProtocol {
         }
     }
 }
+
+/// Module 0, as every entry's reader hands it over: where the VMM put the
+/// application file, its bytes, and its string (the file name and the loader's
+/// options after it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module<'m> {
+    /// Where the file lies.
+    pub region: memory::Region,
+    pub bytes: &'m [u8],
+    pub string: Option<&'m str>,
+    /// Where the string lies, with its NUL.
+    pub string_region: Option<memory::Region>,
+}

@@ -7,6 +7,7 @@
 use alloc::vec::Vec;
 
 use crate::error::LoadError;
+use crate::wire::MapEntry;
 
 /// A physical address range `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,15 @@ impl Region {
     pub const fn contains_range(&self, other: &Region) -> bool {
         self.start <= other.start && other.start <= other.end && other.end <= self.end
     }
+}
+
+/// A memory map, as the firmware gave it and as the loader uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryMap {
+    /// Every entry, in map order (for the trace and the MBI the loader builds).
+    pub entries: Vec<MapEntry>,
+    /// Usable RAM (type 1, not empty), in map order.
+    pub ram: Vec<Region>,
 }
 
 /// Physical memory as the loader binary reaches it (identity-mapped on bare metal, a

@@ -85,7 +85,7 @@ static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
 
 /// How much of the physical address space the boot tables map: the loader's reach,
 /// which the library's layout planning respects.
-pub const BOOT_IDENTITY_LIMIT: u64 = rusty_loader::layout::LOADER_REACH;
+const BOOT_IDENTITY_LIMIT: u64 = rusty_loader::layout::LOADER_REACH;
 /// One page directory of 2 MiB pages per GiB of the identity map.
 const BOOT_DIRECTORIES: usize = (BOOT_IDENTITY_LIMIT >> 30) as usize;
 
