@@ -59,13 +59,23 @@ pub fn boot<S: BootSource>(
     open: impl FnOnce() -> Result<S, LoadError>,
 ) -> Result<HandOver, LoadError> {
     let mut command_line = "";
-    let result = open()
-        .and_then(|source| read_inputs(entry, &source, &mut command_line))
-        .and_then(|inputs| load_and_prepare(&inputs));
+    let result = read_and_load(entry, open, &mut command_line);
     if result.is_err() && !FREQUENCY_SENT.load(Ordering::Relaxed) {
         frequency(command_line, Shape::of(entry));
     }
     result
+}
+
+/// Opens the boot information, reads the inputs and runs the later stages;
+/// `command_line` is set as soon as it is known.
+fn read_and_load<S: BootSource>(
+    entry: EntryProtocol,
+    open: impl FnOnce() -> Result<S, LoadError>,
+    command_line: &mut &'static str,
+) -> Result<HandOver, LoadError> {
+    let source = open()?;
+    let inputs = read_inputs(entry, &source, command_line)?;
+    load_and_prepare(&inputs)
 }
 
 /// Whether the `Frequency` event has been sent.
@@ -143,23 +153,16 @@ fn read_inputs(
         None => false,
     };
     // What the firmware's MBI points to stays where it is, in whole pages.
-    let mut boot_data = Region::new(0, 0);
+    let mut boot_data = None;
     if firmware_mbi.is_some() {
-        let strings = [
-            given_line.map(|(_, region)| region),
-            module.as_ref().and_then(|module| module.string_region),
-        ];
-        for region in strings.into_iter().flatten() {
-            boot_data = match boot_data.is_empty() {
-                true => region,
-                false => Region::new(
-                    boot_data.start.min(region.start),
-                    boot_data.end.max(region.end),
-                ),
-            };
+        if let Some((_, region)) = given_line {
+            boot_data = hull(boot_data, region);
         }
-        boot_data = page_span(boot_data);
+        if let Some(region) = module.as_ref().and_then(|module| module.string_region) {
+            boot_data = hull(boot_data, region);
+        }
     }
+    let boot_data = boot_data.map_or(Region::new(0, 0), page_span);
     let line = command_line.unwrap_or("");
     *command_line_out = line;
     trace::command_line(line, Shape::of(entry));
@@ -185,6 +188,14 @@ fn page_span(region: Region) -> Region {
         region.start & !(PAGE - 1),
         region.end.next_multiple_of(PAGE),
     )
+}
+
+/// The smallest region holding `a` (if any) and `b`.
+fn hull(a: Option<Region>, b: Region) -> Option<Region> {
+    Some(match a {
+        None => b,
+        Some(a) => Region::new(a.start.min(b.start), a.end.max(b.end)),
+    })
 }
 
 /// Writes the Multiboot information for the kernel (memory sizes, the whole map, a
