@@ -7,7 +7,7 @@
 
 use rusty_loader::cmdline::{self, KernelFrequency, Shape};
 use rusty_loader::fdt;
-use rusty_loader::layout::Region;
+use rusty_loader::memory::Region;
 
 use super::fdt_reader;
 use super::input::{Choices, Input};

@@ -7,9 +7,10 @@
 //! place or any range) and the kernel's placement.
 
 use rusty_loader::layout::{
-    plan_layout, KernelPlacement, Layout, LayoutInput, LoaderPart, Region, HUGE_PAGE,
-    KERNEL_MIN_BASE, LOADER_REACH,
+    plan_layout, KernelPlacement, Layout, LayoutInput, LoaderPart, HUGE_PAGE, KERNEL_MIN_BASE,
+    LOADER_REACH,
 };
+use rusty_loader::memory::Region;
 use rusty_loader::paging::{self, PageSize, IDENTITY_LIMIT};
 use x86_64::structures::paging::{PageTable, PageTableFlags};
 

@@ -11,7 +11,8 @@
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
 use rusty_loader::elf::{self, ElfKind, Kernel, MAX_PROGRAM_HEADERS};
 use rusty_loader::fdt;
-use rusty_loader::layout::{plan_layout, LayoutInput, Region};
+use rusty_loader::layout::{plan_layout, LayoutInput};
+use rusty_loader::memory::Region;
 use x86_64::structures::paging::PageTable;
 
 use super::fdt_reader;

@@ -1,11 +1,16 @@
 //! The loading sequence, as stages with typed results:
 //! inputs → plan → load → boot data → page tables → hand-over.
 //!
-//! Each stage gathers what the hardware gives, hands it to the host-tested library
-//! (`rusty_loader`) for every decision, and traces what it did. Nothing here is
-//! `unsafe`: raw memory comes from `arch::memory` as safe references.
+//! The inputs are the same for every entry: each entry's boot information answers
+//! the questions of [`BootSource`] in its own terms, and `read_inputs` makes of the
+//! answers the one [`Inputs`] the later stages use, writing an MBI for the kernel
+//! where the firmware left none. Each stage gathers what the hardware gives, hands
+//! it to the host-tested library (`rusty_loader`) for every decision, and traces
+//! what it did. Nothing here is `unsafe`: raw memory comes from `arch::memory` as
+//! safe references.
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use rusty_loader::bootinfo::{raw_boot_info, raw_boot_info_v2, BootInfoInput, BootInfoLayout};
@@ -13,43 +18,76 @@ use rusty_loader::cmdline::{self, Shape};
 use rusty_loader::elf::{self, Generation, Kernel};
 use rusty_loader::error::LoadError;
 use rusty_loader::fdt;
-use rusty_loader::layout::{plan_layout, HandOverTables, Layout, LayoutInput, Region};
-use rusty_loader::EntryProtocol;
+use rusty_loader::layout::{plan_layout, HandOverTables, Layout, LayoutInput};
+use rusty_loader::mbi_writer::{mbi_size, write_mbi};
+use rusty_loader::memory::{merged_ram, MemoryMap, Region};
+use rusty_loader::wire::MapEntry;
+use rusty_loader::{EntryProtocol, Module};
 use x86_64::structures::paging::PageTable;
 
 use crate::arch::{self, freq, memory, HandOver};
 #[cfg(feature = "faults")]
 use crate::inject;
-use crate::mbi::{self, BootInputs, Module};
-use crate::{start_info, trace};
+use crate::{heap, trace};
 
-/// Loads the kernel and prepares everything the hand-over needs.
+/// What an entry's boot information gives, each entry in its own terms: the
+/// Multiboot information (`mbi.rs`), the PVH start info (`start_info.rs`), or
+/// whatever another entry reads from its firmware. `read_inputs` asks in the
+/// order of the methods and makes of the answers the one [`Inputs`] every later
+/// stage uses.
+pub trait BootSource {
+    /// The memory map as the firmware gave it (traced as is) and its usable RAM.
+    fn memory_map(&self) -> Result<MemoryMap, LoadError>;
+    /// The command line and the range it lies in (its NUL included); `usable` is
+    /// the usable RAM, merged.
+    fn command_line(&self, usable: &[Region]) -> Result<Option<(&'static str, Region)>, LoadError>;
+    /// The address and extent of the MBI the firmware left, which the kernel then
+    /// gets as it is, with everything it points to; `None` when there is none, and
+    /// the loader writes one.
+    fn firmware_mbi(&self) -> Option<(u32, Region)>;
+    /// Module 0, the application, if the VMM gave one; `usable` as above.
+    fn module(&self, usable: &[Region]) -> Result<Option<Module<'static>>, LoadError>;
+    /// The refusal when there is no module, in the entry's words.
+    fn missing_module(&self) -> LoadError;
+}
+
+/// Loads the kernel from the boot information that `open` reads and prepares
+/// everything the hand-over needs.
 ///
 /// A boot refused before the frequency was measured still sends it, right before
 /// the refusal, so that the report of a failed boot is in time too.
-pub fn boot(entry: EntryProtocol, magic: u32, info_addr: u32) -> Result<HandOver, LoadError> {
+pub fn boot<S: BootSource>(
+    entry: EntryProtocol,
+    open: impl FnOnce() -> Result<S, LoadError>,
+) -> Result<HandOver, LoadError> {
     let mut command_line = "";
-    let result = load_and_prepare(entry, magic, info_addr, &mut command_line);
+    let result = read_and_load(entry, open, &mut command_line);
     if result.is_err() && !FREQUENCY_SENT.load(Ordering::Relaxed) {
         frequency(command_line, Shape::of(entry));
     }
     result
 }
 
+/// Opens the boot information, reads the inputs and runs the later stages;
+/// `command_line` is set as soon as it is known.
+fn read_and_load<S: BootSource>(
+    entry: EntryProtocol,
+    open: impl FnOnce() -> Result<S, LoadError>,
+    command_line: &mut &'static str,
+) -> Result<HandOver, LoadError> {
+    let source = open()?;
+    let inputs = read_inputs(entry, &source, command_line)?;
+    load_and_prepare(&inputs)
+}
+
 /// Whether the `Frequency` event has been sent.
 static FREQUENCY_SENT: AtomicBool = AtomicBool::new(false);
 
-/// The stages in order; `command_line` is set as soon as it is known.
-fn load_and_prepare(
-    entry: EntryProtocol,
-    magic: u32,
-    info_addr: u32,
-    command_line: &mut &'static str,
-) -> Result<HandOver, LoadError> {
-    let inputs = read_inputs(entry, magic, info_addr, command_line)?;
-    let plan = plan(&inputs)?;
+/// The stages after the inputs, in order.
+fn load_and_prepare(inputs: &Inputs) -> Result<HandOver, LoadError> {
+    let plan = plan(inputs)?;
     load(&plan)?;
-    let boot_info = boot_data(&inputs, &plan)?;
+    let boot_info = boot_data(inputs, &plan)?;
     let buffers = memory::take_kernel_buffers().ok_or(LoadError::BadMapping {
         what: "the loader's buffers were already handed out",
         start: 0,
@@ -66,62 +104,139 @@ fn load_and_prepare(
     })
 }
 
-/// What the entry gave: the Multiboot information, or the PVH start info turned
-/// into the same inputs, with an MBI the loader wrote. From here on the two entries
-/// share every stage; only the command line's shape differs.
+/// The boot inputs, the same for every entry: from here on the entries share every
+/// stage (only the command line's shape differs, `cmdline::Shape`).
 struct Inputs {
     entry: EntryProtocol,
-    mbi: BootInputs,
+    /// Usable RAM regions (memory map type 1), in map order.
+    ram: Vec<Region>,
+    /// The command line the kernel reads: the firmware's, or the copy in the MBI
+    /// the loader wrote.
+    command_line: Option<&'static str>,
+    /// Module 0, the application.
+    module: Module<'static>,
+    /// The loader option `keep-cmdline`, from the module's string.
+    keep_command_line: bool,
     /// The MBI the kernel's boot info points to: the firmware's or the loader's.
     mbi_addr: u32,
-    module: Module,
+    /// The page(s) it and its memory map lie in.
+    mbi_region: Region,
+    /// Firmware memory the kernel still reads through the firmware's MBI (the
+    /// command line and module strings), kept mapped and intact; empty when the
+    /// loader wrote the MBI.
+    boot_data: Region,
 }
 
-/// Reads the Multiboot information or the PVH start info, tracing it.
+/// Reads the entry's boot information into [`Inputs`], tracing it; `command_line`
+/// is set as soon as it is known. The memory map is traced as soon as it is read,
+/// and a missing module refused only after the command line is traced, so that a
+/// refusal still shows what there was.
 fn read_inputs(
     entry: EntryProtocol,
-    magic: u32,
-    info_addr: u32,
+    source: &impl BootSource,
     command_line_out: &mut &'static str,
 ) -> Result<Inputs, LoadError> {
-    // The memory map is traced inside, as soon as it is read.
-    let mut mbi = match entry {
-        EntryProtocol::Multiboot => {
-            if magic != arch::MULTIBOOT_BOOTLOADER_MAGIC {
-                return Err(LoadError::BadMultiboot {
-                    what: "EAX does not hold the Multiboot magic",
-                });
-            }
-            mbi::read(info_addr)?
-        }
-        EntryProtocol::Pvh => start_info::read(info_addr)?,
-    };
-    // The loader's MBI lies below 4 GiB (the writer checks), QEMU's too.
-    let mbi_addr = match entry {
-        EntryProtocol::Multiboot => info_addr,
-        EntryProtocol::Pvh => {
-            u32::try_from(mbi.mbi_region.start).map_err(|_| LoadError::BadMapping {
-                what: "the MBI for the kernel lies above 4 GiB",
-                start: mbi.mbi_region.start,
-                end: mbi.mbi_region.end,
-            })?
+    let map = source.memory_map()?;
+    trace::memory_map(&map.entries);
+    let usable = merged_ram(&map.ram)?;
+    let given_line = source.command_line(&usable)?;
+    let firmware_mbi = source.firmware_mbi();
+    let (mbi_addr, mbi_region, command_line) = match firmware_mbi {
+        Some((address, region)) => (address, page_span(region), given_line.map(|(line, _)| line)),
+        None => {
+            let (address, region, line) =
+                write_kernel_mbi(&map.entries, given_line.map_or("", |(line, _)| line))?;
+            (address, region, Some(line))
         }
     };
-    let command_line = mbi.command_line.unwrap_or("");
-    *command_line_out = command_line;
-    trace::command_line(command_line, Shape::of(entry));
-    // A boot without module is refused only now, after tracing what there is.
-    let module = mbi.module.take().ok_or(match entry {
-        EntryProtocol::Multiboot => LoadError::NoModule,
-        EntryProtocol::Pvh => LoadError::NoStartInfoModule,
-    })?;
+    let module = source.module(&usable)?;
+    let keep_command_line = match &module {
+        Some(module) => cmdline::loader_options(module.string.unwrap_or(""))?.keep_command_line,
+        None => false,
+    };
+    // What the firmware's MBI points to stays where it is, in whole pages.
+    let mut boot_data = None;
+    if firmware_mbi.is_some() {
+        if let Some((_, region)) = given_line {
+            boot_data = hull(boot_data, region);
+        }
+        if let Some(region) = module.as_ref().and_then(|module| module.string_region) {
+            boot_data = hull(boot_data, region);
+        }
+    }
+    let boot_data = boot_data.map_or(Region::new(0, 0), page_span);
+    let line = command_line.unwrap_or("");
+    *command_line_out = line;
+    trace::command_line(line, Shape::of(entry));
+    let module = module.ok_or_else(|| source.missing_module())?;
     trace::module(module.region);
     Ok(Inputs {
         entry,
-        mbi,
-        mbi_addr,
+        ram: map.ram,
+        command_line,
         module,
+        keep_command_line,
+        mbi_addr,
+        mbi_region,
+        boot_data,
     })
+}
+
+const PAGE: u64 = 4096;
+
+/// The whole pages `region` touches.
+fn page_span(region: Region) -> Region {
+    Region::new(
+        region.start & !(PAGE - 1),
+        region.end.next_multiple_of(PAGE),
+    )
+}
+
+/// The smallest region holding `a` (if any) and `b`.
+fn hull(a: Option<Region>, b: Region) -> Option<Region> {
+    Some(match a {
+        None => b,
+        Some(a) => Region::new(a.start.min(b.start), a.end.max(b.end)),
+    })
+}
+
+/// Writes the Multiboot information for the kernel (memory sizes, the whole map, a
+/// copy of `command_line`) on the loader heap, inside the loader image, where the
+/// layout planning keeps it below the kernel, and traces it. Returns its address,
+/// its extent and the copy of the command line, which is what the kernel reads.
+fn write_kernel_mbi(
+    entries: &[MapEntry],
+    command_line: &str,
+) -> Result<(u32, Region, &'static str), LoadError> {
+    // Kept for good: the kernel reads it after the hand-over.
+    let size = mbi_size(entries.len(), command_line);
+    let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(size)
+        .map_err(|_| LoadError::BadStartInfo {
+            what: "the memory map and command line are too large for the loader's heap",
+        })?;
+    buffer.resize(size, 0);
+    let buffer: &'static mut [u8] = buffer.leak();
+    let address = buffer.as_ptr() as u64;
+    let written = write_mbi(buffer, address, entries, command_line)?;
+    let region = Region::new(address, address + buffer.len() as u64);
+    trace::mbi_built(region);
+    let buffer: &'static [u8] = buffer;
+    let line_at = (written.command_line - address) as usize;
+    let copy =
+        core::str::from_utf8(&buffer[line_at..line_at + command_line.len()]).map_err(|_| {
+            LoadError::BadStartInfo {
+                what: "the command line changed while it was copied",
+            }
+        })?;
+    // The heap lies in the loader image, below 4 GiB (the writer checks too).
+    let address = u32::try_from(address).map_err(|_| LoadError::BadMapping {
+        what: "the MBI for the kernel lies above 4 GiB",
+        start: region.start,
+        end: region.end,
+    })?;
+    Ok((address, region, copy))
 }
 
 /// The TSC frequency: the user's `-freq` as the kernel reads it, else measured
@@ -146,8 +261,8 @@ fn frequency(command_line: &str, shape: Shape) -> freq::Frequency {
 /// frequency from the device tree instead. A loader option (the word
 /// `keep-cmdline` after the application's file name in `-initrd`) turns this off.
 fn kernel_command_line(inputs: &Inputs, kernel: &Kernel, khz: u32) -> Option<&'static str> {
-    let original = inputs.mbi.command_line?;
-    if kernel.generation() != Generation::Legacy || inputs.module.keep_command_line {
+    let original = inputs.command_line?;
+    if kernel.generation() != Generation::Legacy || inputs.keep_command_line {
         return Some(original);
     }
     match cmdline::insert_frequency(original, khz, Shape::of(inputs.entry)) {
@@ -176,12 +291,12 @@ fn plan(inputs: &Inputs) -> Result<Plan, LoadError> {
     let placement = kernel.placement();
     let (loader_start, loader_end) = arch::loader_image();
     let layout = plan_layout(&LayoutInput {
-        ram: &inputs.mbi.ram,
+        ram: &inputs.ram,
         loader: Region::new(loader_start, loader_end),
-        loader_parts: &memory::loader_parts(),
+        loader_parts: &memory::loader_parts(heap::area()),
         stack_guard: memory::kernel_stack_guard(),
-        mbi: inputs.mbi.mbi_region,
-        boot_data: inputs.mbi.boot_data,
+        mbi: inputs.mbi_region,
+        boot_data: inputs.boot_data,
         module: inputs.module.region,
         kernel: placement,
     })?;
@@ -227,10 +342,7 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
     if let Some(tls) = &tls {
         trace::tls(tls);
     }
-    let frequency = frequency(
-        inputs.mbi.command_line.unwrap_or(""),
-        Shape::of(inputs.entry),
-    );
+    let frequency = frequency(inputs.command_line.unwrap_or(""), Shape::of(inputs.entry));
     let command_line = kernel_command_line(inputs, &plan.kernel, frequency.khz);
     // A kernel of entry version 2 (0.6.0) has no boot-info field for a device tree:
     // it gets none.
@@ -239,15 +351,10 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
         BootInfoLayout::WithDeviceTree => {
             let start = arch::rdtsc();
             let khz = (frequency.khz > 0).then_some(frequency.khz);
-            let fdt = fdt::build_fdt(&inputs.mbi.ram, command_line.unwrap_or(""), khz)?;
+            let fdt = fdt::build_fdt(&inputs.ram, command_line.unwrap_or(""), khz)?;
             #[cfg(feature = "faults")]
-            let fdt = inject::device_tree(
-                fdt,
-                &inputs.mbi.ram,
-                plan.layout.kernel(),
-                command_line,
-                khz,
-            )?;
+            let fdt =
+                inject::device_tree(fdt, &inputs.ram, plan.layout.kernel(), command_line, khz)?;
             let fdt: &'static [u8] = fdt.leak();
             trace::device_tree(fdt, arch::rdtsc() - start);
             fdt.as_ptr() as u64
@@ -262,7 +369,7 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
         mbi_addr: u64::from(inputs.mbi_addr),
     };
     #[cfg(feature = "faults")]
-    let input = inject::boot_info(input, &inputs.mbi.ram, inputs.mbi.command_line)?;
+    let input = inject::boot_info(input, &inputs.ram, inputs.command_line)?;
     Ok(match layout {
         BootInfoLayout::WithoutDeviceTree => {
             Box::leak(Box::new(raw_boot_info_v2(&input)?)) as *const _ as u64

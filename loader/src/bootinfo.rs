@@ -15,7 +15,7 @@ use hermit_entry::boot_info::{
 };
 
 use crate::error::LoadError;
-use crate::layout::Region;
+use crate::memory::Region;
 
 /// The COM1 port base.
 const COM1: SerialPortBase = NonZeroU16::new(0x3f8).unwrap();

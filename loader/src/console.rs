@@ -7,8 +7,6 @@ use spinning_top::Spinlock;
 use uart_16550::backend::PioBackend;
 use uart_16550::{Config, Uart16550};
 
-use crate::arch::exceptions::ExceptionFrame;
-
 const COM1: u16 = 0x3f8;
 
 static SERIAL: Spinlock<Option<Uart16550<PioBackend>>> = Spinlock::new(None);
@@ -55,19 +53,4 @@ impl Write for Console {
 /// Prints one line prefixed with `rusty-loader: ` (`wire::TEXT_LINE_PREFIX`).
 pub fn print_line(args: fmt::Arguments) {
     let _ = writeln!(Console, "{}{args}", rusty_loader::wire::TEXT_LINE_PREFIX);
-}
-
-/// The line printed for a CPU exception.
-pub fn fatal_exception(
-    vector: u8,
-    name: &str,
-    whose: &str,
-    frame: &ExceptionFrame,
-    cr2: u64,
-    cr3: u64,
-) {
-    print_line(format_args!(
-        "error: CPU exception {vector} ({name}) {whose}: error code {:#x}, RIP {:#x}, RSP {:#x}, RFLAGS {:#x}, CR2 {cr2:#x}, CR3 {cr3:#x}; exit code cpu-exception+{vector}",
-        frame.error_code, frame.rip, frame.rsp, frame.rflags
-    ));
 }

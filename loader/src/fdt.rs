@@ -10,7 +10,7 @@
 use alloc::vec::Vec;
 
 use crate::error::LoadError;
-use crate::layout::Region;
+use crate::memory::Region;
 
 // This writer is small on purpose: the loader writes five kinds of node and parses
 // nothing, and a general FDT crate brings a hash map, its hasher and `format!` into

@@ -75,9 +75,9 @@ unsafe impl GlobalAlloc for BumpAllocator {
 }
 
 /// The heap area's address range (only its address is taken).
-pub fn area() -> rusty_loader::layout::Region {
+pub fn area() -> rusty_loader::memory::Region {
     let start = heap_start() as u64;
-    rusty_loader::layout::Region::new(start, start + HEAP_SIZE as u64)
+    rusty_loader::memory::Region::new(start, start + HEAP_SIZE as u64)
 }
 
 /// Hands the heap area to the allocator. Call once, before any allocation.

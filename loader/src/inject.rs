@@ -7,8 +7,9 @@
 //!
 //! Every hook is called from a later stage of `boot.rs` (load, boot data, page
 //! tables) or from `main.rs` (hand-over), after the real work, and changes its
-//! result the way the fault says; none touches the input readers or `arch/`. The
-//! one `unsafe` here is the port I/O that reads fw_cfg.
+//! result the way the fault says; none touches the input readers or `arch/`. fw_cfg
+//! is read through `arch` (its ports are named there, with the loader's others), so
+//! this file has no `unsafe`.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -21,33 +22,24 @@ use rusty_loader::faults::{
     fault_named, Fault, FwCfgFile, FW_CFG_DIR_ENTRY, FW_CFG_FILE, FW_CFG_FILE_DIR, FW_CFG_SIGNATURE,
 };
 use rusty_loader::fdt;
-use rusty_loader::layout::{HandOverTables, Region};
+use rusty_loader::layout::HandOverTables;
 use rusty_loader::mbi_writer::{mbi_size, write_mbi};
+use rusty_loader::memory::Region;
 use rusty_loader::wire::MapEntry;
-use x86_64::instructions::port::Port;
 use x86_64::structures::paging::{PageTable, PageTableFlags};
 
-use crate::arch::HandOver;
+use crate::arch::{self, HandOver};
 use crate::console;
 
-/// fw_cfg's I/O ports (QEMU `FW_CFG_IO_BASE`, on `pc` and `microvm`): a 16-bit
-/// selector, then the selected item's bytes one at a time.
-const FW_CFG_SELECTOR: u16 = 0x510;
-const FW_CFG_DATA: u16 = 0x511;
 /// Most directory entries looked at (QEMU has a few dozen).
 const MAX_FW_CFG_FILES: u32 = 4096;
 
-/// Selects fw_cfg item `key` and fills `buffer` with its first bytes.
+/// Selects fw_cfg item `key` and fills `buffer` with its first bytes (on a machine
+/// without fw_cfg the reads give 0xff, which the signature check rejects).
 fn fw_cfg_read(key: u16, buffer: &mut [u8]) {
-    // SAFETY: fw_cfg's selector and data ports only select and read QEMU's
-    // configuration items; on a machine without fw_cfg the reads return 0xff and
-    // the signature check below rejects them. Neither touches memory.
-    unsafe {
-        Port::<u16>::new(FW_CFG_SELECTOR).write(key);
-        let mut data = Port::<u8>::new(FW_CFG_DATA);
-        for byte in buffer {
-            *byte = data.read();
-        }
+    arch::fw_cfg_select(key);
+    for byte in buffer {
+        *byte = arch::fw_cfg_read_byte();
     }
 }
 
@@ -61,12 +53,11 @@ fn read_fault() -> Option<Fault> {
     }
     let mut count = [0u8; 4];
     fw_cfg_read(FW_CFG_FILE_DIR, &mut count);
-    let mut data = Port::<u8>::new(FW_CFG_DATA);
     let mut entry = [0u8; FW_CFG_DIR_ENTRY];
     for _ in 0..u32::from_be_bytes(count).min(MAX_FW_CFG_FILES) {
         for byte in &mut entry {
-            // SAFETY: as in `fw_cfg_read`: the next byte of the directory.
-            *byte = unsafe { data.read() };
+            // The directory's next entry.
+            *byte = arch::fw_cfg_read_byte();
         }
         let file = FwCfgFile::parse(&entry);
         if file.name != FW_CFG_FILE.as_bytes() {

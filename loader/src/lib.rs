@@ -19,6 +19,7 @@ pub mod fdt;
 pub mod layout;
 mod le;
 pub mod mbi_writer;
+pub mod memory;
 pub mod multiboot;
 pub mod paging;
 pub mod pvh;
@@ -45,4 +46,17 @@ impl EntryProtocol {
             EntryProtocol::Pvh => "pvh",
         }
     }
+}
+
+/// Module 0, as every entry's reader hands it over: where the VMM put the
+/// application file, its bytes, and its string (the file name and the loader's
+/// options after it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module<'m> {
+    /// Where the file lies.
+    pub region: memory::Region,
+    pub bytes: &'m [u8],
+    pub string: Option<&'m str>,
+    /// Where the string lies, with its NUL.
+    pub string_region: Option<memory::Region>,
 }

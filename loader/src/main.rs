@@ -2,13 +2,15 @@
 //! the Hermit application given as module 0 and jumps into it with the Hermit boot
 //! ABI.
 //!
-//! This file starts the loader and ends it: the hand-over or the refusal. The
-//! loading sequence is `boot.rs` (stages that hand every decision to the host-tested
-//! `rusty_loader` library), the trace `trace.rs`; the start-up assembly and every
-//! direct hardware access live in `arch/x86_64`, the only place with `unsafe`
-//! besides the named hardware files (`console.rs`, `heap.rs`, `logger.rs`,
-//! `mbi.rs`). The two entries differ only in the assembly's first lines and in
-//! how `boot.rs` reads its inputs (`mbi.rs`, `start_info.rs`).
+//! This file starts the loader and ends it: the hand-over or the refusal, and the
+//! report of a CPU exception, which `arch::exceptions` calls. The loading sequence
+//! is `boot.rs` (stages that hand every decision to the host-tested `rusty_loader`
+//! library), the trace `trace.rs`; the start-up assembly and every direct hardware
+//! access live in `arch/x86_64`, the only place with `unsafe` besides the UART
+//! (`console.rs`), the allocator (`heap.rs`) and the defmt logger (`logger.rs`).
+//! The entries differ only in the assembly's first lines and in the boot
+//! information read here, each through its `boot::BootSource` (`mbi.rs`,
+//! `start_info.rs`).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -29,20 +31,26 @@ mod start_info;
 mod trace;
 
 use rusty_loader::error::{ExitCode, LoadError};
+use rusty_loader::EntryProtocol;
 
 /// Called by the start-up code in long mode with the entry it came through, EAX at
 /// a Multiboot entry (0 after PVH) and EBX: the MBI or the PVH start info.
 extern "C" fn loader_main(entry: u32, magic: u32, info_addr: u32) -> ! {
-    arch::exceptions::install();
+    arch::exceptions::install(report_exception);
     // The reference counter for the TSC frequency runs from here across the
     // loader's work (see arch::freq).
     arch::freq::start();
     console::init();
     heap::init();
     // Only the assembly calls this function, with one of its two values.
-    let entry = arch::entry_protocol(entry).unwrap_or(rusty_loader::EntryProtocol::Multiboot);
+    let entry = arch::entry_protocol(entry).unwrap_or(EntryProtocol::Multiboot);
     trace::loader_started(entry, info_addr, arch::early_stamps());
-    match boot::boot(entry, magic, info_addr) {
+    // The one place the entries differ in Rust: which boot information is read.
+    let booted = match entry {
+        EntryProtocol::Multiboot => boot::boot(entry, || mbi::Multiboot::read(magic, info_addr)),
+        EntryProtocol::Pvh => boot::boot(entry, || start_info::Pvh::read(info_addr)),
+    };
+    match booted {
         Ok(hand_over) => {
             #[cfg(feature = "faults")]
             let hand_over = inject::hand_over(hand_over);
@@ -64,6 +72,29 @@ fn fail(error: &LoadError) -> ! {
         code.qemu_status()
     ));
     arch::exit_qemu(code.port_value())
+}
+
+/// Reports a CPU exception (the handler exits QEMU afterwards): the event, then the
+/// line.
+fn report_exception(exception: &arch::exceptions::Exception) {
+    trace::cpu_exception(exception);
+    let whose = if exception.in_kernel {
+        "in the kernel, after hand-over"
+    } else {
+        "in the loader"
+    };
+    console::print_line(format_args!(
+        "error: CPU exception {} ({}) {whose}: error code {:#x}, RIP {:#x}, RSP {:#x}, RFLAGS {:#x}, CR2 {:#x}, CR3 {:#x}; exit code cpu-exception+{}",
+        exception.vector,
+        exception.name,
+        exception.error_code,
+        exception.rip,
+        exception.rsp,
+        exception.rflags,
+        exception.cr2,
+        exception.cr3,
+        exception.vector,
+    ));
 }
 
 /// A panic ends like a refusal: one line naming the place, the message and the

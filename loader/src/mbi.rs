@@ -1,117 +1,58 @@
-//! Reads what the loader needs from the Multiboot information. The library's
-//! `rusty_loader::multiboot` decides every range it reads (pointers, lengths, string
-//! ends, what lies in usable RAM); this file only turns a range it asks for into a
-//! slice, with physical memory reached by identity.
+//! The Multiboot entry's boot information: the magic in EAX and the MBI at EBX,
+//! read through the library's `rusty_loader::multiboot`, which decides every range
+//! it reads (pointers, lengths, string ends, what lies in usable RAM). Physical
+//! memory is `arch::memory::IdentityMemory`. The kernel gets this MBI as QEMU
+//! wrote it, so what it points to stays where it is (`boot.rs` keeps it mapped).
 
-use alloc::vec::Vec;
-
-use rusty_loader::cmdline;
 use rusty_loader::error::LoadError;
-use rusty_loader::layout::merged_ram;
-use rusty_loader::layout::Region;
-use rusty_loader::multiboot::{Mbi, PhysicalMemory};
+use rusty_loader::memory::{MemoryMap, Region};
+use rusty_loader::multiboot::Mbi;
+use rusty_loader::Module;
 
-use crate::arch::BOOT_IDENTITY_LIMIT;
-use crate::trace;
+use crate::arch::memory::IdentityMemory;
+use crate::arch::MULTIBOOT_BOOTLOADER_MAGIC;
+use crate::boot::BootSource;
 
-/// The boot tables identity-map the first 4 GiB, which is where a Multiboot loader
-/// puts everything (its structures use 32-bit addresses), and where the loader
-/// reaches anything a PVH start info points to.
-pub struct IdentityMemory;
+/// The MBI a Multiboot loader (QEMU's `-kernel`) handed over.
+pub struct Multiboot {
+    mbi: Mbi<'static, IdentityMemory>,
+    address: u32,
+}
 
-impl PhysicalMemory<'static> for IdentityMemory {
-    fn bytes(&self, addr: u64, len: u64) -> Option<&'static [u8]> {
-        let end = addr.checked_add(len)?;
-        // A slice needs a non-null start, even an empty one; below the limit the
-        // range is mapped, and its length fits in an isize.
-        if addr == 0 || end > BOOT_IDENTITY_LIMIT {
-            return None;
+impl Multiboot {
+    /// Checks the magic in EAX and reads the fixed part of the MBI at `address`
+    /// (EBX).
+    pub fn read(magic: u32, address: u32) -> Result<Self, LoadError> {
+        if magic != MULTIBOOT_BOOTLOADER_MAGIC {
+            return Err(LoadError::BadMultiboot {
+                what: "EAX does not hold the Multiboot magic",
+            });
         }
-        // SAFETY: `[addr, end)` is non-null and below 4 GiB, hence identity-mapped by
-        // the boot tables; bytes need no alignment; the MBI structures and the module
-        // are never written while the loader reads them.
-        Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) })
+        Ok(Multiboot {
+            mbi: Mbi::read(u64::from(address), &IdentityMemory)?,
+            address,
+        })
     }
 }
 
-/// Module 0: where QEMU put the application file, its bytes, and the loader's
-/// options from its string.
-pub struct Module {
-    pub region: Region,
-    pub bytes: &'static [u8],
-    pub keep_command_line: bool,
-}
-
-/// What the loader takes from the Multiboot information.
-pub struct BootInputs {
-    /// Usable RAM regions (memory map type 1), in map order.
-    pub ram: Vec<Region>,
-    /// The pages holding the MBI and its memory map.
-    pub mbi_region: Region,
-    /// The command line (kept where QEMU put it; the kernel gets a pointer to it).
-    pub command_line: Option<&'static str>,
-    /// The span of the command line and module strings, which must stay intact.
-    pub boot_data: Region,
-    /// Module 0, the application; None when QEMU got no `-initrd` (the caller
-    /// refuses then, after tracing what it has).
-    pub module: Option<Module>,
-}
-
-const PAGE: u64 = 4096;
-
-fn page_span(region: Region) -> Region {
-    Region {
-        start: region.start & !(PAGE - 1),
-        end: region.end.next_multiple_of(PAGE),
+impl BootSource for Multiboot {
+    fn memory_map(&self) -> Result<MemoryMap, LoadError> {
+        self.mbi.memory_map()
     }
-}
 
-fn hull(a: Option<Region>, b: Region) -> Option<Region> {
-    Some(match a {
-        None => b,
-        Some(r) => Region {
-            start: r.start.min(b.start),
-            end: r.end.max(b.end),
-        },
-    })
-}
+    fn command_line(&self, usable: &[Region]) -> Result<Option<(&'static str, Region)>, LoadError> {
+        self.mbi.command_line(usable)
+    }
 
-/// Reads the MBI at `mbi_addr`. The memory map is traced as soon as it is read, so
-/// that a refusal of what it points to next still shows the machine's memory.
-pub fn read(mbi_addr: u32) -> Result<BootInputs, LoadError> {
-    let mbi = Mbi::read(u64::from(mbi_addr), &IdentityMemory)?;
-    let map = mbi.memory_map()?;
-    trace::memory_map(&map.entries);
-    let usable = merged_ram(&map.ram)?;
+    fn firmware_mbi(&self) -> Option<(u32, Region)> {
+        Some((self.address, self.mbi.region()))
+    }
 
-    let mut boot_data = None;
-    let command_line = match mbi.command_line(&usable)? {
-        Some((line, region)) => {
-            boot_data = hull(boot_data, region);
-            Some(line)
-        }
-        None => None,
-    };
-    let module = match mbi.module(&usable)? {
-        None => None,
-        Some(module) => {
-            if let Some(region) = module.string_region {
-                boot_data = hull(boot_data, region);
-            }
-            let options = cmdline::loader_options(module.string.unwrap_or(""))?;
-            Some(Module {
-                region: module.region,
-                bytes: module.bytes,
-                keep_command_line: options.keep_command_line,
-            })
-        }
-    };
+    fn module(&self, usable: &[Region]) -> Result<Option<Module<'static>>, LoadError> {
+        self.mbi.module(usable)
+    }
 
-    Ok(BootInputs {
-        ram: map.ram,
-        mbi_region: page_span(map.span),
-        command_line,
-        boot_data: boot_data.map_or(Region { start: 0, end: 0 }, page_span),
-        module,
-    })
+    fn missing_module(&self) -> LoadError {
+        LoadError::NoModule
+    }
 }

@@ -115,9 +115,8 @@ pub fn write_mbi(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::merged_ram;
-    use crate::layout::Region;
-    use crate::multiboot::{Mbi, PhysicalMemory};
+    use crate::memory::{merged_ram, PhysicalMemory, Region};
+    use crate::multiboot::Mbi;
 
     /// A buffer at a physical address, for reading the written MBI back.
     struct Placed<'a> {

@@ -14,17 +14,10 @@
 use alloc::vec::Vec;
 
 use crate::error::LoadError;
-use crate::layout::Region;
 use crate::le::{u32_at, u64_at};
+use crate::memory::{MemoryMap, PhysicalMemory, Region};
 use crate::wire::MapEntry;
-
-/// Physical memory as the loader binary reaches it (identity-mapped on bare metal, a
-/// buffer in the tests).
-pub trait PhysicalMemory<'m> {
-    /// The `len` bytes at physical address `addr`, or `None` when the range cannot be
-    /// read at all (it starts at 0, wraps, or lies beyond the mapped memory).
-    fn bytes(&self, addr: u64, len: u64) -> Option<&'m [u8]>;
-}
+use crate::Module;
 
 /// The size of the Multiboot 1 information structure.
 pub const MBI_SIZE: u64 = 116;
@@ -44,28 +37,6 @@ const MAP_ENTRY_MIN: u32 = 20;
 const FLAG_COMMAND_LINE: u32 = 1 << 2;
 const FLAG_MODULES: u32 = 1 << 3;
 const FLAG_MEMORY_MAP: u32 = 1 << 6;
-
-/// The memory map, as the firmware gave it and as the loader uses it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemoryMap {
-    /// Every entry, in map order (for the trace).
-    pub entries: Vec<MapEntry>,
-    /// Usable RAM (type 1, not empty), in map order.
-    pub ram: Vec<Region>,
-    /// The MBI and the memory map together.
-    pub span: Region,
-}
-
-/// Module 0: where QEMU put the application file, its bytes and its string (the
-/// file name and the loader's options).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Module<'m> {
-    pub region: Region,
-    pub bytes: &'m [u8],
-    pub string: Option<&'m str>,
-    /// Where the string lies, with its NUL.
-    pub string_region: Option<Region>,
-}
 
 /// The fixed part of the MBI, read once.
 pub struct Mbi<'a, M> {
@@ -169,14 +140,19 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
         if ram.is_empty() {
             return Err(bad("the memory map lists no usable RAM"));
         }
-        let span = Region::new(
-            self.address.min(start),
-            (self.address + MBI_SIZE).max(start + length),
-        );
-        Ok(MemoryMap { entries, ram, span })
+        Ok(MemoryMap { entries, ram })
     }
 
-    /// The command line, if the MBI has one; `ram` is [`merged_ram`](crate::layout::merged_ram) of the map.
+    /// Where the MBI and its memory map lie, together.
+    pub fn region(&self) -> Region {
+        let map = u64::from(self.map_address);
+        Region::new(
+            self.address.min(map),
+            (self.address + MBI_SIZE).max(map + u64::from(self.map_length)),
+        )
+    }
+
+    /// The command line, if the MBI has one; `ram` is [`merged_ram`](crate::memory::merged_ram) of the map.
     /// Returns it with the range it occupies (its NUL included).
     pub fn command_line(&self, ram: &[Region]) -> Result<Option<(&'m str, Region)>, LoadError> {
         if self.flags & FLAG_COMMAND_LINE == 0 || self.command_line == 0 {
@@ -193,7 +169,7 @@ impl<'a, 'm, M: PhysicalMemory<'m>> Mbi<'a, M> {
     }
 
     /// Module 0 (the application), if the MBI lists modules; `ram` is
-    /// [`merged_ram`](crate::layout::merged_ram) of the map.
+    /// [`merged_ram`](crate::memory::merged_ram) of the map.
     pub fn module(&self, ram: &[Region]) -> Result<Option<Module<'m>>, LoadError> {
         if self.flags & FLAG_MODULES == 0 || self.module_count == 0 {
             return Ok(None);
@@ -298,7 +274,7 @@ pub(crate) fn nul_terminated<'m>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::merged_ram;
+    use crate::memory::merged_ram;
     use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
 
@@ -363,6 +339,10 @@ mod tests {
     fn reads_what_qemu_hands_over() {
         let memory = qemu_like();
         let (map, line, module) = read_all(&memory).unwrap();
+        assert_eq!(
+            Mbi::read(MBI, &&memory).unwrap().region(),
+            Region::new(MBI, MAP + 72)
+        );
         assert_eq!(map.entries.len(), 3);
         assert_eq!(
             map.entries[2],
@@ -379,7 +359,6 @@ mod tests {
                 Region::new(BASE + 0x1800, BASE + 0x3000)
             ]
         );
-        assert_eq!(map.span, Region::new(MBI, MAP + 72));
         assert_eq!(line, Some("rusty-loader -freq 2800 -- app"));
         let module = module.unwrap();
         // The module straddles the two adjacent RAM entries: still in RAM.

@@ -22,10 +22,11 @@ use core::mem::{offset_of, size_of};
 use pvh::start_info::{MemmapTableEntry, ModlistEntry, StartInfo as RawStartInfo};
 
 use crate::error::LoadError;
-use crate::layout::Region;
 use crate::le::{u32_at, u64_at};
-use crate::multiboot::{in_ram, Module, PhysicalMemory, MAX_STRING_BYTES};
+use crate::memory::{MemoryMap, PhysicalMemory, Region};
+use crate::multiboot::{in_ram, MAX_STRING_BYTES};
 use crate::wire::MapEntry;
+use crate::Module;
 
 /// The start info's magic (`XEN_HVM_START_MAGIC_VALUE`).
 pub const START_INFO_MAGIC: u32 = pvh::start_info::START_MAGIC_VALUE;
@@ -39,15 +40,6 @@ const MODULE_ENTRY_SIZE: u64 = size_of::<ModlistEntry>() as u64;
 /// Multiboot map may have; VMMs hand over fewer than twenty).
 pub const MAX_MEMORY_MAP_ENTRIES: u32 =
     (crate::multiboot::MAX_MEMORY_MAP_BYTES / MAP_ENTRY_SIZE) as u32;
-
-/// The memory map, as the start info gave it and as the loader uses it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MemoryMap {
-    /// Every entry, in map order (for the trace and the MBI the loader builds).
-    pub entries: Vec<MapEntry>,
-    /// Usable RAM (type 1, not empty), in map order.
-    pub ram: Vec<Region>,
-}
 
 /// The start info's fields, read once.
 pub struct StartInfo<'a, M> {
@@ -172,22 +164,24 @@ impl<'a, 'm, M: PhysicalMemory<'m>> StartInfo<'a, M> {
     }
 
     /// The command line, if the start info has one (a firmware buffer, read up to
-    /// its NUL within [`MAX_STRING_BYTES`]).
-    pub fn command_line(&self) -> Result<Option<&'m str>, LoadError> {
+    /// its NUL within [`MAX_STRING_BYTES`]), with the range it occupies (its NUL
+    /// included).
+    pub fn command_line(&self) -> Result<Option<(&'m str, Region)>, LoadError> {
         if self.command_line == 0 {
             return Ok(None);
         }
-        string(
+        let line = string(
             self.memory,
             self.command_line,
             "the command line has no end (NUL) within 64 KiB of mapped memory",
             "the command line is not UTF-8",
-        )
-        .map(Some)
+        )?;
+        let region = Region::new(self.command_line, self.command_line + line.len() as u64 + 1);
+        Ok(Some((line, region)))
     }
 
     /// Module 0 (the application), if the start info lists modules; `ram` is
-    /// [`crate::layout::merged_ram`] of the map. Module 0's own command line,
+    /// [`crate::memory::merged_ram`] of the map. Module 0's own command line,
     /// when the VMM gives one, plays the part of the Multiboot module string (the
     /// loader's options).
     pub fn module(&self, ram: &[Region]) -> Result<Option<Module<'m>>, LoadError> {
@@ -300,7 +294,7 @@ fn string<'m, M: PhysicalMemory<'m>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::merged_ram;
+    use crate::memory::merged_ram;
     use crate::test_memory::{put32, put64, put_bytes, Buffer};
     use proptest::prelude::*;
 
@@ -349,7 +343,7 @@ mod tests {
     ) -> Result<(MemoryMap, Option<&str>, Option<Module<'_>>), LoadError> {
         let info = StartInfo::read(START_INFO, &memory)?;
         let map = info.memory_map()?;
-        let line = info.command_line()?;
+        let line = info.command_line()?.map(|(line, _)| line);
         let module = info.module(&merged_ram(&map.ram)?)?;
         Ok((map, line, module))
     }
@@ -369,6 +363,10 @@ mod tests {
         let info = StartInfo::read(START_INFO, &buffer).unwrap();
         assert_eq!(info.rsdp(), 0xf_5a90);
         assert_eq!(info.region(), Region::new(START_INFO, START_INFO + 56));
+        assert_eq!(
+            info.command_line().unwrap(),
+            Some(("-freq 2800 -- app", Region::new(CMDLINE, CMDLINE + 18)))
+        );
         let (map, line, module) = read_all(&memory).unwrap();
         assert_eq!(
             map.entries[2],

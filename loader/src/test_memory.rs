@@ -1,7 +1,7 @@
 //! Physical memory for the tests of the boot-data readers (`multiboot`, `pvh`): bytes
 //! placed at a base address, nothing elsewhere, and writers of little-endian fields.
 
-use crate::multiboot::PhysicalMemory;
+use crate::memory::PhysicalMemory;
 
 /// `bytes` placed at `base`; every other address is unmapped.
 pub struct Buffer {

@@ -11,13 +11,15 @@
 
 use rusty_loader::elf::{ElfKind, Generation, Kernel, RelocStats, Segment, SegmentTicks};
 use rusty_loader::error::{ExitCode, LoadError};
-use rusty_loader::layout::{HandOverTables, Layout, Region};
+use rusty_loader::layout::{HandOverTables, Layout};
+use rusty_loader::memory::Region;
 use rusty_loader::paging::PageSize;
 use rusty_loader::wire::{saturate, MapEntry, Word, FORMAT_VERSION};
 use rusty_loader::{cmdline, exit_codes, EntryProtocol};
 
 use rusty_loader::cmdline::FrequencyInserted;
 
+use crate::arch::exceptions::Exception;
 use crate::arch::freq::{Frequency, Source};
 use crate::arch::{EarlyStamps, HandOver};
 
@@ -285,33 +287,25 @@ pub fn refused(error: &LoadError) {
     );
 }
 
-/// What the exception handler saw, for the `CpuException` event.
-pub struct ExceptionState<'a> {
-    pub vector: u8,
-    pub error_code: u64,
-    pub rip: u64,
-    pub cr2: u64,
-    pub in_kernel: bool,
-    pub rsp: u64,
-    pub rflags: u64,
-    pub cr3: u64,
-    /// The words read from the stack at `rsp` (only where mapped).
-    pub stack: &'a [Word],
-}
-
-/// A CPU exception, in the loader or in the kernel before it has its own IDT.
-pub fn cpu_exception(state: &ExceptionState) {
+/// A CPU exception, in the loader or in the kernel before it has its own IDT. Not
+/// sent when the exception came in the middle of writing a frame, which must not
+/// start another one.
+pub fn cpu_exception(exception: &Exception) {
+    #[cfg(feature = "trace")]
+    if crate::logger::frame_in_progress() {
+        return;
+    }
     emit::cpu_exception(
-        state.vector,
-        state.error_code,
-        state.rip,
-        state.cr2,
-        state.in_kernel,
+        exception.vector,
+        exception.error_code,
+        exception.rip,
+        exception.cr2,
+        exception.in_kernel,
         trace_ticks(),
-        state.rsp,
-        state.rflags,
-        state.cr3,
-        state.stack,
+        exception.rsp,
+        exception.rflags,
+        exception.cr3,
+        exception.stack,
     );
 }
 

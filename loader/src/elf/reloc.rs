@@ -56,6 +56,10 @@ impl Kernel<'_> {
     /// (a file whose data segment is missing would otherwise be relocated into the
     /// hole and start). The first `DT_RELACOUNT` entries must be
     /// `R_X86_64_RELATIVE`, as the dynamic section says.
+    ///
+    /// Never inlined: this loop is the loader's hottest code (thousands of entries),
+    /// and inlined into a large caller its registers depend on that caller's code.
+    #[inline(never)]
     pub fn relocate(&self, bias: u64, image: &mut [u8]) -> Result<RelocStats, LoadError> {
         let mut stats = RelocStats::default();
         if self.kind == ElfKind::Exec {

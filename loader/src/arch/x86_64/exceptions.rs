@@ -1,7 +1,9 @@
 //! CPU exceptions never end in a silent triple fault: an IDT installed first thing
-//! sends every exception vector to `exception_handler`, which prints the vector,
-//! error code, faulting address and CR2, traces the state a diagnosis needs
-//! (registers and a bounded stack dump), and exits QEMU with `0x40 + vector`.
+//! sends every exception vector to `exception_handler`, which gathers the state a
+//! diagnosis needs (vector, error code, registers, CR2, CR3 and a bounded stack
+//! dump) into an [`Exception`], hands it to the report function the loader
+//! registered with [`install`] (the trace event and the text line are the upper
+//! layers' business), and exits QEMU with `cpu-exception + vector`.
 //!
 //! The handler runs on a stack of its own (IST 1 of the loader's TSS), so that an
 //! exception on a broken stack, above all a kernel overflowing its 32 KiB stack
@@ -13,6 +15,7 @@
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+use rusty_loader::error::ExitCode;
 use rusty_loader::wire::{Word, STACK_WORDS};
 use x86_64::instructions::tables::load_tss;
 use x86_64::registers::segmentation::SegmentSelector;
@@ -31,15 +34,40 @@ unsafe extern "C" {
 
 /// What the stubs leave on the stack.
 #[repr(C)]
-pub struct ExceptionFrame {
-    pub vector: u64,
+struct ExceptionFrame {
+    vector: u64,
+    error_code: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+/// A CPU exception, as the handler hands it to the registered report function.
+pub struct Exception<'a> {
+    pub vector: u8,
+    /// The vector's name (`"page fault"`).
+    pub name: &'static str,
     pub error_code: u64,
     pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
     pub rsp: u64,
-    pub ss: u64,
+    pub rflags: u64,
+    pub cr2: u64,
+    pub cr3: u64,
+    /// Whether it came after the jump into the kernel (which has not loaded its own
+    /// IDT yet), not from the loader.
+    pub in_kernel: bool,
+    /// Up to `STACK_WORDS` words from `rsp` up, as far as the loader's own page
+    /// tables map them (none when the kernel's are active).
+    pub stack: &'a [Word],
 }
+
+/// What reports an exception; the handler exits QEMU when it returns.
+pub type Report = fn(&Exception);
+
+/// The report function [`install`] was given.
+static mut REPORT: Report = |_| {};
 
 /// Interrupt gate, present, DPL 0.
 const GATE_INTERRUPT_PRESENT: u64 = 0x8E << 40;
@@ -84,13 +112,16 @@ static HANDED_OVER: AtomicBool = AtomicBool::new(false);
 static HANDLING: AtomicBool = AtomicBool::new(false);
 static FIRST_VECTOR: AtomicU8 = AtomicU8::new(0);
 
-/// Fills and loads the IDT and the TSS. Call once, first thing in Rust.
-pub fn install() {
-    // SAFETY: runs once on the only CPU before anything else uses the IDT, the TSS or
-    // the GDT's TSS slots; the stub table is immutable data from exceptions.s. The
-    // TSS descriptor names the static TSS, whose first interrupt stack is the
-    // handler's own; `ltr` loads it from the GDT that start32 loaded.
+/// Fills and loads the IDT and the TSS; `report` is called for an exception. Call
+/// once, first thing in Rust.
+pub fn install(report: Report) {
+    // SAFETY: runs once on the only CPU before anything else uses the IDT, the TSS,
+    // the GDT's TSS slots or `REPORT` (no exception reaches the handler before `lidt`
+    // below); the stub table is immutable data from exceptions.s. The TSS
+    // descriptor names the static TSS, whose first interrupt stack is the handler's
+    // own; `ltr` loads it from the GDT that start32 loaded.
     unsafe {
+        REPORT = report;
         let idt = &raw mut IDT;
         let stubs = &raw const exception_stubs;
         for (gate, &stub) in (*idt).0.iter_mut().zip((*stubs).iter()) {
@@ -187,44 +218,26 @@ extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     let vector = (frame.vector & 31) as u8;
     if HANDLING.swap(true, Ordering::Relaxed) {
         let first = FIRST_VECTOR.load(Ordering::Relaxed);
-        super::exit_qemu(crate::ExitCode::CpuException.port_value() + first)
+        super::exit_qemu(ExitCode::CpuException.port_value() + first)
     }
     FIRST_VECTOR.store(vector, Ordering::Relaxed);
-    let cr2 = x86_64::registers::control::Cr2::read_raw();
     let cr3 = read_cr3();
-    let in_kernel = HANDED_OVER.load(Ordering::Relaxed);
-    let whose = if in_kernel {
-        "in the kernel, after hand-over"
-    } else {
-        "in the loader"
-    };
-    // A fault in the middle of writing a frame must not start another one.
-    #[cfg(feature = "trace")]
-    let can_trace = !crate::logger::frame_in_progress();
-    #[cfg(not(feature = "trace"))]
-    let can_trace = true;
-    if can_trace {
-        let mut words = [Word(0); STACK_WORDS];
-        let count = read_stack(cr3, frame.rsp, &mut words);
-        crate::trace::cpu_exception(&crate::trace::ExceptionState {
-            vector,
-            error_code: frame.error_code,
-            rip: frame.rip,
-            cr2,
-            in_kernel,
-            rsp: frame.rsp,
-            rflags: frame.rflags,
-            cr3,
-            stack: &words[..count],
-        });
-    }
-    crate::console::fatal_exception(
+    let mut words = [Word(0); STACK_WORDS];
+    let count = read_stack(cr3, frame.rsp, &mut words);
+    // SAFETY: `install` wrote `REPORT` before any exception could come here, and
+    // nothing writes it again.
+    let report = unsafe { REPORT };
+    report(&Exception {
         vector,
-        EXCEPTION_NAMES[vector as usize],
-        whose,
-        frame,
-        cr2,
+        name: EXCEPTION_NAMES[vector as usize],
+        error_code: frame.error_code,
+        rip: frame.rip,
+        rsp: frame.rsp,
+        rflags: frame.rflags,
+        cr2: x86_64::registers::control::Cr2::read_raw(),
         cr3,
-    );
-    super::exit_qemu(crate::ExitCode::CpuException.port_value() + vector)
+        in_kernel: HANDED_OVER.load(Ordering::Relaxed),
+        stack: &words[..count],
+    });
+    super::exit_qemu(ExitCode::CpuException.port_value() + vector)
 }

@@ -20,10 +20,10 @@
 //! again, so that the error stays below [`MAX_ERROR_PPM`]. `-freq` on the command
 //! line beats all of this; the caller checks it first.
 
-use core::arch::asm;
 use core::arch::x86_64::__cpuid;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use super::port::{inb, outb, Port};
 use super::rdtsc;
 
 /// Where a frequency came from.
@@ -119,26 +119,7 @@ fn from_hypervisor() -> Option<(u32, Source)> {
     plausible(u64::from(khz)).map(|khz| (khz, Source::Hypervisor))
 }
 
-fn inb(port: u16) -> u8 {
-    let value: u8;
-    // SAFETY: reading the PIT and port B has no memory-safety effect.
-    unsafe {
-        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    };
-    value
-}
-
-fn outb(port: u16, value: u8) {
-    // SAFETY: programming PIT channel 2 and port B has no memory-safety effect; the
-    // speaker stays off.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    };
-}
-
 const PIT_HZ: u64 = 1_193_182;
-const PIT_CHANNEL2_DATA: u16 = 0x42;
-const PIT_COMMAND: u16 = 0x43;
 /// Channel 2, low then high byte, mode 0 (interrupt on terminal count), binary.
 const PIT_CHANNEL2_MODE0: u8 = 0b1011_0000;
 /// Read-back command for channel 2: latch its count and its status.
@@ -147,8 +128,7 @@ const PIT_READ_BACK_CHANNEL2: u8 = 0b1100_1000;
 const PIT_STATUS_OUT: u8 = 1 << 7;
 /// In a read-back status: the access mode and operating mode as programmed.
 const PIT_STATUS_MODE_MASK: u8 = 0b0011_1110;
-/// Port 0x61: bit 0 gates channel 2, bit 1 drives the speaker.
-const PORT_B: u16 = 0x61;
+/// Port B's bits: bit 0 gates channel 2, bit 1 drives the speaker.
 const PORT_B_GATE2: u8 = 1 << 0;
 const PORT_B_SPEAKER: u8 = 1 << 1;
 
@@ -234,10 +214,10 @@ fn read_pit_edge() -> Reading {
 
 fn read_pit_once() -> Reading {
     let before = rdtsc();
-    outb(PIT_COMMAND, PIT_READ_BACK_CHANNEL2);
-    let status = inb(PIT_CHANNEL2_DATA);
-    let low = inb(PIT_CHANNEL2_DATA);
-    let high = inb(PIT_CHANNEL2_DATA);
+    outb(Port::PIT_COMMAND, PIT_READ_BACK_CHANNEL2);
+    let status = inb(Port::PIT_CHANNEL2_DATA);
+    let low = inb(Port::PIT_CHANNEL2_DATA);
+    let high = inb(Port::PIT_CHANNEL2_DATA);
     let after = rdtsc();
     Reading {
         before,
@@ -263,14 +243,14 @@ fn read_apic() -> Reading {
 /// answers: its read-back status must show the mode just programmed (an absent
 /// device reads 0xFF).
 fn start_pit() -> bool {
-    let port_b = inb(PORT_B);
-    outb(PORT_B, (port_b & !PORT_B_SPEAKER) | PORT_B_GATE2);
-    outb(PIT_COMMAND, PIT_CHANNEL2_MODE0);
-    outb(PIT_CHANNEL2_DATA, 0xFF);
-    outb(PIT_CHANNEL2_DATA, 0xFF);
-    outb(PIT_COMMAND, PIT_READ_BACK_CHANNEL2);
-    let status = inb(PIT_CHANNEL2_DATA);
-    let _ = (inb(PIT_CHANNEL2_DATA), inb(PIT_CHANNEL2_DATA));
+    let port_b = inb(Port::PORT_B);
+    outb(Port::PORT_B, (port_b & !PORT_B_SPEAKER) | PORT_B_GATE2);
+    outb(Port::PIT_COMMAND, PIT_CHANNEL2_MODE0);
+    outb(Port::PIT_CHANNEL2_DATA, 0xFF);
+    outb(Port::PIT_CHANNEL2_DATA, 0xFF);
+    outb(Port::PIT_COMMAND, PIT_READ_BACK_CHANNEL2);
+    let status = inb(Port::PIT_CHANNEL2_DATA);
+    let _ = (inb(Port::PIT_CHANNEL2_DATA), inb(Port::PIT_CHANNEL2_DATA));
     status & PIT_STATUS_MODE_MASK == PIT_CHANNEL2_MODE0 & PIT_STATUS_MODE_MASK
 }
 

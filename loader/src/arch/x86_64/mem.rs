@@ -60,5 +60,5 @@ pub extern "C" fn rust_eh_personality() {}
 /// reaches; if one ever did, stopping is the only sound answer.
 #[unsafe(no_mangle)]
 pub extern "C" fn _Unwind_Resume() -> ! {
-    super::exit_qemu(crate::ExitCode::LoaderPanic.port_value())
+    super::exit_qemu(rusty_loader::error::ExitCode::LoaderPanic.port_value())
 }

@@ -6,14 +6,37 @@
 //! them. The kernel's memory is handed out once too, on the proof that the library's
 //! layout planning accepted it ([`Layout`] has no other constructor).
 //! [`loader_parts`] names every buffer with its address range, so that the layout
-//! planning can check them against the loader image.
+//! planning can check them against the loader image. What the VMM handed over (the
+//! MBI, the PVH start info, the module) is read through [`IdentityMemory`].
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use rusty_loader::layout::{Layout, LoaderPart, Region};
+use rusty_loader::layout::{Layout, LoaderPart};
+use rusty_loader::memory::{PhysicalMemory, Region};
 
-use super::range_of;
+use super::{range_of, BOOT_IDENTITY_LIMIT};
 use x86_64::structures::paging::PageTable;
+
+/// Physical memory as the loader reads it: the boot tables identity-map the first
+/// 4 GiB, which is where a Multiboot loader puts everything (its structures use
+/// 32-bit addresses), and where the loader reaches anything a PVH start info points
+/// to. The library's readers decide every range they ask for.
+pub struct IdentityMemory;
+
+impl PhysicalMemory<'static> for IdentityMemory {
+    fn bytes(&self, addr: u64, len: u64) -> Option<&'static [u8]> {
+        let end = addr.checked_add(len)?;
+        // A slice needs a non-null start, even an empty one; below the limit the
+        // range is mapped, and its length fits in an isize.
+        if addr == 0 || end > BOOT_IDENTITY_LIMIT {
+            return None;
+        }
+        // SAFETY: `[addr, end)` is non-null and below 4 GiB, hence identity-mapped by
+        // the boot tables; bytes need no alignment; the MBI structures and the module
+        // are never written while the loader reads them.
+        Some(unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) })
+    }
+}
 
 /// How many 4 KiB pages the hand-over page tables may use: PML4, PDPT, the table of
 /// 4 KiB pages below 2 MiB, and one PD per GiB mapped (up to 61 GiB).
@@ -141,8 +164,9 @@ pub fn take_kernel_memory(layout: &Layout) -> Option<&'static mut [u8]> {
 }
 
 /// Every buffer of the loader image, named, for the layout's checks, in the order
-/// the release build's linker places them (so that the check need not sort them).
-pub fn loader_parts() -> [LoaderPart; 7] {
+/// the release build's linker places them (so that the check need not sort them);
+/// `heap_area` is the area the allocator owns.
+pub fn loader_parts(heap_area: Region) -> [LoaderPart; 7] {
     [
         LoaderPart {
             name: "boot page tables",
@@ -154,7 +178,7 @@ pub fn loader_parts() -> [LoaderPart; 7] {
         },
         LoaderPart {
             name: rusty_loader::layout::HEAP_PART,
-            region: crate::heap::area(),
+            region: heap_area,
         },
         LoaderPart {
             name: "kernel stack guard",

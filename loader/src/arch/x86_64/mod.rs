@@ -8,8 +8,9 @@ pub mod freq;
 pub mod mem;
 mod mem_ops;
 pub mod memory;
+mod port;
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 
 use rusty_loader::layout::HandOverTables;
 use x86_64::structures::gdt::DescriptorFlags;
@@ -84,7 +85,7 @@ static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
 
 /// How much of the physical address space the boot tables map: the loader's reach,
 /// which the library's layout planning respects.
-pub const BOOT_IDENTITY_LIMIT: u64 = rusty_loader::layout::LOADER_REACH;
+const BOOT_IDENTITY_LIMIT: u64 = rusty_loader::layout::LOADER_REACH;
 /// One page directory of 2 MiB pages per GiB of the identity map.
 const BOOT_DIRECTORIES: usize = (BOOT_IDENTITY_LIMIT >> 30) as usize;
 
@@ -99,19 +100,19 @@ struct BootTables([[u64; 512]; 2 + BOOT_DIRECTORIES]);
 static mut BOOT_TABLES: BootTables = BootTables([[0; 512]; 2 + BOOT_DIRECTORIES]);
 
 /// The boot page tables' address range.
-pub fn boot_tables_range() -> rusty_loader::layout::Region {
+pub fn boot_tables_range() -> rusty_loader::memory::Region {
     range_of(&raw const BOOT_TABLES)
 }
 
 /// The loader stack's address range.
-pub fn loader_stack_range() -> rusty_loader::layout::Region {
+pub fn loader_stack_range() -> rusty_loader::memory::Region {
     range_of(&raw const LOADER_STACK)
 }
 
 /// The address range of a static (only its address is taken).
-fn range_of<T>(item: *const T) -> rusty_loader::layout::Region {
+fn range_of<T>(item: *const T) -> rusty_loader::memory::Region {
     let start = item as u64;
-    rusty_loader::layout::Region::new(start, start + core::mem::size_of::<T>() as u64)
+    rusty_loader::memory::Region::new(start, start + core::mem::size_of::<T>() as u64)
 }
 
 /// TSC values recorded by the start-up code before any Rust runs. Kept in `.data`
@@ -186,22 +187,23 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Writes one byte to an I/O port.
-fn outb(port: u16, value: u8) {
-    // SAFETY: the loader owns the machine; the ports written are the debug-exit and
-    // serial ports, whose writes have no memory-safety effect.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
+/// Selects QEMU's fw_cfg item `key` (fault-injection builds read their fault
+/// there); on a machine without fw_cfg nothing happens.
+#[cfg(feature = "faults")]
+pub fn fw_cfg_select(key: u16) {
+    port::outw(port::Port::FW_CFG_SELECTOR, key);
 }
 
-/// The isa-debug-exit device's port (QEMU `-device isa-debug-exit,iobase=0xf4`).
-const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// The selected fw_cfg item's next byte (0xff without fw_cfg).
+#[cfg(feature = "faults")]
+pub fn fw_cfg_read_byte() -> u8 {
+    port::inb(port::Port::FW_CFG_DATA)
+}
 
 /// Ends the QEMU run with status `(value << 1) | 1`. Without the isa-debug-exit
 /// device the write does nothing, so halt forever with interrupts off afterwards.
 pub fn exit_qemu(value: u8) -> ! {
-    outb(DEBUG_EXIT_PORT, value);
+    port::outb(port::Port::DEBUG_EXIT, value);
     loop {
         x86_64::instructions::interrupts::disable();
         x86_64::instructions::hlt();
