@@ -2,8 +2,8 @@
 //! passes the kernel's text through as it arrives, shows each boot-trace event as one
 //! line, and ends with a report; or, with `--baseline` or `--save-profile`, reads one
 //! boot per input and profiles their stages. Everything else lives in the library:
-//! decoding ([`trace_decoder::live::Session`]), reading and showing a live stream
-//! ([`trace_decoder::consumer`]), the loader ELF, output files, profiles. This file
+//! decoding ([`trace_decoder::decode::Session`]), reading and showing a live stream
+//! ([`trace_decoder::host::consumer`]), the loader ELF, output files, profiles. This file
 //! is the command line: options, choosing the input, what goes where, exit codes.
 //!
 //! Where things go:
@@ -38,19 +38,19 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
-use trace_decoder::color::ColorChoice;
-use trace_decoder::consumer::{line_style, Console, ConsoleStyle, Consumed, LiveConsumer};
-use trace_decoder::decode::TraceTable;
-use trace_decoder::input::{self, Input};
-use trace_decoder::live::{Session, TraceStatus};
-use trace_decoder::loader_elf::BuildMatch;
-use trace_decoder::outputs::{write_file, ReportFiles};
-use trace_decoder::profile::{Baseline, Comparison, Profile, StageTimes};
-use trace_decoder::pump::{read_live, stop_on_ctrl_c, Arrival, InputEnd};
-use trace_decoder::report::format::{escape_text, Paint};
+use trace_decoder::decode::{BootRecord, HostTimes, Session, TraceStatus, TraceTable};
+use trace_decoder::host::color::ColorChoice;
+use trace_decoder::host::consumer::{line_style, Console, ConsoleStyle, Consumed, LiveConsumer};
+use trace_decoder::host::input::{self, Input};
+use trace_decoder::host::loader_elf::BuildMatch;
+use trace_decoder::host::outputs::{write_file, ReportFiles};
+use trace_decoder::host::pump::{read_live, stop_on_ctrl_c, Arrival, InputEnd};
+use trace_decoder::report::format::escape_text;
 use trace_decoder::report::outcome::OutcomeKind;
-use trace_decoder::report::{BootRecord, HostTimes, Report};
-use trace_decoder::symbols::AppSymbols;
+use trace_decoder::report::profile::{Baseline, Comparison, Profile, StageTimes};
+use trace_decoder::report::symbols::AppSymbols;
+use trace_decoder::report::terminal::Paint;
+use trace_decoder::report::Report;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -175,7 +175,7 @@ struct Cli {
 const PER_BOOT_OUTPUTS: [&str; 5] = ["format", "chrome_trace", "svg", "status", "app"];
 
 fn parse_percent(text: &str) -> Result<f64, String> {
-    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
+    trace_decoder::report::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -284,7 +284,7 @@ impl Decoder {
     /// is the error.
     fn load(given: Option<&Path>) -> Result<Decoder, Fatal> {
         if let Some(path) = given {
-            let table = trace_decoder::loader_elf::load_table(path).map_err(Fatal::setup)?;
+            let table = trace_decoder::host::loader_elf::load_table(path).map_err(Fatal::setup)?;
             return Ok(Decoder {
                 paths: vec![path.to_path_buf()],
                 tables: vec![table],
@@ -293,7 +293,8 @@ impl Decoder {
         }
         let here = std::env::current_dir()
             .map_err(|e| Fatal::setup(format!("cannot read the current directory: {e}")))?;
-        let found = trace_decoder::loader_elf::find_loader_elfs(&here).map_err(Fatal::setup)?;
+        let found =
+            trace_decoder::host::loader_elf::find_loader_elfs(&here).map_err(Fatal::setup)?;
         let mut decoder = Decoder {
             paths: Vec::new(),
             tables: Vec::new(),
@@ -301,7 +302,7 @@ impl Decoder {
         };
         let mut first_error = None;
         for path in found {
-            match trace_decoder::loader_elf::load_table(&path) {
+            match trace_decoder::host::loader_elf::load_table(&path) {
                 Ok(table) => {
                     decoder.paths.push(path);
                     decoder.tables.push(table);

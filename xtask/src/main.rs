@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use trace_decoder::color::ColorChoice;
 use trace_decoder::decode::TraceTable;
 use trace_decoder::ending::{help_table, Ending, EndingKind, USAGE_STATUS};
-use trace_decoder::outputs::{write_file, ReportFiles};
-use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
+use trace_decoder::host::color::ColorChoice;
+use trace_decoder::host::outputs::{write_file, ReportFiles};
+use trace_decoder::report::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
+use trace_decoder::report::symbols::AppSymbols;
 use trace_decoder::report::Report;
-use trace_decoder::symbols::AppSymbols;
 use xshell::Shell;
 use xtask::build::{self, Profile, TraceLevel};
 use xtask::preflight;
@@ -262,7 +262,7 @@ struct TraceArgs {
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {
-    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
+    trace_decoder::report::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -447,12 +447,12 @@ fn prepare(
         build::build_loader(sh, profile, boot.trace_level).context("the loader build failed")?;
     preflight::check_memory(
         &boot.memory,
-        trace_decoder::loader_elf::loader_image(&loader.elf)?,
+        trace_decoder::host::loader_elf::loader_image(&loader.elf)?,
     )?;
     let table = if boot.trace_level == TraceLevel::Off {
         None
     } else {
-        Some(trace_decoder::loader_elf::load_table(&loader.elf)?)
+        Some(trace_decoder::host::loader_elf::load_table(&loader.elf)?)
     };
     let app = match &boot.app {
         // QEMU runs in the project's root (below): the path must not depend on where
@@ -546,7 +546,7 @@ fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
     let rip = stop
         .registers
         .as_deref()
-        .map(trace_decoder::qemu_state::Registers::parse)
+        .map(trace_decoder::report::registers::Registers::parse)
         .and_then(|registers| registers.rip)
         .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
     Some(format!("the guest stopped{rip}"))
@@ -556,7 +556,7 @@ fn qemu_said(run: &TracedRun, symbols: Option<&AppSymbols>) -> Option<String> {
 fn run_app(sh: &Shell, boot: &BootOptions) -> Result<ExitCode> {
     let prepared = prepare(sh, boot, &[], false)?;
     // Ctrl-C reaches QEMU too; the runner then stops and says so.
-    trace_decoder::pump::stop_on_ctrl_c();
+    trace_decoder::host::pump::stop_on_ctrl_c();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let run = t::boot(
@@ -624,7 +624,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
         // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
         // worth printing, so the first one only stops the boot (a second one ends
         // xtask).
-        trace_decoder::pump::stop_on_ctrl_c();
+        trace_decoder::host::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = t::boot(
@@ -633,7 +633,7 @@ fn trace(sh: &Shell, args: TraceArgs) -> Result<ExitCode> {
             prepared.timeout,
             Some(Live {
                 out: &mut out,
-                style: trace_decoder::consumer::line_style(
+                style: trace_decoder::host::consumer::line_style(
                     args.color,
                     std::io::stdout().is_terminal(),
                 ),

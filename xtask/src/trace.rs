@@ -1,8 +1,8 @@
 //! One boot as `cargo xtask run` and `cargo xtask trace` see it: QEMU runs through
 //! [`crate::qemu::run`], its serial output goes through the decoder library's live
-//! consumer ([`trace_decoder::consumer`]) as it arrives, and the boot's end becomes
+//! consumer ([`trace_decoder::host::consumer`]) as it arrives, and the boot's end becomes
 //! an exit status and a one-line reason through [`trace_decoder::ending`]. `--runs`
-//! statistics and baselines are the library's ([`trace_decoder::profile`]).
+//! statistics and baselines are the library's ([`trace_decoder::host::profile`]).
 
 use std::io::{self, Write};
 use std::ops::ControlFlow;
@@ -10,14 +10,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
+use trace_decoder::decode::stream::{Demux, Piece};
+use trace_decoder::decode::BootRecord;
 use trace_decoder::decode::TraceTable;
+use trace_decoder::decode::{QemuStop, StopKind};
 use trace_decoder::ending::{Ending, QemuEnd, TraceSeen};
-use trace_decoder::live::{LineStyle, Session};
-use trace_decoder::pump::Arrival;
-use trace_decoder::qemu_state::{QemuStop, StopKind};
-use trace_decoder::report::BootRecord;
-use trace_decoder::stream::{Demux, Piece};
+use trace_decoder::host::consumer::{Console, ConsoleStyle, LiveConsumer};
+use trace_decoder::host::pump::Arrival;
+use trace_decoder::{decode::Session, host::event_line::LineStyle};
 
 use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
 use crate::qmp::{MachineStop, StopReason};

@@ -10,11 +10,11 @@ use serde::Serialize;
 
 use super::crash::{self, CodeAddress};
 use super::format::{hex, human_us, round_ns};
+use super::registers::Registers;
+use super::symbols::AppSymbols;
 use super::HostTimes;
-use crate::decode::Event;
-use crate::qemu_state::{QemuStop, Registers, StopKind};
-use crate::symbols::AppSymbols;
-use crate::text_lines::{TextLine, TextLines};
+use crate::decode::text_lines::{TextLine, TextLines};
+use crate::decode::{Event, QemuStop, StopKind};
 
 /// One milestone of the kernel's text.
 #[derive(Clone, Debug, PartialEq, Serialize)]

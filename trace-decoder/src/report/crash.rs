@@ -18,8 +18,8 @@ use rusty_loader::wire::LoaderEvent;
 use super::first;
 use super::format::{hex, ser_hex, ser_opt_hex};
 use super::memory::STACK_SIZE;
+use super::symbols::AppSymbols;
 use crate::decode::{memory_map, Event};
-use crate::symbols::AppSymbols;
 
 /// The first address of the recursive slot PML4[511] (sign-extended).
 const RECURSIVE_SLOT: u64 = 0xffff_ff80_0000_0000;
@@ -514,7 +514,7 @@ pub fn app_mismatch(events: &[Event], app: &AppSymbols) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::event;
+    use crate::decode::fixtures::event;
 
     /// A hand-over of a kernel at 8 MiB (code in the first segment), a stack at
     /// 0x204000, tables at 0x210000, 64 MiB of RAM.

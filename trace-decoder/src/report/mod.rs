@@ -1,6 +1,9 @@
-//! Reports built from a decoded boot: a timeline of boot stages with a summary, a
-//! memory map, and machine-readable renderings (JSON, Chrome trace, SVG).
-//! Everything here is pure: a [`BootRecord`] in, text out.
+//! The report layer: reports built from a decoded boot, a timeline of boot stages
+//! with a summary, a memory map, and their renderings (text, JSON, Chrome trace,
+//! SVG), and boot profiles over several boots. Everything here is pure: a
+//! [`BootRecord`] in (and the application's symbols, read from bytes), a [`Report`]
+//! and text out; no file, terminal or thread (it imports nothing of `crate::host`:
+//! `tests/layers.rs` holds it to that).
 //!
 //! [`Report::build`] derives everything once (`timeline`, `memory`, `outcome`); the
 //! renderings only format it. The JSON rendering is the [`Report`] itself, serialized:
@@ -12,7 +15,11 @@ pub mod crash;
 pub mod format;
 pub mod memory;
 pub mod outcome;
+pub mod profile;
+pub mod registers;
 mod svg;
+pub mod symbols;
+pub mod terminal;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -24,65 +31,15 @@ use serde::Serialize;
 
 use rusty_loader::wire::LoaderEvent;
 
-use crate::decode::{format_mismatch, Event};
-use crate::qemu_state::QemuStop;
-use crate::symbols::AppSymbols;
-use crate::text_lines::TextLines;
+// The report's input is the decoding layer's `BootRecord`; `crate::ending` (moving to
+// xtask, issue 19) still reads it from this path.
+pub(crate) use crate::decode::BootRecord;
+use crate::decode::{format_mismatch, Event, HostTimes};
 use format::{escape_text, human_us, round_ns, ser_opt_hex, Clock};
 pub use memory::{Region, RegionKind};
 pub use outcome::{ExitStatus, Outcome, OutcomeKind};
+use symbols::AppSymbols;
 pub use timeline::{Stage, Timeline};
-
-/// What the host saw and when, relative to the moment reading began (for a live
-/// QEMU run: when QEMU was started).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HostTimes {
-    /// The first byte of the stream (firmware or loader).
-    pub first_byte: Option<Duration>,
-    /// Arrival of the loader's first event (`LoaderStart`).
-    pub loader_start: Option<Duration>,
-    /// Arrival of the first event timed when it was sent (see
-    /// [`Event::timed_when_sent`]): ties the host's clock to the loader's.
-    pub first_timed_event: Option<Duration>,
-    /// Arrival of `HandOver`.
-    pub hand_over: Option<Duration>,
-    /// The first text byte after `HandOver`: the kernel's first output.
-    pub first_kernel_output: Option<Duration>,
-    /// End of the stream (EOF or QEMU's exit).
-    pub end: Option<Duration>,
-}
-
-/// Everything known about one boot.
-#[derive(Clone, Debug, Default)]
-pub struct BootRecord {
-    /// The loader's events, in stream order: for a stream of several boots, those of
-    /// the last one (a live session drops a boot's events when the next begins).
-    pub events: Vec<Event>,
-    /// Boots earlier in the stream whose events were dropped: the stream held these
-    /// and the boots (`LoaderStart` events) in `events`.
-    pub earlier_boots: usize,
-    /// Host-side arrival times (all None for a recorded stream without them).
-    pub host: HostTimes,
-    /// QEMU's exit status, when known.
-    pub exit_status: Option<i32>,
-    /// Frames that did not decode.
-    pub malformed_frames: usize,
-    /// The stream ended inside a frame.
-    pub truncated: bool,
-    /// The loader image `[start, end)`, from the ELF's `__loader_start`/`__loader_end`.
-    pub loader_image: Option<(u64, u64)>,
-    /// The loader traces only errors and warnings (its ELF has no `info` event): a
-    /// boot without events is normal, not a trace cut short.
-    pub errors_only: bool,
-    /// Bytes of text (kernel output and loader text lines) seen.
-    pub text_bytes: usize,
-    /// Bytes of trace frames seen, with their markers (of the last boot).
-    pub trace_bytes: usize,
-    /// The text as lines, with their arrival times when the stream was live.
-    pub text_lines: TextLines,
-    /// How QEMU saw the guest stop, when it was asked (`cargo xtask trace`).
-    pub qemu_stop: Option<QemuStop>,
-}
 
 /// The schema name in every JSON report.
 pub const SCHEMA: &str = "rusty-trace/report";

@@ -7,13 +7,12 @@
 
 use std::fmt::Write as _;
 
-use super::format::{
-    escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock, Paint,
-};
+use super::format::{escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock};
+use super::terminal::Paint;
 use super::{OutcomeKind, Report, Stage};
 
 /// The width everything is laid out for.
-const WIDTH: usize = super::format::TERMINAL_WIDTH;
+const WIDTH: usize = super::terminal::TERMINAL_WIDTH;
 /// Where values start in the facts block.
 const LABEL_WIDTH: usize = 11;
 /// Cells in a timeline bar.

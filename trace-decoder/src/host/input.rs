@@ -1,5 +1,6 @@
-//! Opening the stream to decode: a file, or standard input (`-` or nothing), and
-//! telling a recording from a live stream.
+//! Opening what the command lines read: the stream to decode (a file, or standard
+//! input, `-` or nothing), telling a recording from a live stream; and the
+//! application's ELF for naming a crash's addresses.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -7,6 +8,8 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
+
+use crate::report::symbols::AppSymbols;
 
 /// A stream to decode.
 pub struct Input {
@@ -38,6 +41,15 @@ pub fn open(path: Option<&Path>) -> Result<Input> {
         recorded: metadata.is_file(),
         terminal: false,
     })
+}
+
+impl AppSymbols {
+    /// Reads the application ELF at `path`.
+    pub fn read(path: &Path) -> Result<AppSymbols, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        AppSymbols::from_bytes(&bytes, &path.display().to_string())
+    }
 }
 
 fn stdin() -> Input {

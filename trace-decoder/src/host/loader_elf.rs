@@ -8,9 +8,9 @@ use anyhow::{anyhow, bail, Result};
 
 use rusty_loader::wire::LoaderEvent;
 
-use crate::build_id::BUILD_ID_SYMBOL;
+use crate::decode::build_id::BUILD_ID_SYMBOL;
+use crate::decode::stream::{Demux, Piece};
 use crate::decode::TraceTable;
-use crate::stream::{Demux, Piece};
 
 /// Finds `target/x86_64/{release,debug}/rusty-loader.elf` in `here` or the nearest
 /// parent that has one, newest first (a stream names the one it needs: see
@@ -139,7 +139,7 @@ pub fn loader_image(path: &Path) -> Result<(u64, u64)> {
     let shown = path.display();
     let bytes =
         std::fs::read(path).map_err(|e| anyhow!("cannot read the loader ELF {shown}: {e}"))?;
-    crate::decode::loader_image(&bytes)
+    crate::decode::trace_table::loader_image(&bytes)
         .ok_or_else(|| anyhow!("{shown} has no __loader_start and __loader_end symbols"))
 }
 
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn the_stream_names_its_table() {
         let elf = recorded("rusty-loader.elf");
-        let table = || crate::table::Table::from_elf(&elf).unwrap();
+        let table = || crate::decode::table::Table::from_elf(&elf).unwrap();
         let ours = TraceTable::from_elf(&elf).unwrap().build_id() as u32;
         // Another build: the same table under another identity.
         let tables = [
