@@ -4,8 +4,8 @@
 
 use rusty_loader::wire::{LoaderEvent, MapEntry, EVENTS, MAP_ENTRY_FORMAT, WORD_FORMAT};
 
-use crate::decode::frame::{rzcobs_encode, Table, Tag};
 use super::*;
+use crate::decode::frame::{rzcobs_encode, Table, Tag};
 
 /// Interned strings and element formats of the hand-built table.
 const SEQUENCE: u16 = 100;
