@@ -1,16 +1,27 @@
-//! Finding the loader ELF a stream needs, and reading its defmt table with an error
-//! that says what is wrong with an unusable one (missing, not an ELF, stripped, not
-//! a rusty-loader, built without tracing) and what to use instead.
+//! The loader ELF a stream needs, chosen in one place: finding the candidates
+//! (`target/x86_64/*/rusty-loader.elf`, newest first), reading their defmt tables
+//! with an error that says what is wrong with an unusable one (missing, not an ELF,
+//! stripped, not a rusty-loader, built without tracing) and what to use instead,
+//! and [`LoaderElfs`], rusty-trace's choice among them: the one `--elf` gives, or
+//! the one whose build the stream's first frame names ([`BuildMatch`]), read live
+//! into a [`LiveConsumer`].
 
+use std::fmt::Write as _;
+use std::io;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
 use rusty_loader::wire::LoaderEvent;
 
+use super::consumer::{Console, Consumed, LiveConsumer};
+use super::pump::{read_live, Arrival, InputEnd};
+use super::Failure;
 use crate::decode::build_id::BUILD_ID_SYMBOL;
 use crate::decode::stream::{Demux, Piece};
-use crate::decode::TraceTable;
+use crate::decode::{BootRecord, Session, TraceStatus, TraceTable};
 
 /// Finds `target/x86_64/{release,debug}/rusty-loader.elf` in `here` or the nearest
 /// parent that has one, newest first (a stream names the one it needs: see
@@ -141,6 +152,195 @@ pub fn loader_image(path: &Path) -> Result<(u64, u64)> {
         std::fs::read(path).map_err(|e| anyhow!("cannot read the loader ELF {shown}: {e}"))?;
     crate::decode::trace_table::loader_image(&bytes)
         .ok_or_else(|| anyhow!("{shown} has no __loader_start and __loader_end symbols"))
+}
+
+/// The loader ELFs a stream may need, with their tables: the one given with
+/// `--elf`, or those found (newest first), among which the stream names its own.
+pub struct LoaderElfs {
+    paths: Vec<PathBuf>,
+    tables: Vec<TraceTable>,
+    /// `--elf` chose it: nothing to choose or announce.
+    given: bool,
+}
+
+/// What [`LoaderElfs::consume`] leaves: the ELF used, how the input ended, and the
+/// consumer's results.
+pub struct LiveRead<O: io::Write, E: io::Write> {
+    /// The index of the ELF (and table) that decoded the stream.
+    pub chosen: usize,
+    pub end: InputEnd,
+    pub consumed: Consumed<O, E>,
+}
+
+impl LoaderElfs {
+    /// The given ELF's table, or the tables of the ELFs found. Found ELFs that are
+    /// unusable are skipped while one is usable; otherwise the newest one's problem
+    /// is the error.
+    pub fn load(given: Option<&Path>) -> Result<LoaderElfs, Failure> {
+        if let Some(path) = given {
+            let table = load_table(path).map_err(Failure::setup)?;
+            return Ok(LoaderElfs {
+                paths: vec![path.to_path_buf()],
+                tables: vec![table],
+                given: true,
+            });
+        }
+        let here = std::env::current_dir()
+            .map_err(|e| Failure::Setup(format!("cannot read the current directory: {e}")))?;
+        let found = find_loader_elfs(&here).map_err(Failure::setup)?;
+        let mut elfs = LoaderElfs {
+            paths: Vec::new(),
+            tables: Vec::new(),
+            given: false,
+        };
+        let mut first_error = None;
+        for path in found {
+            match load_table(&path) {
+                Ok(table) => {
+                    elfs.paths.push(path);
+                    elfs.tables.push(table);
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) if elfs.tables.is_empty() => Err(Failure::setup(error)),
+            _ => Ok(elfs),
+        }
+    }
+
+    /// Reads `reader` live into a consumer showing on `console`. With several ELFs
+    /// the stream's first bytes are held until its first frame names its build, and
+    /// the ELF of that build decodes it (the newest when none matches).
+    pub fn consume<O: io::Write, E: io::Write>(
+        &self,
+        reader: impl io::Read + Send + 'static,
+        console: Console<O, E>,
+        exit_status: Option<i32>,
+    ) -> LiveRead<O, E> {
+        // Host times count from the start of reading, also for held bytes.
+        let start = Instant::now();
+        let mut matcher = BuildMatch::new(&self.tables);
+        let mut held = Vec::new();
+        let mut console = Some(console);
+        let mut chosen = 0;
+        let mut start_consumer = |index: usize, matched: bool, held: &mut Vec<u8>| {
+            chosen = index;
+            self.announce(index, matched);
+            let console = console.take().expect("the consumer starts once");
+            let mut started =
+                LiveConsumer::new(Session::with_start(&self.tables[index], start), console);
+            let flow = started.take(Arrival::Bytes(held));
+            *held = Vec::new();
+            (started, flow)
+        };
+        let mut consumer = None;
+        let end = read_live(reader, |arrival| {
+            if let Some(consumer) = consumer.as_mut() {
+                return LiveConsumer::take(consumer, arrival);
+            }
+            let decided = match arrival {
+                Arrival::Bytes(bytes) => {
+                    held.extend_from_slice(bytes);
+                    if self.tables.len() == 1 {
+                        Some(Some(0))
+                    } else {
+                        matcher.feed(bytes)
+                    }
+                }
+                // Text is not held back from a live reader: a stream that pauses
+                // after text, before its first frame, is decoded with the newest
+                // ELF. Before anything arrived (the firmware is still busy) there is
+                // nothing to show, and the choice waits.
+                Arrival::Stalled if !held.is_empty() => Some(None),
+                Arrival::Stalled => None,
+                Arrival::CaughtUp => None,
+            };
+            let Some(choice) = decided else {
+                return ControlFlow::Continue(());
+            };
+            let stalled = matches!(arrival, Arrival::Stalled);
+            let (mut started, flow) =
+                start_consumer(choice.unwrap_or(0), choice.is_some(), &mut held);
+            if stalled {
+                let _ = started.take(Arrival::Stalled);
+            }
+            consumer = Some(started);
+            flow
+        });
+        let consumer = match consumer {
+            Some(consumer) => consumer,
+            None => start_consumer(0, false, &mut held).0,
+        };
+        LiveRead {
+            chosen,
+            end,
+            consumed: consumer.finish(exit_status),
+        }
+    }
+
+    /// Says which ELF was found and used, unless `--elf` gave it.
+    fn announce(&self, index: usize, matched: bool) {
+        if self.given {
+            return;
+        }
+        let why = if matched && self.tables.len() > 1 {
+            format!(
+                "its build {:#010x} is the stream's",
+                self.tables[index].build_id()
+            )
+        } else {
+            "the newest loader ELF found".to_string()
+        };
+        eprintln!(
+            "rusty-trace: using {} ({why}; --elf chooses another)",
+            self.paths[index].display()
+        );
+    }
+
+    /// Whether the session found a trace; if not, why, as the failure to stop with.
+    pub fn check_found(
+        &self,
+        chosen: usize,
+        status: TraceStatus,
+        record: &BootRecord,
+        input: &str,
+    ) -> Result<(), Failure> {
+        match status {
+            TraceStatus::Decoded { .. } => Ok(()),
+            TraceStatus::OtherBuild { stream, elf } => Err(Failure::Input(format!(
+                "the trace in {input} comes from another loader build: the stream says build {stream:#010x}, {} is build {elf:#010x}; pass the ELF of the loader that produced it with --elf",
+                self.paths[chosen].display()
+            ))),
+            TraceStatus::NotFound => Err(Failure::Input(self.no_trace_message(chosen, record, input))),
+        }
+    }
+
+    /// Why no trace was found, with what would help.
+    fn no_trace_message(&self, chosen: usize, record: &BootRecord, input: &str) -> String {
+        let mut message = format!(
+            "no boot trace found in {input} ({} bytes of text passed through; decoded with {}, build {:#010x})",
+            record.text_bytes,
+            self.paths[chosen].display(),
+            self.tables[chosen].build_id()
+        );
+        if record.malformed_frames > 0 {
+            let _ = write!(
+                message,
+                ": none of its {} frames decodes with this ELF, so they probably come from another loader build",
+                record.malformed_frames
+            );
+        } else if record.text_bytes > 0 {
+            message.push_str(
+                ": the loader was built without tracing (--trace-level off), or this is not rusty-loader's serial output",
+            );
+        } else {
+            message.push_str(": the input is empty");
+        }
+        message
+    }
 }
 
 #[cfg(test)]
