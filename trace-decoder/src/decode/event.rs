@@ -2,9 +2,7 @@
 //! contract's [`LoaderEvent`] (`rusty_loader::wire`), and how it reads (as
 //! defmt-print shows it).
 
-use rusty_loader::wire::{Level, LoaderEvent, MapEntry, Value};
-
-use super::frame::{self, Arg};
+use rusty_loader::wire::{Level, LoaderEvent, MapEntry};
 
 /// One decoded loader event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,54 +45,10 @@ impl Event {
         self.kind.timed_when_sent()
     }
 
-    /// The event as defmt-print shows it (`Module start=0x1 end=0x2`), in pieces.
+    /// The event as defmt-print shows it (`Module start=0x1 end=0x2`), in pieces:
+    /// its fields written into its kind's format ([`super::display`]).
     pub fn pieces(&self) -> Vec<LinePiece> {
-        let Some(spec) = self.kind.spec() else {
-            let message = match &self.kind {
-                LoaderEvent::Unknown { message, .. } => message.clone(),
-                other => other.name().to_string(),
-            };
-            return vec![LinePiece::Text(message)];
-        };
-        let args: Vec<Arg> = self
-            .kind
-            .values()
-            .iter()
-            .zip(spec.fields)
-            .map(|(value, field)| arg_of(value, field.ty.element_format()))
-            .collect();
-        let Ok(fragments) =
-            defmt_parser::parse(spec.format, defmt_parser::ParserMode::ForwardsCompatible)
-        else {
-            return vec![LinePiece::Text(spec.format.to_string())];
-        };
-        let mut pieces = Vec::new();
-        let mut text = String::new();
-        for fragment in fragments {
-            match fragment {
-                defmt_parser::Fragment::Literal(literal) => text.push_str(&literal),
-                defmt_parser::Fragment::Parameter(p) => match args.get(p.index) {
-                    Some(Arg::List(items)) => {
-                        pieces.push(LinePiece::Text(std::mem::take(&mut text)));
-                        let items = items
-                            .iter()
-                            .map(|item| {
-                                let mut out = String::new();
-                                frame::render_arg(item, None, &mut out);
-                                out
-                            })
-                            .collect();
-                        pieces.push(LinePiece::List(items));
-                    }
-                    Some(arg) => frame::render_arg(arg, p.hint.as_ref(), &mut text),
-                    None => text.push('?'),
-                },
-            }
-        }
-        if !text.is_empty() {
-            pieces.push(LinePiece::Text(text));
-        }
-        pieces
+        super::display::pieces(&self.kind)
     }
 
     /// The event as defmt-print shows it, in one line.
@@ -111,25 +65,6 @@ impl Event {
             }
         }
         out
-    }
-}
-
-/// A contract value as a wire argument, for display; the elements of a list are
-/// shown by `element_format`, their field type's.
-fn arg_of(value: &Value, element_format: Option<&str>) -> Arg {
-    match value {
-        Value::Unsigned(n) => Arg::Unsigned(u128::from(*n)),
-        Value::Bool(b) => Arg::Bool(*b),
-        Value::Str(s) => Arg::Str(s.clone()),
-        Value::List(items) => Arg::List(
-            items
-                .iter()
-                .map(|values| Arg::Format {
-                    format: element_format.unwrap_or_default().to_string(),
-                    args: values.iter().map(|v| arg_of(v, None)).collect(),
-                })
-                .collect(),
-        ),
     }
 }
 

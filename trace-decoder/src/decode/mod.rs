@@ -17,6 +17,7 @@
 //! - [`fixtures`] writes events from their displayed form, for tests.
 
 pub mod build_id;
+pub mod display;
 pub mod event;
 pub mod fixtures;
 pub mod frame;
