@@ -17,6 +17,7 @@ pub mod memory;
 pub mod outcome;
 pub mod profile;
 pub mod registers;
+pub mod stages;
 mod svg;
 pub mod symbols;
 pub mod terminal;

@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 
 use super::format::{hex, hex_padded, human_size, truncate, wrap, xml_escape, Clock};
+use super::stages;
 use super::{RegionKind, Report, Stage};
 
 const WIDTH: f64 = 960.0;
@@ -28,24 +29,9 @@ const GAP_BAND: f64 = 14.0;
 /// An average glyph width at 12 px, for shortening labels to fit.
 const CHAR_WIDTH: f64 = 6.6;
 
+/// A stage's colour, as [`STAGES`](super::stages::STAGES) gives it.
 fn stage_color(id: &str) -> &'static str {
-    match id {
-        "mode-switch" => "#9ecae1",
-        "paging" => "#6baed6",
-        "long-mode" => "#4292c6",
-        "rust-start-up" => "#c6dbef",
-        "boot-info" => "#fdd0a2",
-        "frequency" => "#fdae6b",
-        "elf" => "#bcbddc",
-        "segment" | "segment-copy" => "#74c476",
-        "segment-zero" => "#e6ab02",
-        "relocation" => "#fd8d3c",
-        "device-tree" => "#9e9ac8",
-        "page-tables" => "#6baed6",
-        "hand-over" => "#fdd0a2",
-        "failed" => "#f4a6a6",
-        _ => "#dddddd",
-    }
+    stages::kind(id).map_or(stages::OTHER_COLOR, |kind| kind.color)
 }
 
 fn region_color(kind: RegionKind) -> &'static str {
