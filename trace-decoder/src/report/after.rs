@@ -9,12 +9,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::crash::{self, CodeAddress};
-use super::format::{hex, human_us, round_ns};
+use super::format::{hex, human_us, micros};
 use super::registers::Registers;
 use super::symbols::AppSymbols;
-use super::HostTimes;
 use crate::decode::text_lines::{TextLine, TextLines};
-use crate::decode::{Event, QemuStop, StopKind};
+use crate::decode::{Event, HostTimes, QemuStop, StopKind};
 
 /// One milestone of the kernel's text.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -61,17 +60,16 @@ pub struct KernelText {
     pub instants: Vec<(f64, String)>,
 }
 
-fn us(duration: Duration) -> f64 {
-    round_ns(duration.as_secs_f64() * 1_000_000.0)
-}
-
 /// The kernel's text over time. Times count from the hand-over's arrival (from the
 /// stream's start without one); `live` says whether the host saw the stream as QEMU
 /// sent it (the report's `host.live`): without it arrival times say nothing.
 pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelText {
     let origin = host.hand_over.or(host.first_byte).unwrap_or_default();
     let live = live && lines.kept.iter().any(|l| l.start.is_some());
-    let since = |at: Option<Duration>| at.filter(|_| live).map(|at| us(at.saturating_sub(origin)));
+    let since = |at: Option<Duration>| {
+        at.filter(|_| live)
+            .map(|at| micros(at.saturating_sub(origin)))
+    };
     let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
     let mut report = KernelText {
         live,
@@ -120,7 +118,7 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         .iter()
         .filter(|_| live)
         .map(|gap| LineGap {
-            length_us: us(gap.length),
+            length_us: micros(gap.length),
             at_us: since(gap.before.end),
             before: gap.before.text.clone(),
             after: gap.after.text.clone(),
@@ -179,7 +177,7 @@ pub fn stop_report(
         .and_then(|r| r.rip)
         .map(|rip| crash::locate(rip, events, loader_image, app));
     let after_hand_over_us = match (stop.at, host.hand_over) {
-        (Some(at), Some(hand_over)) => Some(us(at.saturating_sub(hand_over))),
+        (Some(at), Some(hand_over)) => Some(micros(at.saturating_sub(hand_over))),
         _ => None,
     };
     let (kind, what) = match &stop.kind {

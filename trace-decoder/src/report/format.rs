@@ -8,6 +8,7 @@
 //! or line breaks from it, and XML 1.0 forbids most control characters outright.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Serializer;
 
@@ -46,6 +47,11 @@ impl Clock {
             None => format!("{ticks} ticks"),
         }
     }
+}
+
+/// A duration in microseconds, rounded like every other time in the report.
+pub fn micros(duration: Duration) -> f64 {
+    round_ns(duration.as_secs_f64() * 1_000_000.0)
 }
 
 /// Rounds microseconds to three decimals (nanoseconds).

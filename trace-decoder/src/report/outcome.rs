@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use rusty_loader::wire::LoaderEvent;
 
+use super::after::StopReport;
 use super::format::{escape_text, hex, ser_opt_hex};
 use super::{first, Warning};
 use crate::decode::Event;
@@ -110,6 +111,23 @@ pub struct Outcome {
     pub exception: Option<Exception>,
     /// QEMU's exit status and its meaning, when known.
     pub exit: Option<ExitStatus>,
+}
+
+impl Outcome {
+    /// The boot as QEMU saw it stop after what the trace tells (a triple fault, a
+    /// reset, a power-off, a hang): that is how it ended.
+    pub fn then_stopped(&mut self, stop: &StopReport) {
+        self.kind = match stop.kind {
+            "triple-fault" => OutcomeKind::TripleFault,
+            "guest-reset" => OutcomeKind::GuestReset,
+            "hang" => OutcomeKind::Hang,
+            _ => OutcomeKind::Shutdown,
+        };
+        self.message = match &self.hand_over {
+            Some(_) => format!("{}, then {}", self.message, stop.message),
+            None => stop.message.clone(),
+        };
+    }
 }
 
 /// The mnemonic and name of an x86 exception vector.
