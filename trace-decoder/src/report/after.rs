@@ -70,7 +70,6 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         at.filter(|_| live)
             .map(|at| micros(at.saturating_sub(origin)))
     };
-    let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
     let mut report = KernelText {
         live,
         lines: if host.hand_over.is_some() {
@@ -83,36 +82,7 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         kernel_prefix: lines.kernel_prefix.clone(),
         ..KernelText::default()
     };
-    let milestone = |name, line: &TextLine| Milestone {
-        name,
-        line: line.text.clone(),
-        after_hand_over_us: since(line.start),
-    };
-    if let Some(first) = &lines.first_kernel {
-        report.milestones.push(milestone("first line", first));
-    }
-    match (&lines.first_application, &lines.kernel_prefix) {
-        (Some(line), _) => report
-            .milestones
-            .push(milestone("first application line", line)),
-        (None, None) if kernel_lines > 0 => report.notes.push(
-            "the kernel's first line has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
-        ),
-        (None, Some(_)) if kernel_lines > 0 => report
-            .notes
-            .push("every line carries the kernel's log prefix: no application line".to_string()),
-        _ => {}
-    }
-    if let Some(last) = lines.last.as_ref().filter(|l| l.after_hand_over) {
-        report.milestones.push(milestone("last line", last));
-    }
-    if let Some(end) = host.end.filter(|_| live) {
-        report.milestones.push(Milestone {
-            name: "end of the stream",
-            line: String::new(),
-            after_hand_over_us: since(Some(end)),
-        });
-    }
+    milestones(lines, host, &since, &mut report);
     report.gaps = lines
         .gaps
         .iter()
@@ -143,6 +113,48 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         .filter_map(|l| Some((since(l.start)?, l.text.clone())))
         .collect();
     report
+}
+
+/// The milestones of the kernel's text (its first line, the application's first,
+/// its last, the end of the stream), or notes on why one cannot be told; `since`
+/// turns an arrival into microseconds after the hand-over.
+fn milestones(
+    lines: &TextLines,
+    host: &HostTimes,
+    since: &dyn Fn(Option<Duration>) -> Option<f64>,
+    report: &mut KernelText,
+) {
+    let milestone = |name, line: &TextLine| Milestone {
+        name,
+        line: line.text.clone(),
+        after_hand_over_us: since(line.start),
+    };
+    if let Some(first) = &lines.first_kernel {
+        report.milestones.push(milestone("first line", first));
+    }
+    let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
+    match (&lines.first_application, &lines.kernel_prefix) {
+        (Some(line), _) => report
+            .milestones
+            .push(milestone("first application line", line)),
+        (None, None) if kernel_lines > 0 => report.notes.push(
+            "the kernel's first line has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
+        ),
+        (None, Some(_)) if kernel_lines > 0 => report
+            .notes
+            .push("every line carries the kernel's log prefix: no application line".to_string()),
+        _ => {}
+    }
+    if let Some(last) = lines.last.as_ref().filter(|l| l.after_hand_over) {
+        report.milestones.push(milestone("last line", last));
+    }
+    if let Some(end) = host.end.filter(|_| report.live) {
+        report.milestones.push(Milestone {
+            name: "end of the stream",
+            line: String::new(),
+            after_hand_over_us: since(Some(end)),
+        });
+    }
 }
 
 /// How the guest stopped, as QEMU said it.
