@@ -5,11 +5,12 @@
 use std::sync::OnceLock;
 
 use rusty_loader::wire::LoaderEvent;
+use trace_decoder::decode::stream::text_only;
+use trace_decoder::decode::BootRecord;
 use trace_decoder::decode::{Event, TraceTable};
-use trace_decoder::live::{Output, Session, TraceStatus};
+use trace_decoder::decode::{Output, Session, TraceStatus};
 use trace_decoder::report::memory::LISTED_WARNINGS;
-use trace_decoder::report::{BootRecord, Report};
-use trace_decoder::stream::text_only;
+use trace_decoder::report::Report;
 
 /// The loader ELF that made the decoder's recordings (its table names the events
 /// the structured targets write).
@@ -22,10 +23,11 @@ pub fn table() -> &'static TraceTable {
 }
 
 /// The raw table of the same ELF (interned strings and element formats by index).
-pub fn raw_table() -> &'static trace_decoder::table::Table {
-    static TABLE: OnceLock<trace_decoder::table::Table> = OnceLock::new();
+pub fn raw_table() -> &'static trace_decoder::decode::table::Table {
+    static TABLE: OnceLock<trace_decoder::decode::table::Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        trace_decoder::table::Table::from_elf(LOADER_ELF).expect("the recordings' loader ELF")
+        trace_decoder::decode::table::Table::from_elf(LOADER_ELF)
+            .expect("the recordings' loader ELF")
     })
 }
 

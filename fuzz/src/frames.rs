@@ -8,9 +8,9 @@
 
 use defmt_parser::Type;
 use rusty_loader::wire::{Value, EVENTS, FORMAT_VERSION, MAP_ENTRY_FORMAT};
+use trace_decoder::decode::frame::{parameters, rzcobs_encode};
+use trace_decoder::decode::table::Tag;
 use trace_decoder::decode::Event;
-use trace_decoder::frame::{parameters, rzcobs_encode};
-use trace_decoder::table::Tag;
 
 use super::decoding::{check_stream, raw_table, table};
 use super::input::{tail_run, Choices, Input};

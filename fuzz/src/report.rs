@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusty_loader::wire::{FieldType, LoaderEvent, Value, EVENTS};
 use trace_decoder::decode::Event;
-use trace_decoder::report::{BootRecord, HostTimes};
+use trace_decoder::decode::{BootRecord, HostTimes};
 
 use super::decoding::check_report;
 use super::input::{tail_run, Choices, Input};

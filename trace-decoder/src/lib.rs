@@ -1,23 +1,14 @@
-//! rusty-trace's library: decoding the loader's boot trace from a serial stream and
-//! building reports from it, and everything the two command lines that show it
-//! (`rusty-trace` and `cargo xtask trace`) share: reading a live stream, showing it
-//! as it arrives, colour, the loader ELF, output files and boot profiles.
+//! rusty-trace's library, in three layers, each importing only from those below it
+//! (`tests/layers.rs` checks it):
+//!
+//! - [`decode`]: from a serial stream's bytes to typed events and the
+//!   [`decode::BootRecord`] of a boot;
+//! - [`report`]: pure, a `BootRecord` in, a [`report::Report`] and its renderings
+//!   (text, JSON, Chrome trace, SVG) and boot profiles out;
+//! - [`host`]: everything the two command lines that show a trace (`rusty-trace`
+//!   and `cargo xtask trace`) share around them: reading a live stream, showing it as
+//!   it arrives, colour, the loader ELF, files, the profile flow.
 
-pub mod build_id;
-pub mod color;
-pub mod consumer;
 pub mod decode;
-pub mod fixtures;
-pub mod frame;
-pub mod input;
-pub mod live;
-pub mod loader_elf;
-pub mod outputs;
-pub mod profile;
-pub mod pump;
-pub mod qemu_state;
+pub mod host;
 pub mod report;
-pub mod stream;
-pub mod symbols;
-pub mod table;
-pub mod text_lines;

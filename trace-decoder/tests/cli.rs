@@ -12,11 +12,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use trace_decoder::build_id::table_build_id;
+use trace_decoder::decode::build_id::table_build_id;
+use trace_decoder::decode::stream::text_only;
+use trace_decoder::decode::Session;
 use trace_decoder::decode::TraceTable;
-use trace_decoder::live::Session;
 use trace_decoder::report::Report;
-use trace_decoder::stream::text_only;
 
 fn recordings() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recordings")

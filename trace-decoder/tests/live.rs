@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
+use trace_decoder::decode::stream::text_only;
+use trace_decoder::decode::BootRecord;
 use trace_decoder::decode::{decode_recording, TraceTable};
-use trace_decoder::live::{Output, Session, TraceStatus};
-use trace_decoder::report::BootRecord;
-use trace_decoder::stream::text_only;
+use trace_decoder::decode::{Output, Session, TraceStatus};
 
 fn recordings() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/recordings")
@@ -276,7 +276,7 @@ fn a_frame_claiming_billions_of_entries_is_skipped() {
     raw.extend_from_slice(&0xffff_fffeu32.to_le_bytes()); // element count
     raw.extend_from_slice(&[0x28, 0x70]); // the element format's index
     let mut stream = vec![0xff, 0x00];
-    stream.extend(trace_decoder::frame::rzcobs_encode(&raw));
+    stream.extend(trace_decoder::decode::frame::rzcobs_encode(&raw));
     stream.push(0x00);
     for chunks in [&[stream.len()][..], &[1]] {
         let (said, record, _) = run(table(), &stream, chunks);
@@ -304,7 +304,7 @@ fn a_saturated_gap_is_warned_about() {
         "the second frame is PagingEnabled"
     );
     let raw = [index as u8, 0, 0xff, 0xff, 0xff, 0xff];
-    stream.splice(paging, trace_decoder::frame::rzcobs_encode(&raw));
+    stream.splice(paging, trace_decoder::decode::frame::rzcobs_encode(&raw));
     let (said, record, _) = run(table, &stream, &[4096]);
     assert_eq!(record.malformed_frames, 0);
     assert_eq!(record.events[1].name(), "PagingEnabled");

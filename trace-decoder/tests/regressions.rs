@@ -99,7 +99,7 @@ fn known_cases() -> Vec<(&'static str, String, Vec<u8>)> {
     raw.extend_from_slice(&[0x28, 0x70]);
     let frame = [
         &[0u8, 0xff, 0x00][..],
-        &trace_decoder::frame::rzcobs_encode(&raw),
+        &trace_decoder::decode::frame::rzcobs_encode(&raw),
         &[0],
     ]
     .concat();

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use rusty_loader::wire::{FieldType, LoaderEvent, Value as WireValue, EVENTS};
 use serde_json::Value;
 use trace_decoder::decode::Event;
-use trace_decoder::report::{BootRecord, HostTimes, Report};
+use trace_decoder::decode::{BootRecord, HostTimes};
+use trace_decoder::report::Report;
 
 /// A memory-map entry: plausible ranges most of the time, anything else too.
 fn map_entry() -> impl Strategy<Value = Vec<WireValue>> {

@@ -20,7 +20,8 @@ use std::time::Duration;
 use serde_json::Value;
 use similar::TextDiff;
 use trace_decoder::decode::{decode_recording, TraceTable};
-use trace_decoder::report::{BootRecord, HostTimes, Report};
+use trace_decoder::decode::{BootRecord, HostTimes};
+use trace_decoder::report::Report;
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -132,7 +133,7 @@ fn renderings_match_the_snapshots() {
 /// Reports on hand-made records, for the parts the recordings do not reach: host
 /// times, an unknown frequency, an exception in the kernel, hostile text.
 fn synthetic_reports() -> Vec<(&'static str, Report)> {
-    let ev = |t, m: &str| trace_decoder::fixtures::event(t, m);
+    let ev = |t, m: &str| trace_decoder::decode::fixtures::event(t, m);
     let boot = || {
         vec![
             ev(0, "LoaderStart format=3 build=0x1 mbi=0x9500"),

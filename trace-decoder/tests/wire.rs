@@ -7,8 +7,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use defmt_decoder::{DecodeError, Table};
+use trace_decoder::decode::stream::{Demux, Piece};
 use trace_decoder::decode::TraceTable;
-use trace_decoder::stream::{Demux, Piece};
 
 fn recordings() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/recordings")

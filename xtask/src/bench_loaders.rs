@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use trace_decoder::decode::TraceTable;
-use trace_decoder::pump::Arrival;
+use trace_decoder::host::pump::Arrival;
 use trace_decoder::report::Report;
 use xshell::{cmd, Shell};
 

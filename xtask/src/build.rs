@@ -338,7 +338,8 @@ fn write_loader(
     std::fs::create_dir_all(dir)?;
     let mut elf = std::fs::read(out.join("rusty-loader")).context("reading the linked loader")?;
     if traced {
-        trace_decoder::build_id::stamp_build_id(&mut elf).context("stamping the build identity")?;
+        trace_decoder::decode::build_id::stamp_build_id(&mut elf)
+            .context("stamping the build identity")?;
     }
     // Built beside the artifacts and renamed into place: a QEMU, objcopy or decoder
     // of another xtask running at the same time (parallel tests do) reads a whole

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use trace_decoder::symbols::AppSymbols;
+use trace_decoder::report::symbols::AppSymbols;
 use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};

@@ -37,10 +37,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use trace_decoder::decode::TraceTable;
-use trace_decoder::outputs::write_file;
+use trace_decoder::host::outputs::write_file;
 use trace_decoder::report::format::wrap;
 use trace_decoder::report::outcome::exception_name;
-use trace_decoder::symbols::AppSymbols;
+use trace_decoder::report::symbols::AppSymbols;
 
 use xshell::Shell;
 
@@ -886,7 +886,7 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
     match mode {
         // Ctrl-C stops the boot (and QEMU with it); gdb, in a process group of its
         // own, learns it from the closed connection.
-        Mode::Batch | Mode::Serve => trace_decoder::pump::stop_on_ctrl_c(),
+        Mode::Batch | Mode::Serve => trace_decoder::host::pump::stop_on_ctrl_c(),
         // Ctrl-C is the debugger's (it interrupts the guest): this process lets it
         // pass, QEMU does not see it (a process group of its own).
         Mode::Interactive => {
@@ -1257,7 +1257,8 @@ mod tests {
     #[test]
     fn every_stage_of_the_timeline_has_a_stop() {
         use trace_decoder::decode::decode_recording;
-        use trace_decoder::report::{BootRecord, Report};
+        use trace_decoder::decode::BootRecord;
+        use trace_decoder::report::Report;
         let recordings = crate::project_root().join("trace-decoder/tests/recordings");
         let table =
             TraceTable::from_elf(&std::fs::read(recordings.join("rusty-loader.elf")).unwrap())

@@ -14,9 +14,9 @@
 use rusty_loader::error::ExitCode;
 use rusty_loader::wire::LoaderEvent;
 
+use trace_decoder::decode::BootRecord;
 use trace_decoder::report::format::{escape_text, wrap};
 use trace_decoder::report::outcome::exception_name;
-use trace_decoder::report::BootRecord;
 
 /// The kinds of ending, one exit status (or one range of them) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -457,7 +457,7 @@ impl Ending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trace_decoder::fixtures::event;
+    use trace_decoder::decode::fixtures::event;
 
     fn exited(status: i32) -> QemuEnd {
         QemuEnd::Exited(status)

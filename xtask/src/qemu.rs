@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use trace_decoder::pump::{read_live, Arrival, InputEnd};
+use trace_decoder::host::pump::{read_live, Arrival, InputEnd};
 
 /// The CPU model Hermit kernels need (FSGSBASE, RDTSCP, XSAVE...).
 pub const CPU: &str = "qemu64,apic,fsgsbase,fxsr,rdrand,rdtscp,xsave,xsaveopt";
@@ -304,7 +304,7 @@ pub struct Finished {
     /// timeout.
     pub kvm_failed: bool,
     /// Ctrl-C stopped the reading, and QEMU with it (only once
-    /// [`trace_decoder::pump::stop_on_ctrl_c`] is in force).
+    /// [`trace_decoder::host::pump::stop_on_ctrl_c`] is in force).
     pub interrupted: bool,
     /// QEMU's standard error, with [`QemuStderr::Capture`] (empty otherwise).
     pub stderr: String,
@@ -322,9 +322,9 @@ pub struct Finished {
 
 /// The one way QEMU is run: spawns it, hands its serial output (its standard
 /// output) to `on_serial` as it arrives, with the pauses
-/// ([`trace_decoder::pump::read_live`]), watches its standard error, and stops it
+/// ([`trace_decoder::host::pump::read_live`]), watches its standard error, and stops it
 /// after `timeout`, after a KVM internal error, on Ctrl-C (once
-/// [`trace_decoder::pump::stop_on_ctrl_c`] is in force) or when `on_serial` breaks.
+/// [`trace_decoder::host::pump::stop_on_ctrl_c`] is in force) or when `on_serial` breaks.
 /// Returns once QEMU has ended and its output has been read to the end.
 pub fn run(
     config: &QemuConfig,
@@ -549,7 +549,8 @@ pub struct Captured {
 impl Captured {
     /// The serial output without the loader's trace frames.
     pub fn serial_text(&self) -> String {
-        String::from_utf8_lossy(&trace_decoder::stream::text_only(&self.serial)).into_owned()
+        String::from_utf8_lossy(&trace_decoder::decode::stream::text_only(&self.serial))
+            .into_owned()
     }
 }
 

@@ -7,7 +7,7 @@
 //! guest and read them the same way, so a hang says where the CPU was.
 //!
 //! Only what QEMU says is kept: the event's reason and time, and the register text
-//! as QEMU printed it (parsed by `trace_decoder::qemu_state`).
+//! as QEMU printed it (parsed by `trace_decoder::report::registers`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rusty_loader::faults::Fault;
-use trace_decoder::color::ColorChoice;
 use trace_decoder::decode::TraceTable;
-use trace_decoder::outputs::{write_file, ReportFiles};
-use trace_decoder::profile::{Baseline, Comparison, Profile as BootProfile, StageTimes};
+use trace_decoder::host::color::ColorChoice;
+use trace_decoder::host::outputs::{write_file, ReportFiles};
+use trace_decoder::host::profile::{profile_boots, ProfileVerdict};
+use trace_decoder::report::profile::{Baseline, StageTimes};
+use trace_decoder::report::symbols::AppSymbols;
 use trace_decoder::report::Report;
-use trace_decoder::symbols::AppSymbols;
 use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};
@@ -164,7 +165,7 @@ pub struct TraceArgs {
 }
 
 fn parse_percent(text: &str) -> Result<f64, String> {
-    trace_decoder::profile::parse_percent(text).map_err(|e| e.to_string())
+    trace_decoder::report::profile::parse_percent(text).map_err(|e| e.to_string())
 }
 
 impl BootOptions {
@@ -172,7 +173,7 @@ impl BootOptions {
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
         let prepared = Prepared::new(sh, self, &[], false)?;
         // Ctrl-C reaches QEMU too; the runner then stops and says so.
-        trace_decoder::pump::stop_on_ctrl_c();
+        trace_decoder::host::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = prepared.boot(Some(Live {
@@ -221,12 +222,12 @@ impl TraceArgs {
         // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
         // worth printing, so the first one only stops the boot (a second one ends
         // xtask).
-        trace_decoder::pump::stop_on_ctrl_c();
+        trace_decoder::host::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = prepared.boot(Some(Live {
             out: &mut out,
-            style: trace_decoder::consumer::line_style(self.color, stdout.is_terminal()),
+            style: trace_decoder::host::consumer::line_style(self.color, stdout.is_terminal()),
             events: true,
         }))?;
         drop(out);
@@ -287,33 +288,27 @@ impl TraceArgs {
     }
 }
 
-/// The profile flow, the same as rusty-trace's `--save-profile`/`--baseline`: the
-/// per-stage statistics of `boots` printed, kept in `save` (`--json`), and compared
-/// with `baseline`, a stage slower by more than `max_regression` (and the noise
-/// floor) being a regression; the exit status says whether there was one.
+/// The profile flow, rusty-trace's own (`--save-profile`/`--baseline`): the
+/// per-stage statistics of `boots` printed, kept in `save`, and compared with
+/// `baseline`, a stage slower by more than `max_regression` (and the noise floor)
+/// being a regression; the exit status says whether there was one.
 fn profile_verdict(
     boots: &[StageTimes],
     save: Option<&Path>,
     baseline: Option<&Baseline>,
     max_regression: f64,
 ) -> Result<ExitCode> {
-    let profile = BootProfile::from_boots(boots)?;
-    print!("{}", profile.render_table());
-    if let Some(path) = save {
-        write_file(path, "the profile", profile.to_json())?;
-        wrote(path);
-    }
-    let Some(baseline) = baseline else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    let comparison = Comparison::new(&profile, baseline, max_regression)?;
-    println!();
-    print!("{}", comparison.render());
-    if comparison.regressions() > 0 {
-        return Ok(finish(&Ending::regression(comparison.verdict()), None));
-    }
-    println!("{}", comparison.verdict());
-    Ok(ExitCode::SUCCESS)
+    let verdict = profile_boots(
+        boots,
+        save,
+        baseline.map(|baseline| (baseline, max_regression)),
+        &mut std::io::stdout(),
+        &mut |path| wrote(path),
+    )?;
+    Ok(match verdict {
+        ProfileVerdict::Regressed(verdict) => finish(&Ending::regression(verdict), None),
+        ProfileVerdict::NotCompared | ProfileVerdict::Within => ExitCode::SUCCESS,
+    })
 }
 
 /// A boot made ready: QEMU's command line and the loader's trace table.
@@ -369,12 +364,12 @@ impl Prepared {
         .context("the loader build failed")?;
         preflight::check_memory(
             &boot.memory,
-            trace_decoder::loader_elf::loader_image(&loader.elf)?,
+            trace_decoder::host::loader_elf::loader_image(&loader.elf)?,
         )?;
         let table = if boot.trace_level == TraceLevel::Off {
             None
         } else {
-            Some(trace_decoder::loader_elf::load_table(&loader.elf)?)
+            Some(trace_decoder::host::loader_elf::load_table(&loader.elf)?)
         };
         let app = match &boot.app {
             // QEMU runs in the project's root (below): the path must not depend on

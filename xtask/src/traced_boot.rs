@@ -1,8 +1,8 @@
 //! One boot as `cargo xtask run` and `cargo xtask trace` see it: QEMU runs through
 //! [`crate::qemu::run`], its serial output goes through the decoder library's live
-//! consumer ([`trace_decoder::consumer`]) as it arrives, and the boot's end becomes
+//! consumer ([`trace_decoder::host::consumer`]) as it arrives, and the boot's end becomes
 //! an exit status and a one-line reason through [`crate::ending`]. `--runs`
-//! statistics and baselines are the library's ([`trace_decoder::profile`]).
+//! statistics and baselines are the library's ([`trace_decoder::report::profile`]).
 
 use std::io::{self, Write};
 use std::ops::ControlFlow;
@@ -12,14 +12,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use trace_decoder::consumer::{Console, ConsoleStyle, LiveConsumer};
+use trace_decoder::decode::stream::{Demux, Piece};
+use trace_decoder::decode::BootRecord;
+use trace_decoder::decode::Session;
 use trace_decoder::decode::TraceTable;
-use trace_decoder::live::{LineStyle, Session};
-use trace_decoder::pump::Arrival;
-use trace_decoder::qemu_state::{QemuStop, StopKind};
-use trace_decoder::report::{BootRecord, Report};
-use trace_decoder::stream::{Demux, Piece};
-use trace_decoder::symbols::AppSymbols;
+use trace_decoder::decode::{QemuStop, StopKind};
+use trace_decoder::host::consumer::{Console, ConsoleStyle, LiveConsumer};
+use trace_decoder::host::event_line::LineStyle;
+use trace_decoder::host::pump::Arrival;
+use trace_decoder::report::symbols::AppSymbols;
+use trace_decoder::report::Report;
 
 use crate::ending::{Ending, QemuEnd, TraceSeen};
 use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
@@ -63,7 +65,7 @@ impl TracedRun {
         let rip = stop
             .registers
             .as_deref()
-            .map(trace_decoder::qemu_state::Registers::parse)
+            .map(trace_decoder::report::registers::Registers::parse)
             .and_then(|registers| registers.rip)
             .map_or(String::new(), |rip| format!(" at RIP {rip:#x}"));
         Some(format!("the guest stopped{rip}"))

@@ -19,8 +19,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::{artifacts, boot, BOOT_TIMEOUT};
+use trace_decoder::decode::BootRecord;
 use trace_decoder::decode::{decode_recording, TraceTable};
-use trace_decoder::report::{BootRecord, Report, Stage};
+use trace_decoder::report::{Report, Stage};
 use xshell::Shell;
 use xtask::build::{self, LoaderArtifacts, Profile, TraceLevel};
 use xtask::qemu::{Machine, QemuConfig};

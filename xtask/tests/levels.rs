@@ -7,8 +7,8 @@ mod common;
 
 use common::{artifacts, boot, config, KernelReport};
 use rusty_loader::wire::LoaderEvent;
+use trace_decoder::decode::Session;
 use trace_decoder::decode::{decode_recording, Decoded, TraceTable};
-use trace_decoder::live::Session;
 use trace_decoder::report::{OutcomeKind, Report};
 use xshell::Shell;
 use xtask::build::{self, LoaderArtifacts, Profile, TraceLevel};

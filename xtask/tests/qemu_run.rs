@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use trace_decoder::pump::Arrival;
+use trace_decoder::host::pump::Arrival;
 use xtask::qemu::{self, QemuConfig, QemuStderr};
 
 /// Longer than any test needs: reaching it means the runner failed to stop QEMU.

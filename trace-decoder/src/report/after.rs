@@ -9,12 +9,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::crash::{self, CodeAddress};
-use super::format::{hex, human_us, round_ns};
-use super::HostTimes;
-use crate::decode::Event;
-use crate::qemu_state::{QemuStop, Registers, StopKind};
-use crate::symbols::AppSymbols;
-use crate::text_lines::{TextLine, TextLines};
+use super::format::{hex, human_us, micros};
+use super::registers::Registers;
+use super::symbols::AppSymbols;
+use crate::decode::text_lines::{TextLine, TextLines};
+use crate::decode::{Event, HostTimes, QemuStop, StopKind};
 
 /// One milestone of the kernel's text.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -61,18 +60,16 @@ pub struct KernelText {
     pub instants: Vec<(f64, String)>,
 }
 
-fn us(duration: Duration) -> f64 {
-    round_ns(duration.as_secs_f64() * 1_000_000.0)
-}
-
 /// The kernel's text over time. Times count from the hand-over's arrival (from the
 /// stream's start without one); `live` says whether the host saw the stream as QEMU
 /// sent it (the report's `host.live`): without it arrival times say nothing.
 pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelText {
     let origin = host.hand_over.or(host.first_byte).unwrap_or_default();
     let live = live && lines.kept.iter().any(|l| l.start.is_some());
-    let since = |at: Option<Duration>| at.filter(|_| live).map(|at| us(at.saturating_sub(origin)));
-    let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
+    let since = |at: Option<Duration>| {
+        at.filter(|_| live)
+            .map(|at| micros(at.saturating_sub(origin)))
+    };
     let mut report = KernelText {
         live,
         lines: if host.hand_over.is_some() {
@@ -85,42 +82,13 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         kernel_prefix: lines.kernel_prefix.clone(),
         ..KernelText::default()
     };
-    let milestone = |name, line: &TextLine| Milestone {
-        name,
-        line: line.text.clone(),
-        after_hand_over_us: since(line.start),
-    };
-    if let Some(first) = &lines.first_kernel {
-        report.milestones.push(milestone("first line", first));
-    }
-    match (&lines.first_application, &lines.kernel_prefix) {
-        (Some(line), _) => report
-            .milestones
-            .push(milestone("first application line", line)),
-        (None, None) if kernel_lines > 0 => report.notes.push(
-            "the kernel's first line has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
-        ),
-        (None, Some(_)) if kernel_lines > 0 => report
-            .notes
-            .push("every line carries the kernel's log prefix: no application line".to_string()),
-        _ => {}
-    }
-    if let Some(last) = lines.last.as_ref().filter(|l| l.after_hand_over) {
-        report.milestones.push(milestone("last line", last));
-    }
-    if let Some(end) = host.end.filter(|_| live) {
-        report.milestones.push(Milestone {
-            name: "end of the stream",
-            line: String::new(),
-            after_hand_over_us: since(Some(end)),
-        });
-    }
+    milestones(lines, host, &since, &mut report);
     report.gaps = lines
         .gaps
         .iter()
         .filter(|_| live)
         .map(|gap| LineGap {
-            length_us: us(gap.length),
+            length_us: micros(gap.length),
             at_us: since(gap.before.end),
             before: gap.before.text.clone(),
             after: gap.after.text.clone(),
@@ -145,6 +113,48 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         .filter_map(|l| Some((since(l.start)?, l.text.clone())))
         .collect();
     report
+}
+
+/// The milestones of the kernel's text (its first line, the application's first,
+/// its last, the end of the stream), or notes on why one cannot be told; `since`
+/// turns an arrival into microseconds after the hand-over.
+fn milestones(
+    lines: &TextLines,
+    host: &HostTimes,
+    since: &dyn Fn(Option<Duration>) -> Option<f64>,
+    report: &mut KernelText,
+) {
+    let milestone = |name, line: &TextLine| Milestone {
+        name,
+        line: line.text.clone(),
+        after_hand_over_us: since(line.start),
+    };
+    if let Some(first) = &lines.first_kernel {
+        report.milestones.push(milestone("first line", first));
+    }
+    let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
+    match (&lines.first_application, &lines.kernel_prefix) {
+        (Some(line), _) => report
+            .milestones
+            .push(milestone("first application line", line)),
+        (None, None) if kernel_lines > 0 => report.notes.push(
+            "the kernel's first line has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
+        ),
+        (None, Some(_)) if kernel_lines > 0 => report
+            .notes
+            .push("every line carries the kernel's log prefix: no application line".to_string()),
+        _ => {}
+    }
+    if let Some(last) = lines.last.as_ref().filter(|l| l.after_hand_over) {
+        report.milestones.push(milestone("last line", last));
+    }
+    if let Some(end) = host.end.filter(|_| report.live) {
+        report.milestones.push(Milestone {
+            name: "end of the stream",
+            line: String::new(),
+            after_hand_over_us: since(Some(end)),
+        });
+    }
 }
 
 /// How the guest stopped, as QEMU said it.
@@ -179,7 +189,7 @@ pub fn stop_report(
         .and_then(|r| r.rip)
         .map(|rip| crash::locate(rip, events, loader_image, app));
     let after_hand_over_us = match (stop.at, host.hand_over) {
-        (Some(at), Some(hand_over)) => Some(us(at.saturating_sub(hand_over))),
+        (Some(at), Some(hand_over)) => Some(micros(at.saturating_sub(hand_over))),
         _ => None,
     };
     let (kind, what) = match &stop.kind {

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 
-use super::format::{escape_text, hex, round_ns};
+use super::format::{escape_text, hex, round_ns, Clock};
 use super::{OutcomeKind, Report, Stage};
 
 /// The process and thread ids used.
@@ -19,19 +19,54 @@ const HOST_TID: u32 = 1;
 const LOADER_TID: u32 = 2;
 const KERNEL_TID: u32 = 3;
 
+/// Where the loader's time lies on the viewer's microsecond axis.
+#[derive(Clone, Copy)]
+struct Axis {
+    clock: Clock,
+    /// With host times, the loader's time 0 sits after the firmware.
+    offset: f64,
+}
+
+impl Axis {
+    /// Ticks on the viewer's microsecond axis (one tick a microsecond when the
+    /// frequency is unknown).
+    fn span(self, ticks: u64) -> f64 {
+        self.clock.us(ticks).unwrap_or(ticks as f64)
+    }
+
+    /// A time of the loader's, as a point of the axis.
+    fn at(self, ticks: u64) -> f64 {
+        self.offset + self.span(ticks)
+    }
+}
+
 /// Renders the report; see [`Report::to_chrome_trace`].
 pub fn render(report: &Report) -> String {
     let clock = report.clock();
-    // Ticks on the viewer's microsecond axis.
-    let axis = |ticks: u64| clock.us(ticks).unwrap_or(ticks as f64);
-    // With host times, the loader's time 0 sits after the firmware.
-    let offset = report
-        .host
-        .firmware_us
-        .filter(|_| clock.known())
-        .unwrap_or(0.0);
+    let axis = Axis {
+        clock,
+        offset: report
+            .host
+            .firmware_us
+            .filter(|_| clock.known())
+            .unwrap_or(0.0),
+    };
+    let loader_end = axis.at(report.timeline.loader_ticks);
+    let mut events = loader_thread(report, axis);
+    events.extend(host_thread(report, loader_end));
+    events.extend(kernel_thread(report, loader_end));
+    let trace = json!({
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "metadata": metadata(report),
+    });
+    serde_json::to_string_pretty(&trace).expect("a JSON value always serializes")
+}
 
-    let loader_thread = if clock.known() {
+/// The process's and the loader thread's names, its stages nested by time, and a
+/// refusal or an exception as an instant at its end.
+fn loader_thread(report: &Report, axis: Axis) -> Vec<Value> {
+    let loader_thread = if axis.clock.known() {
         format!("loader (TSC {} kHz)", report.frequency.khz)
     } else {
         "loader (TSC frequency unknown: 1 µs shown = 1 TSC tick)".to_string()
@@ -44,14 +79,13 @@ pub fn render(report: &Report) -> String {
         json!({"name": "thread_name", "ph": "M", "pid": PID, "tid": LOADER_TID,
                "args": {"name": loader_thread}}),
     ];
-
-    fn add(events: &mut Vec<Value>, stage: &Stage, axis: &dyn Fn(u64) -> f64, offset: f64) {
+    fn add(events: &mut Vec<Value>, stage: &Stage, axis: Axis) {
         events.push(json!({
             "name": escape_text(&stage.name),
             "cat": stage.id,
             "ph": "X",
-            "ts": round_ns(offset + axis(stage.start_ticks)),
-            "dur": round_ns(axis(stage.duration_ticks)),
+            "ts": round_ns(axis.at(stage.start_ticks)),
+            "dur": round_ns(axis.span(stage.duration_ticks)),
             "pid": PID,
             "tid": LOADER_TID,
             "args": {
@@ -61,14 +95,12 @@ pub fn render(report: &Report) -> String {
             },
         }));
         for child in &stage.children {
-            add(events, child, axis, offset);
+            add(events, child, axis);
         }
     }
     for stage in &report.timeline.stages {
-        add(&mut events, stage, &axis, offset);
+        add(&mut events, stage, axis);
     }
-
-    let loader_end = offset + axis(report.timeline.loader_ticks);
     if matches!(
         report.outcome.kind,
         OutcomeKind::Refused | OutcomeKind::CpuException
@@ -78,74 +110,90 @@ pub fn render(report: &Report) -> String {
             "cat": "outcome",
             "ph": "i",
             "s": "p",
-            "ts": round_ns(loader_end),
+            "ts": round_ns(axis.at(report.timeline.loader_ticks)),
             "pid": PID,
             "tid": LOADER_TID,
         }));
     }
+    events
+}
 
+/// The host's thread: the firmware before the loader and the kernel after it, when
+/// the host measured them.
+fn host_thread(report: &Report, loader_end: f64) -> Vec<Value> {
     let host = &report.host;
-    let mut host_spans = Vec::new();
-    if let Some(firmware) = host.firmware_us.filter(|_| clock.known()) {
-        host_spans.push(("firmware", 0.0, firmware));
+    let mut spans = Vec::new();
+    if let Some(firmware) = host.firmware_us.filter(|_| report.clock().known()) {
+        spans.push(("firmware", 0.0, firmware));
     }
     // Kernel times start at the hand-over on the loader's axis, so the two threads
     // line up; the host measured only their lengths.
     if report.outcome.hand_over.is_some() {
         if let Some(exit) = host.kernel_to_exit_us {
-            host_spans.push(("kernel to exit", loader_end, exit));
+            spans.push(("kernel to exit", loader_end, exit));
         }
         if let Some(first) = host.kernel_to_first_output_us {
-            host_spans.push(("kernel to first output", loader_end, first));
+            spans.push(("kernel to first output", loader_end, first));
         }
     }
-    if !host_spans.is_empty() {
-        events.push(
-            json!({"name": "thread_name", "ph": "M", "pid": PID, "tid": HOST_TID,
+    if spans.is_empty() {
+        return Vec::new();
+    }
+    let mut events = vec![
+        json!({"name": "thread_name", "ph": "M", "pid": PID, "tid": HOST_TID,
                            "args": {"name": "host (measured on arrival)"}}),
-        );
-        for (name, ts, dur) in host_spans {
-            events.push(json!({
-                "name": name, "cat": "host", "ph": "X",
-                "ts": round_ns(ts), "dur": round_ns(dur.max(0.0)),
-                "pid": PID, "tid": HOST_TID,
-            }));
-        }
+    ];
+    for (name, ts, dur) in spans {
+        events.push(json!({
+            "name": name, "cat": "host", "ph": "X",
+            "ts": round_ns(ts), "dur": round_ns(dur.max(0.0)),
+            "pid": PID, "tid": HOST_TID,
+        }));
     }
+    events
+}
 
-    // The kernel's lines, one instant each at its arrival, from the hand-over on
-    // the loader's axis; QEMU's stop (a triple fault, a hang) as one more.
+/// The kernel's thread: its lines, one instant each at its arrival, from the
+/// hand-over on the loader's axis, the largest gaps between them, and QEMU's stop
+/// (a triple fault, a hang) as one more instant.
+fn kernel_thread(report: &Report, loader_end: f64) -> Vec<Value> {
     let kernel = &report.kernel_text;
-    if !kernel.instants.is_empty() || report.stop.is_some() {
-        events.push(
-            json!({"name": "thread_name", "ph": "M", "pid": PID, "tid": KERNEL_TID,
+    if kernel.instants.is_empty() && report.stop.is_none() {
+        return Vec::new();
+    }
+    let mut events = vec![
+        json!({"name": "thread_name", "ph": "M", "pid": PID, "tid": KERNEL_TID,
                            "args": {"name": "kernel (text lines, host arrival)"}}),
-        );
-        for (at, line) in &kernel.instants {
+    ];
+    for (at, line) in &kernel.instants {
+        events.push(json!({
+            "name": escape_text(line), "cat": "kernel", "ph": "i", "s": "t",
+            "ts": round_ns(loader_end + at), "pid": PID, "tid": KERNEL_TID,
+        }));
+    }
+    for gap in &kernel.gaps {
+        if let Some(at) = gap.at_us {
             events.push(json!({
-                "name": escape_text(line), "cat": "kernel", "ph": "i", "s": "t",
-                "ts": round_ns(loader_end + at), "pid": PID, "tid": KERNEL_TID,
-            }));
-        }
-        for gap in &kernel.gaps {
-            if let Some(at) = gap.at_us {
-                events.push(json!({
-                    "name": format!("gap before \"{}\"", escape_text(&gap.after)),
-                    "cat": "kernel-gap", "ph": "X",
-                    "ts": round_ns(loader_end + at), "dur": gap.length_us,
-                    "pid": PID, "tid": KERNEL_TID,
-                }));
-            }
-        }
-        if let Some(stop) = &report.stop {
-            events.push(json!({
-                "name": escape_text(&stop.message), "cat": "qemu", "ph": "i", "s": "p",
-                "ts": round_ns(loader_end + stop.after_hand_over_us.unwrap_or(0.0)),
+                "name": format!("gap before \"{}\"", escape_text(&gap.after)),
+                "cat": "kernel-gap", "ph": "X",
+                "ts": round_ns(loader_end + at), "dur": gap.length_us,
                 "pid": PID, "tid": KERNEL_TID,
             }));
         }
     }
+    if let Some(stop) = &report.stop {
+        events.push(json!({
+            "name": escape_text(&stop.message), "cat": "qemu", "ph": "i", "s": "p",
+            "ts": round_ns(loader_end + stop.after_hand_over_us.unwrap_or(0.0)),
+            "pid": PID, "tid": KERNEL_TID,
+        }));
+    }
+    events
+}
 
+/// The trace's metadata: the summary, the clock, the outcome, the memory layout and
+/// the warnings.
+fn metadata(report: &Report) -> Value {
     let memory: Vec<Value> = report
         .memory
         .iter()
@@ -164,18 +212,14 @@ pub fn render(report: &Report) -> String {
         .iter()
         .map(|w| escape_text(&w.message))
         .collect();
-    let trace = json!({
-        "traceEvents": events,
-        "displayTimeUnit": "ms",
-        "metadata": {
-            "source": "rusty-trace",
-            "summary": report.summary,
-            "time_unit": if clock.known() { "us" } else { "ticks" },
-            "tsc_khz": report.frequency.khz,
-            "outcome": report.outcome.message,
-            "memory_layout": memory,
-            "warnings": warnings,
-        },
-    });
-    serde_json::to_string_pretty(&trace).expect("a JSON value always serializes")
+    let clock = report.clock();
+    json!({
+        "source": "rusty-trace",
+        "summary": report.summary,
+        "time_unit": if clock.known() { "us" } else { "ticks" },
+        "tsc_khz": report.frequency.khz,
+        "outcome": report.outcome.message,
+        "memory_layout": memory,
+        "warnings": warnings,
+    })
 }

@@ -18,8 +18,8 @@ use rusty_loader::wire::LoaderEvent;
 use super::first;
 use super::format::{hex, ser_hex, ser_opt_hex};
 use super::memory::STACK_SIZE;
+use super::symbols::AppSymbols;
 use crate::decode::{memory_map, Event};
-use crate::symbols::AppSymbols;
 
 /// The first address of the recursive slot PML4[511] (sign-extended).
 const RECURSIVE_SLOT: u64 = 0xffff_ff80_0000_0000;
@@ -245,16 +245,7 @@ fn classify(address: u64, error_code: u64, cr3: u64, facts: &Facts) -> AddressCl
         );
     }
     if address >= RECURSIVE_SLOT {
-        let mut meaning = "the recursive page-table slot PML4[511] (0xffffff8000000000 and up): kernels of the 0.6-0.10 layout read their page tables through it, and fault like this on tables without it (as on loaders that do not set it)".to_string();
-        meaning += match facts.pml4 {
-            Some(pml4) if cr3 & CR3_ADDRESS == pml4 => "; CR3 still points at the loader's hand-over tables, whose PML4[511] pointed at the PML4 at the hand-over: the entry was changed since",
-            Some(_) => "; CR3 points at other tables than the loader's, without a usable recursive entry",
-            None => "",
-        };
-        if let Some(generation) = &facts.generation {
-            meaning += &format!(" (this kernel was loaded as generation {generation})");
-        }
-        return class("recursive-slot", meaning);
+        return class("recursive-slot", recursive_slot(cr3, facts));
     }
     if address < PAGE {
         return class(
@@ -286,22 +277,43 @@ fn classify(address: u64, error_code: u64, cr3: u64, facts: &Facts) -> AddressCl
         };
         return class("mapped", format!("{what} ({ram})"));
     }
+    let (name, meaning) = unmapped(address, facts, ram);
+    class(name, meaning)
+}
+
+/// What the recursive slot means for the kernel and the tables CR3 points at.
+fn recursive_slot(cr3: u64, facts: &Facts) -> String {
+    let mut meaning = "the recursive page-table slot PML4[511] (0xffffff8000000000 and up): kernels of the 0.6-0.10 layout read their page tables through it, and fault like this on tables without it (as on loaders that do not set it)".to_string();
+    meaning += match facts.pml4 {
+        Some(pml4) if cr3 & CR3_ADDRESS == pml4 => "; CR3 still points at the loader's hand-over tables, whose PML4[511] pointed at the PML4 at the hand-over: the entry was changed since",
+        Some(_) => "; CR3 points at other tables than the loader's, without a usable recursive entry",
+        None => "",
+    };
+    if let Some(generation) = &facts.generation {
+        meaning += &format!(" (this kernel was loaded as generation {generation})");
+    }
+    meaning
+}
+
+/// The class and meaning of an address nothing mapped at the hand-over, by where
+/// it lies against the kernel (`ram`: whether it is usable RAM, in words).
+fn unmapped(address: u64, facts: &Facts, ram: &str) -> (&'static str, String) {
     match (facts.kernel, facts.kernel_top()) {
-        (Some((start, _)), _) if address < start => class(
+        (Some((start, _)), _) if address < start => (
             "unmapped-below-kernel",
             format!(
                 "unmapped, below the kernel (at {}): at the hand-over only the MBI page, the loader image, the boot data and the module are mapped there, and not page 0, the EBDA or the BIOS area, which kernels map themselves ({ram})",
                 hex(start)
             ),
         ),
-        (_, Some(top)) => class(
+        (_, Some(top)) => (
             "unmapped-above-kernel",
             format!(
                 "unmapped, above the kernel's end rounded up to 2 MiB ({}): nothing is mapped there at the hand-over, kernels map their heap and devices there themselves, so the kernel used memory before mapping it ({ram})",
                 hex(top)
             ),
         ),
-        _ => class(
+        _ => (
             "unknown",
             format!("the trace does not say where the kernel lies ({ram})"),
         ),
@@ -514,7 +526,7 @@ pub fn app_mismatch(events: &[Event], app: &AppSymbols) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::event;
+    use crate::decode::fixtures::event;
 
     /// A hand-over of a kernel at 8 MiB (code in the first segment), a stack at
     /// 0x204000, tables at 0x210000, 64 MiB of RAM.

@@ -8,6 +8,7 @@
 //! or line breaks from it, and XML 1.0 forbids most control characters outright.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Serializer;
 
@@ -46,6 +47,11 @@ impl Clock {
             None => format!("{ticks} ticks"),
         }
     }
+}
+
+/// A duration in microseconds, rounded like every other time in the report.
+pub fn micros(duration: Duration) -> f64 {
+    round_ns(duration.as_secs_f64() * 1_000_000.0)
 }
 
 /// Rounds microseconds to three decimals (nanoseconds).
@@ -104,63 +110,6 @@ pub fn ser_opt_hex<S: Serializer>(value: &Option<u64>, serializer: S) -> Result<
 pub fn hex_padded(value: u64, digits: usize) -> String {
     format!("0x{value:0digits$x}")
 }
-
-/// ANSI styling, or none: the one place for the escape codes of every terminal
-/// output (the text report, event lines, rusty-trace's own messages).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Paint {
-    pub on: bool,
-}
-
-impl Paint {
-    pub const BOLD: &'static str = "1";
-    pub const DIM: &'static str = "2";
-    pub const RED_BOLD: &'static str = "1;31";
-    pub const YELLOW_BOLD: &'static str = "1;33";
-
-    /// Appends what `write` writes, in the style `code` when painting.
-    pub fn push(self, out: &mut String, code: &str, write: impl FnOnce(&mut String)) {
-        if self.on {
-            let _ = write!(out, "\x1b[{code}m");
-        }
-        write(out);
-        if self.on {
-            out.push_str("\x1b[0m");
-        }
-    }
-    /// `text` in the style `code` when painting (empty text stays empty).
-    pub fn wrap(self, code: &str, text: &str) -> String {
-        if self.on && !text.is_empty() {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-    pub fn bold(self, text: &str) -> String {
-        self.wrap(Self::BOLD, text)
-    }
-    pub fn dim(self, text: &str) -> String {
-        self.wrap(Self::DIM, text)
-    }
-    pub fn red(self, text: &str) -> String {
-        self.wrap(Self::RED_BOLD, text)
-    }
-    pub fn green(self, text: &str) -> String {
-        self.wrap("32", text)
-    }
-    pub fn yellow(self, text: &str) -> String {
-        self.wrap("33", text)
-    }
-    pub fn yellow_bold(self, text: &str) -> String {
-        self.wrap(Self::YELLOW_BOLD, text)
-    }
-    pub fn cyan(self, text: &str) -> String {
-        self.wrap("36", text)
-    }
-}
-
-/// The terminal width the text report and wrapped event lines keep within.
-pub const TERMINAL_WIDTH: usize = 80;
 
 /// Whether a character must not reach a terminal or an XML document as itself:
 /// C0 and C1 controls, DEL, the Unicode bidirectional controls (which can make a

@@ -195,6 +195,24 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
         let (kind, name) = memory_kind(Some(u64::from(entry.kind)));
         out.push(Region::new(kind, name, entry.start, entry.end));
     }
+    out.extend(placed(events));
+    out.sort_by(|a, b| {
+        (a.start, std::cmp::Reverse(a.end), a.kind.layer()).cmp(&(
+            b.start,
+            std::cmp::Reverse(b.end),
+            b.kind.layer(),
+        ))
+    });
+    let depths = nesting_depths(&out);
+    for (region, depth) in out.iter_mut().zip(depths) {
+        region.depth = depth;
+    }
+    out
+}
+
+/// The regions the loader placed (or was given), as its events name them.
+fn placed(events: &[Event]) -> Vec<Region> {
+    let mut out = Vec::new();
     let mut once = std::collections::HashSet::new();
     let mut segments = 0;
     // After a PVH entry, EBX (in `LoaderStart`) held the start info, not an MBI.
@@ -208,99 +226,79 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
         if !segment && !once.insert(std::mem::discriminant(&e.kind)) {
             continue;
         }
-        match &e.kind {
-            LoaderEvent::LoaderStart { mbi, .. } => {
-                let page = u64::from(*mbi) & !(PAGE_SIZE - 1);
-                let name = if pvh {
-                    "PVH start info page"
-                } else {
-                    "MBI page"
-                };
-                out.push(Region::sized(RegionKind::Mbi, name.into(), page, PAGE_SIZE));
-            }
-            LoaderEvent::MbiBuilt { addr, size } => {
-                out.push(Region::sized(
-                    RegionKind::Mbi,
-                    "MBI written by the loader".into(),
-                    u64::from(*addr),
-                    u64::from(*size),
-                ));
-            }
-            LoaderEvent::Module { start, end } => {
-                out.push(Region::new(
-                    RegionKind::Module,
-                    "module (application)".into(),
-                    *start,
-                    *end,
-                ));
-            }
-            LoaderEvent::SegmentLoaded {
-                addr,
-                memsz,
-                flags: f,
-                ..
-            } => {
-                // Segments are numbered from 1 in the order they were loaded (the
-                // order of their PT_LOAD headers).
-                segments += 1;
-                let name = format!("segment {segments} {}", flags(u64::from(*f)));
-                out.push(Region::sized(RegionKind::Segment, name, *addr, *memsz));
-            }
-            LoaderEvent::Tls { start, memsz, .. } => {
-                out.push(Region::sized(
-                    RegionKind::Tls,
-                    "TLS image".into(),
-                    *start,
-                    *memsz,
-                ));
-            }
-            LoaderEvent::PageTables { pml4, tables, .. } => {
-                // The tables come from an arena that starts with the PML4.
-                let name = format!("page tables ({tables} pages)");
-                out.push(Region::sized(
-                    RegionKind::PageTables,
-                    name,
-                    *pml4,
-                    u64::from(*tables).saturating_mul(PAGE_SIZE),
-                ));
-            }
-            LoaderEvent::DeviceTree { addr, size, .. } => {
-                out.push(Region::sized(
-                    RegionKind::Fdt,
-                    "device tree".into(),
-                    *addr,
-                    u64::from(*size),
-                ));
-            }
-            LoaderEvent::HandOver { rdi, rsp, .. } => {
-                out.push(Region::sized(
-                    RegionKind::BootInfo,
-                    "boot info".into(),
-                    *rdi,
-                    boot_info_size(events),
-                ));
-                out.push(Region::sized(
-                    RegionKind::Stack,
-                    "kernel stack".into(),
-                    *rsp,
-                    STACK_SIZE,
-                ));
-            }
-            _ => {}
+        if segment {
+            // Segments are numbered from 1 in the order they were loaded (the order
+            // of their PT_LOAD headers).
+            segments += 1;
         }
-    }
-    out.sort_by(|a, b| {
-        (a.start, std::cmp::Reverse(a.end), a.kind.layer()).cmp(&(
-            b.start,
-            std::cmp::Reverse(b.end),
-            b.kind.layer(),
-        ))
-    });
-    let depths = nesting_depths(&out);
-    for (region, depth) in out.iter_mut().zip(depths) {
-        region.depth = depth;
+        out.extend(placed_by(&e.kind, pvh, segments, || boot_info_size(events)));
     }
     out
+}
+
+/// The regions one event names: `segment` is a segment's number, `pvh` whether the
+/// loader was entered through PVH, `boot_info_size` the boot info's size.
+fn placed_by(
+    kind: &LoaderEvent,
+    pvh: bool,
+    segment: usize,
+    boot_info_size: impl Fn() -> u64,
+) -> Vec<Region> {
+    let sized = |kind, name: &str, start, size| vec![Region::sized(kind, name.into(), start, size)];
+    match kind {
+        LoaderEvent::LoaderStart { mbi, .. } => {
+            let page = u64::from(*mbi) & !(PAGE_SIZE - 1);
+            let name = if pvh {
+                "PVH start info page"
+            } else {
+                "MBI page"
+            };
+            sized(RegionKind::Mbi, name, page, PAGE_SIZE)
+        }
+        LoaderEvent::MbiBuilt { addr, size } => sized(
+            RegionKind::Mbi,
+            "MBI written by the loader",
+            u64::from(*addr),
+            u64::from(*size),
+        ),
+        LoaderEvent::Module { start, end } => vec![Region::new(
+            RegionKind::Module,
+            "module (application)".into(),
+            *start,
+            *end,
+        )],
+        LoaderEvent::SegmentLoaded {
+            addr,
+            memsz,
+            flags: f,
+            ..
+        } => {
+            let name = format!("segment {segment} {}", flags(u64::from(*f)));
+            sized(RegionKind::Segment, &name, *addr, *memsz)
+        }
+        LoaderEvent::Tls { start, memsz, .. } => {
+            sized(RegionKind::Tls, "TLS image", *start, *memsz)
+        }
+        LoaderEvent::PageTables { pml4, tables, .. } => {
+            // The tables come from an arena that starts with the PML4.
+            let name = format!("page tables ({tables} pages)");
+            let size = u64::from(*tables).saturating_mul(PAGE_SIZE);
+            sized(RegionKind::PageTables, &name, *pml4, size)
+        }
+        LoaderEvent::DeviceTree { addr, size, .. } => {
+            sized(RegionKind::Fdt, "device tree", *addr, u64::from(*size))
+        }
+        LoaderEvent::HandOver { rdi, rsp, .. } => vec![
+            Region::sized(
+                RegionKind::BootInfo,
+                "boot info".into(),
+                *rdi,
+                boot_info_size(),
+            ),
+            Region::sized(RegionKind::Stack, "kernel stack".into(), *rsp, STACK_SIZE),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// How many earlier regions of non-zero size contain each region of a list sorted by
@@ -532,45 +530,7 @@ fn first_unexpected(regions: &[Region], side: &[usize], limit: usize) -> Vec<(us
 /// entry. Each region is one binary search in the merged usable RAM and one in the
 /// non-usable entries: O(n log n).
 fn outside_ram(regions: &[Region]) -> Vec<Warning> {
-    let mut usable: Vec<(u64, u64)> = regions
-        .iter()
-        .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
-        .map(|r| (r.start, r.end))
-        .collect();
-    usable.sort_unstable();
-    // Entries that overlap or touch make one stretch of RAM.
-    usable.dedup_by(|next, stretch| {
-        let joins = next.0 <= stretch.1;
-        if joins {
-            stretch.1 = stretch.1.max(next.1);
-        }
-        joins
-    });
-    let covered = |r: &Region| {
-        let below = usable.partition_point(|&(start, _)| start <= r.start);
-        below > 0 && usable[below - 1].1 >= r.end
-    };
-    // The non-usable entries in index order, so by start, and the highest end among
-    // the first of them: the first entry that reaches past an address is where that
-    // running maximum first does.
-    let not_usable: Vec<usize> = (0..regions.len())
-        .filter(|&m| regions[m].kind.is_memory_map() && regions[m].kind != RegionKind::Usable)
-        .collect();
-    let reach: Vec<u64> = not_usable
-        .iter()
-        .scan(0u64, |highest, &m| {
-            *highest = (*highest).max(regions[m].end);
-            Some(*highest)
-        })
-        .collect();
-    // The first non-usable entry that shares memory with `r`: among those starting
-    // before its end, the first that ends after its start.
-    let first_not_usable = |r: &Region| {
-        let starting_before = not_usable.partition_point(|&m| regions[m].start < r.end);
-        let first = reach.partition_point(|&end| end <= r.start);
-        (first < starting_before).then(|| not_usable[first])
-    };
-
+    let map = MapIndex::of(regions);
     let mut listed = Vec::new();
     let mut omitted = 0usize;
     let mut concerned = Vec::new();
@@ -578,9 +538,9 @@ fn outside_ram(regions: &[Region]) -> Vec<Warning> {
         if r.kind.is_memory_map() || r.size == 0 {
             continue;
         }
-        let (touched, named) = if !covered(r) {
+        let (touched, named) = if !map.covered(r) {
             (None, vec![i])
-        } else if let Some(m) = first_not_usable(r) {
+        } else if let Some(m) = map.first_not_usable(regions, r) {
             (Some(m), vec![i, m])
         } else {
             continue;
@@ -612,6 +572,66 @@ fn outside_ram(regions: &[Region]) -> Vec<Warning> {
         });
     }
     listed
+}
+
+/// The memory map of a list of regions sorted by start, ready for binary searches.
+struct MapIndex {
+    /// Usable RAM, entries that overlap or touch merged into one stretch.
+    usable: Vec<(u64, u64)>,
+    /// The indexes of the non-usable entries, in index order, so by start.
+    not_usable: Vec<usize>,
+    /// The highest end among the first of them: the first entry that reaches past
+    /// an address is where this running maximum first does.
+    reach: Vec<u64>,
+}
+
+impl MapIndex {
+    fn of(regions: &[Region]) -> MapIndex {
+        let mut usable: Vec<(u64, u64)> = regions
+            .iter()
+            .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
+            .map(|r| (r.start, r.end))
+            .collect();
+        usable.sort_unstable();
+        usable.dedup_by(|next, stretch| {
+            let joins = next.0 <= stretch.1;
+            if joins {
+                stretch.1 = stretch.1.max(next.1);
+            }
+            joins
+        });
+        let not_usable: Vec<usize> = (0..regions.len())
+            .filter(|&m| regions[m].kind.is_memory_map() && regions[m].kind != RegionKind::Usable)
+            .collect();
+        let reach = not_usable
+            .iter()
+            .scan(0u64, |highest, &m| {
+                *highest = (*highest).max(regions[m].end);
+                Some(*highest)
+            })
+            .collect();
+        MapIndex {
+            usable,
+            not_usable,
+            reach,
+        }
+    }
+
+    /// Whether `r` lies wholly inside one stretch of usable RAM.
+    fn covered(&self, r: &Region) -> bool {
+        let below = self.usable.partition_point(|&(start, _)| start <= r.start);
+        below > 0 && self.usable[below - 1].1 >= r.end
+    }
+
+    /// The first non-usable entry that shares memory with `r`: among those starting
+    /// before its end, the first that ends after its start.
+    fn first_not_usable(&self, regions: &[Region], r: &Region) -> Option<usize> {
+        let starting_before = self
+            .not_usable
+            .partition_point(|&m| regions[m].start < r.end);
+        let first = self.reach.partition_point(|&end| end <= r.start);
+        (first < starting_before).then(|| self.not_usable[first])
+    }
 }
 
 #[cfg(test)]

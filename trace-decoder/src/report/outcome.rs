@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use rusty_loader::wire::LoaderEvent;
 
+use super::after::StopReport;
 use super::format::{escape_text, hex, ser_opt_hex};
 use super::{first, Warning};
 use crate::decode::Event;
@@ -112,6 +113,23 @@ pub struct Outcome {
     pub exit: Option<ExitStatus>,
 }
 
+impl Outcome {
+    /// The boot as QEMU saw it stop after what the trace tells (a triple fault, a
+    /// reset, a power-off, a hang): that is how it ended.
+    pub fn then_stopped(&mut self, stop: &StopReport) {
+        self.kind = match stop.kind {
+            "triple-fault" => OutcomeKind::TripleFault,
+            "guest-reset" => OutcomeKind::GuestReset,
+            "hang" => OutcomeKind::Hang,
+            _ => OutcomeKind::Shutdown,
+        };
+        self.message = match &self.hand_over {
+            Some(_) => format!("{}, then {}", self.message, stop.message),
+            None => stop.message.clone(),
+        };
+    }
+}
+
 /// The mnemonic and name of an x86 exception vector.
 pub fn exception_name(vector: u64) -> &'static str {
     match vector {
@@ -199,45 +217,103 @@ pub fn build(
     errors_only: bool,
     warnings: &mut Vec<Warning>,
 ) -> Outcome {
-    let hand_over = first!(events, LoaderEvent::HandOver { entry, rdi, rsp, .. } => HandOverInfo {
-        entry: Some(*entry),
-        boot_info: Some(*rdi),
-        stack: Some(*rsp),
-    });
-    let refusal = first!(events, LoaderEvent::Refused { code, name, text, .. } => Refusal {
-        code: Some(u64::from(*code)),
-        name: name.clone(),
-        text: text.clone(),
-    });
-    let exception = first!(events, LoaderEvent::CpuException { vector, error_code, rip, cr2, in_kernel, .. } => Exception {
-        vector: Some(u64::from(*vector)),
-        name: exception_name(u64::from(*vector)).to_string(),
-        error_code: Some(*error_code),
-        rip: Some(*rip),
-        cr2: Some(*cr2),
-        in_kernel: Some(*in_kernel),
-    });
+    let hand_over = HandOverInfo::of(events);
+    let refusal = Refusal::of(events);
+    let exception = Exception::of(events);
     let exit = status.map(exit_status);
+    let (kind, message) = ending(
+        &hand_over,
+        &refusal,
+        &exception,
+        errors_only,
+        events.is_empty(),
+    );
+    if let Some(warning) = exit
+        .as_ref()
+        .and_then(|exit| exit_mismatch(exit, &refusal, &exception))
+    {
+        warnings.push(warning);
+    }
+    Outcome {
+        kind,
+        message,
+        hand_over,
+        refusal,
+        exception,
+        exit,
+    }
+}
 
-    let (kind, message) = if let Some(x) = &exception {
-        let place = match x.in_kernel {
+impl HandOverInfo {
+    /// From `HandOver`.
+    fn of(events: &[Event]) -> Option<HandOverInfo> {
+        first!(events, LoaderEvent::HandOver { entry, rdi, rsp, .. } => HandOverInfo {
+            entry: Some(*entry),
+            boot_info: Some(*rdi),
+            stack: Some(*rsp),
+        })
+    }
+}
+
+impl Refusal {
+    /// From `Refused`.
+    fn of(events: &[Event]) -> Option<Refusal> {
+        first!(events, LoaderEvent::Refused { code, name, text, .. } => Refusal {
+            code: Some(u64::from(*code)),
+            name: name.clone(),
+            text: text.clone(),
+        })
+    }
+}
+
+impl Exception {
+    /// From `CpuException`.
+    fn of(events: &[Event]) -> Option<Exception> {
+        first!(events, LoaderEvent::CpuException { vector, error_code, rip, cr2, in_kernel, .. } => Exception {
+            vector: Some(u64::from(*vector)),
+            name: exception_name(u64::from(*vector)).to_string(),
+            error_code: Some(*error_code),
+            rip: Some(*rip),
+            cr2: Some(*cr2),
+            in_kernel: Some(*in_kernel),
+        })
+    }
+
+    /// One sentence: the vector, where, the faulting instruction and address.
+    fn message(&self) -> String {
+        let place = match self.in_kernel {
             Some(true) => "in the kernel",
             Some(false) => "in the loader",
             None => "in the loader or the kernel",
         };
-        let vector = x.vector.map_or("?".to_string(), |v| v.to_string());
-        let mut message = format!("CPU exception {vector} ({}) {place}", x.name);
-        if let Some(rip) = x.rip {
+        let vector = self.vector.map_or("?".to_string(), |v| v.to_string());
+        let mut message = format!("CPU exception {vector} ({}) {place}", self.name);
+        if let Some(rip) = self.rip {
             message += &format!(" at rip {}", hex(rip));
         }
-        if let Some(cr2) = x.cr2.filter(|_| x.vector == Some(14)) {
+        if let Some(cr2) = self.cr2.filter(|_| self.vector == Some(14)) {
             message += &format!(", address {}", hex(cr2));
         }
-        if hand_over.is_some() {
-            message = format!("handed over to the kernel, then {message}");
-        }
+        message
+    }
+}
+
+/// How the boot ended, and that in one sentence: an exception wins over a refusal,
+/// which wins over a hand-over.
+fn ending(
+    hand_over: &Option<HandOverInfo>,
+    refusal: &Option<Refusal>,
+    exception: &Option<Exception>,
+    errors_only: bool,
+    no_events: bool,
+) -> (OutcomeKind, String) {
+    if let Some(x) = exception {
+        let message = match hand_over {
+            Some(_) => format!("handed over to the kernel, then {}", x.message()),
+            None => x.message(),
+        };
         (OutcomeKind::CpuException, message)
-    } else if let Some(r) = &refusal {
+    } else if let Some(r) = refusal {
         (
             OutcomeKind::Refused,
             format!(
@@ -246,7 +322,7 @@ pub fn build(
                 escape_text(&r.text)
             ),
         )
-    } else if let Some(h) = &hand_over {
+    } else if let Some(h) = hand_over {
         let entry = h.entry.map_or("?".to_string(), hex);
         (
             OutcomeKind::HandedOver,
@@ -257,7 +333,7 @@ pub fn build(
             OutcomeKind::ErrorsOnly,
             "no error from the loader (it was built to trace only errors and warnings: --trace-level info shows the boot stages)".to_string(),
         )
-    } else if events.is_empty() {
+    } else if no_events {
         (
             OutcomeKind::Truncated,
             "no trace: no loader event arrived (the loader did not start, or this is not its output)".to_string(),
@@ -267,41 +343,35 @@ pub fn build(
             OutcomeKind::Truncated,
             "trace ended before the hand-over".to_string(),
         )
+    }
+}
+
+/// A warning when QEMU's exit status is not the one the trace's ending implies (a
+/// damaged field that cannot be one is no evidence either way).
+fn exit_mismatch(
+    exit: &ExitStatus,
+    refusal: &Option<Refusal>,
+    exception: &Option<Exception>,
+) -> Option<Warning> {
+    let implied = |value: Option<u64>, base: i64| {
+        i64::try_from(value?)
+            .ok()?
+            .checked_mul(2)?
+            .checked_add(base)
     };
-
-    if let Some(exit) = &exit {
-        // The status each ending implies; a damaged field that cannot be one is no
-        // evidence either way.
-        let implied = |value: Option<u64>, base: i64| {
-            i64::try_from(value?)
-                .ok()?
-                .checked_mul(2)?
-                .checked_add(base)
-        };
-        let expected = match (&exception, &refusal) {
-            (Some(x), _) => implied(x.vector, 129),
-            (None, Some(r)) => implied(r.code, 1),
-            _ => None,
-        };
-        if let Some(expected) = expected.filter(|&e| e != i64::from(exit.status)) {
-            warnings.push(Warning::new(
-                "exit-status",
-                format!(
-                    "QEMU exit status {} does not match the trace's ending (expected {expected})",
-                    exit.status
-                ),
-            ));
-        }
-    }
-
-    Outcome {
-        kind,
-        message,
-        hand_over,
-        refusal,
-        exception,
-        exit,
-    }
+    let expected = match (exception, refusal) {
+        (Some(x), _) => implied(x.vector, 129),
+        (None, Some(r)) => implied(r.code, 1),
+        _ => None,
+    };
+    let expected = expected.filter(|&e| e != i64::from(exit.status))?;
+    Some(Warning::new(
+        "exit-status",
+        format!(
+            "QEMU exit status {} does not match the trace's ending (expected {expected})",
+            exit.status
+        ),
+    ))
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 
 use super::format::{hex, hex_padded, human_size, truncate, wrap, xml_escape, Clock};
-use super::{RegionKind, Report, Stage};
+use super::stages;
+use super::{Region, RegionKind, Report, Stage};
 
 const WIDTH: f64 = 960.0;
 const MARGIN: f64 = 20.0;
@@ -28,24 +29,9 @@ const GAP_BAND: f64 = 14.0;
 /// An average glyph width at 12 px, for shortening labels to fit.
 const CHAR_WIDTH: f64 = 6.6;
 
+/// A stage's colour, as [`STAGES`](super::stages::STAGES) gives it.
 fn stage_color(id: &str) -> &'static str {
-    match id {
-        "mode-switch" => "#9ecae1",
-        "paging" => "#6baed6",
-        "long-mode" => "#4292c6",
-        "rust-start-up" => "#c6dbef",
-        "boot-info" => "#fdd0a2",
-        "frequency" => "#fdae6b",
-        "elf" => "#bcbddc",
-        "segment" | "segment-copy" => "#74c476",
-        "segment-zero" => "#e6ab02",
-        "relocation" => "#fd8d3c",
-        "device-tree" => "#9e9ac8",
-        "page-tables" => "#6baed6",
-        "hand-over" => "#fdd0a2",
-        "failed" => "#f4a6a6",
-        _ => "#dddddd",
-    }
+    stages::kind(id).map_or(stages::OTHER_COLOR, |kind| kind.color)
 }
 
 fn region_color(kind: RegionKind) -> &'static str {
@@ -159,63 +145,86 @@ fn kernel_text(report: &Report, out: &mut String, mut y: f64) -> f64 {
         .chain(text.milestones.iter().filter_map(|m| m.after_hand_over_us))
         .fold(0.0f64, f64::max);
     if end_us > 0.0 {
-        let strip_y = y + 10.0;
-        let x_of = |us: f64| PLOT_X + us / end_us * PLOT_WIDTH;
-        let _ = writeln!(
-            out,
-            r##"<text x="{}" y="{}" fill="#555555">0 to {:.1} ms, one tick per line</text>"##,
-            n(MARGIN),
-            n(strip_y + 12.0),
-            end_us / 1000.0
-        );
-        let _ = writeln!(
-            out,
-            r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f7f7f7" stroke="#cccccc"/>"##,
-            n(PLOT_X),
-            n(strip_y),
-            n(PLOT_WIDTH),
-            n(ROW)
-        );
-        for gap in &text.gaps {
-            if let Some(at) = gap.at_us {
-                let _ = writeln!(
-                    out,
-                    r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f4a6a6"><title>{}</title></rect>"##,
-                    n(x_of(at)),
-                    n(strip_y),
-                    n((gap.length_us / end_us * PLOT_WIDTH).max(1.0)),
-                    n(ROW),
-                    xml_escape(&format!(
-                        "{:.3} ms between \"{}\" and \"{}\"",
-                        gap.length_us / 1000.0,
-                        gap.before,
-                        gap.after
-                    ))
-                );
-            }
-        }
-        for (at, line) in &text.instants {
-            let _ = writeln!(
-                out,
-                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#3182bd"><title>{}</title></line>"##,
-                n(strip_y + 2.0),
-                n(strip_y + ROW - 2.0),
-                xml_escape(&format!("+{:.3} ms {line}", at / 1000.0)),
-                x = n(x_of(*at))
-            );
-        }
-        if let (Some(at), Some(stop)) = (stop_at, &report.stop) {
-            let _ = writeln!(
-                out,
-                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#cb181d" stroke-width="3"><title>{}</title></line>"##,
-                n(strip_y - 4.0),
-                n(strip_y + ROW + 4.0),
-                xml_escape(&stop.message),
-                x = n(x_of(at))
-            );
-        }
-        y = strip_y + ROW + 8.0;
+        y = kernel_strip(report, out, y + 10.0, end_us);
     }
+    for line in kernel_text_lines(report).iter().flat_map(|l| wrap(l, 130)) {
+        y += 16.0;
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            n(MARGIN),
+            n(y),
+            xml_escape(&line)
+        );
+    }
+    y + 8.0
+}
+
+/// The strip of the kernel's lines at `strip_y`, from the hand-over to `end_us`;
+/// returns the next free y.
+fn kernel_strip(report: &Report, out: &mut String, strip_y: f64, end_us: f64) -> f64 {
+    let text = &report.kernel_text;
+    let x_of = |us: f64| PLOT_X + us / end_us * PLOT_WIDTH;
+    let _ = writeln!(
+        out,
+        r##"<text x="{}" y="{}" fill="#555555">0 to {:.1} ms, one tick per line</text>"##,
+        n(MARGIN),
+        n(strip_y + 12.0),
+        end_us / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f7f7f7" stroke="#cccccc"/>"##,
+        n(PLOT_X),
+        n(strip_y),
+        n(PLOT_WIDTH),
+        n(ROW)
+    );
+    for gap in &text.gaps {
+        if let Some(at) = gap.at_us {
+            let _ = writeln!(
+                out,
+                r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#f4a6a6"><title>{}</title></rect>"##,
+                n(x_of(at)),
+                n(strip_y),
+                n((gap.length_us / end_us * PLOT_WIDTH).max(1.0)),
+                n(ROW),
+                xml_escape(&format!(
+                    "{:.3} ms between \"{}\" and \"{}\"",
+                    gap.length_us / 1000.0,
+                    gap.before,
+                    gap.after
+                ))
+            );
+        }
+    }
+    for (at, line) in &text.instants {
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#3182bd"><title>{}</title></line>"##,
+            n(strip_y + 2.0),
+            n(strip_y + ROW - 2.0),
+            xml_escape(&format!("+{:.3} ms {line}", at / 1000.0)),
+            x = n(x_of(*at))
+        );
+    }
+    let stop = report.stop.as_ref();
+    if let Some((at, stop)) = stop.and_then(|s| Some((s.after_hand_over_us?, s))) {
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#cb181d" stroke-width="3"><title>{}</title></line>"##,
+            n(strip_y - 4.0),
+            n(strip_y + ROW + 4.0),
+            xml_escape(&stop.message),
+            x = n(x_of(at))
+        );
+    }
+    strip_y + ROW + 8.0
+}
+
+/// The kernel's milestones, gaps, QEMU's stop and the notes, in words.
+fn kernel_text_lines(report: &Report) -> Vec<String> {
+    let text = &report.kernel_text;
     let when = |us: Option<f64>| us.map_or(String::new(), |us| format!("+{:.3} ms ", us / 1000.0));
     let mut lines: Vec<String> = text
         .milestones
@@ -234,17 +243,7 @@ fn kernel_text(report: &Report, out: &mut String, mut y: f64) -> f64 {
         lines.push(format!("QEMU: {}", stop.message));
     }
     lines.extend(text.notes.iter().map(|note| format!("({note})")));
-    for line in lines.iter().flat_map(|l| wrap(l, 130)) {
-        y += 16.0;
-        let _ = writeln!(
-            out,
-            r#"<text x="{}" y="{}">{}</text>"#,
-            n(MARGIN),
-            n(y),
-            xml_escape(&line)
-        );
-    }
-    y + 8.0
+    lines
 }
 
 /// The boot chart; returns the next free y.
@@ -270,16 +269,50 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
     }
     let total = timeline.loader_ticks as f64;
     let x_of = |ticks: u64| PLOT_X + ticks as f64 / total * PLOT_WIDTH;
+    y = time_axis(report, out, y + 16.0);
+    for stage in &timeline.stages {
+        chart_label(
+            out,
+            y,
+            &stage.name,
+            &clock.human(stage.duration_ticks),
+            false,
+        );
+        bar(out, stage, clock, &x_of, y + 3.0);
+        for child in &stage.children {
+            bar(out, child, clock, &x_of, y + 3.0);
+        }
+        y += ROW;
+    }
+    for (name, ticks) in [
+        ("other (between stages)", timeline.other_ticks),
+        ("loader total", timeline.loader_ticks),
+    ] {
+        chart_label(out, y, name, &clock.human(ticks), true);
+        y += ROW;
+    }
+    y += 14.0;
+    let _ = writeln!(
+        out,
+        r##"<text x="{}" y="{}" font-size="10" fill="#555555">solid: measured by the loader; pale: between two events (with the trace's own output); segments: copy green, zero yellow</text>"##,
+        n(PLOT_X),
+        n(y)
+    );
+    y
+}
 
-    // The axis, in milliseconds, or in ticks (which the heading names: tick counts
-    // are long, and a unit after each would run the labels into each other).
+/// The time axis on baseline `axis_y` with its grid down the chart, in
+/// milliseconds, or in ticks (which the heading names: tick counts are long, and a
+/// unit after each would run the labels into each other). Returns the y of the
+/// first row.
+fn time_axis(report: &Report, out: &mut String, axis_y: f64) -> f64 {
+    let timeline = &report.timeline;
     let rows = timeline.stages.len() as f64 + 2.0;
-    let axis_y = y + 16.0;
     let grid_bottom = axis_y + 6.0 + rows * ROW;
     // A run too short to show in milliseconds falls back to ticks.
-    let (units, unit) = match clock.us(timeline.loader_ticks) {
+    let (units, unit) = match report.clock().us(timeline.loader_ticks) {
         Some(us) if us > 0.0 => (us / 1000.0, " ms"),
-        _ => (total, ""),
+        _ => (timeline.loader_ticks as f64, ""),
     };
     let step = nice_step(units, 8.0);
     let decimals = if step < 1.0 {
@@ -306,59 +339,36 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
         );
         k += 1.0;
     }
-    y = axis_y + 6.0;
+    axis_y + 6.0
+}
 
-    for stage in &timeline.stages {
-        let duration = clock.human(stage.duration_ticks);
+/// A row's name and duration in the label column; a total's (`total`) in grey,
+/// its name as written here.
+fn chart_label(out: &mut String, y: f64, name: &str, duration: &str, total: bool) {
+    let name = truncate(name, name_room(duration));
+    if total {
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" fill="#555555">{name}</text>"##,
+            n(MARGIN),
+            n(y + 15.0),
+        );
+    } else {
         let _ = writeln!(
             out,
             r#"<text x="{}" y="{}">{}</text>"#,
             n(MARGIN),
             n(y + 15.0),
-            xml_escape(&truncate(&stage.name, name_room(&duration)))
+            xml_escape(&name)
         );
-        let _ = writeln!(
-            out,
-            r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
-            n(MARGIN + LABEL_WIDTH),
-            n(y + 15.0),
-            xml_escape(&duration)
-        );
-        bar(out, stage, clock, &x_of, y + 3.0);
-        for child in &stage.children {
-            bar(out, child, clock, &x_of, y + 3.0);
-        }
-        y += ROW;
     }
-    for (name, ticks) in [
-        ("other (between stages)", timeline.other_ticks),
-        ("loader total", timeline.loader_ticks),
-    ] {
-        let duration = clock.human(ticks);
-        let _ = writeln!(
-            out,
-            r##"<text x="{}" y="{}" fill="#555555">{}</text>"##,
-            n(MARGIN),
-            n(y + 15.0),
-            truncate(name, name_room(&duration))
-        );
-        let _ = writeln!(
-            out,
-            r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
-            n(MARGIN + LABEL_WIDTH),
-            n(y + 15.0),
-            xml_escape(&duration)
-        );
-        y += ROW;
-    }
-    y += 14.0;
     let _ = writeln!(
         out,
-        r##"<text x="{}" y="{}" font-size="10" fill="#555555">solid: measured by the loader; pale: between two events (with the trace's own output); segments: copy green, zero yellow</text>"##,
-        n(PLOT_X),
-        n(y)
+        r##"<text x="{}" y="{}" text-anchor="end" fill="#555555">{}</text>"##,
+        n(MARGIN + LABEL_WIDTH),
+        n(y + 15.0),
+        xml_escape(duration)
     );
-    y
 }
 
 /// How many characters of a stage's name fit before its duration, both in the label
@@ -401,7 +411,7 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
         "Memory layout (not to scale: one band per range between boundaries)",
     );
     y += 12.0;
-    let regions: Vec<(usize, &super::Region)> = report
+    let regions: Vec<(usize, &Region)> = report
         .memory
         .iter()
         .enumerate()
@@ -417,55 +427,93 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
         );
         return y + 8.0;
     }
-    let mut bounds: Vec<u64> = regions.iter().flat_map(|(_, r)| [r.start, r.end]).collect();
-    bounds.sort_unstable();
-    bounds.dedup();
-    // Each boundary's y: covered ranges get a full band, uncovered gaps a thin one.
-    let mut ys = Vec::with_capacity(bounds.len());
-    let mut at = y;
-    // How many regions cover the range from each boundary to the next: +1 where a
-    // region starts, -1 where it ends, summed up (asking every region about every
-    // range would cost their product).
-    let mut opened = vec![0i64; bounds.len()];
-    for (_, r) in &regions {
-        opened[bounds.partition_point(|&b| b < r.start)] += 1;
-        opened[bounds.partition_point(|&b| b < r.end)] -= 1;
-    }
-    let mut covering = 0i64;
-    for (i, opened) in opened.iter().enumerate() {
-        ys.push(at);
-        covering += opened;
-        if i + 1 < bounds.len() {
-            at += if covering > 0 { BAND } else { GAP_BAND };
+    let bands = Bands::of(&regions, y);
+    bands.draw_boundaries(out);
+    region_boxes(report, &regions, &bands, out);
+    bands.bottom + 8.0
+}
+
+/// The picture's vertical axis: each region boundary's y, the ranges covered by a
+/// region a full band, uncovered gaps a thin one.
+struct Bands {
+    /// The boundaries, ascending.
+    bounds: Vec<u64>,
+    /// The y of each boundary.
+    ys: Vec<f64>,
+    /// The y of the last boundary.
+    bottom: f64,
+}
+
+impl Bands {
+    fn of(regions: &[(usize, &Region)], top: f64) -> Bands {
+        let mut bounds: Vec<u64> = regions.iter().flat_map(|(_, r)| [r.start, r.end]).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        // How many regions cover the range from each boundary to the next: +1 where a
+        // region starts, -1 where it ends, summed up (asking every region about every
+        // range would cost their product).
+        let mut opened = vec![0i64; bounds.len()];
+        for (_, r) in regions {
+            opened[bounds.partition_point(|&b| b < r.start)] += 1;
+            opened[bounds.partition_point(|&b| b < r.end)] -= 1;
+        }
+        let mut ys = Vec::with_capacity(bounds.len());
+        let mut at = top;
+        let mut covering = 0i64;
+        for (i, opened) in opened.iter().enumerate() {
+            ys.push(at);
+            covering += opened;
+            if i + 1 < bounds.len() {
+                at += if covering > 0 { BAND } else { GAP_BAND };
+            }
+        }
+        Bands {
+            bounds,
+            ys,
+            bottom: at,
         }
     }
-    let y_of = |address: u64| ys[bounds.partition_point(|&b| b < address)];
-    let digits = bounds
-        .iter()
-        .map(|b| format!("{b:x}").len())
-        .max()
-        .unwrap_or(1)
-        .max(6);
-    for (&b, &by) in bounds.iter().zip(&ys) {
-        let _ = writeln!(
-            out,
-            r##"<text x="{}" y="{}" font-family="monospace" font-size="10" text-anchor="end" fill="#555555">{}</text>"##,
-            n(LANES_X - 8.0),
-            n(by + 4.0),
-            hex_padded(b, digits)
-        );
-        let _ = writeln!(
-            out,
-            r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="#eeeeee"/>"##,
-            n(LANES_X - 4.0),
-            n(WIDTH - MARGIN),
-            y = n(by)
-        );
+
+    /// The y of a boundary address.
+    fn y_of(&self, address: u64) -> f64 {
+        self.ys[self.bounds.partition_point(|&b| b < address)]
     }
+
+    /// Each boundary's address and a line across the picture.
+    fn draw_boundaries(&self, out: &mut String) {
+        let digits = self
+            .bounds
+            .iter()
+            .map(|b| format!("{b:x}").len())
+            .max()
+            .unwrap_or(1)
+            .max(6);
+        for (&b, &by) in self.bounds.iter().zip(&self.ys) {
+            let _ = writeln!(
+                out,
+                r##"<text x="{}" y="{}" font-family="monospace" font-size="10" text-anchor="end" fill="#555555">{}</text>"##,
+                n(LANES_X - 8.0),
+                n(by + 4.0),
+                hex_padded(b, digits)
+            );
+            let _ = writeln!(
+                out,
+                r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="#eeeeee"/>"##,
+                n(LANES_X - 4.0),
+                n(WIDTH - MARGIN),
+                y = n(by)
+            );
+        }
+    }
+}
+
+/// Each region as a box in its lane (nested regions to the right of what holds
+/// them), outlined red when a warning names it.
+fn region_boxes(report: &Report, regions: &[(usize, &Region)], bands: &Bands, out: &mut String) {
     // The memory map keeps the first lane to itself: a placed region that sticks out
     // of RAM (and so is contained in nothing) must not hide the RAM it overlaps.
     let has_map = regions.iter().any(|(_, r)| r.kind.is_memory_map());
-    let lane_of = |r: &super::Region| {
+    let lane_of = |r: &Region| {
         let depth = r.depth as usize;
         if has_map && !r.kind.is_memory_map() {
             depth.max(1)
@@ -481,13 +529,12 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
         .min(4);
     let lane_width = LANES_WIDTH / lanes as f64;
     let warned_regions = super::warned_regions(report);
-    for &(index, region) in &regions {
-        let warned = warned_regions[index];
+    for &(index, region) in regions {
         let lane = lane_of(region).min(lanes - 1);
         let x = LANES_X + lane as f64 * lane_width;
-        let top = y_of(region.start);
-        let height = y_of(region.end) - top;
-        let (stroke, stroke_width) = if warned {
+        let top = bands.y_of(region.start);
+        let height = bands.y_of(region.end) - top;
+        let (stroke, stroke_width) = if warned_regions[index] {
             ("#d62728", "2")
         } else {
             ("#555555", "0.5")
@@ -517,7 +564,6 @@ fn memory_picture(report: &Report, out: &mut String, mut y: f64) -> f64 {
             );
         }
     }
-    at + 8.0
 }
 
 /// The warnings as lines of text; returns the next free y.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 
 fn ev(timestamp: u64, message: &str) -> Event {
-    crate::fixtures::event(timestamp, message)
+    crate::decode::fixtures::event(timestamp, message)
 }
 
 /// A whole successful boot at 1000 kHz, with round numbers.

@@ -7,13 +7,12 @@
 
 use std::fmt::Write as _;
 
-use super::format::{
-    escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock, Paint,
-};
+use super::format::{escape_text, hex, hex_padded, human_size, human_us, truncate, wrap, Clock};
+use super::terminal::Paint;
 use super::{OutcomeKind, Report, Stage};
 
 /// The width everything is laid out for.
-const WIDTH: usize = super::format::TERMINAL_WIDTH;
+const WIDTH: usize = super::terminal::TERMINAL_WIDTH;
 /// Where values start in the facts block.
 const LABEL_WIDTH: usize = 11;
 /// Cells in a timeline bar.
@@ -53,16 +52,81 @@ pub fn render(report: &Report, color: bool) -> String {
 
 /// Writes `label` and a value wrapped to the width, continuation lines indented.
 fn fact(out: &mut String, paint: Paint, label: &str, value: &str) {
+    painted_fact(out, paint, label, value, &|line| line.to_string());
+}
+
+/// [`fact`], each line of the value painted by `style`.
+fn painted_fact(
+    out: &mut String,
+    paint: Paint,
+    label: &str,
+    value: &str,
+    style: &dyn Fn(&str) -> String,
+) {
     let lines = wrap(value, WIDTH - LABEL_WIDTH);
     for (i, line) in lines.iter().enumerate() {
         let label = if i == 0 { label } else { "" };
         let padded = format!("{label:LABEL_WIDTH$}");
-        let _ = writeln!(out, "{}{line}", paint.bold(&padded));
+        let _ = writeln!(out, "{}{}", paint.bold(&padded), style(line));
     }
 }
 
+/// How a fact's value is painted.
+#[derive(Clone, Copy)]
+enum Tone {
+    Plain,
+    /// By how the boot ended: green handed over, yellow cut short, red failed.
+    Outcome,
+}
+
+/// A fact's value, written from the report; none: the line is left out.
+type FactValue = fn(&Report) -> Option<String>;
+
+/// The facts block, in order: each fact's label, its value and how it is painted.
+const FACTS: [(&str, FactValue, Tone); 10] = [
+    ("Loader", loader_fact, Tone::Plain),
+    ("Command", command_fact, Tone::Plain),
+    ("Clock", clock_fact, Tone::Plain),
+    ("Kernel", kernel_fact, Tone::Plain),
+    ("Relocated", relocations_fact, Tone::Plain),
+    ("Paging", paging_fact, Tone::Plain),
+    ("Host", host_fact, Tone::Plain),
+    (
+        "Outcome",
+        |r| Some(r.outcome.message.clone()),
+        Tone::Outcome,
+    ),
+    ("Exit", exit_fact, Tone::Plain),
+    ("Stream", stream_fact, Tone::Plain),
+];
+
 fn facts(report: &Report, paint: Paint, out: &mut String) {
-    let clock = report.clock();
+    for (label, value, tone) in FACTS {
+        let Some(value) = value(report) else {
+            continue;
+        };
+        match tone {
+            Tone::Plain => fact(out, paint, label, &value),
+            Tone::Outcome => {
+                let style = |line: &str| match report.outcome.kind {
+                    OutcomeKind::HandedOver => paint.green(line),
+                    OutcomeKind::Truncated => paint.yellow(line),
+                    OutcomeKind::ErrorsOnly => line.to_string(),
+                    OutcomeKind::Refused
+                    | OutcomeKind::CpuException
+                    | OutcomeKind::TripleFault
+                    | OutcomeKind::GuestReset
+                    | OutcomeKind::Shutdown
+                    | OutcomeKind::Hang => paint.red(line),
+                };
+                painted_fact(out, paint, label, &value, &style);
+            }
+        }
+    }
+}
+
+/// The trace format, build, entry and the MBI (or start info).
+fn loader_fact(report: &Report) -> Option<String> {
     let loader = &report.loader;
     let mut identity = Vec::new();
     if let Some(format) = loader.format {
@@ -88,143 +152,127 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             built.size
         ));
     }
-    if !identity.is_empty() {
-        fact(out, paint, "Loader", &identity.join(", "));
-    }
-    if let Some(line) = &loader.command_line {
-        fact(out, paint, "Command", &escape_text(&line.text));
-    }
+    (!identity.is_empty()).then(|| identity.join(", "))
+}
+
+fn command_fact(report: &Report) -> Option<String> {
+    let line = report.loader.command_line.as_ref()?;
+    Some(escape_text(&line.text))
+}
+
+/// The TSC frequency and where it came from, or why times are in ticks.
+fn clock_fact(report: &Report) -> Option<String> {
     let frequency = &report.frequency;
     let source = frequency.source.as_deref().map(escape_text);
-    let clock_text = if clock.known() {
-        let window = frequency
-            .window_us
-            .map_or(String::new(), |us| format!(" over {}", human_us(us as f64)));
-        let from = source.map_or(String::new(), |s| format!(", from {s}{window}"));
-        let rate = if frequency.khz >= 1_000_000 {
-            format!("{:.3} GHz", frequency.khz as f64 / 1_000_000.0)
-        } else {
-            format!("{:.3} MHz", frequency.khz as f64 / 1000.0)
-        };
-        format!("TSC {rate} ({} kHz{from})", frequency.khz)
-    } else {
+    if !report.clock().known() {
         let from = source.map_or(String::new(), |s| format!(" (source {s})"));
-        format!("TSC frequency unknown{from}: times are in TSC ticks")
+        return Some(format!(
+            "TSC frequency unknown{from}: times are in TSC ticks"
+        ));
+    }
+    let window = frequency
+        .window_us
+        .map_or(String::new(), |us| format!(" over {}", human_us(us as f64)));
+    let from = source.map_or(String::new(), |s| format!(", from {s}{window}"));
+    let rate = if frequency.khz >= 1_000_000 {
+        format!("{:.3} GHz", frequency.khz as f64 / 1_000_000.0)
+    } else {
+        format!("{:.3} MHz", frequency.khz as f64 / 1000.0)
     };
-    fact(out, paint, "Clock", &clock_text);
-    if let Some(k) = &report.kernel {
-        let number = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-        let address = |v: Option<u64>| v.map_or("?".to_string(), hex);
-        // Kernels before 0.10 have no ABI-tag note; the loader sends 0.0.0 for them.
-        let version = if k.version == "0.0.0" {
-            "no version note".to_string()
-        } else {
-            format!("Hermit {}", escape_text(&k.version))
-        };
-        let text = format!(
-            "{}, {version} (generation {}), entry version {}, {} segments, base {}, entry {}",
-            escape_text(&k.kind),
-            escape_text(&k.generation),
-            number(k.entry_version),
-            number(k.segments),
-            address(k.base),
-            address(k.entry),
+    Some(format!("TSC {rate} ({} kHz{from})", frequency.khz))
+}
+
+/// A number, or `?`.
+fn number(value: Option<u64>) -> String {
+    value.map_or("?".to_string(), |v| v.to_string())
+}
+
+/// An address, or `?`.
+fn address(value: Option<u64>) -> String {
+    value.map_or("?".to_string(), hex)
+}
+
+fn kernel_fact(report: &Report) -> Option<String> {
+    let k = report.kernel.as_ref()?;
+    // Kernels before 0.10 have no ABI-tag note; the loader sends 0.0.0 for them.
+    let version = if k.version == "0.0.0" {
+        "no version note".to_string()
+    } else {
+        format!("Hermit {}", escape_text(&k.version))
+    };
+    Some(format!(
+        "{}, {version} (generation {}), entry version {}, {} segments, base {}, entry {}",
+        escape_text(&k.kind),
+        escape_text(&k.generation),
+        number(k.entry_version),
+        number(k.segments),
+        address(k.base),
+        address(k.entry),
+    ))
+}
+
+fn relocations_fact(report: &Report) -> Option<String> {
+    let r = report.relocations.as_ref()?;
+    Some(format!(
+        "{} relative, {} 64-bit, {} GLOB_DAT, {} weak skipped",
+        number(r.relative),
+        number(r.abs64),
+        number(r.glob_dat),
+        number(r.weak_skipped),
+    ))
+}
+
+fn paging_fact(report: &Report) -> Option<String> {
+    let p = report.page_tables.as_ref()?;
+    let mut text = format!(
+        "{}, {} tables at {}",
+        escape_text(&p.contract),
+        number(p.tables),
+        address(p.pml4),
+    );
+    if let (Some(small), Some(large)) = (p.bytes_4k, p.bytes_2m) {
+        text += &format!(
+            ", 4K pages {}, 2M pages {}",
+            human_size(small),
+            human_size(large)
         );
-        fact(out, paint, "Kernel", &text);
     }
-    if let Some(r) = &report.relocations {
-        let number = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
-        let text = format!(
-            "{} relative, {} 64-bit, {} GLOB_DAT, {} weak skipped",
-            number(r.relative),
-            number(r.abs64),
-            number(r.glob_dat),
-            number(r.weak_skipped),
-        );
-        fact(out, paint, "Relocated", &text);
-    }
-    if let Some(p) = &report.page_tables {
-        let mut text = format!(
-            "{}, {} tables at {}",
-            escape_text(&p.contract),
-            p.tables.map_or("?".to_string(), |t| t.to_string()),
-            p.pml4.map_or("?".to_string(), hex),
-        );
-        if let (Some(small), Some(large)) = (p.bytes_4k, p.bytes_2m) {
-            text += &format!(
-                ", 4K pages {}, 2M pages {}",
-                human_size(small),
-                human_size(large)
-            );
-        }
-        fact(out, paint, "Paging", &text);
-    }
+    Some(text)
+}
+
+/// What the host timed, or why it timed nothing.
+fn host_fact(report: &Report) -> Option<String> {
     let host = &report.host;
-    let mut host_parts = Vec::new();
-    for (name, value) in [
+    if !host.live {
+        return Some("times unknown: the stream was not read as QEMU sent it (a recording, or output buffered before it was read)".to_string());
+    }
+    let parts: Vec<String> = [
         ("firmware", host.firmware_us),
         ("kernel to first output", host.kernel_to_first_output_us),
         ("kernel to exit", host.kernel_to_exit_us),
-    ] {
-        if let Some(value) = value {
-            host_parts.push(format!("{name} {}", human_us(value)));
-        }
-    }
-    if !host.live {
-        fact(
-            out,
-            paint,
-            "Host",
-            "times unknown: the stream was not read as QEMU sent it (a recording, or output buffered before it was read)",
-        );
-    } else if !host_parts.is_empty() {
-        fact(out, paint, "Host", &host_parts.join(", "));
-    }
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some(format!("{name} {}", human_us(value?))))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
 
-    let outcome = &report.outcome;
-    let lines = wrap(&outcome.message, WIDTH - LABEL_WIDTH);
-    for (i, line) in lines.iter().enumerate() {
-        let label = if i == 0 { "Outcome" } else { "" };
-        let styled = match outcome.kind {
-            OutcomeKind::HandedOver => paint.green(line),
-            OutcomeKind::Truncated => paint.yellow(line),
-            OutcomeKind::ErrorsOnly => line.to_string(),
-            OutcomeKind::Refused
-            | OutcomeKind::CpuException
-            | OutcomeKind::TripleFault
-            | OutcomeKind::GuestReset
-            | OutcomeKind::Shutdown
-            | OutcomeKind::Hang => paint.red(line),
-        };
-        let _ = writeln!(
-            out,
-            "{}{styled}",
-            paint.bold(&format!("{label:LABEL_WIDTH$}"))
-        );
-    }
-    if let Some(exit) = &outcome.exit {
-        fact(
-            out,
-            paint,
-            "Exit",
-            &format!("QEMU status {}: {}", exit.status, exit.meaning),
-        );
-    }
+fn exit_fact(report: &Report) -> Option<String> {
+    let exit = report.outcome.exit.as_ref()?;
+    Some(format!("QEMU status {}: {}", exit.status, exit.meaning))
+}
+
+fn stream_fact(report: &Report) -> Option<String> {
     let stream = &report.stream;
     let ending = if stream.truncated {
         "ends inside a frame"
     } else {
         "complete"
     };
-    fact(
-        out,
-        paint,
-        "Stream",
-        &format!(
-            "{} events, {} malformed frames, {ending}, {} bytes of text",
-            stream.events, stream.malformed_frames, stream.text_bytes
-        ),
-    );
+    Some(format!(
+        "{} events, {} malformed frames, {ending}, {} bytes of text",
+        stream.events, stream.malformed_frames, stream.text_bytes
+    ))
 }
 
 /// The crash: registers, what RIP and CR2 are, the return addresses on the stack.
@@ -406,58 +454,53 @@ fn bar(start: u64, duration: u64, total: u64) -> String {
         .collect()
 }
 
-fn timeline(report: &Report, paint: Paint, out: &mut String) {
+/// One row of the timeline table.
+struct Row {
+    depth: usize,
+    name: String,
+    start: String,
+    duration: String,
+    bar: String,
+    dim: bool,
+}
+
+/// The rows of a stage and its parts, depth first.
+fn stage_rows(
+    rows: &mut Vec<Row>,
+    stage: &Stage,
+    depth: usize,
+    clock: Clock,
+    total: u64,
+    parent: &str,
+) {
+    // A child's name repeats its parent's ("segment 2 copy"): show the rest.
+    let name = stage
+        .name
+        .strip_prefix(parent)
+        .map(str::trim_start)
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(&stage.name);
+    rows.push(Row {
+        depth,
+        name: escape_text(name),
+        start: clock.column(stage.start_ticks),
+        duration: clock.column(stage.duration_ticks),
+        bar: bar(stage.start_ticks, stage.duration_ticks, total),
+        dim: depth > 0,
+    });
+    for child in &stage.children {
+        stage_rows(rows, child, depth + 1, clock, total, &stage.name);
+    }
+}
+
+/// Every row of the timeline: the stages, then the loader's time outside them, the
+/// trace's output and the total.
+fn timeline_rows(report: &Report) -> Vec<Row> {
     let clock = report.clock();
     let t = &report.timeline;
-    let unit = if clock.known() {
-        "ms from the loader's entry"
-    } else {
-        "TSC ticks from the loader's entry"
-    };
-    let _ = writeln!(out, "{} ({unit})", paint.bold("Timeline"));
-    if t.stages.is_empty() {
-        let _ = writeln!(out, "  no stages: the trace has too few events");
-        return;
-    }
-    // Rows: indent, name, start, duration, bar; widths from the contents.
-    struct Row {
-        depth: usize,
-        name: String,
-        start: String,
-        duration: String,
-        bar: String,
-        dim: bool,
-    }
     let mut rows = Vec::new();
-    fn add(
-        rows: &mut Vec<Row>,
-        stage: &Stage,
-        depth: usize,
-        clock: Clock,
-        total: u64,
-        parent: &str,
-    ) {
-        // A child's name repeats its parent's ("segment 2 copy"): show the rest.
-        let name = stage
-            .name
-            .strip_prefix(parent)
-            .map(str::trim_start)
-            .filter(|rest| !rest.is_empty())
-            .unwrap_or(&stage.name);
-        rows.push(Row {
-            depth,
-            name: escape_text(name),
-            start: clock.column(stage.start_ticks),
-            duration: clock.column(stage.duration_ticks),
-            bar: bar(stage.start_ticks, stage.duration_ticks, total),
-            dim: depth > 0,
-        });
-        for child in &stage.children {
-            add(rows, child, depth + 1, clock, total, &stage.name);
-        }
-    }
     for stage in &t.stages {
-        add(&mut rows, stage, 0, clock, t.loader_ticks, "");
+        stage_rows(&mut rows, stage, 0, clock, t.loader_ticks, "");
     }
     let mut totals = vec![("other".to_string(), t.other_ticks, true)];
     if let Some(output) = t.trace_output_ticks {
@@ -475,18 +518,31 @@ fn timeline(report: &Report, paint: Paint, out: &mut String) {
             dim,
         });
     }
-    let start_w = rows
-        .iter()
-        .map(|r| r.start.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let dur_w = rows
-        .iter()
-        .map(|r| r.duration.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(8);
+    rows
+}
+
+fn timeline(report: &Report, paint: Paint, out: &mut String) {
+    let unit = if report.clock().known() {
+        "ms from the loader's entry"
+    } else {
+        "TSC ticks from the loader's entry"
+    };
+    let _ = writeln!(out, "{} ({unit})", paint.bold("Timeline"));
+    if report.timeline.stages.is_empty() {
+        let _ = writeln!(out, "  no stages: the trace has too few events");
+        return;
+    }
+    // Rows: indent, name, start, duration, bar; widths from the contents.
+    let rows = timeline_rows(report);
+    let width = |column: fn(&Row) -> &String, least: usize| {
+        rows.iter()
+            .map(|r| column(r).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(least)
+    };
+    let start_w = width(|r| &r.start, 5);
+    let dur_w = width(|r| &r.duration, 8);
     // The name column takes what the numbers and the bar leave of the width (absurd
     // tick counts may push the line past it rather than squeeze names to nothing).
     let name_w = WIDTH

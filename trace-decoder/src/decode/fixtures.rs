@@ -6,7 +6,7 @@
 use defmt_parser::{Fragment, ParserMode, Type};
 use rusty_loader::wire::{FieldSpec, LoaderEvent, Value, EVENTS};
 
-use crate::decode::Event;
+use super::event::Event;
 
 /// The event whose display is `message`, at `timestamp` ticks. A message whose
 /// first word is not an event of the contract becomes an unknown event of that name.

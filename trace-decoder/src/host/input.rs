@@ -1,5 +1,7 @@
-//! Opening the stream to decode: a file, or standard input (`-` or nothing), and
-//! telling a recording from a live stream.
+//! Opening what the command lines read: the stream to decode (a file, or standard
+//! input, `-` or nothing), telling a recording from a live stream, and a
+//! recording's QEMU exit status kept beside it; and the application's ELF for
+//! naming a crash's addresses.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -7,6 +9,10 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
+
+use super::Failure;
+use crate::report::format::escape_text;
+use crate::report::symbols::AppSymbols;
 
 /// A stream to decode.
 pub struct Input {
@@ -38,6 +44,45 @@ pub fn open(path: Option<&Path>) -> Result<Input> {
         recorded: metadata.is_file(),
         terminal: false,
     })
+}
+
+/// QEMU's exit status of the recording at `path`, from the file beside it with the
+/// extension `.status` (what `cargo xtask trace --save` and `cargo xtask record`
+/// write), announced on stderr; `None` when there is no such file (or the input is
+/// standard input).
+pub fn recorded_status(path: Option<&Path>) -> Result<Option<i32>, Failure> {
+    let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+        return Ok(None);
+    };
+    let beside = path.with_extension("status");
+    if beside == *path || !beside.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&beside)
+        .map_err(|e| Failure::Input(format!("cannot read {}: {e}", beside.display())))?;
+    match text.trim().parse() {
+        Ok(status) => {
+            eprintln!(
+                "rusty-trace: QEMU status {status} from {} (--status overrides it)",
+                beside.display()
+            );
+            Ok(Some(status))
+        }
+        Err(_) => Err(Failure::Input(format!(
+            "{} does not hold a QEMU exit status (a number): {}",
+            beside.display(),
+            escape_text(text.trim())
+        ))),
+    }
+}
+
+impl AppSymbols {
+    /// Reads the application ELF at `path`.
+    pub fn read(path: &Path) -> Result<AppSymbols, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        AppSymbols::from_bytes(&bytes, &path.display().to_string())
+    }
 }
 
 fn stdin() -> Input {

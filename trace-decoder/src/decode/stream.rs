@@ -25,7 +25,7 @@ pub enum Piece {
 
 /// An encoded frame longer than this cannot decode to a frame the decoder accepts
 /// (every encoded byte decodes to at least one), so it is dropped as it arrives.
-pub const MAX_FRAME: usize = crate::frame::MAX_FRAME;
+pub const MAX_FRAME: usize = super::frame::MAX_FRAME;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {

@@ -194,13 +194,6 @@ impl AppSymbols {
         })
     }
 
-    /// Reads the application ELF at `path`.
-    pub fn read(path: &std::path::Path) -> Result<AppSymbols, String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        AppSymbols::from_bytes(&bytes, &path.display().to_string())
-    }
-
     /// The load bias for a kernel loaded at `base` (the `Kernel` event's): what
     /// every ELF address moved by.
     pub fn bias(&self, base: u64) -> u64 {

@@ -4,7 +4,9 @@
 //!
 //! `cargo xtask trace --runs N` builds a profile from fresh boots, `rusty-trace` from
 //! recorded streams (one boot each); both print, write and compare it the same way
-//! through this module. The file:
+//! through `crate::host::profile`, which also reads and writes the files. This
+//! module is the pure part: the statistics, the file's text and the tables. The
+//! file:
 //!
 //! ```json
 //! {"schema": "rusty-loader/boot-profile", "version": 1, "unit": "us", "runs": 3,
@@ -12,12 +14,11 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-use crate::report::Report;
+use super::Report;
 
 /// What the file's `schema` says.
 const SCHEMA: &str = "rusty-loader/boot-profile";
@@ -248,14 +249,6 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// Reads a profile file as a baseline, naming the file in errors.
-    pub fn read(path: &Path) -> Result<Baseline> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow!("cannot read the baseline {}: {e}", path.display()))?;
-        Baseline::parse(&text)
-            .with_context(|| format!("{} is not a usable baseline", path.display()))
-    }
-
     /// Reads a profile file's text as a baseline.
     pub fn parse(text: &str) -> Result<Baseline> {
         let value: Value = serde_json::from_str(text).context("the baseline is not JSON")?;

@@ -1,43 +1,11 @@
-//! What QEMU said about the guest when the loader could not: how it stopped (a
-//! triple fault, a reset, a power-off, or stopped by the runner at a timeout) and
-//! the CPU's registers then, read from QEMU's `info registers` text. `cargo xtask
-//! trace` asks QEMU (through QMP) and puts a [`QemuStop`] into the boot record; the
-//! report only repeats what it holds, and never guesses a register QEMU did not
-//! print.
-
-use std::time::Duration;
+//! The registers of QEMU's `info registers` text (a [`QemuStop`]'s), for the
+//! report: the ones a diagnosis uses, and never one QEMU did not print.
+//!
+//! [`QemuStop`]: crate::decode::QemuStop
 
 use serde::Serialize;
 
-use crate::report::format::ser_opt_hex;
-
-/// How the guest stopped, as QEMU said it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StopKind {
-    /// The guest reset and QEMU logged "Triple fault" for it (TCG).
-    TripleFault,
-    /// The guest reset (QEMU's `SHUTDOWN` event, reason `guest-reset`), without a
-    /// log that says why (KVM): a triple fault, or a reset the kernel asked for.
-    GuestReset,
-    /// The guest shut down for another reason QEMU named (`guest-shutdown`: a
-    /// power-off).
-    Shutdown(String),
-    /// Still running at the timeout: the runner stopped it.
-    Hang {
-        /// The timeout that ran out.
-        timeout: Duration,
-    },
-}
-
-/// What QEMU said when the guest stopped.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QemuStop {
-    pub kind: StopKind,
-    /// When, on the session's clock (the same as the record's host times).
-    pub at: Option<Duration>,
-    /// `info registers` as QEMU printed it, when it answered.
-    pub registers: Option<String>,
-}
+use super::format::ser_opt_hex;
 
 /// The registers a diagnosis uses, as QEMU printed them (`None` where it did not).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -1,6 +1,6 @@
 //! The defmt wire format, read without trusting it: rzcobs frames, and the
 //! arguments of a frame read by the types of its format string (looked up in the
-//! loader ELF's table, [`crate::table`]).
+//! loader ELF's table, [`super::table`]).
 //!
 //! defmt-decoder reads the same format, but keeps the decoded arguments private (a
 //! decoder gets display strings only) and sizes its buffers from counts taken from
@@ -10,7 +10,7 @@
 
 use defmt_parser::{DisplayHint, Fragment, ParserMode, Type};
 
-pub use crate::table::{Entry, Table, Tag};
+pub use super::table::{Entry, Table, Tag};
 
 /// The longest frame the decoder accepts, decoded: far above the loader's largest
 /// (a `CommandLine` with a long command line), small enough that a stream without

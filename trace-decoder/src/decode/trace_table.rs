@@ -1,5 +1,5 @@
 //! From frames to typed events, in one place: each frame's arguments are read by the
-//! types of its format string (from the loader ELF's table, see [`crate::frame`])
+//! types of its format string (from the loader ELF's table, see [`super::frame`])
 //! and become a [`LoaderEvent`] of the wire contract (`rusty_loader::wire`), the
 //! one definition the loader emits from. Everything after this module matches on
 //! event variants; nothing reads display strings back.
@@ -7,12 +7,11 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
-use rusty_loader::wire::{self, EventSpec, Level, LoaderEvent, MapEntry, Value, EVENTS};
+use rusty_loader::wire::{self, EventSpec, Level, LoaderEvent, Value, EVENTS};
 
-use crate::build_id::table_build_id;
-use crate::frame::{self, Arg, ArgReader, FrameError, Table, Tag};
-#[cfg(doc)]
-use crate::report::BootRecord;
+use super::build_id::table_build_id;
+use super::event::Event;
+use super::frame::{self, Arg, ArgReader, FrameError, Table, Tag};
 
 /// The trace format version this decoder knows (`LoaderStart format=`): the wire
 /// contract's.
@@ -23,133 +22,6 @@ pub fn format_mismatch(format: u64) -> Option<String> {
     (format != TRACE_FORMAT).then(|| {
         format!("trace format {format}, this decoder knows format {TRACE_FORMAT}: fields may be misread")
     })
-}
-
-/// One decoded loader event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// TSC ticks since the Multiboot entry: the sum of the frames' timestamps (each
-    /// is the ticks since the previous frame) since the boot's `LoaderStart`.
-    pub timestamp: u64,
-    /// The level the loader sent it at.
-    pub level: Level,
-    /// What happened, typed.
-    pub kind: LoaderEvent,
-}
-
-/// One piece of an event as displayed: text, or a list whose items a terminal may
-/// wrap.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LinePiece {
-    Text(String),
-    List(Vec<String>),
-}
-
-impl Event {
-    /// An event at `timestamp`, at the level the contract gives it.
-    pub fn new(timestamp: u64, kind: LoaderEvent) -> Event {
-        Event {
-            timestamp,
-            level: kind.level(),
-            kind,
-        }
-    }
-
-    /// The event's name (`SegmentLoaded`).
-    pub fn name(&self) -> &str {
-        self.kind.name()
-    }
-
-    /// False for the events sent with a time recorded earlier (see
-    /// [`LoaderEvent::timed_when_sent`]).
-    pub fn timed_when_sent(&self) -> bool {
-        self.kind.timed_when_sent()
-    }
-
-    /// The event as defmt-print shows it (`Module start=0x1 end=0x2`), in pieces.
-    pub fn pieces(&self) -> Vec<LinePiece> {
-        let Some(spec) = self.kind.spec() else {
-            let message = match &self.kind {
-                LoaderEvent::Unknown { message, .. } => message.clone(),
-                other => other.name().to_string(),
-            };
-            return vec![LinePiece::Text(message)];
-        };
-        let args: Vec<Arg> = self
-            .kind
-            .values()
-            .iter()
-            .zip(spec.fields)
-            .map(|(value, field)| arg_of(value, field.ty.element_format()))
-            .collect();
-        let Ok(fragments) =
-            defmt_parser::parse(spec.format, defmt_parser::ParserMode::ForwardsCompatible)
-        else {
-            return vec![LinePiece::Text(spec.format.to_string())];
-        };
-        let mut pieces = Vec::new();
-        let mut text = String::new();
-        for fragment in fragments {
-            match fragment {
-                defmt_parser::Fragment::Literal(literal) => text.push_str(&literal),
-                defmt_parser::Fragment::Parameter(p) => match args.get(p.index) {
-                    Some(Arg::List(items)) => {
-                        pieces.push(LinePiece::Text(std::mem::take(&mut text)));
-                        let items = items
-                            .iter()
-                            .map(|item| {
-                                let mut out = String::new();
-                                frame::render_arg(item, None, &mut out);
-                                out
-                            })
-                            .collect();
-                        pieces.push(LinePiece::List(items));
-                    }
-                    Some(arg) => frame::render_arg(arg, p.hint.as_ref(), &mut text),
-                    None => text.push('?'),
-                },
-            }
-        }
-        if !text.is_empty() {
-            pieces.push(LinePiece::Text(text));
-        }
-        pieces
-    }
-
-    /// The event as defmt-print shows it, in one line.
-    pub fn message(&self) -> String {
-        let mut out = String::new();
-        for piece in self.pieces() {
-            match piece {
-                LinePiece::Text(text) => out.push_str(&text),
-                LinePiece::List(items) => {
-                    out.push('[');
-                    out.push_str(&items.join(", "));
-                    out.push(']');
-                }
-            }
-        }
-        out
-    }
-}
-
-/// A contract value as a wire argument, for display; the elements of a list are
-/// shown by `element_format`, their field type's.
-fn arg_of(value: &Value, element_format: Option<&str>) -> Arg {
-    match value {
-        Value::Unsigned(n) => Arg::Unsigned(u128::from(*n)),
-        Value::Bool(b) => Arg::Bool(*b),
-        Value::Str(s) => Arg::Str(s.clone()),
-        Value::List(items) => Arg::List(
-            items
-                .iter()
-                .map(|values| Arg::Format {
-                    format: element_format.unwrap_or_default().to_string(),
-                    args: values.iter().map(|v| arg_of(v, None)).collect(),
-                })
-                .collect(),
-        ),
-    }
 }
 
 /// A wire argument as a contract value: nested formats and sequences flattened into
@@ -182,19 +54,6 @@ fn flat_values(arg: &Arg) -> Option<Vec<Value>> {
         }
         other => Some(vec![value_of(other)?]),
     }
-}
-
-/// Every memory-map entry of the `MemoryMap` events (a long map takes several), in
-/// order.
-pub fn memory_map(events: &[Event]) -> Vec<MapEntry> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            LoaderEvent::MemoryMap { regions } => Some(regions.iter().copied()),
-            _ => None,
-        })
-        .flatten()
-        .collect()
 }
 
 /// What the decoder knows about one log statement of the table.
@@ -390,51 +249,6 @@ impl FrameDecoder<'_> {
     pub fn gap_saturated(&self) -> bool {
         self.saturated
     }
-}
-
-/// Everything in a recorded stream.
-#[derive(Debug, Default)]
-pub struct Decoded {
-    /// The events of the stream's last boot (see [`BootRecord::events`]).
-    pub events: Vec<Event>,
-    /// Boots before it, whose events were dropped.
-    pub earlier_boots: usize,
-    /// All text, frames removed.
-    pub text: Vec<u8>,
-    /// Frames that did not decode.
-    pub malformed_frames: usize,
-    /// The stream ended inside a frame.
-    pub truncated: bool,
-    /// Bytes of trace frames (of the last boot), with their markers.
-    pub trace_bytes: usize,
-}
-
-/// Decodes a whole recorded stream, refusing one from another loader build: the
-/// live [`crate::live::Session`] fed the stream in one piece.
-pub fn decode_recording(table: &TraceTable, stream: &[u8]) -> Result<Decoded> {
-    use crate::live::{Output, Session, TraceStatus};
-    let mut session = Session::new(table);
-    let mut text = Vec::new();
-    let mut take = |output: Output| {
-        if let Output::Text(bytes) = output {
-            text.extend_from_slice(bytes);
-        }
-    };
-    session.feed(stream, &mut take);
-    if let TraceStatus::OtherBuild { stream, elf } = session.status() {
-        bail!(
-            "the trace comes from another loader build (stream build {stream:#010x}, ELF build {elf:#010x}): pass the ELF of the loader that produced it"
-        );
-    }
-    let record = session.finish(None, &mut take);
-    Ok(Decoded {
-        events: record.events,
-        earlier_boots: record.earlier_boots,
-        text,
-        malformed_frames: record.malformed_frames,
-        truncated: record.truncated,
-        trace_bytes: record.trace_bytes,
-    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use rusty_loader::wire::{LoaderEvent, MapEntry, EVENTS, MAP_ENTRY_FORMAT, WORD_FORMAT};
 
 use super::*;
-use crate::frame::{rzcobs_encode, Table, Tag};
+use crate::decode::frame::{rzcobs_encode, Table, Tag};
 
 /// Interned strings and element formats of the hand-built table.
 const SEQUENCE: u16 = 100;

@@ -1,4 +1,4 @@
-//! The live consumer both command lines use: what [`crate::pump::read_live`] delivers
+//! The live consumer both command lines use: what [`super::pump::read_live`] delivers
 //! goes through a [`Session`], and what the session produces is shown as it comes:
 //! the kernel's text passed through unchanged, each event as one line
 //! ([`push_event_line`]), warnings on standard error.
@@ -12,11 +12,11 @@
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 
-use crate::color::ColorChoice;
-use crate::live::{push_event_line, LineStyle, Output, Session, TraceStatus};
-use crate::pump::{read_live, Arrival, InputEnd};
-use crate::report::format::{Paint, TERMINAL_WIDTH};
-use crate::report::BootRecord;
+use super::color::ColorChoice;
+use super::event_line::{push_event_line, LineStyle};
+use super::pump::{read_live, Arrival, InputEnd};
+use crate::decode::{BootRecord, Output, Session, TraceStatus};
+use crate::report::terminal::{Paint, TERMINAL_WIDTH};
 
 /// How event lines look on a stream that is (or is not) a terminal: coloured as
 /// `color` says, and long lists wrapped to the terminal's width only on a terminal.
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn event_lines_start_on_a_line_of_their_own() {
         let mut console = Console::new(Vec::new(), Vec::new(), style(true));
-        let event = crate::fixtures::event(10, "PagingEnabled");
+        let event = crate::decode::fixtures::event(10, "PagingEnabled");
         console.show(Output::Text(b"half a line"));
         console.show(Output::Event(&event, Some(1.0)));
         console.show(Output::Text(b"more\n"));
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn quiet_shows_text_and_warnings_only() {
         let mut console = Console::new(Vec::new(), Vec::new(), style(false));
-        let event = crate::fixtures::event(10, "PagingEnabled");
+        let event = crate::decode::fixtures::event(10, "PagingEnabled");
         console.show(Output::Text(b"text\n"));
         console.show(Output::Event(&event, None));
         console.show(Output::Warning("the stream ends early".into()));

@@ -54,7 +54,7 @@ impl ReportFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::BootRecord;
+    use crate::decode::BootRecord;
 
     #[test]
     fn writes_each_file_asked_for_and_names_the_one_that_fails() {
