@@ -10,6 +10,7 @@ pub mod census;
 pub mod ending;
 pub mod fuzz;
 pub mod lint;
+pub mod memory_plan;
 pub mod preflight;
 pub mod qemu;
 pub mod qmp;

@@ -30,6 +30,7 @@ use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};
 use crate::ending::{help_table, Ending, EndingKind};
+use crate::memory_plan::Guest;
 use crate::preflight;
 use crate::qemu::{self, BootProtocol, Machine, QemuConfig};
 use crate::traced_boot::{self, Live, TracedRun};
@@ -340,14 +341,12 @@ impl Prepared {
                 preflight::check_output(flag, path)?;
             }
         }
+        preflight::memory_bytes(&boot.memory)?;
         let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
         let profile = Profile::from_release(boot.release);
         let loader = build::build_loader(sh, profile, boot.trace_level)
             .context("the loader build failed")?;
-        preflight::check_memory(
-            &boot.memory,
-            trace_decoder::loader_elf::loader_image(&loader.elf)?,
-        )?;
+        let loader_image = trace_decoder::loader_elf::loader_image(&loader.elf)?;
         let table = if boot.trace_level == TraceLevel::Off {
             None
         } else {
@@ -364,7 +363,7 @@ impl Prepared {
         // which the trace and its reports show: relative to the project's root, it
         // says the same on every machine and gives away no home directory.
         let root = crate::project_root();
-        let loader_image = loader
+        let loader_file = loader
             .image
             .strip_prefix(&root)
             .map_or_else(|_| loader.image.clone(), PathBuf::from);
@@ -384,6 +383,9 @@ impl Prepared {
                     .to_string();
                 Some(symbols)
             }
+            // A file that is not an ELF at all is the loader's to refuse, in one line
+            // of its own: no warning before it.
+            Err(_) if !is_elf(&app) => None,
             Err(why) => {
                 eprintln!("warning: {why}: a crash's addresses will not be named");
                 None
@@ -407,10 +409,16 @@ impl Prepared {
             deterministic: boot.deterministic,
             extra_args: boot.qemu_args.iter().map(OsString::from).collect(),
             working_dir: Some(root),
-            ..QemuConfig::new(loader_image, &app)
+            ..QemuConfig::new(loader_file, &app)
         };
+        let app_bytes =
+            std::fs::read(&app).with_context(|| format!("cannot read {}", app.display()))?;
+        preflight::check_memory(&boot.memory, &Guest::new(&config, loader_image, &app_bytes))?;
         if boot.verbose {
             eprintln!("{}", config.display());
+            for note in config.staging_notes() {
+                eprintln!("{note}");
+            }
         }
         Ok(Prepared {
             config,
@@ -424,6 +432,14 @@ impl Prepared {
     fn boot(&self, live: Option<Live>) -> Result<TracedRun> {
         traced_boot::boot(&self.config, self.table.as_ref(), self.timeout, live)
     }
+}
+
+/// Whether `path` starts with the ELF magic.
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0; 4];
+    std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
 /// The loader's own options, written after the application's file name in `-initrd`.

@@ -28,7 +28,7 @@ pub struct TracedRun {
     pub record: Option<BootRecord>,
     /// How QEMU ended.
     pub qemu: QemuEnd,
-    /// The last error line QEMU printed, if any.
+    /// QEMU's last error message (all its lines), if it printed one.
     pub qemu_error: Option<String>,
     /// What QEMU said when it stopped the guest (a reset, a power-off, a hang), when
     /// it was asked ([`QemuConfig::monitor`]); also in the record, when there is one.
@@ -157,7 +157,7 @@ pub fn boot(
     Ok(TracedRun {
         record,
         qemu: qemu_end(&finished, timeout),
-        qemu_error: finished.error_line,
+        qemu_error: finished.error_message,
         stop,
         raw,
     })
