@@ -70,7 +70,15 @@ fn mistakes_are_found_before_anything_boots() {
     // The stand-in hangs when it is started: a check that let the boot happen would
     // end with 124 after the timeout, not 2.
     let boot = ["--qemu", &fake, "--append", "hang", "--timeout", "5"];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["run", "-m", "64Q"],
+            "error: -m 64Q: not a size: give a number",
+        ),
+        (
+            &["trace", "-m", "size=64M,foo=1"],
+            "error: -m size=64M,foo=1: unknown option \"foo\"",
+        ),
         (
             &["run", "/nonexistent/app.elf"],
             "error: cannot read the application /nonexistent/app.elf: ",
@@ -168,8 +176,14 @@ fn a_bad_application_is_booted_and_the_loader_says_why() {
         "{stdout}"
     );
     assert!(stdout.contains("Outcome    refused (not-elf)"), "{stdout}");
-    let output = xtask(&["run", "Cargo.toml"]);
-    assert_ending(&output, 35, "the loader refused to boot (not-elf)");
+    // One line, the loader's, for a file that is not an ELF at all (no warning
+    // that its symbols cannot be read), an empty one too.
+    for file in ["Cargo.toml", "/dev/null"] {
+        let output = xtask(&["run", file]);
+        assert_ending(&output, 35, "the loader refused to boot (not-elf)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{}", shown(&output));
+    }
 }
 
 #[test]
@@ -188,6 +202,14 @@ fn endings_without_an_exit_code_have_their_own_statuses() {
             "error: QEMU failed: qemu-system-x86_64: could not load kernel 'rusty-loader': No such file or directory",
         );
         assert_ending(&boot(command, "signal"), 125, "QEMU was ended by a signal");
+        // A message of several lines, whole.
+        assert_ending(
+            &boot(command, "qemu-error-lines"),
+            125,
+            "error: QEMU failed: qemu-system-x86_64: -m 64Q: Parameter 'size' expects a \
+             non-negative number below 2^64 Optional suffix k, M, G, T, P or E means kilo-, \
+             mega-, giga-, tera-, peta- and exabytes, respectively.; exit status 125",
+        );
     }
     // A boot of several that does not succeed ends them with its own status.
     let output = xtask(&["trace", "--runs", "2", "--qemu", &fake, "--append", "reset"]);
