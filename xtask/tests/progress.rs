@@ -38,3 +38,47 @@ fn a_terminal_sees_cargo_at_work() {
     assert!(shown.contains("Finished"), "cargo's own lines: {shown}");
     assert!(shown.contains("loader:"), "{shown}");
 }
+
+/// A boot that goes silent on a terminal is not silent until the timeout: after
+/// five seconds xtask says once what is going on. In a pipe it says nothing.
+#[test]
+fn a_silent_boot_on_a_terminal_says_what_goes_on_once() {
+    let fake = xtask::project_root().join("xtask/tests/fake-qemu/qemu-system-x86_64");
+    // The stand-in prints a line and hangs; the timeout ends it.
+    let command = format!(
+        "{XTASK} run --qemu {} --append hang --timeout 8",
+        fake.display()
+    );
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .current_dir(xtask::project_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(124), "{shown}");
+    let notice = "cargo xtask: no output for 5 s; stopping at 8 s (--timeout), when QEMU says \
+                  where the CPU is; Ctrl-C stops now\r\n";
+    assert_eq!(shown.matches(notice).count(), 1, "{shown}");
+    // After the application's line, before the end.
+    let at = shown.find(notice).unwrap();
+    assert!(shown[..at].contains("started\r\n"), "{shown}");
+    assert!(
+        shown[at..].contains("error: QEMU did not end within 8 s"),
+        "{shown}"
+    );
+
+    let piped = Command::new(XTASK)
+        .args(["run", "--qemu"])
+        .arg(&fake)
+        .args(["--append", "hang", "--timeout", "7"])
+        .current_dir(xtask::project_root())
+        .output()
+        .expect("xtask runs");
+    assert_eq!(piped.status.code(), Some(124));
+    assert!(
+        !String::from_utf8_lossy(&piped.stderr).contains("no output for"),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+}
