@@ -28,6 +28,8 @@ fn a_terminal_sees_cargo_at_work() {
         .args(["--quiet", "--return", "--command"])
         .arg(format!("{XTASK} build"))
         .arg("/dev/null")
+        // As a user runs it, not as `cargo xtask test` runs the tests.
+        .env_remove(xtask::test::QUIET_BUILDS)
         .current_dir(xtask::project_root())
         .stdin(Stdio::null())
         .output()
@@ -81,4 +83,23 @@ fn a_silent_boot_on_a_terminal_says_what_goes_on_once() {
         "{}",
         String::from_utf8_lossy(&piped.stderr)
     );
+}
+
+/// Inside the tests `cargo xtask test` runs, which built everything first, a build
+/// a test asks for says nothing, even on a terminal: no two builds print at once.
+#[test]
+fn builds_inside_the_test_run_are_quiet_on_a_terminal() {
+    let output = Command::new("script")
+        .args(["--quiet", "--return", "--command"])
+        .arg(format!("{XTASK} build"))
+        .arg("/dev/null")
+        .env(xtask::test::QUIET_BUILDS, "1")
+        .current_dir(xtask::project_root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(!shown.contains("Finished"), "{shown}");
+    assert!(shown.contains("loader:"), "{shown}");
 }
