@@ -103,3 +103,31 @@ fn builds_inside_the_test_run_are_quiet_on_a_terminal() {
     assert!(!shown.contains("Finished"), "{shown}");
     assert!(shown.contains("loader:"), "{shown}");
 }
+
+/// A first `cargo xtask` on a fresh `target/` is not silent (a fresh build is too
+/// slow to test here, so its parts are checked): the alias runs the launcher, which
+/// has no dependencies to build first, and the launcher shows cargo's build of
+/// xtask on a terminal (its own tests: which of cargo's lines it shows).
+#[test]
+fn the_alias_runs_a_launcher_that_builds_in_a_second() {
+    let root = xtask::project_root();
+    let config = std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap();
+    let alias = config
+        .lines()
+        .find_map(|line| line.strip_prefix("xtask = "))
+        .expect("the xtask alias");
+    assert_eq!(alias, "\"run --quiet --package xtask-launcher --\"");
+    let manifest = std::fs::read_to_string(root.join("xtask/launcher/Cargo.toml")).unwrap();
+    let dependencies = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] section");
+    assert!(
+        dependencies
+            .lines()
+            .take_while(|line| !line.starts_with('['))
+            .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#')),
+        "the launcher has no dependencies:\n{manifest}"
+    );
+    assert!(!manifest.contains("[build-dependencies]"), "{manifest}");
+}
