@@ -6,8 +6,8 @@
 //!    checked against it, the application found or built, and QEMU's command line
 //!    put together ([`crate::qemu`]);
 //! 2. [`traced_boot::boot`]: QEMU runs, its serial output shown as it arrives;
-//! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline` the
-//!    per-stage statistics (`profile_verdict`);
+//! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline`/
+//!    `--save-profile` the per-stage statistics (`profile_verdict`);
 //! 4. `finish`: how the boot ended ([`crate::ending`]) as one line and the exit
 //!    status, the same under both commands.
 //!
@@ -45,7 +45,7 @@ pub const TRACE_EXAMPLES: &str = "\
 Examples:
   cargo xtask trace
   cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world
-  cargo xtask trace --release --runs 10 --json profile.json
+  cargo xtask trace --release --runs 10 --save-profile profile.json
   cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%";
 
 /// A `--help` text's end: the examples, then the exit statuses.
@@ -115,7 +115,8 @@ pub struct TraceArgs {
     /// TCG: also when the host's KVM is PVM, which runs only PVM-aware guests).
     #[arg(long)]
     kvm: bool,
-    /// Write the report as JSON (with --runs: the per-stage statistics).
+    /// Write the report of the boot as JSON (schema "rusty-trace/report",
+    /// docs/report-schema.md).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Write a Chrome/Perfetto trace (open it in ui.perfetto.dev).
@@ -131,7 +132,12 @@ pub struct TraceArgs {
     /// Boot N times and print per-stage min/median/max.
     #[arg(long, value_name = "N", default_value_t = 1)]
     runs: usize,
-    /// Compare per-stage times with an earlier `--json` output; fail on regressions.
+    /// Write the per-stage statistics of the boots as a boot profile (schema
+    /// "rusty-loader/boot-profile", docs/report-schema.md), for --baseline later; as
+    /// `rusty-trace --save-profile` does.
+    #[arg(long, value_name = "FILE")]
+    save_profile: Option<PathBuf>,
+    /// Compare per-stage times with an earlier --save-profile; fail on regressions.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
     /// How much slower than the baseline a stage may be (a stage slower by 20 µs or
@@ -176,6 +182,22 @@ impl TraceArgs {
             self.boot.trace_level != TraceLevel::Off,
             "--trace-level off builds a loader without a trace: use `cargo xtask run`"
         );
+        let profiling = self.runs > 1 || self.baseline.is_some() || self.save_profile.is_some();
+        if profiling {
+            // A profile is statistics over boots, not the report of one: its own
+            // schema, its own option.
+            for (flag, given) in [
+                ("--json", self.json.is_some()),
+                ("--chrome-trace", self.chrome_trace.is_some()),
+                ("--svg", self.svg.is_some()),
+                ("--save", self.save.is_some()),
+            ] {
+                anyhow::ensure!(
+                    !given,
+                    "{flag} writes the report of one boot; with --runs, --baseline or --save-profile the result is a boot profile: give --save-profile FILE"
+                );
+            }
+        }
         // A bad baseline is refused before anything is built or booted.
         let baseline = self.baseline.as_deref().map(Baseline::read).transpose()?;
         let kvm = self.kvm
@@ -194,10 +216,11 @@ impl TraceArgs {
                 ("--chrome-trace", self.chrome_trace.as_deref()),
                 ("--svg", self.svg.as_deref()),
                 ("--save", self.save.as_deref()),
+                ("--save-profile", self.save_profile.as_deref()),
             ],
             kvm,
         )?;
-        if self.runs == 1 && baseline.is_none() {
+        if !profiling {
             self.trace_once(&prepared)
         } else {
             self.profile_runs(&prepared, baseline.as_ref())
@@ -271,12 +294,17 @@ impl TraceArgs {
         if progress {
             eprintln!("\r{} boots done.     ", self.runs);
         }
-        profile_verdict(&boots, self.json.as_deref(), baseline, self.max_regression)
+        profile_verdict(
+            &boots,
+            self.save_profile.as_deref(),
+            baseline,
+            self.max_regression,
+        )
     }
 }
 
 /// The profile flow, the same as rusty-trace's `--save-profile`/`--baseline`: the
-/// per-stage statistics of `boots` printed, kept in `save` (`--json`), and compared
+/// per-stage statistics of `boots` printed, kept in `save` (`--save-profile`), and compared
 /// with `baseline`, a stage slower by more than `max_regression` (and the noise
 /// floor) being a regression; the exit status says whether there was one.
 fn profile_verdict(

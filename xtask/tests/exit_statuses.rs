@@ -70,7 +70,12 @@ fn mistakes_are_found_before_anything_boots() {
     // The stand-in hangs when it is started: a check that let the boot happen would
     // end with 124 after the timeout, not 2.
     let boot = ["--qemu", &fake, "--append", "hang", "--timeout", "5"];
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["trace", "--runs", "2", "--json", "profile.json"],
+            "error: --json writes the report of one boot; with --runs, --baseline or \
+             --save-profile the result is a boot profile: give --save-profile FILE",
+        ),
         (
             &["run", "-m", "64Q"],
             "error: -m 64Q: not a size: give a number",
