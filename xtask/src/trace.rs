@@ -74,7 +74,8 @@ pub struct BootOptions {
     /// ELF through PVH (as Cloud Hypervisor and Firecracker would).
     #[arg(long, value_enum, default_value = "multiboot")]
     boot: BootProtocol,
-    /// Guest memory (QEMU -m syntax); at least the loader's own image (about 3M).
+    /// Guest memory, in QEMU's -m syntax (64M, 1.5G, size=1G,maxmem=2G); too little
+    /// for the application is refused before the boot, with the least size that boots.
     #[arg(short = 'm', long, default_value = "64M")]
     memory: String,
     /// Number of CPUs.
