@@ -143,7 +143,7 @@ fn deterministic_runs_repeat_exactly() {
         "--runs",
         "2",
         "--append=-freq 1000",
-        "--json",
+        "--save-profile",
         json.to_str().unwrap(),
     ]);
     let shown = text(&output);
