@@ -203,6 +203,13 @@ pub enum LoadError {
         start: u64,
         end: u64,
     },
+    /// A relocatable kernel's first place `kernel` overlaps the module, and above
+    /// the module, up to `above_end`, there is no RAM for it.
+    NoRoomBesideModule {
+        kernel: (u64, u64),
+        module: (u64, u64),
+        above_end: u64,
+    },
     BadMultiboot {
         what: &'static str,
     },
@@ -406,7 +413,9 @@ impl LoadError {
             LoadError::SegmentOutsideFile { .. } => ExitCode::SegmentOutsideFile,
             LoadError::UnsupportedRelocation { .. } => ExitCode::UnsupportedRelocation,
             LoadError::LayoutOverlap { .. } => ExitCode::LayoutOverlap,
-            LoadError::NotEnoughMemory { .. } => ExitCode::NotEnoughMemory,
+            LoadError::NotEnoughMemory { .. } | LoadError::NoRoomBesideModule { .. } => {
+                ExitCode::NotEnoughMemory
+            }
             LoadError::BadMultiboot { .. } => ExitCode::BadMultiboot,
             LoadError::BadStartInfo { .. }
             | LoadError::StartInfoMagic { .. }
@@ -499,10 +508,29 @@ impl fmt::Display for LoadError {
                 f,
                 "{what} [{start:#x}, {end:#x}) overlaps {other} [{other_start:#x}, {other_end:#x})"
             ),
-            LoadError::NotEnoughMemory { what, start, end } => write!(
-                f,
-                "not enough RAM: {what} [{start:#x}, {end:#x}) is not in usable memory"
-            ),
+            LoadError::NotEnoughMemory { what, start, end } => {
+                write!(
+                    f,
+                    "not enough RAM: {what} [{start:#x}, {end:#x}) is not in usable memory"
+                )?;
+                ram_to_reach(f, "", *end)
+            }
+            LoadError::NoRoomBesideModule {
+                kernel,
+                module,
+                above_end,
+            } => {
+                write!(
+                    f,
+                    "not enough RAM: the kernel image [{:#x}, {:#x}) would overlap the module [{:#x}, {:#x}), and above the module there is no room for it",
+                    kernel.0, kernel.1, module.0, module.1
+                )?;
+                // Either the kernel goes above the module, or (where the VMM puts the
+                // module at the top of RAM, as PVH does) more RAM moves the module up
+                // past the kernel: RAM reaches at least as far as the nearer of both.
+                let both = kernel.1.saturating_add(module.1.saturating_sub(module.0));
+                ram_to_reach(f, "", both.min(*above_end))
+            }
             LoadError::BadMultiboot { what } => write!(f, "unusable Multiboot information: {what}"),
             LoadError::BadStartInfo { what } => write!(f, "unusable PVH start info: {what}"),
             LoadError::StartInfoMagic { address, magic } => write!(
@@ -621,6 +649,21 @@ impl fmt::Display for LoadError {
     }
 }
 
+/// Says how far RAM must reach at least for `end` to be in it, as the `-m` that
+/// gives that much: a lower bound, since the firmware keeps some RAM for itself.
+/// Nothing for an end no RAM size can reach.
+fn ram_to_reach(f: &mut fmt::Formatter<'_>, what: &str, end: u64) -> fmt::Result {
+    const MIB: u64 = 1 << 20;
+    if end == 0 || end > 1 << 48 {
+        return Ok(());
+    }
+    write!(
+        f,
+        "; RAM must reach past {end:#x}{what}: -m {}M at least",
+        end.div_ceil(MIB)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,5 +684,25 @@ mod tests {
         assert_eq!(ExitCode::exception_status(0), 129);
         assert_eq!(ExitCode::exception_status(31), 191);
         assert_eq!(ExitCode::NoModule.qemu_status(), 33);
+    }
+
+    #[test]
+    fn a_memory_refusal_names_the_ram_size_it_needs_at_least() {
+        let kernel = LoadError::NotEnoughMemory {
+            what: "kernel image",
+            start: 0x80_0000,
+            end: 0x84_c000,
+        };
+        assert_eq!(
+            kernel.to_string(),
+            "not enough RAM: kernel image [0x800000, 0x84c000) is not in usable memory; RAM must reach past 0x84c000: -m 9M at least"
+        );
+        // A place no RAM can reach gets no size.
+        let nowhere = LoadError::NotEnoughMemory {
+            what: "kernel image",
+            start: 0x80_0000,
+            end: u64::MAX,
+        };
+        assert!(nowhere.to_string().ends_with("is not in usable memory"));
     }
 }

@@ -205,8 +205,8 @@ fn check_ordered(region: &Region, what: &'static str) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Where the kernel image goes.
-fn place_kernel(input: &LayoutInput) -> Result<Region, LoadError> {
+/// Where the kernel image goes, in `ram`.
+fn place_kernel(input: &LayoutInput, ram: &UsableRam) -> Result<Region, LoadError> {
     match input.kernel {
         KernelPlacement::Exec { start, end } => {
             if start >= end {
@@ -254,7 +254,15 @@ fn place_kernel(input: &LayoutInput) -> Result<Region, LoadError> {
             // Above the module (Multiboot puts it right after the loader).
             let base = align_up(input.module.end, alignment).ok_or(too_high(input.module.end))?;
             let end = base.checked_add(size).ok_or(too_high(base))?;
-            Ok(Region { start: base, end })
+            let above = Region { start: base, end };
+            if !ram.contains(&above) {
+                return Err(LoadError::NoRoomBesideModule {
+                    kernel: (kernel.start, kernel.end),
+                    module: (input.module.start, input.module.end),
+                    above_end: above.end,
+                });
+            }
+            Ok(above)
         }
     }
 }
@@ -323,7 +331,7 @@ pub fn plan_layout(input: &LayoutInput) -> Result<Layout, LoadError> {
     }
     check_loader_parts(input.loader, input.loader_parts)?;
 
-    let kernel = place_kernel(input)?;
+    let kernel = place_kernel(input, &ram)?;
     let others = [
         (input.loader, "loader image"),
         (input.mbi, "MBI"),
@@ -873,16 +881,23 @@ mod tests {
         let mappings = layout.mappings();
         assert_eq!(mappings.first().unwrap().start, 0x10_0000);
         assert_eq!(mappings.last().unwrap().end, 0xa0_0000);
-        // A kernel too large for the space below the module goes above it.
-        let large = plan_layout(&pvh(dyn_kernel(0x780_0000, 0)));
-        assert!(matches!(
+        // A kernel too large for the space below the module would go above it, where
+        // there is no RAM: the refusal names both, and how far RAM must reach.
+        let large = plan_layout(&pvh(dyn_kernel(0x780_0000, 0))).unwrap_err();
+        assert_eq!(
             large,
-            Err(LoadError::NotEnoughMemory {
-                what: "kernel image",
-                start: 0x800_0000,
-                ..
-            })
-        ));
+            LoadError::NoRoomBesideModule {
+                kernel: (0x80_0000, 0x800_0000),
+                module: (0x7f9_e000, 0x7fb_e000),
+                above_end: 0xf80_0000,
+            }
+        );
+        assert!(
+            large
+                .to_string()
+                .ends_with("RAM must reach past 0x8020000: -m 129M at least"),
+            "{large}"
+        );
         // An MBI inside the loader image but not on its heap is refused.
         let off_heap = LayoutInput {
             mbi: Region::new(0x14_1000, 0x14_1100),

@@ -140,14 +140,12 @@ struct Cli {
     /// offset) and DWARF (file:line). A stripped ELF gives addresses only.
     #[arg(long, value_name = "FILE")]
     app: Option<PathBuf>,
-    /// QEMU's exit status for the report (`echo $?` after QEMU, or a recording's
-    /// .status file).
     /// QEMU's exit status for the report (`echo $?` after QEMU); overrides a
     /// recording's .status file.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     status: Option<i32>,
     /// Compare the inputs' per-stage times (one boot each, their medians) with a
-    /// profile written by --save-profile or `cargo xtask trace --runs N --json`; exit
+    /// profile written by --save-profile (or `cargo xtask trace --save-profile`); exit
     /// status 3 when a stage is slower than --max-regression allows. Shows the
     /// statistics and the comparison instead of the live output and the report.
     #[arg(long, value_name = "PROFILE", conflicts_with_all = PER_BOOT_OUTPUTS)]

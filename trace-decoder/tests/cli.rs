@@ -528,6 +528,21 @@ fn help_has_examples_and_exit_codes() {
     ] {
         assert!(help.contains(needle), "{needle:?} in\n{help}");
     }
+    // No option's help says the same thing twice.
+    for option in help.split("\n  -").skip(1) {
+        let text = option.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut sentences: Vec<&str> = text
+            .split(". ")
+            .map(|s| s.trim_end_matches('.'))
+            .filter(|s| s.len() > 20)
+            .collect();
+        let all = sentences.len();
+        sentences.sort_unstable();
+        sentences.dedup();
+        assert_eq!(sentences.len(), all, "a sentence repeats in -{option}");
+        let halves: Vec<&str> = text.split("QEMU's exit status").collect();
+        assert!(halves.len() <= 2, "-{option}");
+    }
 }
 
 #[test]

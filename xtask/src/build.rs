@@ -136,6 +136,18 @@ pub fn fault_loader_artifacts(profile: Profile) -> LoaderArtifacts {
     }
 }
 
+/// Where the tests keep the debug loader built at another trace level than `info`
+/// and `off` (`error`, `debug`), beside the default one.
+pub fn level_artifacts(level: TraceLevel) -> LoaderArtifacts {
+    let dir = project_root()
+        .join("target/x86_64/debug/levels")
+        .join(level.defmt_log());
+    LoaderArtifacts {
+        image: dir.join("rusty-loader"),
+        elf: dir.join("rusty-loader.elf"),
+    }
+}
+
 /// Rustflags shared by every freestanding binary.
 const FREESTANDING_FLAGS: &[&str] = &[
     "-C target-feature=+crt-static",
@@ -224,8 +236,11 @@ fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
     };
     let deny = deny.into_iter().flatten();
     // On a terminal cargo shows its progress (a first build takes minutes); into a
-    // pipe it says nothing, so that the output keeps only results.
-    let quiet = (!std::io::stderr().is_terminal()).then_some("--quiet");
+    // pipe it says nothing, so that the output keeps only results; nor inside the
+    // tests `cargo xtask test` runs, which built everything first.
+    let quiet = (!std::io::stderr().is_terminal()
+        || std::env::var_os(crate::test::QUIET_BUILDS).is_some())
+    .then_some("--quiet");
     cmd!(
         sh,
         "cargo {verb} {quiet...} -p {package} {bin_args...} --features {features} --target {HOST_TARGET} --target-dir {target_dir} {release...} {deny...}"

@@ -111,7 +111,7 @@ impl EndingKind {
                 "the application reported failure (QEMU status 1), or ended with a value no other row has"
             }
             EndingKind::Usage => {
-                "usage or setup error (arguments, a missing file, -m too small for the loader, the build, QEMU not found): nothing booted"
+                "usage or setup error (arguments, a missing file, -m malformed or too small for the application, the build, QEMU not found): nothing booted"
             }
             EndingKind::Regression => {
                 "trace --runs/--baseline: a stage is slower than the baseline allows"

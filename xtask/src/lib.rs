@@ -11,6 +11,7 @@ pub mod debug;
 pub mod ending;
 pub mod fuzz;
 pub mod lint;
+pub mod memory_plan;
 pub mod preflight;
 pub mod qemu;
 pub mod qmp;

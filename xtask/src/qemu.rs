@@ -111,15 +111,15 @@ impl QemuConfig {
         }
     }
 
-    /// The arguments after the QEMU binary's name (with [`QemuConfig::monitor`], its
-    /// socket and log shown in `<monitor>`; [`run`] puts them in a directory of its
-    /// own).
+    /// The arguments after the QEMU binary's name, with the run's directory shown as
+    /// `<run>` ([`run`] makes one for each run: the monitor's socket and log, and
+    /// the links of [`QemuConfig::staged_files`]).
     pub fn args(&self) -> Vec<OsString> {
-        self.args_with_monitor(Path::new("<monitor>"))
+        self.args_in(Path::new(RUN_DIR_SHOWN))
     }
 
-    /// The arguments, the monitor's socket and log in `monitor_dir`.
-    fn args_with_monitor(&self, monitor_dir: &Path) -> Vec<OsString> {
+    /// The arguments, with the run's files in `run_dir`.
+    fn args_in(&self, run_dir: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |s: &str| args.push(s.into());
         if self.kvm {
@@ -153,11 +153,12 @@ impl QemuConfig {
             push("-no-user-config");
         }
         if self.monitor {
-            let (socket, log) = monitor_paths(monitor_dir);
+            let (socket, log) = monitor_paths(run_dir);
             args.push("-no-shutdown".into());
             args.push("-qmp".into());
+            // A chardev's options: a comma in the path is written twice.
             let mut qmp = OsString::from("unix:");
-            qmp.push(&socket);
+            qmp.push(escape_commas(socket.as_os_str()));
             qmp.push(",server=on,wait=off");
             args.push(qmp);
             if !self.kvm {
@@ -175,17 +176,16 @@ impl QemuConfig {
             stub.push(",server=on,wait=off");
             args.push(stub);
         }
+        let staged = self.staged_files();
+        let given = |path: PathBuf| match staged.iter().find(|s| s.original == path) {
+            Some(staged) => run_dir.join(&staged.name).into_os_string(),
+            None => path.into_os_string(),
+        };
         args.push("-kernel".into());
-        args.push(self.kernel_file().into_os_string());
+        args.push(given(self.kernel_file()));
         if let Some(app) = &self.app {
             args.push("-initrd".into());
-            // QEMU passes the words after the file name on as the module's string.
-            let mut module = app.clone().into_os_string();
-            for option in &self.loader_options {
-                module.push(" ");
-                module.push(option);
-            }
-            args.push(module);
+            args.push(self.module_string(given(app.clone())));
         }
         if let Some(append) = &self.append {
             args.push("-append".into());
@@ -199,17 +199,92 @@ impl QemuConfig {
         args
     }
 
-    /// The command, ready to spawn (a monitor's files in `monitor_dir`).
-    fn command(&self, monitor_dir: &Path) -> Command {
+    /// The `-initrd` text: the application's file name `app`, then the loader's
+    /// options, which QEMU's Multiboot loader passes on as the module's string.
+    fn module_string(&self, app: OsString) -> OsString {
+        let mut module = app;
+        for option in &self.loader_options {
+            module.push(" ");
+            module.push(option);
+        }
+        module
+    }
+
+    /// The length of the `-initrd` text, in bytes, files as given.
+    pub fn module_string_len(&self) -> usize {
+        self.app.as_ref().map_or(0, |app| {
+            self.module_string(app.clone().into_os_string()).len()
+        })
+    }
+
+    /// The files QEMU would misread under their own names, each given to it as a
+    /// link under a plain name in the run's directory instead:
+    ///
+    /// - QEMU's Multiboot loader splits `-initrd` at commas (a module each; `,,`
+    ///   is a comma) and ends each file name at the first space (the rest is the
+    ///   module's string), while its PVH loader opens the whole text as one name, so
+    ///   no one escaping serves both;
+    /// - the `-kernel` file's name starts the Multiboot command line, which the
+    ///   kernel splits into words at spaces.
+    ///
+    /// A quote or a non-ASCII character is read differently by different
+    /// kernels' command-line parsers, so only names of letters, digits and
+    /// `-_./+@` are given as they are.
+    pub fn staged_files(&self) -> Vec<Staged> {
+        let mut staged: Vec<Staged> = Vec::new();
+        let files = std::iter::once(self.kernel_file()).chain(self.app.clone());
+        for original in files {
+            if is_plain(original.as_os_str()) || staged.iter().any(|s| s.original == original) {
+                continue;
+            }
+            let mut name = plain_name(&original);
+            if staged.iter().any(|s| s.name == name) {
+                name = format!("{}-{name}", staged.len() + 1);
+            }
+            staged.push(Staged { original, name });
+        }
+        staged
+    }
+
+    /// Lines saying which files are given to QEMU under another name, for `-v`.
+    pub fn staging_notes(&self) -> Vec<String> {
+        self.staged_files()
+            .iter()
+            .map(|staged| {
+                format!(
+                    "note: {} goes to QEMU as a link, {RUN_DIR_SHOWN}/{}: QEMU's options and the kernel's command line would split its name",
+                    shell_quote(&staged.original.to_string_lossy()),
+                    staged.name
+                )
+            })
+            .collect()
+    }
+
+    /// The command, ready to spawn, with the run's files in `run_dir`.
+    fn command(&self, run_dir: &Path) -> Result<Command> {
+        for staged in self.staged_files() {
+            let target = match &self.working_dir {
+                Some(dir) => dir.join(&staged.original),
+                None => std::path::absolute(&staged.original)?,
+            };
+            let link = run_dir.join(&staged.name);
+            std::os::unix::fs::symlink(&target, &link).with_context(|| {
+                format!(
+                    "linking {} as {} for QEMU",
+                    target.display(),
+                    link.display()
+                )
+            })?;
+        }
         let mut command = Command::new(&self.qemu);
-        command.args(self.args_with_monitor(monitor_dir));
+        command.args(self.args_in(run_dir));
         if let Some(dir) = &self.working_dir {
             command.current_dir(dir);
         }
         if self.gdb_socket.is_some() {
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
-        command
+        Ok(command)
     }
 
     /// The command line as a shell would show it (for `-v` and error messages).
@@ -250,22 +325,75 @@ fn monitor_paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("qmp.sock"), dir.join("qemu.log"))
 }
 
-/// A fresh directory for one run's monitor files, removed when dropped.
-struct MonitorDir(PathBuf);
+/// How `-v` shows the run's directory, which [`run`] makes anew for each run.
+const RUN_DIR_SHOWN: &str = "<run>";
 
-impl MonitorDir {
-    fn new() -> io::Result<MonitorDir> {
-        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = RUNS.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("rusty-loader-qemu-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(MonitorDir(dir))
+/// A file given to QEMU as a link under a plain name ([`QemuConfig::staged_files`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    /// The file as the caller named it.
+    pub original: PathBuf,
+    /// The link's name in the run's directory.
+    pub name: String,
+}
+
+/// Whether QEMU and every kernel read `text` as one plain file name.
+fn is_plain(text: &std::ffi::OsStr) -> bool {
+    text.as_encoded_bytes()
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-_./+@".contains(&b))
+}
+
+/// A plain name for `path`'s file: its name with every other character made `_`.
+fn plain_name(path: &Path) -> String {
+    let name: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.trim_matches('.').is_empty() {
+        "app".to_string()
+    } else {
+        name
     }
 }
 
-impl Drop for MonitorDir {
+/// `text` with each comma doubled, as QEMU's option syntax reads a comma in a value.
+fn escape_commas(text: &std::ffi::OsStr) -> OsString {
+    OsString::from(text.to_string_lossy().replace(',', ",,"))
+}
+
+/// A fresh directory for one run's files (the monitor's socket and log, links to
+/// files under plain names), removed when dropped. Its own path is plain: under the
+/// temporary directory, or under /tmp when that one's name is not.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn new() -> io::Result<RunDir> {
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let temp = std::env::temp_dir();
+        let base = if is_plain(temp.as_os_str()) {
+            temp
+        } else {
+            PathBuf::from("/tmp")
+        };
+        let dir = base.join(format!("rusty-loader-qemu-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(RunDir(dir))
+    }
+}
+
+impl Drop for RunDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
@@ -308,9 +436,10 @@ pub struct Finished {
     pub interrupted: bool,
     /// QEMU's standard error, with [`QemuStderr::Capture`] (empty otherwise).
     pub stderr: String,
-    /// The last line QEMU wrote to its standard error that is not a warning, without
-    /// its line break: why QEMU failed, when it did (kept in both modes).
-    pub error_line: Option<String>,
+    /// The last message QEMU wrote to its standard error that is not a warning,
+    /// all its lines joined by spaces: why QEMU failed, when it did (kept in both
+    /// modes).
+    pub error_message: Option<String>,
     /// With [`QemuConfig::monitor`]: how QEMU saw the guest stop (reset, power-off,
     /// or stopped at the timeout) and its registers then.
     pub stop: Option<crate::qmp::MachineStop>,
@@ -345,15 +474,11 @@ pub fn run_until(
     stop: Arc<AtomicBool>,
     on_serial: impl FnMut(Arrival) -> ControlFlow<()>,
 ) -> Result<Finished> {
-    let monitor = if config.monitor {
-        Some(MonitorDir::new().context("creating a directory for QEMU's monitor socket")?)
-    } else {
-        None
-    };
-    let monitor_dir = monitor.as_ref().map_or(Path::new("."), |m| m.0.as_path());
+    let run_dir = RunDir::new().context("creating a directory for this run of QEMU")?;
+    let monitor = config.monitor.then_some(&run_dir);
     let start = Instant::now();
     let mut child = config
-        .command(monitor_dir)
+        .command(&run_dir.0)?
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -371,7 +496,12 @@ pub fn run_until(
     let monitor_connected = Arc::new(AtomicBool::new(false));
     let stderr_watch = {
         let (stop, kvm_failed) = (stop.clone(), kvm_failed.clone());
-        std::thread::spawn(move || watch_stderr(qemu_stderr, stderr, &stop, &kvm_failed))
+        // QEMU starts each message with its program's name.
+        let program = config
+            .qemu
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        std::thread::spawn(move || watch_stderr(qemu_stderr, stderr, &program, &stop, &kvm_failed))
     };
     let monitor_watch = monitor.as_ref().map(|dir| {
         let (socket, _) = monitor_paths(&dir.0);
@@ -401,7 +531,7 @@ pub fn run_until(
         stop.store(true, Ordering::Relaxed);
     }
     let ending = watchdog.join().expect("the watchdog does not panic");
-    let (captured, error_line) = stderr_watch
+    let (captured, error_message) = stderr_watch
         .join()
         .expect("the stderr watcher does not panic");
     let stop_seen = monitor_watch
@@ -422,7 +552,7 @@ pub fn run_until(
         kvm_failed: kvm_failed.load(Ordering::Relaxed),
         interrupted: matches!(end, InputEnd::Interrupted),
         stderr: String::from_utf8_lossy(&captured).into_owned(),
-        error_line,
+        error_message,
         stop: stop_seen,
         triple_fault_logged,
         wall: ending.wall,
@@ -495,29 +625,46 @@ fn watch(
 }
 
 /// Reads QEMU's standard error line by line, passing it on or keeping it, and stops
-/// the run after a KVM internal error. Returns what it kept and the last line that
-/// is not a warning.
+/// the run after a KVM internal error. Returns what it kept and the last message
+/// that is not a warning: a message starts with `<program>: ` and goes on over the
+/// lines that do not (QEMU explains a bad size in three lines).
 fn watch_stderr(
     qemu_stderr: impl Read,
     mode: QemuStderr,
+    program: &str,
     stop: &AtomicBool,
     kvm_failed: &AtomicBool,
 ) -> (Vec<u8>, Option<String>) {
     let mut captured = Vec::new();
-    let mut error_line = None;
+    let mut message: Option<String> = None;
+    // Whether the message at hand is a warning, whose further lines are left out.
+    let mut in_warning = false;
+    let starts_message = format!("{program}: ");
     let mut lines = BufReader::new(qemu_stderr);
     let mut line = Vec::new();
     loop {
         line.clear();
         match lines.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return (captured, error_line),
+            Ok(0) | Err(_) => return (captured, message),
             Ok(_) => {}
         }
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
-        // QEMU writes `<program>: warning: ...` for what it goes on after.
-        if !text.is_empty() && !text.contains(": warning: ") {
-            error_line = Some(text.to_string());
+        if text.is_empty() {
+            // Nothing to keep.
+        } else if text.contains(": warning: ") {
+            // QEMU writes `<program>: warning: ...` for what it goes on after.
+            in_warning = true;
+        } else if text.starts_with(&starts_message) {
+            message = Some(text.to_string());
+            in_warning = false;
+        } else if in_warning {
+            // The rest of a warning.
+        } else if let Some(message) = &mut message {
+            message.push(' ');
+            message.push_str(text.trim_start());
+        } else {
+            message = Some(text.to_string());
         }
         match mode {
             QemuStderr::PassOn => {

@@ -6,8 +6,8 @@
 //!    checked against it, the application found or built, and QEMU's command line
 //!    put together ([`crate::qemu`]);
 //! 2. [`traced_boot::boot`]: QEMU runs, its serial output shown as it arrives;
-//! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline` the
-//!    per-stage statistics (`profile_verdict`);
+//! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline`/
+//!    `--save-profile` the per-stage statistics (`profile_verdict`);
 //! 4. `finish`: how the boot ended ([`crate::ending`]) as one line and the exit
 //!    status, the same under both commands.
 //!
@@ -32,6 +32,7 @@ use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};
 use crate::ending::{help_table, Ending, EndingKind};
+use crate::memory_plan::Guest;
 use crate::preflight;
 use crate::qemu::{self, BootProtocol, Machine, QemuConfig};
 use crate::traced_boot::{self, Live, TracedRun};
@@ -46,7 +47,7 @@ pub const TRACE_EXAMPLES: &str = "\
 Examples:
   cargo xtask trace
   cargo xtask trace target/test-kernels/debug/legacy-dyn --microvm -- hello world
-  cargo xtask trace --release --runs 10 --json profile.json
+  cargo xtask trace --release --runs 10 --save-profile profile.json
   cargo xtask trace --release --runs 5 --baseline profile.json --max-regression 10%";
 
 /// A `--help` text's end: the examples, then the exit statuses.
@@ -75,7 +76,8 @@ pub struct BootOptions {
     /// ELF through PVH (as Cloud Hypervisor and Firecracker would).
     #[arg(long, value_enum, default_value = "multiboot")]
     boot: BootProtocol,
-    /// Guest memory (QEMU -m syntax); at least the loader's own image (about 3M).
+    /// Guest memory, in QEMU's -m syntax (64M, 1.5G, size=1G,maxmem=2G); too little
+    /// for the application is refused before the boot, with the least size that boots.
     #[arg(short = 'm', long, default_value = "64M")]
     memory: String,
     /// Number of CPUs.
@@ -135,7 +137,8 @@ pub struct TraceArgs {
     /// TCG: also when the host's KVM is PVM, which runs only PVM-aware guests).
     #[arg(long)]
     kvm: bool,
-    /// Write the report as JSON (with --runs: the per-stage statistics).
+    /// Write the report of the boot as JSON (schema "rusty-trace/report",
+    /// docs/report-schema.md).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Write a Chrome/Perfetto trace (open it in ui.perfetto.dev).
@@ -151,7 +154,12 @@ pub struct TraceArgs {
     /// Boot N times and print per-stage min/median/max.
     #[arg(long, value_name = "N", default_value_t = 1)]
     runs: usize,
-    /// Compare per-stage times with an earlier `--json` output; fail on regressions.
+    /// Write the per-stage statistics of the boots as a boot profile (schema
+    /// "rusty-loader/boot-profile", docs/report-schema.md), for --baseline later; as
+    /// `rusty-trace --save-profile` does.
+    #[arg(long, value_name = "FILE")]
+    save_profile: Option<PathBuf>,
+    /// Compare per-stage times with an earlier --save-profile; fail on regressions.
     #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
     /// How much slower than the baseline a stage may be (a stage slower by 20 µs or
@@ -196,6 +204,22 @@ impl TraceArgs {
             self.boot.trace_level != TraceLevel::Off,
             "--trace-level off builds a loader without a trace: use `cargo xtask run`"
         );
+        let profiling = self.runs > 1 || self.baseline.is_some() || self.save_profile.is_some();
+        if profiling {
+            // A profile is statistics over boots, not the report of one: its own
+            // schema, its own option.
+            for (flag, given) in [
+                ("--json", self.json.is_some()),
+                ("--chrome-trace", self.chrome_trace.is_some()),
+                ("--svg", self.svg.is_some()),
+                ("--save", self.save.is_some()),
+            ] {
+                anyhow::ensure!(
+                    !given,
+                    "{flag} writes the report of one boot; with --runs, --baseline or --save-profile the result is a boot profile: give --save-profile FILE"
+                );
+            }
+        }
         // A bad baseline is refused before anything is built or booted.
         let baseline = self.baseline.as_deref().map(Baseline::read).transpose()?;
         let kvm = self.kvm && traced_boot::kvm_or_warn();
@@ -207,10 +231,11 @@ impl TraceArgs {
                 ("--chrome-trace", self.chrome_trace.as_deref()),
                 ("--svg", self.svg.as_deref()),
                 ("--save", self.save.as_deref()),
+                ("--save-profile", self.save_profile.as_deref()),
             ],
             kvm,
         )?;
-        if self.runs == 1 && baseline.is_none() {
+        if !profiling {
             self.trace_once(&prepared)
         } else {
             self.profile_runs(&prepared, baseline.as_ref())
@@ -284,12 +309,18 @@ impl TraceArgs {
         if progress {
             eprintln!("\r{} boots done.     ", self.runs);
         }
-        profile_verdict(&boots, self.json.as_deref(), baseline, self.max_regression)
+        profile_verdict(
+            &boots,
+            self.save_profile.as_deref(),
+            baseline,
+            self.max_regression,
+        )
     }
 }
 
 /// The profile flow, rusty-trace's own (`--save-profile`/`--baseline`): the
-/// per-stage statistics of `boots` printed, kept in `save`, and compared with
+/// per-stage statistics of `boots` printed, kept in `save`
+/// (`--save-profile`), and compared with
 /// `baseline`, a stage slower by more than `max_regression` (and the noise floor)
 /// being a regression; the exit status says whether there was one.
 fn profile_verdict(
@@ -350,6 +381,7 @@ impl Prepared {
                 preflight::check_output(flag, path)?;
             }
         }
+        preflight::memory_bytes(&boot.memory)?;
         let qemu = qemu::find_qemu(boot.qemu.as_deref())?;
         let profile = Profile::from_release(boot.release);
         if boot.inject.is_some() && boot.trace_level != TraceLevel::Info {
@@ -362,10 +394,7 @@ impl Prepared {
             None => build::build_loader(sh, profile, boot.trace_level),
         }
         .context("the loader build failed")?;
-        preflight::check_memory(
-            &boot.memory,
-            trace_decoder::host::loader_elf::loader_image(&loader.elf)?,
-        )?;
+        let loader_image = trace_decoder::host::loader_elf::loader_image(&loader.elf)?;
         let table = if boot.trace_level == TraceLevel::Off {
             None
         } else {
@@ -392,7 +421,7 @@ impl Prepared {
         // which the trace and its reports show: relative to the project's root, it
         // says the same on every machine and gives away no home directory.
         let root = crate::project_root();
-        let loader_image = loader
+        let loader_file = loader
             .image
             .strip_prefix(&root)
             .map_or_else(|_| loader.image.clone(), PathBuf::from);
@@ -412,6 +441,9 @@ impl Prepared {
                     .to_string();
                 Some(symbols)
             }
+            // A file that is not an ELF at all is the loader's to refuse, in one line
+            // of its own: no warning before it.
+            Err(_) if !is_elf(&app) => None,
             Err(why) => {
                 eprintln!("warning: {why}: a crash's addresses will not be named");
                 None
@@ -436,10 +468,16 @@ impl Prepared {
             fault: boot.inject.map(|fault| fault.name().to_string()),
             extra_args: boot.qemu_args.iter().map(OsString::from).collect(),
             working_dir: Some(root),
-            ..QemuConfig::new(loader_image, &app)
+            ..QemuConfig::new(loader_file, &app)
         };
+        let app_bytes =
+            std::fs::read(&app).with_context(|| format!("cannot read {}", app.display()))?;
+        preflight::check_memory(&boot.memory, &Guest::new(&config, loader_image, &app_bytes))?;
         if boot.verbose {
             eprintln!("{}", config.display());
+            for note in config.staging_notes() {
+                eprintln!("{note}");
+            }
         }
         Ok(Prepared {
             config,
@@ -454,6 +492,14 @@ impl Prepared {
     fn boot(&self, live: Option<Live>) -> Result<TracedRun> {
         traced_boot::boot(&self.config, self.table.as_ref(), self.timeout, live)
     }
+}
+
+/// Whether `path` starts with the ELF magic.
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0; 4];
+    std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
 /// The loader's own options, written after the application's file name in `-initrd`.

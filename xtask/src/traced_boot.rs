@@ -4,10 +4,10 @@
 //! an exit status and a one-line reason through [`crate::ending`]. `--runs`
 //! statistics and baselines are the library's ([`trace_decoder::report::profile`]).
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,7 @@ pub struct TracedRun {
     pub record: Option<BootRecord>,
     /// How QEMU ended.
     pub qemu: QemuEnd,
-    /// The last error line QEMU printed, if any.
+    /// QEMU's last error message (all its lines), if it printed one.
     pub qemu_error: Option<String>,
     /// What QEMU said when it stopped the guest (a reset, a power-off, a hang), when
     /// it was asked ([`QemuConfig::monitor`]); also in the record, when there is one.
@@ -114,6 +114,15 @@ pub fn boot_until(
     let mut raw = Vec::new();
     // Host times count from now: QEMU starts right away.
     let start = Instant::now();
+    let silence = live
+        .as_ref()
+        .filter(|_| io::stderr().is_terminal())
+        .map(|live| SilenceNotice::start(start, silence_notice(timeout, live.events)));
+    let heard = |bytes: &[u8]| {
+        if let Some(silence) = &silence {
+            silence.heard(start, bytes);
+        }
+    };
     let (finished, record) = match table {
         Some(table) => {
             let quiet = ConsoleStyle {
@@ -145,6 +154,7 @@ pub fn boot_until(
             let mut consumer = LiveConsumer::new(Session::with_start(table, start), console);
             let finished = qemu::run_until(config, timeout, QemuStderr::PassOn, stop, |arrival| {
                 if let Arrival::Bytes(bytes) = arrival {
+                    heard(bytes);
                     raw.extend_from_slice(bytes);
                 }
                 consumer.take(arrival)
@@ -165,6 +175,7 @@ pub fn boot_until(
             let finished = qemu::run_until(config, timeout, QemuStderr::PassOn, stop, |arrival| {
                 match arrival {
                     Arrival::Bytes(bytes) => {
+                        heard(bytes);
                         raw.extend_from_slice(bytes);
                         demux.feed(bytes, &mut |piece| write_text(&mut out, piece));
                     }
@@ -181,6 +192,9 @@ pub fn boot_until(
             (finished, None)
         }
     };
+    if let Some(silence) = silence {
+        silence.end();
+    }
     let stop = finished
         .stop
         .as_ref()
@@ -192,10 +206,88 @@ pub fn boot_until(
     Ok(TracedRun {
         record,
         qemu: qemu_end(&finished, timeout),
-        qemu_error: finished.error_line,
+        qemu_error: finished.error_message,
         stop,
         raw,
     })
+}
+
+/// How long a live boot on a terminal may be silent before it is said what goes on.
+pub const SILENCE: Duration = Duration::from_secs(5);
+
+/// What is said once after [`SILENCE`]: what happens at the timeout, and that
+/// Ctrl-C need not wait for it (`trace` still prints the report then).
+fn silence_notice(timeout: Duration, events: bool) -> String {
+    let report = if events {
+        ", and the report covers what arrived"
+    } else {
+        ""
+    };
+    format!(
+        "cargo xtask: no output for {} s; stopping at {} s (--timeout), when QEMU says where the CPU is; Ctrl-C stops now{report}",
+        SILENCE.as_secs(),
+        timeout.as_secs()
+    )
+}
+
+/// Says [`silence_notice`] once, from a thread of its own, when nothing arrived
+/// for [`SILENCE`]: a hang is not silent until the timeout.
+struct SilenceNotice {
+    /// When the last byte arrived, in milliseconds after the start.
+    last: Arc<AtomicU64>,
+    /// Whether the last byte ended a line (the notice then needs no line break).
+    at_line_start: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SilenceNotice {
+    fn start(start: Instant, notice: String) -> SilenceNotice {
+        let last = Arc::new(AtomicU64::new(0));
+        let at_line_start = Arc::new(AtomicBool::new(true));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (last, at_line_start, done) = (last.clone(), at_line_start.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let silent = start
+                        .elapsed()
+                        .saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+                    if silent >= SILENCE && !done.load(Ordering::Relaxed) {
+                        let newline = if at_line_start.load(Ordering::Relaxed) {
+                            ""
+                        } else {
+                            "\n"
+                        };
+                        eprintln!("{newline}{notice}");
+                        return;
+                    }
+                }
+            })
+        };
+        SilenceNotice {
+            last,
+            at_line_start,
+            done,
+            thread,
+        }
+    }
+
+    /// Bytes arrived.
+    fn heard(&self, start: Instant, bytes: &[u8]) {
+        if let Some(&last) = bytes.last() {
+            let millis = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last.store(millis, Ordering::Relaxed);
+            self.at_line_start.store(last == b'\n', Ordering::Relaxed);
+        }
+    }
+
+    /// The boot is over: nothing more is said.
+    fn end(self) {
+        self.done.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// QEMU's stop as the decoder's record holds it, on the session's clock.

@@ -70,7 +70,20 @@ fn mistakes_are_found_before_anything_boots() {
     // The stand-in hangs when it is started: a check that let the boot happen would
     // end with 124 after the timeout, not 2.
     let boot = ["--qemu", &fake, "--append", "hang", "--timeout", "5"];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["trace", "--runs", "2", "--json", "profile.json"],
+            "error: --json writes the report of one boot; with --runs, --baseline or \
+             --save-profile the result is a boot profile: give --save-profile FILE",
+        ),
+        (
+            &["run", "-m", "64Q"],
+            "error: -m 64Q: not a size: give a number",
+        ),
+        (
+            &["trace", "-m", "size=64M,foo=1"],
+            "error: -m size=64M,foo=1: unknown option \"foo\"",
+        ),
         (
             &["run", "/nonexistent/app.elf"],
             "error: cannot read the application /nonexistent/app.elf: ",
@@ -168,8 +181,14 @@ fn a_bad_application_is_booted_and_the_loader_says_why() {
         "{stdout}"
     );
     assert!(stdout.contains("Outcome    refused (not-elf)"), "{stdout}");
-    let output = xtask(&["run", "Cargo.toml"]);
-    assert_ending(&output, 35, "the loader refused to boot (not-elf)");
+    // One line, the loader's, for a file that is not an ELF at all (no warning
+    // that its symbols cannot be read), an empty one too.
+    for file in ["Cargo.toml", "/dev/null"] {
+        let output = xtask(&["run", file]);
+        assert_ending(&output, 35, "the loader refused to boot (not-elf)");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{}", shown(&output));
+    }
 }
 
 #[test]
@@ -188,42 +207,126 @@ fn endings_without_an_exit_code_have_their_own_statuses() {
             "error: QEMU failed: qemu-system-x86_64: could not load kernel 'rusty-loader': No such file or directory",
         );
         assert_ending(&boot(command, "signal"), 125, "QEMU was ended by a signal");
+        // A message of several lines, whole.
+        assert_ending(
+            &boot(command, "qemu-error-lines"),
+            125,
+            "error: QEMU failed: qemu-system-x86_64: -m 64Q: Parameter 'size' expects a \
+             non-negative number below 2^64 Optional suffix k, M, G, T, P or E means kilo-, \
+             mega-, giga-, tera-, peta- and exabytes, respectively.; exit status 125",
+        );
     }
     // A boot of several that does not succeed ends them with its own status.
     let output = xtask(&["trace", "--runs", "2", "--qemu", &fake, "--append", "reset"]);
     assert_ending(&output, 4, "boot 1 of 2: QEMU ended without an exit code");
 }
 
+/// The size in `error: -m X is too small: this application needs at least -m NM`.
+fn least_memory(output: &Output) -> u64 {
+    let errors = error_lines(output);
+    let all = shown(output);
+    let at_least = errors
+        .first()
+        .and_then(|e| e.split("needs at least -m ").nth(1))
+        .unwrap_or_else(|| panic!("no size named: {all}"));
+    at_least
+        .split_once('M')
+        .and_then(|(mib, _)| mib.parse().ok())
+        .unwrap_or_else(|| panic!("no size named: {all}"))
+}
+
 #[test]
-fn tiny_memory_ends_with_a_documented_status_and_one_line() {
+fn too_little_memory_is_refused_before_the_boot_with_the_size_that_boots() {
     for profile in [None, Some("--release")] {
-        for memory in ["1K", "1M", "2M", "3M", "5M", "7M"] {
+        let mut least = None;
+        for memory in ["1K", "1M", "2M", "3M", "5M", "7M", "0x8M"] {
             let mut args = vec!["run", "-m", memory, "--timeout", "30"];
             args.extend(profile);
             let output = xtask(&args);
-            let all = shown(&output);
-            match output.status.code() {
-                // Too small to hold the loader itself: refused before the boot.
-                Some(2) => assert_ending(&output, 2, &format!("error: -m {memory} is too small")),
-                // The loader's own refusal, with its line on the serial port.
-                Some(57) => {
-                    assert_ending(
-                        &output,
-                        57,
-                        "the loader refused to boot (not-enough-memory)",
-                    );
-                    assert!(
-                        String::from_utf8_lossy(&output.stdout)
-                            .contains("rusty-loader: error: not enough RAM: "),
-                        "{all}"
-                    );
-                }
-                _ => panic!("-m {memory} {profile:?}: {all}"),
-            }
+            assert_ending(
+                &output,
+                2,
+                &format!("error: -m {memory} is too small: this application needs at least -m "),
+            );
+            // The same size whatever was asked for.
+            let mib = least_memory(&output);
+            assert_eq!(*least.get_or_insert(mib), mib, "{}", shown(&output));
         }
     }
     let output = xtask(&["trace", "-m", "1K"]);
     assert_ending(&output, 2, "error: -m 1K is too small");
+}
+
+/// The size xtask names is the one that boots: with it the loader hands over
+/// (through each entry, on each machine), and with 1 MiB less xtask refuses before
+/// QEMU starts, and the loader itself, booted that way all the same, refuses too and
+/// names a size no larger than xtask's.
+#[test]
+fn the_least_memory_named_boots_and_one_mib_less_does_not() {
+    let kernels = &common::artifacts().kernels;
+    let apps = [
+        ("hello-dyn", kernels.hello_dyn.clone()),
+        ("big-dyn", kernels.big_dyn.clone()),
+    ];
+    for (name, app) in apps {
+        for (boot, machine) in common::ENTRIES {
+            let app_arg = app.display().to_string();
+            let mut args = vec![
+                "trace".to_string(),
+                app_arg.clone(),
+                "--color=never".to_string(),
+                "--timeout".to_string(),
+                "60".to_string(),
+            ];
+            if boot == xtask::qemu::BootProtocol::Pvh {
+                args.extend(["--boot".to_string(), "pvh".to_string()]);
+            }
+            if machine == xtask::qemu::Machine::Microvm {
+                args.push("--microvm".to_string());
+            }
+            let with = |memory: String| {
+                let mut args = args.clone();
+                args.extend(["-m".to_string(), memory]);
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                xtask(&args)
+            };
+            let refused = with("1M".to_string());
+            let least = least_memory(&refused);
+            let at = format!("{name} {boot:?} {machine:?} -m {least}M");
+            let booted = with(format!("{least}M"));
+            let stdout = String::from_utf8_lossy(&booted.stdout);
+            assert!(
+                stdout.contains("Outcome    handed over to the kernel"),
+                "{at}: {}",
+                shown(&booted)
+            );
+            let below = with(format!("{}M", least - 1));
+            assert_ending(
+                &below,
+                2,
+                &format!("this application needs at least -m {least}M"),
+            );
+            assert!(below.stdout.is_empty(), "{at}: {}", shown(&below));
+            // The model is tight: the loader refuses one MiB less as well.
+            let config = xtask::qemu::QemuConfig {
+                memory: format!("{}M", least - 1),
+                ..common::entered(common::config(&app), boot, machine)
+            };
+            let run = common::boot(&config);
+            let serial = run.serial_text();
+            assert_eq!(run.status, Some(57), "{at}: {serial}");
+            let line = serial
+                .lines()
+                .find(|l| l.starts_with("rusty-loader: error: not enough RAM: "))
+                .unwrap_or_else(|| panic!("{at}: {serial}"));
+            let loader_says: u64 = line
+                .rsplit_once(": -m ")
+                .and_then(|(_, size)| size.split_once("M at least"))
+                .and_then(|(mib, _)| mib.parse().ok())
+                .unwrap_or_else(|| panic!("{at}: no size in {line}"));
+            assert!(loader_says <= least, "{at}: {line}");
+        }
+    }
 }
 
 #[test]
@@ -280,4 +383,33 @@ fn the_docs_list_the_same_statuses() {
             table.join("\n")
         );
     }
+}
+
+/// Any file name boots: a space, a comma, quotes and non-ASCII letters, in the
+/// application's name and its directory's, through both entries; `-v` says that
+/// QEMU got the file under another name.
+#[test]
+fn any_file_name_boots() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd_dir = dir.path().join("dir, with 'space'");
+    std::fs::create_dir(&odd_dir).unwrap();
+    let app = odd_dir.join("my app,1 \"ü\".elf");
+    std::fs::copy(&common::artifacts().kernels.hello_dyn, &app).unwrap();
+    let app = app.display().to_string();
+    // Multiboot, with a loader option in the module string after the file's name.
+    let output = xtask(&["run", &app, "--keep-cmdline", "--", "hello", "world"]);
+    let all = shown(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("tk: args=hello world"),
+        "{all}"
+    );
+    let output = xtask(&["trace", &app, "--boot", "pvh", "-v", "--color=never"]);
+    let all = shown(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("goes to QEMU as a link, <run>/my_app_1____.elf"),
+        "{all}"
+    );
 }

@@ -14,18 +14,13 @@ use xshell::Shell;
 use xtask::build::{self, LoaderArtifacts, Profile, TraceLevel};
 use xtask::qemu::QemuConfig;
 
-/// The debug-profile loader built at `level`, beside the others in its own folder.
+/// The debug-profile loader built at `level`, beside the others in its own folder
+/// (built already under `cargo xtask test`).
 fn loader_at(level: TraceLevel) -> LoaderArtifacts {
     let sh = Shell::new().unwrap();
     sh.change_dir(xtask::project_root());
-    let dir = xtask::project_root()
-        .join("target/x86_64/debug/levels")
-        .join(level.defmt_log());
-    let artifacts = LoaderArtifacts {
-        image: dir.join("rusty-loader"),
-        elf: dir.join("rusty-loader.elf"),
-    };
-    build::build_loader_to(&sh, Profile::Debug, level, artifacts).expect("the loader builds")
+    build::build_loader_to(&sh, Profile::Debug, level, build::level_artifacts(level))
+        .expect("the loader builds")
 }
 
 /// Boots `app`; returns QEMU's status, the decoded stream and the report of it.

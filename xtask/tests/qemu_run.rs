@@ -42,8 +42,24 @@ fn qemus_own_error_is_kept_and_warnings_are_not() {
     // Passed on, and its error line kept all the same.
     assert_eq!(finished.stderr, "");
     assert_eq!(
-        finished.error_line.as_deref(),
+        finished.error_message.as_deref(),
         Some("qemu-system-x86_64: could not load kernel 'rusty-loader': No such file or directory")
+    );
+    // A message of several lines is kept whole; a warning's lines are not.
+    let finished = qemu::run(
+        &fake_qemu("qemu-error-lines"),
+        NEVER,
+        QemuStderr::Capture,
+        |_| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    assert_eq!(
+        finished.error_message.as_deref(),
+        Some(
+            "qemu-system-x86_64: -m 64Q: Parameter 'size' expects a non-negative number below \
+             2^64 Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta- \
+             and exabytes, respectively."
+        )
     );
     let quiet = qemu::run_captured(&fake_qemu("reset"), NEVER).unwrap();
     assert_eq!(quiet.status, Some(0));
@@ -167,4 +183,58 @@ fn a_missing_qemu_is_named() {
         error.starts_with("could not start /nonexistent/qemu-system-x86_64 "),
         "{error}"
     );
+}
+
+/// A file name QEMU's options or the kernel's command line would split (a space, a
+/// comma, a quote, a non-ASCII letter) reaches QEMU as a link under a plain name,
+/// which names the same file while QEMU runs; plain names go as they are.
+#[test]
+fn odd_file_names_reach_qemu_as_plain_links_to_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd_dir = dir.path().join("a dir, with 'quotes'");
+    std::fs::create_dir(&odd_dir).unwrap();
+    let loader = odd_dir.join("rusty loader");
+    let app = odd_dir.join("my app,1 \"ü\".elf");
+    std::fs::write(&loader, b"loader").unwrap();
+    std::fs::write(&app, b"app").unwrap();
+    let config = QemuConfig {
+        qemu: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fake-qemu/qemu-system-x86_64"),
+        append: Some("files".to_string()),
+        ..QemuConfig::new(&loader, &app)
+    };
+    let staged = config.staged_files();
+    assert_eq!(
+        staged.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["rusty_loader", "my_app_1____.elf"]
+    );
+    let run = qemu::run_captured(&config, NEVER).unwrap();
+    let serial = String::from_utf8(run.serial).unwrap();
+    let files: Vec<&str> = serial.lines().collect();
+    assert_eq!(files.len(), 2, "{serial}");
+    for (line, original) in files.iter().zip([&loader, &app]) {
+        let given = line
+            .strip_prefix("file ")
+            .unwrap_or_else(|| panic!("{serial}"));
+        assert!(
+            given
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./+@".contains(&b)),
+            "{given}"
+        );
+        assert!(given.ends_with(&format!("/{}", staged_name(&staged, original))));
+    }
+    // Plain names are given as they are.
+    let plain = QemuConfig {
+        append: Some("files".to_string()),
+        ..QemuConfig::new("rusty-loader", "dir/app-1.elf")
+    };
+    assert!(plain.staged_files().is_empty());
+    assert!(plain
+        .args()
+        .iter()
+        .any(|arg| arg == std::ffi::OsStr::new("dir/app-1.elf")));
+}
+
+fn staged_name<'a>(staged: &'a [qemu::Staged], original: &std::path::Path) -> &'a str {
+    &staged.iter().find(|s| s.original == original).unwrap().name
 }

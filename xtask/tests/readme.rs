@@ -136,3 +136,47 @@ fn links_lead_somewhere_and_nothing_is_machine_specific() {
     assert!(readme.contains("target/test-kernels/release/hello-dyn"));
     assert!(!read("Cargo.toml").contains("example.invalid"));
 }
+
+/// The Quick start's first command installs QEMU only when it is missing, and uses
+/// sudo only when not root (a root shell in a container has no sudo): run with
+/// stand-ins for `id`, `apt-get` and `sudo` that log their use.
+#[test]
+fn the_quick_start_uses_sudo_only_when_not_root() {
+    let readme = read("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("(command -v qemu-system-x86_64 ||"))
+        .expect("the Quick start's install line");
+    let command = line
+        .strip_suffix(" && cargo xtask run")
+        .expect("it ends by booting the demo");
+    for (uid, expected) in [
+        ("0", "apt-get update\napt-get install -y qemu-system-x86\n"),
+        (
+            "1000",
+            "sudo apt-get update\napt-get update\nsudo apt-get install -y qemu-system-x86\napt-get install -y qemu-system-x86\n",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let stub = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+            std::fs::set_permissions(&path, permissions).unwrap();
+        };
+        let log_shown = log.display();
+        stub("id", &format!("echo {uid}"));
+        stub("apt-get", &format!("echo apt-get \"$@\" >> '{log_shown}'"));
+        stub("sudo", &format!("echo sudo \"$@\" >> '{log_shown}'; \"$@\""));
+        // Only the stand-ins on the PATH: QEMU is missing.
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", command])
+            .env("PATH", dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "uid {uid}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), expected, "uid {uid}");
+    }
+}

@@ -97,7 +97,7 @@ fn runs_print_statistics_and_a_baseline_catches_a_slowdown() {
     let baseline = dir.join("baseline.json");
     let baseline_arg = baseline.to_str().unwrap();
 
-    let output = profile("3", "--qemu-arg=shift=1", &["--json", baseline_arg]);
+    let output = profile("3", "--qemu-arg=shift=1", &["--save-profile", baseline_arg]);
     let shown = text(&output);
     assert_eq!(output.status.code(), Some(0), "{shown}");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -143,7 +143,7 @@ fn deterministic_runs_repeat_exactly() {
         "--runs",
         "2",
         "--append=-freq 1000",
-        "--json",
+        "--save-profile",
         json.to_str().unwrap(),
     ]);
     let shown = text(&output);

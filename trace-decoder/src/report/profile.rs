@@ -253,7 +253,7 @@ impl Baseline {
     pub fn parse(text: &str) -> Result<Baseline> {
         let value: Value = serde_json::from_str(text).context("the baseline is not JSON")?;
         if value["schema"] != SCHEMA {
-            bail!("the baseline is not a boot profile (write one with `cargo xtask trace --runs N --json FILE` or `rusty-trace --save-profile FILE`)");
+            bail!("the baseline is not a boot profile (write one with `cargo xtask trace --runs N --save-profile FILE` or `rusty-trace --save-profile FILE`)");
         }
         if value["version"] != VERSION {
             bail!(
