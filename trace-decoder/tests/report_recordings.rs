@@ -10,10 +10,14 @@
 //! UPDATE_SNAPSHOTS=1 cargo test -p trace-decoder --test report_recordings
 //! ```
 //!
+//! The update lists each file it changes on stderr and then checks the files like
+//! any other run; any other value of `UPDATE_SNAPSHOTS` is an error.
+//!
 //! Snapshots are deterministic: recordings carry no host times, text is rendered
 //! without colour, and nothing depends on where the repository lives.
 
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,6 +76,18 @@ fn record(name: &str) -> BootRecord {
     }
 }
 
+/// Whether to rewrite the golden files: `UPDATE_SNAPSHOTS=1`. Any other value (`0`,
+/// `yes`, empty) is refused rather than read either way.
+fn update_requested() -> bool {
+    match std::env::var_os("UPDATE_SNAPSHOTS") {
+        None => false,
+        Some(value) if value == "1" => true,
+        Some(value) => panic!(
+            "UPDATE_SNAPSHOTS={value:?}: set UPDATE_SNAPSHOTS=1 to rewrite tests/snapshots/, or unset it"
+        ),
+    }
+}
+
 /// The renderings compared with golden files, by file suffix.
 fn renderings(report: &Report) -> [(&'static str, String); 4] {
     [
@@ -84,7 +100,7 @@ fn renderings(report: &Report) -> [(&'static str, String); 4] {
 
 #[test]
 fn renderings_match_the_snapshots() {
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1");
+    let update = update_requested();
     let dir = snapshots_dir();
     fs::create_dir_all(&dir).expect("create tests/snapshots");
     let mut expected_files = Vec::new();
@@ -96,8 +112,19 @@ fn renderings_match_the_snapshots() {
             let path = dir.join(&file);
             expected_files.push(file.clone());
             if update {
+                let before = fs::read_to_string(&path).unwrap_or_default();
+                if before != actual {
+                    // Straight to the terminal: cargo test captures `eprintln!` of a
+                    // passing test, and a rewrite must not go unnoticed.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "rewrote snapshots/{file}: {} -> {} bytes",
+                        before.len(),
+                        actual.len()
+                    );
+                }
+                // Checked below like any other run: the file must now say `actual`.
                 fs::write(&path, &actual).expect("write the snapshot");
-                continue;
             }
             let expected = fs::read_to_string(&path).unwrap_or_default();
             if expected != actual {
