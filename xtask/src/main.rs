@@ -152,7 +152,11 @@ enum Command {
     },
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
-    Record,
+    Record {
+        /// Write them here instead (a directory, made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Run the fuzz targets of fuzz/ (cargo-fuzz, nightly) for a bounded time each
     /// (docs/fuzzing.md).
     ///
@@ -364,8 +368,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Record => {
-            xtask::record::record(&sh)?;
+        Command::Record { out } => {
+            // Absolute: the files are written here and by tools run from the root.
+            let dir = match out {
+                Some(dir) => std::path::absolute(&dir)
+                    .with_context(|| format!("cannot resolve {}", dir.display()))?,
+                None => xtask::record::recordings_dir(),
+            };
+            xtask::record::record(&sh, &dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Trace(args) => trace(&sh, *args),

@@ -3,7 +3,7 @@
 //! (`trace-decoder/tests/recordings/`). Run it again whenever the trace format or the
 //! loader changes; the decoder's snapshot tests then show what changed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -26,10 +26,11 @@ struct Case {
     append: Option<&'static str>,
 }
 
-pub fn record(sh: &Shell) -> Result<()> {
+/// Records every case into `dir` ([`recordings_dir`] for the decoder's tests).
+pub fn record(sh: &Shell, dir: &Path) -> Result<()> {
     let loader = build::build_loader(sh, Profile::Release, TraceLevel::Info)?;
     let kernels = build::build_test_kernels(sh, Profile::Release)?;
-    let dir = recordings_dir();
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir)?;
     let not_elf = dir.join("not-an-elf.txt");
     std::fs::write(&not_elf, "this is not a Hermit application\n")?;
