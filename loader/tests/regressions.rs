@@ -1,7 +1,8 @@
 //! The loader's fuzz targets (`loading`, `as_said`, `layout`, `cmdline`), replayed on stable:
 //! every input of `fuzz/regressions/<target>/` (crashes and slow inputs the fuzzers
-//! found, and the known hostile cases) and of `fuzz/seeds/<target>/` runs through the
-//! same check as the target, which is included here by path. The checks assert
+//! found, and the known hostile cases), which must be those
+//! `fuzz/regressions/manifest.txt` lists, and of `fuzz/seeds/<target>/` runs through
+//! the same check as the target, which is included here by path. The checks assert
 //! everything the targets do except time.
 //!
 //! The `layout` and `cmdline` seeds are written by the harness (`seeds()`); the
@@ -124,6 +125,24 @@ fn layout_regressions() {
 #[test]
 fn cmdline_regressions() {
     assert!(replay("cmdline", cmdline::check).len() >= 5);
+}
+
+/// The regression inputs still say what their names say (an input format that
+/// changed under them would make them other inputs).
+#[test]
+fn the_regressions_are_what_their_names_say() {
+    let read = |file: &str| std::fs::read(fuzz_dir().join("regressions").join(file)).unwrap();
+    let plan = layout::Plan::read(&mut input::Input::new(&read(
+        "layout/module-below-the-loader",
+    )));
+    assert!(
+        plan.module.end <= plan.loader.start,
+        "module {:?}, loader {:?}",
+        plan.module,
+        plan.loader
+    );
+    // A frequency, then no text at all.
+    assert_eq!(read("cmdline/no-file-name").len(), 4);
 }
 
 #[test]

@@ -189,8 +189,10 @@ mod tests {
         assert_eq!(BootInfo::parse(&v2, 2), expected);
     }
 
+    /// Each field from the offset `offset` names (checked against hermit-entry's own
+    /// `RawBootInfo` in tests/hermit_entry.rs).
     #[test]
-    fn offsets_match_hermit_entry_layout() {
+    fn every_field_is_read_at_its_offset() {
         let bi = BootInfo::parse(&sample(), 4);
         assert_eq!(
             bi,

@@ -78,7 +78,7 @@ enum Command {
     Census(census::CensusArgs),
     /// Boot the test kernels and save their raw serial streams, with the loader ELF,
     /// as the decoder's test data (trace-decoder/tests/recordings/).
-    Record,
+    Record(record::RecordArgs),
     /// Run the fuzz targets of fuzz/ (cargo-fuzz, nightly) for a bounded time each
     /// (docs/fuzzing.md).
     ///
@@ -114,7 +114,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Lint => lint::run(&sh),
         Command::Bench(args) => args.run(&sh),
         Command::Census(args) => args.run(&sh),
-        Command::Record => record::record(&sh).map(|()| ExitCode::SUCCESS),
+        Command::Record(args) => args.run(&sh),
         Command::Fuzz(args) => args.run(),
     }
 }

@@ -3,7 +3,7 @@
 //! (`trace-decoder/tests/recordings/`). Run it again whenever the trace format or the
 //! loader changes; the decoder's snapshot tests then show what changed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -14,6 +14,28 @@ use crate::project_root;
 use crate::qemu::{self, Machine, QemuConfig};
 
 /// Where recordings live.
+/// `cargo xtask record`'s options.
+#[derive(clap::Args)]
+pub struct RecordArgs {
+    /// Write them here instead (a directory, made if missing).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+impl RecordArgs {
+    /// `cargo xtask record`: into the decoder's recordings, or `--out`.
+    pub fn run(self, sh: &Shell) -> Result<std::process::ExitCode> {
+        // Absolute: the files are written here and by tools run from the root.
+        let dir = match self.out {
+            Some(dir) => std::path::absolute(&dir)
+                .with_context(|| format!("cannot resolve {}", dir.display()))?,
+            None => recordings_dir(),
+        };
+        record(sh, &dir)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+}
+
 pub fn recordings_dir() -> PathBuf {
     project_root().join("trace-decoder/tests/recordings")
 }
@@ -26,10 +48,11 @@ struct Case {
     append: Option<&'static str>,
 }
 
-pub fn record(sh: &Shell) -> Result<()> {
+/// Records every case into `dir` ([`recordings_dir`] for the decoder's tests).
+pub fn record(sh: &Shell, dir: &Path) -> Result<()> {
     let loader = build::build_loader(sh, Profile::Release, TraceLevel::Info)?;
     let kernels = build::build_test_kernels(sh, Profile::Release)?;
-    let dir = recordings_dir();
+    let dir = dir.to_path_buf();
     std::fs::create_dir_all(&dir)?;
     let not_elf = dir.join("not-an-elf.txt");
     std::fs::write(&not_elf, "this is not a Hermit application\n")?;

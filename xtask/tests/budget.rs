@@ -5,16 +5,22 @@
 //! virtual time and the TSC counts them, so each stage's ticks are the number of
 //! instructions the release loader ran for it: the same on every host, loaded or
 //! not. `xtask/tests/budget.json` holds the counts measured when the loader last
-//! changed on purpose; a stage may exceed its count by [`SLACK_PERCENT`] at most.
+//! changed on purpose, with the compiler `rust-toolchain.toml` pins (another compiler
+//! alone moves them); a stage may exceed its count by [`SLACK_PERCENT`] at most.
 //! After a deliberate change, rewrite the file and review the diff:
 //!
 //! ```text
 //! UPDATE_BUDGET=1 cargo test -p xtask --test budget
 //! ```
+//!
+//! The update prints every count it raises, with its size, and the test then checks
+//! the file it wrote like any other run; any other value of `UPDATE_BUDGET` is an
+//! error.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -101,12 +107,14 @@ fn instructions(app: &std::path::Path, machine: Machine) -> BTreeMap<String, u64
 #[test]
 fn the_loader_stays_within_its_instruction_budget() {
     let _ = BOOT_TIMEOUT;
+    // A wrong UPDATE_BUDGET fails before the boots.
+    let update = update_requested();
     let kernels = &artifacts().kernels;
     let cases = [
         ("hello-dyn on pc", kernels.hello_dyn.clone(), Machine::Pc),
         ("big-dyn on pc", kernels.big_dyn.clone(), Machine::Pc),
     ];
-    let mut measured: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut measured = Counts::new();
     for (name, app, machine) in cases {
         // Deterministic means deterministic: two boots count the same.
         let first = instructions(&app, machine);
@@ -114,19 +122,53 @@ fn the_loader_stays_within_its_instruction_budget() {
         measured.insert(name.to_string(), first);
     }
 
-    if std::env::var_os("UPDATE_BUDGET").is_some() {
+    if update {
+        let before = read_budget().unwrap_or_default();
+        for line in increases(&before, &measured) {
+            // Straight to the terminal: cargo test captures `eprintln!` of a passing
+            // test, and a budget raised without notice is what this guards against.
+            let _ = writeln!(std::io::stderr(), "budget raised: {line}");
+        }
         let json = serde_json::to_string_pretty(&measured).unwrap();
         std::fs::write(budget_file(), json + "\n").unwrap();
-        return;
     }
-    let budget: BTreeMap<String, BTreeMap<String, u64>> =
-        serde_json::from_str(&std::fs::read_to_string(budget_file()).unwrap())
-            .expect("xtask/tests/budget.json is a budget");
+    // Checked after an update too: the file just written must hold what it should.
+    let budget = read_budget().expect("xtask/tests/budget.json is a budget");
+    let over = over_budget(&budget, &measured);
+    assert!(
+        over.is_empty(),
+        "the loader got slower:\n  {}\nIf this is deliberate, run UPDATE_BUDGET=1 cargo test -p xtask --test budget and commit xtask/tests/budget.json.",
+        over.join("\n  ")
+    );
+}
+
+type Counts = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Whether to rewrite the budget: `UPDATE_BUDGET=1`. Any other value (`0`, `yes`,
+/// empty) is refused rather than read either way.
+fn update_requested() -> bool {
+    match std::env::var_os("UPDATE_BUDGET") {
+        None => false,
+        Some(value) if value == "1" => true,
+        Some(value) => panic!(
+            "UPDATE_BUDGET={value:?}: set UPDATE_BUDGET=1 to rewrite xtask/tests/budget.json, or unset it"
+        ),
+    }
+}
+
+fn read_budget() -> Result<Counts, String> {
+    let text = std::fs::read_to_string(budget_file()).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// Each count of `measured` above its budget (the slack included), one line each.
+fn over_budget(budget: &Counts, measured: &Counts) -> Vec<String> {
     let mut over = Vec::new();
-    for (case, stages) in &measured {
-        let allowed = budget
-            .get(case)
-            .unwrap_or_else(|| panic!("no budget for {case}: UPDATE_BUDGET=1 writes one"));
+    for (case, stages) in measured {
+        let Some(allowed) = budget.get(case) else {
+            over.push(format!("{case}: no budget (UPDATE_BUDGET=1 writes one)"));
+            continue;
+        };
         for (stage, &count) in stages {
             let Some(&limit) = allowed.get(stage) else {
                 over.push(format!("{case}: {stage}: {count} instructions, no budget"));
@@ -140,9 +182,52 @@ fn the_loader_stays_within_its_instruction_budget() {
             }
         }
     }
-    assert!(
-        over.is_empty(),
-        "the loader got slower:\n  {}\nIf this is deliberate, run UPDATE_BUDGET=1 cargo test -p xtask --test budget and commit xtask/tests/budget.json.",
-        over.join("\n  ")
+    over
+}
+
+/// Each count of `measured` above the one in `before` (or new), with its size: what
+/// an update of the budget lets through.
+fn increases(before: &Counts, measured: &Counts) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (case, stages) in measured {
+        for (stage, &count) in stages {
+            match before.get(case).and_then(|b| b.get(stage)) {
+                Some(&old) if count > old => lines.push(format!(
+                    "{case}: {stage}: {old} -> {count} instructions (+{}, +{:.1} %)",
+                    count - old,
+                    (count - old) as f64 * 100.0 / old.max(1) as f64
+                )),
+                Some(_) => {}
+                None => lines.push(format!("{case}: {stage}: new, {count} instructions")),
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn increases_are_named_with_their_size() {
+    let counts = |pairs: &[(&str, u64)]| -> Counts {
+        let stages = pairs.iter().map(|&(s, n)| (s.to_string(), n)).collect();
+        BTreeMap::from([("case".to_string(), stages)])
+    };
+    let before = counts(&[("copy", 1000), ("zero", 500)]);
+    let after = counts(&[("copy", 1100), ("zero", 400), ("new stage", 7)]);
+    assert_eq!(
+        increases(&before, &after),
+        [
+            "case: copy: 1000 -> 1100 instructions (+100, +10.0 %)",
+            "case: new stage: new, 7 instructions"
+        ]
+    );
+    // The slack and the floor: 2 % over a count passes, more does not.
+    let budget = counts(&[("copy", 100_000), ("zero", 500)]);
+    assert!(over_budget(&budget, &counts(&[("copy", 102_000), ("zero", 2_000)])).is_empty());
+    assert_eq!(
+        over_budget(&budget, &counts(&[("copy", 102_001), ("zero", 2_001)])),
+        [
+            "case: copy: 102001 instructions, budget 102000 (+2 % included)",
+            "case: zero: 2001 instructions, budget 2000 (+2 % included)"
+        ]
     );
 }

@@ -208,8 +208,9 @@ fn a_boot_that_hangs_is_stopped_at_the_timeout_and_still_reported() {
         "--color=never",
         "--qemu",
         fake.to_str().unwrap(),
+        // Long enough for the stand-in (a shell) to print its line on a busy host.
         "--timeout",
-        "1",
+        "5",
         "--append",
         "hang",
     ]);
@@ -220,7 +221,7 @@ fn a_boot_that_hangs_is_stopped_at_the_timeout_and_still_reported() {
     assert!(stdout.contains("rusty-trace boot report"), "{shown}");
     assert!(
         String::from_utf8_lossy(&output.stderr).contains(
-            "error: QEMU did not end within 1 s and was stopped: the boot hangs before the loader's first event; exit status 124"
+            "error: QEMU did not end within 5 s and was stopped: the boot hangs before the loader's first event; exit status 124"
         ),
         "{shown}"
     );

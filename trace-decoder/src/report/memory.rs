@@ -29,6 +29,29 @@ fn boot_info_size(events: &[Event]) -> u64 {
     // Without a `Kernel` event the common layout is assumed.
     BootInfoLayout::for_entry_version(version.unwrap_or(4)).size()
 }
+/// The work the memory checks do, counted on the thread that does it: one step for
+/// each comparison a sort or a binary search makes, each region a walk visits, each
+/// update of the nesting counts. The tests pin a hostile memory map's work with it
+/// (`trace-decoder/tests/regressions.rs`): a count, the same on any machine, where
+/// a time would depend on the host.
+pub mod work {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STEPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Counts one step.
+    pub(super) fn step() {
+        STEPS.with(|steps| steps.set(steps.get().saturating_add(1)));
+    }
+
+    /// The steps counted on this thread so far.
+    pub fn steps() -> u64 {
+        STEPS.with(Cell::get)
+    }
+}
+
 /// A page-table page, and the MBI page the hand-over page tables map.
 pub const PAGE_SIZE: u64 = 4096;
 
@@ -197,6 +220,7 @@ pub fn regions(events: &[Event], loader_image: Option<(u64, u64)>) -> Vec<Region
     }
     out.extend(placed(events));
     out.sort_by(|a, b| {
+        work::step();
         (a.start, std::cmp::Reverse(a.end), a.kind.layer()).cmp(&(
             b.start,
             std::cmp::Reverse(b.end),
@@ -311,14 +335,20 @@ fn placed_by(
 /// n²/2 steps: seconds for a memory map of a few thousand entries.)
 fn nesting_depths(regions: &[Region]) -> Vec<u32> {
     let mut ends: Vec<u64> = regions.iter().map(|r| r.end).collect();
-    ends.sort_unstable();
+    ends.sort_unstable_by(|a, b| {
+        work::step();
+        a.cmp(b)
+    });
     ends.dedup();
     let mut earlier_ends = Fenwick::new(ends.len());
     let mut counted = 0usize;
     regions
         .iter()
         .map(|region| {
-            let rank = ends.partition_point(|&end| end < region.end);
+            let rank = ends.partition_point(|&end| {
+                work::step();
+                end < region.end
+            });
             let depth = counted - earlier_ends.count_below(rank);
             if region.size > 0 {
                 earlier_ends.add(rank);
@@ -345,6 +375,7 @@ impl Fenwick {
     fn add(&mut self, rank: usize) {
         let mut at = rank + 1;
         while at < self.tree.len() {
+            work::step();
             self.tree[at] += 1;
             at += at & at.wrapping_neg();
         }
@@ -355,6 +386,7 @@ impl Fenwick {
         let mut sum = 0;
         let mut at = rank;
         while at > 0 {
+            work::step();
             sum += self.tree[at];
             at -= at & at.wrapping_neg();
         }
@@ -461,8 +493,12 @@ fn overlaps(regions: &[Region]) -> Vec<Warning> {
 fn count_unexpected(regions: &[Region], side: &[usize], per_region: &mut [usize]) -> usize {
     let mut starts: Vec<u64> = side.iter().map(|&i| regions[i].start).collect();
     let mut ends: Vec<u64> = side.iter().map(|&i| regions[i].end).collect();
-    starts.sort_unstable();
-    ends.sort_unstable();
+    for sorted in [&mut starts, &mut ends] {
+        sorted.sort_unstable_by(|a, b| {
+            work::step();
+            a.cmp(b)
+        });
+    }
     // Two non-empty regions share memory when each starts before the other ends. So
     // the regions sharing memory with `r` are those starting before its end, less
     // those that end at or before its start (which start before its end too), less
@@ -470,8 +506,15 @@ fn count_unexpected(regions: &[Region], side: &[usize], per_region: &mut [usize]
     let mut partners = 0usize;
     for &i in side {
         let r = &regions[i];
-        let overlapping =
-            starts.partition_point(|&s| s < r.end) - ends.partition_point(|&e| e <= r.start) - 1;
+        let starting_before = starts.partition_point(|&s| {
+            work::step();
+            s < r.end
+        });
+        let ending_before = ends.partition_point(|&e| {
+            work::step();
+            e <= r.start
+        });
+        let overlapping = starting_before - ending_before - 1;
         per_region[i] += overlapping;
         partners += overlapping;
     }
@@ -482,6 +525,7 @@ fn count_unexpected(regions: &[Region], side: &[usize], per_region: &mut [usize]
             continue;
         }
         for &outer in side {
+            work::step();
             if outer != inner && expected_inside(&regions[outer], &regions[inner]) {
                 pairs -= 1;
                 per_region[inner] -= 1;
@@ -507,8 +551,10 @@ fn may_be_held(kind: RegionKind) -> bool {
 fn first_unexpected(regions: &[Region], side: &[usize], limit: usize) -> Vec<(usize, usize)> {
     let mut pairs = Vec::new();
     for (at, &i) in side.iter().enumerate() {
+        work::step();
         let a = &regions[i];
         for &j in &side[at + 1..] {
+            work::step();
             let b = &regions[j];
             if b.start >= a.end {
                 break;
@@ -535,6 +581,7 @@ fn outside_ram(regions: &[Region]) -> Vec<Warning> {
     let mut omitted = 0usize;
     let mut concerned = Vec::new();
     for (i, r) in regions.iter().enumerate() {
+        work::step();
         if r.kind.is_memory_map() || r.size == 0 {
             continue;
         }
@@ -592,7 +639,10 @@ impl MapIndex {
             .filter(|r| r.kind == RegionKind::Usable && r.size > 0)
             .map(|r| (r.start, r.end))
             .collect();
-        usable.sort_unstable();
+        usable.sort_unstable_by(|a, b| {
+            work::step();
+            a.cmp(b)
+        });
         usable.dedup_by(|next, stretch| {
             let joins = next.0 <= stretch.1;
             if joins {
@@ -619,17 +669,24 @@ impl MapIndex {
 
     /// Whether `r` lies wholly inside one stretch of usable RAM.
     fn covered(&self, r: &Region) -> bool {
-        let below = self.usable.partition_point(|&(start, _)| start <= r.start);
+        let below = self.usable.partition_point(|&(start, _)| {
+            work::step();
+            start <= r.start
+        });
         below > 0 && self.usable[below - 1].1 >= r.end
     }
 
     /// The first non-usable entry that shares memory with `r`: among those starting
     /// before its end, the first that ends after its start.
     fn first_not_usable(&self, regions: &[Region], r: &Region) -> Option<usize> {
-        let starting_before = self
-            .not_usable
-            .partition_point(|&m| regions[m].start < r.end);
-        let first = self.reach.partition_point(|&end| end <= r.start);
+        let starting_before = self.not_usable.partition_point(|&m| {
+            work::step();
+            regions[m].start < r.end
+        });
+        let first = self.reach.partition_point(|&end| {
+            work::step();
+            end <= r.start
+        });
         (first < starting_before).then(|| self.not_usable[first])
     }
 }

@@ -80,23 +80,6 @@ pub fn entered(mut config: QemuConfig, boot: BootProtocol, machine: Machine) -> 
     config
 }
 
-/// The host's TSC rate in kHz, measured once against the monotonic clock over
-/// 300 ms. Under TCG the guest's TSC is the host's, so this is what the loader must
-/// find.
-pub fn host_tsc_khz() -> u64 {
-    static KHZ: OnceLock<u64> = OnceLock::new();
-    *KHZ.get_or_init(|| {
-        let start = std::time::Instant::now();
-        // SAFETY: RDTSC has no side effects and is allowed in user mode on Linux.
-        let tsc_start = unsafe { core::arch::x86_64::_rdtsc() };
-        std::thread::sleep(Duration::from_millis(300));
-        // SAFETY: as above.
-        let tsc_end = unsafe { core::arch::x86_64::_rdtsc() };
-        let elapsed = start.elapsed();
-        ((tsc_end - tsc_start) as f64 / elapsed.as_secs_f64() / 1000.0) as u64
-    })
-}
-
 /// The command line a kernel of 0.6-0.10 gets when it was given no `-freq`: QEMU's,
 /// with ` -freq <MHz>` after the file name.
 pub fn with_inserted_freq(command_line: &str, mhz: u64) -> String {
