@@ -40,7 +40,8 @@ pub const RUN_EXAMPLES: &str = "\
 Examples:
   cargo xtask run
   cargo xtask run target/test-kernels/debug/hello-dyn --append \"-freq 2800\" -- hello world
-  cargo xtask run app.elf --microvm -m 1G --qemu-arg=-s";
+  cargo xtask run app.elf --microvm -m 1G --qemu-arg=-s
+  cargo xtask run app.elf --boot uefi --q35 -m 256M";
 
 pub const TRACE_EXAMPLES: &str = "\
 Examples:
@@ -69,12 +70,20 @@ pub struct BootOptions {
     #[arg(long, value_enum, default_value = "info")]
     trace_level: TraceLevel,
     /// Use the microvm machine type instead of pc.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "q35")]
     microvm: bool,
-    /// How QEMU boots the loader: the 32-bit image through Multiboot, or the 64-bit
-    /// ELF through PVH (as Cloud Hypervisor and Firecracker would).
+    /// Use the q35 machine type instead of pc.
+    #[arg(long)]
+    q35: bool,
+    /// How QEMU boots the loader: the 32-bit image through Multiboot, the 64-bit ELF
+    /// through PVH (as Cloud Hypervisor and Firecracker would), or the EFI
+    /// application `rusty-loader.efi` through UEFI firmware (OVMF; pc or q35; S3 off,
+    /// see the README).
     #[arg(long, value_enum, default_value = "multiboot")]
     boot: BootProtocol,
+    /// The UEFI firmware for --boot uefi (one image, given to QEMU with -bios).
+    #[arg(long, value_name = "PATH", default_value = qemu::DEFAULT_OVMF)]
+    firmware: PathBuf,
     /// Guest memory (QEMU -m syntax); at least the loader's own image (about 3M).
     #[arg(short = 'm', long, default_value = "64M")]
     memory: String,
@@ -338,12 +347,23 @@ impl Prepared {
         if let Some(app) = &boot.app {
             preflight::check_app(app)?;
         }
-        if boot.boot == BootProtocol::Pvh && boot.keep_cmdline {
+        if boot.boot != BootProtocol::Multiboot && boot.keep_cmdline {
             // QEMU's PVH boot opens `-initrd` as one file name and passes no module
-            // string, which is where the loader reads its options.
+            // string, which is where the loader reads its options; neither does UEFI.
             anyhow::bail!(
-                "--keep-cmdline needs --boot multiboot: QEMU's PVH boot passes no module string for the loader's options"
+                "--keep-cmdline needs --boot multiboot: QEMU's PVH and UEFI boots pass no module string for the loader's options"
             );
+        }
+        if boot.boot == BootProtocol::Uefi {
+            if boot.microvm {
+                anyhow::bail!("--boot uefi needs the pc or q35 machine type, not microvm");
+            }
+            if !boot.firmware.is_file() {
+                anyhow::bail!(
+                    "no UEFI firmware at {}: install OVMF (Debian/Ubuntu: sudo apt-get install ovmf) or give --firmware PATH",
+                    boot.firmware.display()
+                );
+            }
         }
         for (flag, path) in outputs {
             if let Some(path) = path {
@@ -423,9 +443,12 @@ impl Prepared {
             monitor: true,
             machine: if boot.microvm {
                 Machine::Microvm
+            } else if boot.q35 {
+                Machine::Q35
             } else {
                 Machine::Pc
             },
+            firmware: (boot.boot == BootProtocol::Uefi).then(|| boot.firmware.clone()),
             memory: boot.memory.clone(),
             smp: boot.smp,
             kvm,

@@ -96,6 +96,36 @@ fn the_pvh_qemu_command_is_the_runners_pvh_one() {
     assert!(words.contains(&"target/x86_64/debug/rusty-loader.elf".to_string()));
 }
 
+/// The UEFI section's QEMU command is the runner's with `--boot uefi --q35`.
+#[test]
+fn the_uefi_qemu_command_is_the_runners_uefi_one() {
+    let readme = read("README.md");
+    let section = &readme[readme
+        .find("## Booting through UEFI")
+        .expect("a UEFI section")..];
+    let start = section
+        .find("qemu-system-x86_64 -cpu ")
+        .expect("a full QEMU command line");
+    let end = start + section[start..].find("\n```").unwrap();
+    let words = shell_words(&section[start..end]);
+    let config = QemuConfig {
+        append: Some("-- app args".to_string()),
+        boot: BootProtocol::Uefi,
+        machine: xtask::qemu::Machine::Q35,
+        ..QemuConfig::new("target/x86_64/debug/rusty-loader", "app.elf")
+    };
+    let mut expected = vec!["qemu-system-x86_64".to_string()];
+    expected.extend(
+        config
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    expected.extend(["|".to_string(), "rusty-trace".to_string()]);
+    assert_eq!(words, expected);
+    assert!(words.contains(&"target/x86_64/debug/rusty-loader.efi".to_string()));
+}
+
 #[test]
 fn the_decoder_is_piped_as_a_built_binary() {
     let readme = read("README.md");

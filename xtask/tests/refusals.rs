@@ -185,6 +185,7 @@ fn empty_module() {
                 "the module is empty (0 bytes): -initrd names an empty file",
             ),
             BootProtocol::Pvh => (ExitCode::NoModule, "-initrd"),
+            BootProtocol::Uefi => unreachable!("UEFI boots are tests/uefi.rs's"),
         };
         check_refusal_of(&config, code, message);
     }
@@ -465,6 +466,7 @@ fn kernel_overlaps_module() {
                 let run = boot(&config);
                 assert_eq!(run.status, Some(3), "serial:\n{}", run.serial_text());
             }
+            BootProtocol::Uefi => unreachable!("UEFI boots are tests/uefi.rs's"),
         }
     }
 }
@@ -562,6 +564,7 @@ fn check_no_module_trace(config: &QemuConfig) {
     let protocol = match config.boot {
         BootProtocol::Multiboot => "multiboot",
         BootProtocol::Pvh => "pvh",
+        BootProtocol::Uefi => "uefi",
     };
     check_error_event_names_entry(&events, protocol);
 }
