@@ -366,8 +366,14 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
             let rsdp = inputs.rsdp.map(|at| Region::new(at, at + RSDP_LENGTH));
             let fdt = fdt::build_fdt(&inputs.ram, command_line.unwrap_or(""), khz, rsdp)?;
             #[cfg(feature = "faults")]
-            let fdt =
-                inject::device_tree(fdt, &inputs.ram, plan.layout.kernel(), command_line, khz)?;
+            let fdt = inject::device_tree(
+                fdt,
+                &inputs.ram,
+                plan.layout.kernel(),
+                command_line,
+                khz,
+                rsdp,
+            )?;
             let fdt: &'static [u8] = fdt.leak();
             trace::device_tree(fdt, arch::rdtsc() - start);
             fdt.as_ptr() as u64

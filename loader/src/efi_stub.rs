@@ -71,6 +71,21 @@ extern "efiapi" fn efi_main(image: Handle, system_table: *mut SystemTable) -> St
 
 /// Allocates the loader's range at its link address and copies the loader there.
 fn place(system_table: *mut SystemTable, payload: &Payload) -> Result<(), u64> {
+    #[cfg(feature = "stub-faults")]
+    if fault::loader_area_taken() {
+        // Taken first, so that the firmware refuses the real request below.
+        let mut taken = payload.load_address;
+        // SAFETY: as below.
+        let _ = unsafe {
+            let boot = (*system_table).boot_services;
+            ((*boot).allocate_pages)(
+                AllocateType::ADDRESS,
+                MemoryType::LOADER_DATA,
+                payload.pages() as usize,
+                &mut taken,
+            )
+        };
+    }
     let mut address = payload.load_address;
     // SAFETY: the firmware called `efi_main` with its system table, whose boot
     // services run until the loader exits them; the allocation asks for the exact
@@ -123,6 +138,52 @@ fn exit_qemu(value: u8) -> ! {
         loop {
             core::arch::asm!("cli; hlt");
         }
+    }
+}
+
+/// Fault injection in the stub (feature `stub-faults`, only beside the faults
+/// loader): fw_cfg's file `opt/rusty-loader/fault` naming `loader-area-taken`.
+#[cfg(feature = "stub-faults")]
+mod fault {
+    use rusty_loader::faults::{
+        fault_named, Fault, FwCfgFile, FW_CFG_DIR_ENTRY, FW_CFG_FILE, FW_CFG_FILE_DIR,
+        FW_CFG_SIGNATURE,
+    };
+
+    fn select(key: u16) {
+        // SAFETY: QEMU's fw_cfg selector port; no memory effects.
+        unsafe { core::arch::asm!("out dx, ax", in("dx") 0x510u16, in("ax") key) };
+    }
+
+    fn byte() -> u8 {
+        let value: u8;
+        // SAFETY: QEMU's fw_cfg data port; no memory effects.
+        unsafe { core::arch::asm!("in al, dx", in("dx") 0x511u16, out("al") value) };
+        value
+    }
+
+    /// Whether fw_cfg names the fault `loader-area-taken`.
+    pub fn loader_area_taken() -> bool {
+        select(FW_CFG_SIGNATURE);
+        if [byte(), byte(), byte(), byte()] != *b"QEMU" {
+            return false;
+        }
+        select(FW_CFG_FILE_DIR);
+        let count = u32::from_be_bytes([byte(), byte(), byte(), byte()]);
+        let mut entry = [0u8; FW_CFG_DIR_ENTRY];
+        for _ in 0..count.min(4096) {
+            entry.iter_mut().for_each(|b| *b = byte());
+            let file = FwCfgFile::parse(&entry);
+            if file.name != FW_CFG_FILE.as_bytes() {
+                continue;
+            }
+            let mut contents = [0u8; 64];
+            let len = (file.size as usize).min(contents.len());
+            select(file.select);
+            contents[..len].iter_mut().for_each(|b| *b = byte());
+            return fault_named(&contents[..len]) == Ok(Fault::LoaderAreaTaken);
+        }
+        false
     }
 }
 

@@ -367,7 +367,7 @@ fn write_loader(
     let (elf_part, image_part) = (in_progress(&artifacts.elf), in_progress(&artifacts.image));
     std::fs::write(&elf_part, &elf).context("writing the loader ELF")?;
     to_elf32(sh, &elf_part, &image_part)?;
-    crate::efi_image::build_efi(sh, profile, &elf, &artifacts.efi())
+    crate::efi_image::build_efi(sh, profile, faults, &elf, &artifacts.efi())
         .context("building the EFI application")?;
     std::fs::rename(&elf_part, &artifacts.elf).context("writing the loader ELF")?;
     std::fs::rename(&image_part, &artifacts.image).context("writing the loader image")?;

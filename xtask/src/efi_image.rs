@@ -90,6 +90,7 @@ fn stub_dir(efi: &Path) -> PathBuf {
 fn cargo_stub(
     sh: &Shell,
     profile: Profile,
+    faults: bool,
     target_dir: &Path,
     payload: &Path,
     action: Action,
@@ -101,7 +102,7 @@ fn cargo_stub(
             action,
             package: "rusty-loader",
             bins: &["rusty-loader-efi-stub"],
-            features: "efi-stub",
+            features: if faults { "stub-faults" } else { "efi-stub" },
             profile,
             target_dir,
             rustflags: EFI_STUB_FLAGS,
@@ -114,7 +115,9 @@ fn cargo_stub(
 /// Builds `rusty-loader.efi` for the loader ELF `elf` (its bytes, build identity
 /// stamped): the payload, the stub with it, the PE with the Linux header fields;
 /// written beside the other artifacts and renamed into place.
-pub fn build_efi(sh: &Shell, profile: Profile, elf: &[u8], efi: &Path) -> Result<()> {
+/// `faults`: the stub of a fault-injection build, which injects
+/// `loader-area-taken` itself.
+pub fn build_efi(sh: &Shell, profile: Profile, faults: bool, elf: &[u8], efi: &Path) -> Result<()> {
     let dir = stub_dir(efi);
     std::fs::create_dir_all(&dir)?;
     let payload_path = dir.join("payload.bin");
@@ -126,6 +129,7 @@ pub fn build_efi(sh: &Shell, profile: Profile, elf: &[u8], efi: &Path) -> Result
     let out = cargo_stub(
         sh,
         profile,
+        faults,
         &dir.join("target"),
         &payload_path,
         Action::Build,
@@ -152,13 +156,16 @@ pub fn lint_stub(sh: &Shell) -> Result<()> {
         rusty_loader::efi::payload::header(0x10_0000, 0x10_1000, 0x10_0000).to_vec();
     placeholder.push(0xc3);
     std::fs::write(&payload, placeholder)?;
-    cargo_stub(
-        sh,
-        Profile::Debug,
-        &dir.join("target"),
-        &payload,
-        Action::Clippy,
-    )?;
+    for faults in [false, true] {
+        cargo_stub(
+            sh,
+            Profile::Debug,
+            faults,
+            &dir.join("target"),
+            &payload,
+            Action::Clippy,
+        )?;
+    }
     Ok(())
 }
 

@@ -609,6 +609,7 @@ fn command_line_not_utf8() {
                 ExitCode::BadStartInfo,
                 "unusable PVH start info: the command line is not UTF-8",
             ),
+            BootProtocol::Uefi => unreachable!("UEFI boots are tests/uefi.rs's"),
         };
         let run = check_refusal_of(&config, code, message);
         check_error_event(&run.serial, "Refused", &[("name", code.name())]);
@@ -714,6 +715,33 @@ fn one_input_per_code() -> Vec<(ExitCode, QemuConfig)> {
     for (fault, code, _) in loader_bugs() {
         inputs.push((code, fault_config(hello(), fault)));
     }
+    // The UEFI entry's own codes (tests/uefi.rs has their details): no application
+    // (OVMF's 0-byte `initrd` without -initrd), a firmware call failing (an
+    // application too large to be held twice), and through injected faults what
+    // OVMF never does.
+    let uefi = |config: QemuConfig| QemuConfig {
+        boot: BootProtocol::Uefi,
+        memory: "256M".to_string(),
+        ..config
+    };
+    inputs.push((
+        ExitCode::NoApplication,
+        uefi(QemuConfig {
+            app: None,
+            ..app(hello())
+        }),
+    ));
+    inputs.push((ExitCode::FirmwareCallFailed, uefi(app(huge_case()))));
+    for (fault, code) in [
+        (
+            Fault::ExitBootServicesFails,
+            ExitCode::ExitBootServicesFailed,
+        ),
+        (Fault::UefiMapUnusable, ExitCode::UnusableUefiMemoryMap),
+        (Fault::LoaderAreaTaken, ExitCode::LoaderAreaTaken),
+    ] {
+        inputs.push((code, uefi(fault_config(hello(), fault))));
+    }
     // The files that parse but cannot be loaded as they say (elf_refusals.rs): the
     // first mutant of each code.
     for mutant in mutants::all() {
@@ -722,6 +750,15 @@ fn one_input_per_code() -> Vec<(ExitCode, QemuConfig)> {
         }
     }
     inputs
+}
+
+/// An application of 120 MiB (sparse): OVMF holds it, a second copy does not fit in
+/// 256 MiB (`AllocatePages` fails).
+fn huge_case() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rusty-loader-huge-{}.elf", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(120 << 20).unwrap();
+    path
 }
 
 /// The exit code QEMU's `status` says the loader ended with.

@@ -139,7 +139,10 @@ impl Uefi {
             .iter()
             .flat_map(|w| w.to_le_bytes())
             .collect();
-        let descriptors = memory_map::descriptors(&bytes, read.size, read.descriptor_size)?;
+        let descriptor_size = read.descriptor_size;
+        #[cfg(feature = "faults")]
+        let descriptor_size = crate::inject::uefi_descriptor_size(descriptor_size);
+        let descriptors = memory_map::descriptors(&bytes, read.size, descriptor_size)?;
         trace::uefi_memory_map(&descriptors, read.descriptor_size);
         let mut entries = memory_map::kernel_map(&descriptors)?;
         let rsdp_copy = match rsdp {
@@ -217,6 +220,14 @@ fn exit(
     read: firmware::MapRead,
     buffer: &mut Vec<u64>,
 ) -> Result<firmware::MapRead, LoadError> {
+    #[cfg(feature = "faults")]
+    if crate::inject::exit_boot_services_fails() {
+        let _ = firmware;
+        return Err(LoadError::ExitBootServices {
+            first: status::INVALID_PARAMETER,
+            second: status::INVALID_PARAMETER,
+        });
+    }
     let start = arch::rdtsc();
     let first = match firmware.exit_boot_services(read.key) {
         Ok(()) => {
