@@ -4,4 +4,6 @@ fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rustc-link-search={dir}");
     println!("cargo:rerun-if-changed=link.ld");
+    // The EFI stub includes the loader image from this path.
+    println!("cargo:rerun-if-env-changed=RUSTY_LOADER_EFI_PAYLOAD");
 }

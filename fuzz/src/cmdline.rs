@@ -184,7 +184,7 @@ fn check_insertion(text: &str, khz: u32, shape: Shape, reference: KernelFrequenc
 /// The device tree carries the line unchanged, the RAM and the frequency.
 fn check_device_tree(text: &str, khz: u32) {
     let tsc = (khz > 0).then_some(khz);
-    let blob = match fdt::build_fdt(&RAM, text, tsc) {
+    let blob = match fdt::build_fdt(&RAM, text, tsc, None) {
         Ok(blob) => blob,
         Err(error) => {
             assert!(text.contains('\0'), "build_fdt refused {text:?}: {error:?}");

@@ -135,7 +135,7 @@ pub fn check(module: &[u8]) -> Reached {
     let boot_info_layout = BootInfoLayout::for_entry_version(kernel.entry_version);
     let device_tree = match boot_info_layout {
         BootInfoLayout::WithDeviceTree => {
-            let blob = fdt::build_fdt(&RAM, COMMAND_LINE, Some(TSC_KHZ)).expect("the FDT");
+            let blob = fdt::build_fdt(&RAM, COMMAND_LINE, Some(TSC_KHZ), None).expect("the FDT");
             fdt_reader::properties(&blob).unwrap_or_else(|e| panic!("FDT: {e}"));
             FDT_ADDRESS
         }

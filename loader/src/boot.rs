@@ -49,6 +49,11 @@ pub trait BootSource {
     fn module(&self, usable: &[Region]) -> Result<Option<Module<'static>>, LoadError>;
     /// The refusal when there is no module, in the entry's words.
     fn missing_module(&self) -> LoadError;
+    /// The ACPI RSDP the device tree names for kernels 0.11+ (UEFI: the loader's
+    /// copy); `None`: the kernels scan the BIOS areas, where the firmware put it.
+    fn rsdp(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Loads the kernel from the boot information that `open` reads and prepares
@@ -79,6 +84,10 @@ fn read_and_load<S: BootSource>(
     let inputs = read_inputs(entry, &source, command_line)?;
     load_and_prepare(&inputs)
 }
+
+/// The bytes of the RSDP copy the device tree names (the ACPI 2.0 structure; a
+/// revision 0 one uses the first 20).
+const RSDP_LENGTH: u64 = rusty_loader::efi::acpi::V2_LENGTH as u64;
 
 /// Whether the `Frequency` event has been sent.
 static FREQUENCY_SENT: AtomicBool = AtomicBool::new(false);
@@ -125,6 +134,8 @@ struct Inputs {
     /// command line and module strings), kept mapped and intact; empty when the
     /// loader wrote the MBI.
     boot_data: Region,
+    /// The RSDP copy the device tree names ([`BootSource::rsdp`]).
+    rsdp: Option<u64>,
 }
 
 /// Reads the entry's boot information into [`Inputs`], tracing it; `command_line`
@@ -179,6 +190,7 @@ fn read_inputs(
         mbi_addr,
         mbi_region,
         boot_data,
+        rsdp: source.rsdp(),
     })
 }
 
@@ -351,10 +363,17 @@ fn boot_data(inputs: &Inputs, plan: &Plan) -> Result<u64, LoadError> {
         BootInfoLayout::WithDeviceTree => {
             let start = arch::rdtsc();
             let khz = (frequency.khz > 0).then_some(frequency.khz);
-            let fdt = fdt::build_fdt(&inputs.ram, command_line.unwrap_or(""), khz)?;
+            let rsdp = inputs.rsdp.map(|at| Region::new(at, at + RSDP_LENGTH));
+            let fdt = fdt::build_fdt(&inputs.ram, command_line.unwrap_or(""), khz, rsdp)?;
             #[cfg(feature = "faults")]
-            let fdt =
-                inject::device_tree(fdt, &inputs.ram, plan.layout.kernel(), command_line, khz)?;
+            let fdt = inject::device_tree(
+                fdt,
+                &inputs.ram,
+                plan.layout.kernel(),
+                command_line,
+                khz,
+                rsdp,
+            )?;
             let fdt: &'static [u8] = fdt.leak();
             trace::device_tree(fdt, arch::rdtsc() - start);
             fdt.as_ptr() as u64

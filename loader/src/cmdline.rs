@@ -20,7 +20,8 @@ pub enum Shape {
     /// Multiboot: QEMU puts the loader's file name first (`"%s %s"`), which the
     /// kernel takes as its path.
     FileNameFirst,
-    /// PVH: the VMM hands over only the arguments it was given (`-append`).
+    /// PVH and UEFI: the VMM or firmware hands over only the arguments it was given
+    /// (`-append`; under UEFI the load options without OVMF's `initrd=` word).
     ArgumentsOnly,
 }
 
@@ -29,7 +30,7 @@ impl Shape {
     pub const fn of(entry: crate::EntryProtocol) -> Shape {
         match entry {
             crate::EntryProtocol::Multiboot => Shape::FileNameFirst,
-            crate::EntryProtocol::Pvh => Shape::ArgumentsOnly,
+            crate::EntryProtocol::Pvh | crate::EntryProtocol::Uefi => Shape::ArgumentsOnly,
         }
     }
 }

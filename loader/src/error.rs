@@ -99,6 +99,21 @@ macro_rules! exit_codes {
             MisalignedSegment = 0x2d, "misaligned-segment";
             /// The `PT_LOAD` segments occupy no memory: there is nothing to run.
             EmptyImage = 0x2e, "empty-image";
+            /// UEFI entry: the firmware offers the application neither through LoadFile2
+            /// (QEMU's `-initrd`) nor as a file (`initrd=PATH` in the load options, or
+            /// `initrd` next to the loader), or the file is empty.
+            NoApplication = 0x30, "no-application";
+            /// UEFI entry: a boot-services call the loader needs failed.
+            FirmwareCallFailed = 0x31, "firmware-call-failed";
+            /// UEFI entry: `ExitBootServices` failed twice, the second time with a
+            /// memory map read right before it.
+            ExitBootServicesFailed = 0x32, "exit-boot-services-failed";
+            /// UEFI entry: the firmware's memory map cannot be read or describes no
+            /// memory a kernel can use.
+            UnusableUefiMemoryMap = 0x33, "unusable-uefi-memory-map";
+            /// UEFI entry: the memory the loader image is linked at (from 1 MiB) is
+            /// not free, so the EFI stub cannot put the loader there.
+            LoaderAreaTaken = 0x34, "loader-area-taken";
             /// A CPU exception while the loader runs; the real code is `CpuException + vector`.
             CpuException = 0x40, "cpu-exception";
         }
@@ -241,6 +256,35 @@ pub enum LoadError {
     /// option.
     UnknownOption {
         option: &'static str,
+    },
+    /// UEFI: no application from the firmware; `tried` says where the loader looked.
+    NoApplication {
+        tried: &'static str,
+    },
+    /// UEFI: the application file the firmware offers is empty.
+    EmptyApplication {
+        source: &'static str,
+    },
+    /// UEFI: the boot-services call `call` returned the error `status`.
+    FirmwareCall {
+        call: &'static str,
+        status: u64,
+    },
+    /// UEFI: `ExitBootServices` returned `first`, then after a fresh memory map
+    /// `second`.
+    ExitBootServices {
+        first: u64,
+        second: u64,
+    },
+    /// UEFI: the memory map is unusable: `what` says why.
+    UnusableUefiMemoryMap {
+        what: &'static str,
+    },
+    /// UEFI: the stub could not allocate `[start, end)` for the loader image.
+    LoaderAreaTaken {
+        start: u64,
+        end: u64,
+        status: u64,
     },
     /// The module has `found` of `what` where the loader reads at most `limit`.
     ElfTooComplex {
@@ -449,6 +493,13 @@ impl LoadError {
             | LoadError::OffsetNotCongruent { .. }
             | LoadError::ImageStartMisaligned { .. } => ExitCode::MisalignedSegment,
             LoadError::EmptyImage { .. } => ExitCode::EmptyImage,
+            LoadError::NoApplication { .. } | LoadError::EmptyApplication { .. } => {
+                ExitCode::NoApplication
+            }
+            LoadError::FirmwareCall { .. } => ExitCode::FirmwareCallFailed,
+            LoadError::ExitBootServices { .. } => ExitCode::ExitBootServicesFailed,
+            LoadError::UnusableUefiMemoryMap { .. } => ExitCode::UnusableUefiMemoryMap,
+            LoadError::LoaderAreaTaken { .. } => ExitCode::LoaderAreaTaken,
         }
     }
 }
@@ -550,6 +601,32 @@ impl fmt::Display for LoadError {
                 f,
                 "unknown loader option {option:?} after the application's file name in -initrd (the loader knows: {})",
                 crate::cmdline::LOADER_OPTIONS
+            ),
+            LoadError::NoApplication { tried } => write!(
+                f,
+                "no application: {tried} (pass the Hermit application with -initrd, or put it next to the loader as `initrd`)"
+            ),
+            LoadError::EmptyApplication { source } => {
+                write!(f, "the application is empty (0 bytes): {source}")
+            }
+            LoadError::FirmwareCall { call, status } => write!(
+                f,
+                "the firmware call {call} failed: {}",
+                crate::efi::status::Shown(*status)
+            ),
+            LoadError::ExitBootServices { first, second } => write!(
+                f,
+                "ExitBootServices failed twice: {}, then with a fresh memory map {}",
+                crate::efi::status::Shown(*first),
+                crate::efi::status::Shown(*second)
+            ),
+            LoadError::UnusableUefiMemoryMap { what } => {
+                write!(f, "unusable UEFI memory map: {what}")
+            }
+            LoadError::LoaderAreaTaken { start, end, status } => write!(
+                f,
+                "the loader's memory [{start:#x}, {end:#x}) is not free under this firmware ({}): the EFI stub cannot place the loader there",
+                crate::efi::status::Shown(*status)
             ),
             LoadError::ElfTooComplex { what, found, limit } => write!(
                 f,

@@ -102,6 +102,15 @@ faults! {
     /// Boot data: the device tree cannot be built.
     FdtBuildFails, "fdt-build-fails", None,
         "building the device tree fails (exit code fdt-build)";
+    /// UEFI: ExitBootServices fails twice.
+    ExitBootServicesFails, "exit-boot-services-fails", None,
+        "UEFI entry: both ExitBootServices calls are taken as failed with EFI_INVALID_PARAMETER, and not made (exit code exit-boot-services-failed)";
+    /// UEFI: the memory map cannot be read.
+    UefiMapUnusable, "uefi-map-unusable", None,
+        "UEFI entry: the firmware's memory map is read with a descriptor size of 0 (exit code unusable-uefi-memory-map)";
+    /// UEFI: the loader's range is taken.
+    LoaderAreaTaken, "loader-area-taken", None,
+        "UEFI entry: the EFI stub allocates the loader's range once before it asks for it, so that the firmware refuses (exit code loader-area-taken)";
 }
 
 impl Fault {

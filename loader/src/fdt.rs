@@ -5,7 +5,9 @@
 //! loaders build: a root compatible with `hermit,multiboot`, one `memory@<start>`
 //! node per usable RAM region, and `/chosen/bootargs` with the full command line.
 //! When the loader already knows the TSC frequency it adds `/hermit,tsc` with `khz`,
-//! which kernels 0.11+ use instead of measuring the frequency themselves.
+//! which kernels 0.11+ use instead of measuring the frequency themselves; under UEFI,
+//! where no BIOS area holds the ACPI RSDP, `/hermit,rsdp@<address>` with `reg =
+//! <address length>` names a copy of it (kernels 0.11+ read the first `reg` address).
 
 use alloc::vec::Vec;
 
@@ -38,6 +40,8 @@ const STRINGS_ROOT: &[u8] = b"compatible\0#address-cells\0#size-cells\0";
 const STRINGS_MEMORY: &[u8] = b"device_type\0reg\0";
 const STRINGS_BOOTARGS: &[u8] = b"bootargs\0";
 const STRINGS_TSC: &[u8] = b"khz\0";
+/// `reg` for `/hermit,rsdp` when no memory node put it in the block first.
+const STRINGS_REG: &[u8] = b"reg\0";
 const NAME_COMPATIBLE: u32 = 0;
 const NAME_ADDRESS_CELLS: u32 = 11;
 const NAME_SIZE_CELLS: u32 = 26;
@@ -86,16 +90,26 @@ impl Structure {
     }
 }
 
-/// `memory@<lowercase hex start>`, without `format!` (see the comment at the top).
-fn memory_node_name(start: u64, buffer: &mut [u8; 23]) -> &[u8] {
-    const PREFIX: &[u8] = b"memory@";
-    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
+/// `<prefix>@<lowercase hex start>` (`memory@100000`), without `format!` (see the
+/// comment at the top); `prefix` is at most 12 bytes.
+fn node_name<'b>(prefix: &[u8], start: u64, buffer: &'b mut [u8; 29]) -> &'b [u8] {
+    buffer[..prefix.len()].copy_from_slice(prefix);
+    buffer[prefix.len()] = b'@';
+    let at = prefix.len() + 1;
     let digits = (64 - start.leading_zeros()).div_ceil(4).max(1) as usize;
     for i in 0..digits {
         let nibble = (start >> (4 * (digits - 1 - i))) & 0xf;
-        buffer[PREFIX.len() + i] = b"0123456789abcdef"[nibble as usize];
+        buffer[at + i] = b"0123456789abcdef"[nibble as usize];
     }
-    &buffer[..PREFIX.len() + digits]
+    &buffer[..at + digits]
+}
+
+/// A `reg` value: one address and one size, two cells each.
+fn reg(region: Region) -> [u8; 16] {
+    let mut reg = [0u8; 16];
+    reg[..8].copy_from_slice(&region.start.to_be_bytes());
+    reg[8..].copy_from_slice(&region.len().to_be_bytes());
+    reg
 }
 
 /// Builds the FDT the kernel (0.7+) reads.
@@ -104,11 +118,13 @@ fn memory_node_name(start: u64, buffer: &mut [u8; 23]) -> &[u8] {
 /// `#size-cells = <2>`; each non-empty region of `ram` becomes a
 /// `memory@<lowercase hex start>` node with `device_type = "memory"` and
 /// `reg = <start size>` (two cells each); `/chosen` has `bootargs` = `bootargs`.
-/// With `tsc_khz`, a `/hermit,tsc` node carries `khz = <u32>`.
+/// With `tsc_khz`, a `/hermit,tsc` node carries `khz = <u32>`; with `rsdp`, a
+/// `/hermit,rsdp@<start>` node has `reg = <start size>`.
 pub fn build_fdt(
     ram: &[Region],
     bootargs: &str,
     tsc_khz: Option<u32>,
+    rsdp: Option<Region>,
 ) -> Result<Vec<u8>, LoadError> {
     // The command line comes from a NUL-terminated Multiboot string, so a NUL inside
     // it means the caller passed something else.
@@ -137,14 +153,11 @@ pub fn build_fdt(
     fdt.property(NAME_COMPATIBLE, b"hermit,multiboot", true);
     fdt.property(NAME_ADDRESS_CELLS, &2u32.to_be_bytes(), false);
     fdt.property(NAME_SIZE_CELLS, &2u32.to_be_bytes(), false);
-    let mut name = [0u8; 23];
+    let mut name = [0u8; 29];
     for region in ram.iter().filter(|r| !r.is_empty()) {
-        fdt.begin_node(memory_node_name(region.start, &mut name));
+        fdt.begin_node(node_name(b"memory", region.start, &mut name));
         fdt.property(NAME_DEVICE_TYPE, b"memory", true);
-        let mut reg = [0u8; 16];
-        reg[..8].copy_from_slice(&region.start.to_be_bytes());
-        reg[8..].copy_from_slice(&region.len().to_be_bytes());
-        fdt.property(NAME_REG, &reg, false);
+        fdt.property(NAME_REG, &reg(*region), false);
         fdt.u32(FDT_END_NODE);
     }
     fdt.begin_node(b"chosen");
@@ -155,16 +168,29 @@ pub fn build_fdt(
         fdt.property(name_khz, &khz.to_be_bytes(), false);
         fdt.u32(FDT_END_NODE);
     }
-    fdt.u32(FDT_END_NODE);
-    fdt.u32(FDT_END);
-    let structure = fdt.0;
-
-    let strings_len = name_khz as usize
+    let strings_before_rsdp = name_khz as usize
         + if tsc_khz.is_some() {
             STRINGS_TSC.len()
         } else {
             0
         };
+    // `reg` is in the strings block already when a memory node used it.
+    let rsdp_adds_reg = rsdp.is_some() && !memory_nodes;
+    if let Some(rsdp) = rsdp {
+        fdt.begin_node(node_name(b"hermit,rsdp", rsdp.start, &mut name));
+        let name_reg = if memory_nodes {
+            NAME_REG
+        } else {
+            strings_before_rsdp as u32
+        };
+        fdt.property(name_reg, &reg(rsdp), false);
+        fdt.u32(FDT_END_NODE);
+    }
+    fdt.u32(FDT_END_NODE);
+    fdt.u32(FDT_END);
+    let structure = fdt.0;
+
+    let strings_len = strings_before_rsdp + if rsdp_adds_reg { STRINGS_REG.len() } else { 0 };
     let structure_offset = HEADER_SIZE + RESERVATION_BLOCK_SIZE;
     let strings_offset = structure_offset + structure.len();
     let total = strings_offset + strings_len;
@@ -191,6 +217,7 @@ pub fn build_fdt(
         (STRINGS_MEMORY, memory_nodes),
         (STRINGS_BOOTARGS, true),
         (STRINGS_TSC, tsc_khz.is_some()),
+        (STRINGS_REG, rsdp_adds_reg),
     ] {
         if used {
             blob.put(part);
@@ -305,7 +332,7 @@ mod tests {
             Region::new(0x7fe_0000, 0x7fe_0000),
             Region::new(0x1_0000_0000, 0x1_8000_0000),
         ];
-        let nodes = parse(&build_fdt(&ram, ARGS, None).unwrap());
+        let nodes = parse(&build_fdt(&ram, ARGS, None, None).unwrap());
         let paths: Vec<&str> = nodes.iter().map(|n| n.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -345,8 +372,15 @@ mod tests {
 
     #[test]
     fn tsc_frequency_goes_to_hermit_tsc() {
-        let nodes =
-            parse(&build_fdt(&[Region::new(0x10_0000, 0x800_0000)], "", Some(2_999_999)).unwrap());
+        let nodes = parse(
+            &build_fdt(
+                &[Region::new(0x10_0000, 0x800_0000)],
+                "",
+                Some(2_999_999),
+                None,
+            )
+            .unwrap(),
+        );
         let tsc = node(&nodes, "/hermit,tsc");
         assert_eq!(tsc.props.len(), 1);
         assert_eq!(tsc.prop("khz"), Some(&2_999_999u32.to_be_bytes()[..]));
@@ -354,9 +388,22 @@ mod tests {
     }
 
     #[test]
+    fn the_rsdp_copy_goes_to_hermit_rsdp() {
+        let rsdp = Region::new(0x12_3450, 0x12_3474);
+        let blob = build_fdt(&[Region::new(0x10_0000, 0x800_0000)], "", None, Some(rsdp)).unwrap();
+        let nodes = parse(&blob);
+        let found = node(&nodes, "/hermit,rsdp@123450");
+        assert_eq!(found.prop("reg"), Some(reg(0x12_3450, 0x24).as_slice()));
+        // Without memory nodes `reg` is added to the strings block for it.
+        let bare = parse(&build_fdt(&[], "", Some(1), Some(rsdp)).unwrap());
+        let found = node(&bare, "/hermit,rsdp@123450");
+        assert_eq!(found.prop("reg"), Some(reg(0x12_3450, 0x24).as_slice()));
+    }
+
+    #[test]
     fn refuses_a_command_line_with_nul() {
         assert_eq!(
-            build_fdt(&[], "a\0b", None),
+            build_fdt(&[], "a\0b", None, None),
             Err(LoadError::BadMultiboot {
                 what: "the command line contains a NUL byte"
             })
@@ -364,7 +411,12 @@ mod tests {
     }
 
     /// The same tree built with vm-fdt, the general-purpose writer this one replaces.
-    fn reference(ram: &[Region], bootargs: &str, tsc_khz: Option<u32>) -> Vec<u8> {
+    fn reference(
+        ram: &[Region],
+        bootargs: &str,
+        tsc_khz: Option<u32>,
+        rsdp: Option<Region>,
+    ) -> Vec<u8> {
         let mut fdt = vm_fdt::FdtWriter::new().unwrap();
         let root = fdt.begin_node("").unwrap();
         fdt.property_string("compatible", "hermit,multiboot")
@@ -388,6 +440,14 @@ mod tests {
             fdt.property_u32("khz", khz).unwrap();
             fdt.end_node(tsc).unwrap();
         }
+        if let Some(rsdp) = rsdp {
+            let node = fdt
+                .begin_node(&format!("hermit,rsdp@{:x}", rsdp.start))
+                .unwrap();
+            fdt.property_array_u64("reg", &[rsdp.start, rsdp.len()])
+                .unwrap();
+            fdt.end_node(node).unwrap();
+        }
         fdt.end_node(root).unwrap();
         fdt.finish().unwrap()
     }
@@ -398,9 +458,14 @@ mod tests {
             regions in proptest::collection::vec((0u64..1 << 40, 0u64..1 << 36), 0..8),
             bootargs in "[ -~]{0,120}",
             khz in proptest::option::of(1u32..u32::MAX),
+            rsdp in proptest::option::of((1u64..1 << 40, 20u64..37)),
         ) {
             let ram: Vec<Region> = regions.iter().map(|&(s, l)| Region::new(s, s + l)).collect();
-            proptest::prop_assert_eq!(build_fdt(&ram, &bootargs, khz).unwrap(), reference(&ram, &bootargs, khz));
+            let rsdp = rsdp.map(|(s, l)| Region::new(s, s + l));
+            proptest::prop_assert_eq!(
+                build_fdt(&ram, &bootargs, khz, rsdp).unwrap(),
+                reference(&ram, &bootargs, khz, rsdp)
+            );
         }
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Every hook is called from a later stage of `boot.rs` (load, boot data, page
 //! tables) or from `main.rs` (hand-over), after the real work, and changes its
-//! result the way the fault says; none touches the input readers or `arch/`. fw_cfg
+//! result the way the fault says; none touches `arch/`, and only the UEFI reader
+//! among the input readers (`uefi/mod.rs`: `ExitBootServices` and the map, whose
+//! failures OVMF never produces). fw_cfg
 //! is read through `arch` (its ports are named there, with the loader's others), so
 //! this file has no `unsafe`.
 
@@ -103,6 +105,20 @@ fn injected(fault: Fault) -> bool {
     selected >= 2 && Fault::ALL.get(usize::from(selected - 2)) == Some(&fault)
 }
 
+/// UEFI: whether `ExitBootServices` is to be taken as failed twice (and not made).
+pub fn exit_boot_services_fails() -> bool {
+    injected(Fault::ExitBootServicesFails)
+}
+
+/// UEFI: the descriptor size the map is read with.
+pub fn uefi_descriptor_size(size: usize) -> usize {
+    if injected(Fault::UefiMapUnusable) {
+        0
+    } else {
+        size
+    }
+}
+
 /// Load stage, after the segments were copied and relocated.
 pub fn loaded(kernel: &Kernel, image: &mut [u8]) {
     if injected(Fault::LoaderPanic) {
@@ -149,6 +165,7 @@ pub fn device_tree(
     kernel: Region,
     command_line: Option<&str>,
     khz: Option<u32>,
+    rsdp: Option<Region>,
 ) -> Result<Vec<u8>, LoadError> {
     if injected(Fault::FdtBuildFails) {
         return Err(LoadError::FdtBuild {
@@ -156,7 +173,12 @@ pub fn device_tree(
         });
     }
     if injected(Fault::FdtMemoryMap) {
-        return fdt::build_fdt(&cut_at_kernel(ram, kernel), command_line.unwrap_or(""), khz);
+        return fdt::build_fdt(
+            &cut_at_kernel(ram, kernel),
+            command_line.unwrap_or(""),
+            khz,
+            rsdp,
+        );
     }
     Ok(built)
 }

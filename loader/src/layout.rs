@@ -242,16 +242,32 @@ fn place_kernel(input: &LayoutInput, ram: &UsableRam) -> Result<Region, LoadErro
                 .max()
                 .unwrap_or(0);
             let base = align_up(below, HUGE_PAGE).ok_or(too_high(below))?;
-            let base = base.max(KERNEL_MIN_BASE);
-            let base = align_up(base, alignment).ok_or(too_high(base))?;
-            let end = base.checked_add(size).ok_or(too_high(base))?;
-            let kernel = Region { start: base, end };
+            let floor = base.max(KERNEL_MIN_BASE);
+            let floor = align_up(floor, alignment).ok_or(too_high(floor))?;
+            // The lowest place from there that lies in usable RAM and clear of the
+            // module (read while loading, not after: it may lie below the kernel, as
+            // Multiboot puts it, or above it, as PVH and UEFI do). Firmware may keep
+            // memory above 8 MiB for itself (OVMF's ACPI NVS at 0x800000).
+            for stretch in ram.stretches() {
+                let mut start = align_up(stretch.start.max(floor), alignment);
+                while let Some(base) = start {
+                    let Some(end) = base.checked_add(size).filter(|&end| end <= stretch.end) else {
+                        break;
+                    };
+                    let kernel = Region { start: base, end };
+                    if !kernel.overlaps(&input.module) {
+                        return Ok(kernel);
+                    }
+                    start = align_up(input.module.end, alignment).filter(|&b| b > base);
+                }
+            }
+            // Nowhere: the first place clear of the module, which the caller
+            // refuses as outside RAM.
+            let end = floor.checked_add(size).ok_or(too_high(floor))?;
+            let kernel = Region { start: floor, end };
             if !kernel.overlaps(&input.module) {
-                // The module is read before the kernel runs and not after: it may lie
-                // above the kernel (a PVH VMM puts it at the top of RAM).
                 return Ok(kernel);
             }
-            // Above the module (Multiboot puts it right after the loader).
             let base = align_up(input.module.end, alignment).ok_or(too_high(input.module.end))?;
             let end = base.checked_add(size).ok_or(too_high(base))?;
             let above = Region { start: base, end };
@@ -270,10 +286,10 @@ fn place_kernel(input: &LayoutInput, ram: &UsableRam) -> Result<Region, LoadErro
 /// Plans where the kernel goes and which ranges the hand-over page tables
 /// identity-map, refusing any input that would break a kernel generation's rules.
 ///
-/// A relocatable kernel goes at `max(align_up(highest end of loader, boot data,
-/// MBI, 2 MiB), 0x800000)`, aligned to its own alignment if larger, or, if it would
-/// overlap the module there, right above the module; a fixed one where it was
-/// linked. The mappings are: the MBI page(s) read-only with 4 KiB
+/// A relocatable kernel goes at the lowest place from `max(align_up(highest end of
+/// loader, boot data, MBI, 2 MiB), 0x800000)` up, aligned to its own alignment if
+/// larger, where it lies in one stretch of usable RAM and clear of the module (on
+/// QEMU's maps: there, or right above the module); a fixed one where it was linked. The mappings are: the MBI page(s) read-only with 4 KiB
 /// pages (unless already inside the next range); from the loader's first page up to
 /// the next 2 MiB boundary with 4 KiB pages; from there up to the kernel's end
 /// rounded up to 2 MiB with 2 MiB pages, writable. The boot data lies in between
@@ -870,6 +886,49 @@ mod tests {
             module: Region::new(0x7f9_e000, 0x7fb_e000),
             ..qemu(kernel)
         }
+    }
+
+    /// Usable RAM after OVMF's ExitBootServices on q35 with S3 on: ACPI NVS at
+    /// 0x800000-0x900000 with two usable holes in it.
+    const OVMF_RAM: [Region; 5] = [
+        Region::new(0, 0x9_fc00),
+        Region::new(0x10_0000, 0x80_0000),
+        Region::new(0x80_8000, 0x80_b000),
+        Region::new(0x80_c000, 0x81_0000),
+        Region::new(0x90_0000, 0x3eb_7000),
+    ];
+
+    #[test]
+    fn a_kernel_goes_to_the_first_free_place_above_firmware_memory() {
+        let uefi = |kernel| LayoutInput {
+            ram: &OVMF_RAM,
+            mbi: Region::new(0x12_1000, 0x12_1200),
+            boot_data: Region::new(0, 0),
+            module: Region::new(0x3e0_0000, 0x3e2_0000),
+            ..qemu(kernel)
+        };
+        let layout = plan_layout(&uefi(dyn_kernel(0x4_0000, 0))).unwrap();
+        assert_eq!(layout.kernel(), Region::new(0xa0_0000, 0xa4_0000));
+        // Up to the module's start, and refused when it fits neither below nor
+        // above it.
+        let large = plan_layout(&uefi(dyn_kernel(0x340_0000, 0))).unwrap();
+        assert_eq!(large.kernel(), Region::new(0xa0_0000, 0x3e0_0000));
+        assert!(matches!(
+            plan_layout(&uefi(dyn_kernel(0x350_0000, 0))),
+            Err(LoadError::NotEnoughMemory {
+                what: "kernel image",
+                ..
+            })
+        ));
+        // An ET_EXEC kernel linked at 8 MiB cannot go there: OVMF keeps it.
+        assert!(matches!(
+            plan_layout(&uefi(exec_kernel(0x80_0000, 0x81_0000))),
+            Err(LoadError::NotEnoughMemory {
+                what: "kernel image",
+                start: 0x80_0000,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod bootinfo;
 pub mod bump;
 pub mod cmdline;
+pub mod efi;
 pub mod elf;
 pub mod error;
 pub mod faults;
@@ -36,6 +37,11 @@ pub enum EntryProtocol {
     /// Xen's x86/HVM direct boot ABI (`pvh_start32`): QEMU (pc, microvm), Cloud
     /// Hypervisor and Firecracker with the 64-bit ELF; EBX holds the start info.
     Pvh,
+    /// UEFI (`uefi_start64`, reached through the EFI stub of `rusty-loader.efi`):
+    /// OVMF's `-kernel`, or `EFI/BOOT/BOOTX64.EFI` on an EFI system partition; the
+    /// loader asks the firmware for the application, the command line and the
+    /// memory map, and exits its boot services.
+    Uefi,
 }
 
 impl EntryProtocol {
@@ -44,6 +50,7 @@ impl EntryProtocol {
         match self {
             EntryProtocol::Multiboot => "multiboot",
             EntryProtocol::Pvh => "pvh",
+            EntryProtocol::Uefi => "uefi",
         }
     }
 }

@@ -7,10 +7,12 @@
 //! is `boot.rs` (stages that hand every decision to the host-tested `rusty_loader`
 //! library), the trace `trace.rs`; the start-up assembly and every direct hardware
 //! access live in `arch/x86_64`, the only place with `unsafe` besides the UART
-//! (`console.rs`), the allocator (`heap.rs`) and the defmt logger (`logger.rs`).
+//! (`console.rs`), the allocator (`heap.rs`), the defmt logger (`logger.rs`) and
+//! the UEFI firmware calls (`uefi/firmware.rs`).
 //! The entries differ only in the assembly's first lines and in the boot
 //! information read here, each through its `boot::BootSource` (`mbi.rs`,
-//! `start_info.rs`).
+//! `start_info.rs`, `uefi/`, whose firmware calls are `uefi/firmware.rs`, with
+//! `unsafe`).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -29,26 +31,33 @@ mod logger;
 mod mbi;
 mod start_info;
 mod trace;
+mod uefi;
 
 use rusty_loader::error::{ExitCode, LoadError};
 use rusty_loader::EntryProtocol;
 
 /// Called by the start-up code in long mode with the entry it came through, EAX at
-/// a Multiboot entry (0 after PVH) and EBX: the MBI or the PVH start info.
+/// a Multiboot entry (0 after PVH and UEFI) and EBX: the MBI or the PVH start info
+/// (0 after UEFI: the firmware's pointers are in `arch::uefi::handoff`).
 extern "C" fn loader_main(entry: u32, magic: u32, info_addr: u32) -> ! {
-    arch::exceptions::install(report_exception);
+    // Only the assembly calls this function, with one of its values.
+    let entry = arch::entry_protocol(entry).unwrap_or(EntryProtocol::Multiboot);
+    // Under UEFI the firmware's IDT handles its timer until its boot services
+    // exit; the UEFI reader installs the loader's then.
+    if entry != EntryProtocol::Uefi {
+        arch::exceptions::install(report_exception);
+    }
     // The reference counter for the TSC frequency runs from here across the
     // loader's work (see arch::freq).
     arch::freq::start();
     console::init();
     heap::init();
-    // Only the assembly calls this function, with one of its two values.
-    let entry = arch::entry_protocol(entry).unwrap_or(EntryProtocol::Multiboot);
     trace::loader_started(entry, info_addr, arch::early_stamps());
     // The one place the entries differ in Rust: which boot information is read.
     let booted = match entry {
         EntryProtocol::Multiboot => boot::boot(entry, || mbi::Multiboot::read(magic, info_addr)),
         EntryProtocol::Pvh => boot::boot(entry, || start_info::Pvh::read(info_addr)),
+        EntryProtocol::Uefi => boot::boot(entry, uefi::Uefi::read),
     };
     match booted {
         Ok(hand_over) => {

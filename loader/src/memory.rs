@@ -111,6 +111,11 @@ impl UsableRam {
         })
     }
 
+    /// The stretches, sorted by address.
+    pub(crate) fn stretches(&self) -> &[Region] {
+        &self.stretches
+    }
+
     /// Whether `region` lies in usable RAM: O(log n).
     pub(crate) fn contains(&self, region: &Region) -> bool {
         if region.is_empty() {

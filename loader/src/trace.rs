@@ -110,6 +110,11 @@ fn at(ticks: u64) {
 pub fn loader_started(entry: EntryProtocol, info: u32, stamps: EarlyStamps) {
     at(0);
     emit::loader_start(FORMAT_VERSION, build_id(), info);
+    if entry == EntryProtocol::Uefi {
+        // No mode switch: the firmware runs the loader in long mode.
+        emit::entry(name!("uefi"));
+        return;
+    }
     at(stamps.paging_on.wrapping_sub(stamps.entry));
     emit::paging_enabled();
     at(stamps.long_mode.wrapping_sub(stamps.entry));
@@ -117,7 +122,69 @@ pub fn loader_started(entry: EntryProtocol, info: u32, stamps: EarlyStamps) {
     emit::entry(match entry {
         EntryProtocol::Multiboot => name!("multiboot"),
         EntryProtocol::Pvh => name!("pvh"),
+        EntryProtocol::Uefi => name!("uefi"),
     });
+}
+
+/// The firmware and the TSC at the EFI stub's entry (UEFI).
+pub fn uefi_entry(revision: u32, vendor: &str, tsc_at_entry: u64) {
+    emit::uefi_entry(revision, vendor, tsc_at_entry);
+}
+
+/// One boot-services call (UEFI).
+pub fn firmware_call(call: crate::uefi::Call, status: u64, bytes: u64, ticks: u64) {
+    use crate::uefi::Call;
+    let name = match call {
+        Call::LoadedImage => name!("HandleProtocol(LoadedImage)"),
+        Call::LocateInitrd => name!("LocateDevicePath(LoadFile2 initrd)"),
+        Call::InitrdSize => name!("LoadFile2(size)"),
+        Call::AllocateApplication => name!("AllocatePages(application)"),
+        Call::ReadInitrd => name!("LoadFile2(read)"),
+        Call::OpenVolume => name!("OpenVolume"),
+        Call::OpenFile => name!("Open"),
+        Call::FileSize => name!("GetInfo(FileInfo)"),
+        Call::ReadFile => name!("Read"),
+        Call::GetMemoryMap => name!("GetMemoryMap"),
+        Call::ExitBootServices => name!("ExitBootServices"),
+    };
+    emit::firmware_call(name, status, bytes, ticks);
+}
+
+/// Where the application came from (UEFI).
+pub fn uefi_application(source: &crate::uefi::Source, path: &str) {
+    let source = match source {
+        crate::uefi::Source::LoadFile2 => name!("load-file2"),
+        crate::uefi::Source::File => name!("file"),
+    };
+    emit::uefi_application(source, path);
+}
+
+/// The firmware's memory map per UEFI type (UEFI).
+pub fn uefi_memory_map(
+    descriptors: &[rusty_loader::efi::memory_map::Descriptor],
+    descriptor_size: usize,
+) {
+    let totals = rusty_loader::efi::memory_map::summary(descriptors);
+    let words: alloc::vec::Vec<Word> = totals
+        .iter()
+        .map(|t| {
+            Word(rusty_loader::wire::TypeTotalWord::pack(
+                t.kind,
+                t.descriptors,
+                t.pages,
+            ))
+        })
+        .collect();
+    emit::uefi_memory_map(
+        saturate(descriptors.len()),
+        saturate(descriptor_size),
+        &words,
+    );
+}
+
+/// The RSDP and its copies (UEFI).
+pub fn rsdp(firmware: u64, revision: u8, ebda: u64, heap: u64) {
+    emit::rsdp(firmware, revision, ebda, heap);
 }
 
 /// The MBI the loader wrote for the kernel (PVH).

@@ -85,6 +85,36 @@ impl defmt::Format for Word {
     }
 }
 
+/// One UEFI memory type's total in `UefiMemoryMap`, packed into a word: the type
+/// in the top 8 bits (types above 254 as 255), the descriptor count in the next 16
+/// (saturating), the pages in the low 40 (saturating).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeTotalWord {
+    pub kind: u8,
+    pub descriptors: u16,
+    pub pages: u64,
+}
+
+impl TypeTotalWord {
+    const PAGES_MASK: u64 = (1 << 40) - 1;
+
+    /// Packs a type's total, saturating each part.
+    pub fn pack(kind: u32, descriptors: u32, pages: u64) -> u64 {
+        let kind = u64::from(u8::try_from(kind).unwrap_or(u8::MAX));
+        let descriptors = u64::from(u16::try_from(descriptors).unwrap_or(u16::MAX));
+        kind << 56 | descriptors << 40 | pages.min(Self::PAGES_MASK)
+    }
+
+    /// Unpacks a word of `UefiMemoryMap.types`.
+    pub fn unpack(word: u64) -> TypeTotalWord {
+        TypeTotalWord {
+            kind: (word >> 56) as u8,
+            descriptors: (word >> 40) as u16,
+            pages: word & Self::PAGES_MASK,
+        }
+    }
+}
+
 /// The most words a `CpuException` carries from the stack: enough for a few
 /// return addresses, small enough for one short frame.
 pub const STACK_WORDS: usize = 16;
@@ -191,7 +221,8 @@ macro_rules! loader_events {
             /// First event, timed at the loader's entry (time 0): the trace format version,
             /// the build identity (see "Identity" in docs/trace-format.md) and the address
             /// EBX held at the entry: the MBI, or after a PVH entry (see `Entry`) the PVH
-            /// start info. The loader image's own range is in the ELF (symbols
+            /// start info; 0 after a UEFI entry (the firmware's pointers are in
+            /// `UefiEntry`'s stead). The loader image's own range is in the ELF (symbols
             /// `__loader_start`, `__loader_end`).
             info LoaderStart loader_start(format: u8, build: u32, mbi: u32)
                 => "LoaderStart format={=u8} build={=u32:#x} mbi={=u32:#x}";
@@ -201,14 +232,44 @@ macro_rules! loader_events {
             /// The first 64-bit instruction: sent with the time the start-up code recorded.
             info LongModeEntered long_mode_entered() => "LongModeEntered";
             /// The boot protocol the loader was entered through: `multiboot` (`start32`, the
-            /// 32-bit image) or `pvh` (`pvh_start32`, the 64-bit ELF's Xen PVH note).
+            /// 32-bit image), `pvh` (`pvh_start32`, the 64-bit ELF's Xen PVH note) or `uefi`
+            /// (`uefi_start64`, through the EFI stub of `rusty-loader.efi`; no
+            /// `PagingEnabled` and `LongModeEntered` then: the firmware runs it in long
+            /// mode).
             info Entry entry(protocol: istr) => "Entry protocol={=istr}";
+            /// UEFI entry: the firmware (the system table's revision, its vendor) and the
+            /// TSC when the EFI stub began, the loader's time 0, counted from the CPU's
+            /// reset: the firmware's time before the loader, in TSC ticks.
+            info UefiEntry uefi_entry(revision: u32, vendor: str, tsc_at_entry: u64)
+                => "UefiEntry revision={=u32:#x} vendor={=str} tsc_at_entry={=u64}";
+            /// UEFI entry: one boot-services call, in the order the loader made them:
+            /// which, the EFI status it returned (0 success), the bytes it delivered (the
+            /// application's size or bytes read, the map's size; else 0) and its ticks.
+            info FirmwareCall firmware_call(call: istr, status: u64, bytes: u64, ticks: u64)
+                => "FirmwareCall call={=istr} status={=u64:#x} bytes={=u64} ticks={=u64}";
+            /// UEFI entry: where the application came from: `load-file2` (the initrd the
+            /// firmware offers on the Linux initrd media device path: QEMU's `-initrd`) or
+            /// `file` (the file `path` on the loader's volume).
+            info UefiApplication uefi_application(source: istr, path: str)
+                => "UefiApplication source={=istr} path={=str}";
+            /// UEFI entry: the firmware's memory map as `ExitBootServices` took it, per UEFI
+            /// memory type (`types`: one word per type, see `wire::TypeTotalWord`), its
+            /// descriptor count and size. The map the kernel gets follows as `MemoryMap`.
+            info UefiMemoryMap uefi_memory_map(descriptors: u16, descriptor_size: u16, types: words)
+                => "UefiMemoryMap descriptors={=u16} descriptor_size={=u16} types={=[?]}";
             /// The memory map (Multiboot's, or the PVH start info's), every entry as
             /// `start-end:kind` (kind 1 usable RAM, 2 reserved, 3 ACPI reclaimable, 4 ACPI
             /// NVS, 5 defective; other PVH types are sent as 2). One event for the
             /// whole map (up to 32 entries; a longer map takes more events), which costs a
             /// third of one event per entry.
             info MemoryMap memory_map(regions: memory_map) => "MemoryMap regions={=[?]}";
+            /// UEFI entry: the ACPI RSDP the configuration table gives (0: none; revision
+            /// and copies 0 when it is not a valid RSDP), its revision and its copies: at
+            /// the start of the EBDA the loader made (its segment at 0x40E; reserved in
+            /// `MemoryMap`), where kernels 0.6–0.10 scan, and on the loader heap, which the
+            /// device tree's `/hermit,rsdp` names for kernels 0.11+.
+            info Rsdp rsdp(firmware: u64, revision: u8, ebda: u64, heap: u64)
+                => "Rsdp firmware={=u64:#x} revision={=u8} ebda={=u64:#x} heap={=u64:#x}";
             /// The command line: after a Multiboot entry the file name, then kernel
             /// arguments from byte `kernel_args_at` (after a PVH entry, the arguments only),
             /// then app arguments (after `--`) from `app_args_at` (65535 where absent).
@@ -648,6 +709,24 @@ mod tests {
         );
         assert!(!LoaderEvent::PagingEnabled {}.timed_when_sent());
         assert_eq!(kernel.level(), Level::Info);
+    }
+
+    #[test]
+    fn type_totals_pack_into_a_word() {
+        let word = TypeTotalWord::pack(7, 5, 0x3000);
+        assert_eq!(
+            TypeTotalWord::unpack(word),
+            TypeTotalWord {
+                kind: 7,
+                descriptors: 5,
+                pages: 0x3000
+            }
+        );
+        let huge = TypeTotalWord::unpack(TypeTotalWord::pack(0x7000_0000, 70_000, u64::MAX));
+        assert_eq!(
+            (huge.kind, huge.descriptors, huge.pages),
+            (255, 65535, (1 << 40) - 1)
+        );
     }
 
     #[test]

@@ -42,9 +42,10 @@
 //!   `stack=<low>-<high>`, `mbi-flags=`, `cmdline-addr=`, `cmdline=<exact command
 //!   line>`, `args=<application arguments after "--", space-separated>`,
 //!   `mem=<start>-<end>` per usable (type 1) MBI memory-map region,
-//!   `fdt-mem=<start>-<end>` per FDT memory node, `fs-base=` (kernels with TLS),
+//!   `fdt-mem=<start>-<end>` per FDT memory node, `fdt-rsdp=` (when the device
+//!   tree has `/hermit,rsdp`), `fs-base=` (kernels with TLS),
 //!   `cr3=`, `page-tables=<n> pages-4k=<n> pages-2m=<n> pages-1g=<n>` (counts in
-//!   decimal), then the facts of the kernel's own extra group (`big-dyn`:
+//!   decimal), `rsdp=`, `rsdp-source=ebda|bios-area`, `rsdp-revision=`, then the facts of the kernel's own extra group (`big-dyn`:
 //!   `bulk=<start>-<end>` and `bulk-pointers=<n>` in decimal; `calibrating`:
 //!   `freq_source=cmdline|pit|guess`, `freq_mhz=<MHz>` and `calibration_us=<µs the
 //!   detection took, by the TSC and the frequency found>`, in decimal), and
@@ -73,8 +74,9 @@
 //! | 12 | 25 | paging | `bootinfo-mapped`, `image-mapped` (writable), `stack-mapped` (writable), `mbi-mapped`, `mmap-mapped`, `cmdline-mapped`, `fdt-mapped` (each identity-mapped; also used when a read finds a page missing), `pml4-ps-bit`, `nx-without-nxe`, `page-0-unmapped`, `ebda-unmapped` (0x9f000 and the page at the end of low RAM), `bios-area-unmapped` (0xe0000–0xfffff, no large page either), `smp-trampoline-4k` (no large page covers 0x8000); newer: `tables-identity-mapped` (also, for every kernel, a page fault on the PML4's own page: these kernels read their tables through the identity map), `no-1gib-pages`; older: `recursive-pml4` (`PML4[511]` → PML4, present, writable), `recursive-read` (0xffff_ffff_ffff_f000 reads the PML4), `nothing-above-image` (nothing from the image end rounded up to 2 MiB to the end of the lower half) |
 //! | 13 | 27 | panic | `panic` (a Rust panic in the kernel) |
 //! | 14 | 29 | exception | `exception` (a CPU exception: vector, error code, rip, rsp, cr2) |
+//! | 15 | 31 | acpi | `low-memory-mappable` (the first 2 MiB mapped through a table of 4 KiB pages, where the scan maps low memory for itself), `rsdp-found` (a valid RSDP in the EBDA the word at 0x40E names, or in 0xe0000–0xfffff, as kernels 0.6–0.10 find it) |
 //!
-//! Values 0 and 15 are unused; 0x10 and above belong to the loader.
+//! Value 0 is unused; 0x10 and above belong to the loader.
 //!
 //! # Building
 //!
@@ -91,6 +93,7 @@
 // way out: the size costs nothing worth an indirection.
 #![allow(clippy::result_large_err)]
 
+pub mod acpi;
 pub mod arch;
 pub mod bootinfo;
 pub mod bulk;

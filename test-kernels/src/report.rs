@@ -241,11 +241,13 @@ pub enum Group {
     Panic,
     /// A CPU exception (page fault, general protection, ...).
     Exception,
+    /// The ACPI RSDP where kernels 0.6–0.10 look for it.
+    Acpi,
 }
 
 impl Group {
     /// Every group, in exit-value order.
-    pub const ALL: [Group; 13] = [
+    pub const ALL: [Group; 14] = [
         Group::BootInfo,
         Group::CpuState,
         Group::Stack,
@@ -259,6 +261,7 @@ impl Group {
         Group::Paging,
         Group::Panic,
         Group::Exception,
+        Group::Acpi,
     ];
 
     /// The value written to port 0xf4 when a check of this group fails.
@@ -277,6 +280,7 @@ impl Group {
             Group::Paging => 12,
             Group::Panic => 13,
             Group::Exception => 14,
+            Group::Acpi => 15,
         }
     }
 
@@ -296,6 +300,7 @@ impl Group {
             Group::Paging => "paging",
             Group::Panic => "panic",
             Group::Exception => "exception",
+            Group::Acpi => "acpi",
         }
     }
 }

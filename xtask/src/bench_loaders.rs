@@ -179,7 +179,8 @@ fn build_revision(sh: &Shell, rev: &str) -> Result<BaselineLoader> {
 
 /// What one boot showed.
 struct Timing {
-    /// First serial byte to the application's first line; None if it never came.
+    /// First serial byte (under UEFI: the loader's first frame, after the firmware's
+    /// own text) to the application's first line; None if it never came.
     phase: Option<Duration>,
     /// QEMU's start to its end.
     wall: Duration,
@@ -190,6 +191,9 @@ struct Timing {
 /// report line of the others.
 const FIRST_LINES: [&[u8]; 2] = [b"Hello from ", b"tk: "];
 
+/// The bytes before every trace frame (`rusty_loader::wire::FRAME_MARKER`).
+const FRAME_MARKER: [u8; 2] = rusty_loader::wire::FRAME_MARKER;
+
 /// QEMU arguments that make it log every write to a UART register with the host
 /// time, taken in the vCPU thread as the guest writes (`-trace serial_write`, with
 /// `-msg timestamp=on` for the times).
@@ -198,6 +202,9 @@ const SERIAL_WRITE_LOG: [&str; 4] = ["-msg", "timestamp=on", "-trace", "serial_w
 fn time_boot(config: &QemuConfig) -> Result<Timing> {
     let mut config = config.clone();
     config.extra_args.extend(SERIAL_WRITE_LOG.map(Into::into));
+    // OVMF writes its own text before the loader runs: a UEFI boot's loader phase
+    // starts at the loader's first frame marker.
+    let from_frame = config.boot == BootProtocol::Uefi;
     let start = Instant::now();
     let mut seen = Vec::new();
     let (mut first, mut line) = (None, None);
@@ -208,9 +215,11 @@ fn time_boot(config: &QemuConfig) -> Result<Timing> {
         |arrival| {
             if let Arrival::Bytes(bytes) = arrival {
                 let now = Instant::now();
-                first.get_or_insert(now);
                 if line.is_none() {
                     seen.extend_from_slice(bytes);
+                    if !from_frame || seen.windows(2).any(|w| w == FRAME_MARKER) {
+                        first.get_or_insert(now);
+                    }
                     if FIRST_LINES
                         .iter()
                         .any(|m| seen.windows(m.len()).any(|w| w == *m))
@@ -229,7 +238,7 @@ fn time_boot(config: &QemuConfig) -> Result<Timing> {
     // otherwise (which a reader scheduled late at the first byte shortens).
     let phase = if finished.stderr.contains(":serial_write ") {
         // None when the first line never came.
-        phase_from_serial_log(&finished.stderr)
+        phase_from_serial_log(&finished.stderr, from_frame)
     } else {
         warn_once_without_serial_log();
         first.zip(line).map(|(first, line)| line - first)
@@ -252,14 +261,15 @@ fn warn_once_without_serial_log() {
 }
 
 /// The loader phase from QEMU's log of UART register writes: from the first byte
-/// written to the transmit register to the byte that completes one of
-/// [`FIRST_LINES`]. The times are QEMU's, taken as the guest wrote, so a reader that
+/// written to the transmit register (`from_frame`: the first byte of the first
+/// frame marker, `FF 00`) to the byte that completes one of [`FIRST_LINES`]. The times are QEMU's, taken as the guest wrote, so a reader that
 /// is scheduled late does not shorten the phase. Writes to register 0 while the
 /// line control register's DLAB bit is set are the baud divisor, not data.
-fn phase_from_serial_log(log: &str) -> Option<Duration> {
+fn phase_from_serial_log(log: &str, from_frame: bool) -> Option<Duration> {
     let mut dlab = false;
     let mut stream = Vec::new();
     let mut first = None;
+    let mut previous_at = Duration::ZERO;
     for line in log.lines() {
         // `<pid>@<seconds>.<micros>:serial_write write addr 0x<reg> val 0x<value>`
         let Some((stamp, event)) = line.split_once(":serial_write write addr 0x") else {
@@ -275,10 +285,17 @@ fn phase_from_serial_log(log: &str) -> Option<Duration> {
         match register {
             3 => dlab = value & 0x80 != 0,
             0 if !dlab => {
-                let first = *first.get_or_insert(at);
                 stream.push(value);
-                if FIRST_LINES.iter().any(|m| stream.ends_with(m)) {
-                    return Some(at.saturating_sub(first));
+                if !from_frame {
+                    first.get_or_insert(at);
+                } else if first.is_none() && stream.ends_with(&FRAME_MARKER) {
+                    first = Some(previous_at);
+                }
+                previous_at = at;
+                if let Some(first) = first {
+                    if FIRST_LINES.iter().any(|m| stream.ends_with(m)) {
+                        return Some(at.saturating_sub(first));
+                    }
                 }
             }
             _ => {}
@@ -402,11 +419,13 @@ pub fn compare(
     Ok(rows)
 }
 
-/// How the table names this loader: `ours`, or `ours/pvh` when it boots through PVH.
+/// How the table names this loader: `ours`, or `ours/pvh` / `ours/uefi` when it boots
+/// through PVH or UEFI.
 fn ours_label(boot: BootProtocol) -> &'static str {
     match boot {
         BootProtocol::Multiboot => "ours",
         BootProtocol::Pvh => "ours/pvh",
+        BootProtocol::Uefi => "ours/uefi",
     }
 }
 
@@ -588,10 +607,32 @@ mod tests {
         }
         // The line is complete at "Hello from " (11 bytes): 5010 us.
         assert_eq!(
-            phase_from_serial_log(&log),
+            phase_from_serial_log(&log, false),
             Some(Duration::from_micros(4010))
         );
-        assert_eq!(phase_from_serial_log("no trace here\n"), None);
-        assert_eq!(phase_from_serial_log(&write(1000, 0, 0xff)), None);
+        assert_eq!(phase_from_serial_log("no trace here\n", false), None);
+        assert_eq!(phase_from_serial_log(&write(1000, 0, 0xff), false), None);
+    }
+
+    #[test]
+    fn under_uefi_the_phase_starts_at_the_first_frame() {
+        // The firmware's text first, then the loader's frame marker at 2000 us.
+        let mut log = String::new();
+        for (i, byte) in b"\x1b[2J".iter().enumerate() {
+            log += &write(100 + i as u64, 0, *byte);
+        }
+        log += &write(2000, 0, 0xff);
+        log += &write(2001, 0, 0x00);
+        for (i, byte) in b"tk: ok".iter().enumerate() {
+            log += &write(3000 + i as u64, 0, *byte);
+        }
+        assert_eq!(
+            phase_from_serial_log(&log, true),
+            Some(Duration::from_micros(1003))
+        );
+        assert_eq!(
+            phase_from_serial_log(&log, false),
+            Some(Duration::from_micros(2903))
+        );
     }
 }

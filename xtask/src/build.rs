@@ -107,6 +107,14 @@ pub struct LoaderArtifacts {
     pub elf: PathBuf,
 }
 
+impl LoaderArtifacts {
+    /// The EFI application beside the image (`rusty-loader.efi`): the EFI stub
+    /// carrying the loader image (see `efi_image.rs`).
+    pub fn efi(&self) -> PathBuf {
+        self.image.with_extension("efi")
+    }
+}
+
 /// Where `cargo xtask build` puts the loader: `target/x86_64/<profile>/rusty-loader`
 /// and the 64-bit ELF beside it as `rusty-loader.elf`.
 /// The build without tracing goes beside it as `rusty-loader-notrace(.elf)`.
@@ -149,32 +157,44 @@ pub fn level_artifacts(level: TraceLevel) -> LoaderArtifacts {
 }
 
 /// Rustflags shared by every freestanding binary.
-const FREESTANDING_FLAGS: &[&str] = &[
+pub(crate) const FREESTANDING_FLAGS: &[&str] = &[
     "-C target-feature=+crt-static",
     "-C link-arg=-nostartfiles",
     "-C link-arg=-nostdlib",
     "-C link-arg=-Wl,--build-id=none",
 ];
 
+/// The EFI stub's flags on top of the freestanding ones (see `efi_image.rs`): a
+/// static PIE (its only relocations are `R_X86_64_RELATIVE`, which become PE base
+/// relocations), each segment on pages of its own (PE sections are page aligned),
+/// RELRO folded into the data (one section fewer: four fit before the Linux
+/// header), `efi_main` as the entry.
+pub(crate) const EFI_STUB_FLAGS: &[&str] = &[
+    "-C relocation-model=pie",
+    "-C link-arg=-Wl,-z,separate-loadable-segments",
+    "-C link-arg=-Wl,-z,norelro",
+    "-C link-arg=-Wl,-e,efi_main",
+];
+
 /// What cargo does with a bare-metal crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     Build,
     /// `cargo clippy -- -D warnings` with the same flags and features.
     Clippy,
 }
 
-struct CargoBuild<'a> {
-    action: Action,
-    package: &'a str,
-    bins: &'a [&'a str],
-    features: &'a str,
-    profile: Profile,
-    target_dir: &'a Path,
-    rustflags: &'a [&'a str],
-    defmt_log: &'a str,
+pub(crate) struct CargoBuild<'a> {
+    pub action: Action,
+    pub package: &'a str,
+    pub bins: &'a [&'a str],
+    pub features: &'a str,
+    pub profile: Profile,
+    pub target_dir: &'a Path,
+    pub rustflags: &'a [&'a str],
+    pub defmt_log: &'a str,
     /// Settings of the release profile for this build (`CARGO_PROFILE_RELEASE_*`).
-    release_profile: &'a [(&'a str, &'a str)],
+    pub release_profile: &'a [(&'a str, &'a str)],
 }
 
 /// The loader's release profile: under emulation every distinct piece of code the
@@ -187,7 +207,7 @@ const LOADER_RELEASE_PROFILE: &[(&str, &str)] = &[
     ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),
 ];
 
-fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
+pub(crate) fn cargo_build(sh: &Shell, build: CargoBuild) -> Result<PathBuf> {
     let CargoBuild {
         action,
         package,
@@ -362,6 +382,8 @@ fn write_loader(
     let (elf_part, image_part) = (in_progress(&artifacts.elf), in_progress(&artifacts.image));
     std::fs::write(&elf_part, &elf).context("writing the loader ELF")?;
     to_elf32(sh, &elf_part, &image_part)?;
+    crate::efi_image::build_efi(sh, profile, faults, &elf, &artifacts.efi())
+        .context("building the EFI application")?;
     std::fs::rename(&elf_part, &artifacts.elf).context("writing the loader ELF")?;
     std::fs::rename(&image_part, &artifacts.image).context("writing the loader image")?;
     Ok(artifacts)
@@ -369,7 +391,7 @@ fn write_loader(
 
 /// Where `path` is written before it is renamed into place: beside it, named for
 /// this process.
-fn in_progress(path: &Path) -> PathBuf {
+pub(crate) fn in_progress(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map_or_else(Default::default, |n| n.to_os_string());
@@ -570,6 +592,7 @@ pub fn lint_bare_metal(sh: &Shell) -> Result<()> {
         cargo_loader(sh, Profile::Debug, trace, false, Action::Clippy)?;
     }
     cargo_loader(sh, Profile::Debug, TraceLevel::Info, true, Action::Clippy)?;
+    crate::efi_image::lint_stub(sh)?;
     cargo_kernels(sh, Profile::Debug, Action::Clippy)?;
     Ok(())
 }

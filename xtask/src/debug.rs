@@ -544,6 +544,7 @@ fn stage_location(at: &StageAt, boot: BootProtocol) -> Result<String> {
         StageAt::LoaderEntry => match boot {
             BootProtocol::Multiboot => "start32".to_string(),
             BootProtocol::Pvh => "pvh_start32".to_string(),
+            BootProtocol::Uefi => "uefi_start64".to_string(),
         },
         StageAt::Location(location) => location.to_string(),
         StageAt::SourceLine { file, text } => {

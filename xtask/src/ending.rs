@@ -152,7 +152,7 @@ impl Statuses {
     }
 }
 
-/// As the table shows it: `4`, `33-93 odd`.
+/// As the table shows it: `4`, `33-105 odd`.
 impl std::fmt::Display for Statuses {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.first == self.last {
@@ -570,7 +570,7 @@ mod tests {
                 .collect();
             assert!(rows.len() <= 1, "{status} in several rows: {rows:?}");
         }
-        assert_eq!(EndingKind::Refused.statuses().to_string(), "33-93 odd");
+        assert_eq!(EndingKind::Refused.statuses().to_string(), "33-105 odd");
         assert_eq!(
             EndingKind::CpuException.statuses().to_string(),
             "129-191 odd"

@@ -8,6 +8,7 @@ pub mod bench_table;
 pub mod build;
 pub mod census;
 pub mod debug;
+pub mod efi_image;
 pub mod ending;
 pub mod fuzz;
 pub mod lint;

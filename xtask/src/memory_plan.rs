@@ -12,6 +12,10 @@
 //!   loader image, the module after them, the MBI at 0x9000;
 //! - PVH: the module at the top of RAM, below the 0x28000 bytes `pc` keeps for ACPI
 //!   (microvm: none), page-aligned; the loader writes the MBI into its own image.
+//!
+//! Other boots are not modelled, and not planned ([`Guest::new`] gives none): under
+//! UEFI the firmware chooses where everything goes, and `q35`'s SeaBIOS map was not
+//! read off boots. There the loader's own refusal names the least RAM.
 
 use rusty_loader::elf;
 use rusty_loader::error::LoadError;
@@ -45,12 +49,24 @@ pub struct Guest<'a> {
     pub loader: Region,
     /// The application file.
     pub app: &'a [u8],
-    pub boot: BootProtocol,
-    pub machine: Machine,
+    /// The entry, one of the two modelled.
+    pub entry: ModelledEntry,
+    /// Bytes the firmware keeps at the top of RAM (SeaBIOS on `pc`; microvm's qboot
+    /// none).
+    pub firmware_top: u64,
+    /// Bytes QEMU keeps below the top of RAM when it places a PVH module.
+    pub pvh_kept: u64,
     /// Bytes of the strings QEMU's Multiboot loader copies next to the loader image
     /// (the command line with the kernel's file name, the module string, its own
     /// name), each with its terminating zero.
     pub strings: u64,
+}
+
+/// The entries whose placement the model knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelledEntry {
+    Multiboot,
+    Pvh,
 }
 
 /// Why no size was planned.
@@ -64,17 +80,28 @@ pub enum Unplanned {
 
 impl<'a> Guest<'a> {
     /// The boot `config` describes, with the loader image `loader` and the
-    /// application's bytes.
-    pub fn new(config: &QemuConfig, loader: (u64, u64), app: &'a [u8]) -> Guest<'a> {
+    /// application's bytes; none for a boot the model does not know (UEFI, `q35`).
+    pub fn new(config: &QemuConfig, loader: (u64, u64), app: &'a [u8]) -> Option<Guest<'a>> {
+        let entry = match config.boot {
+            BootProtocol::Multiboot => ModelledEntry::Multiboot,
+            BootProtocol::Pvh => ModelledEntry::Pvh,
+            BootProtocol::Uefi => return None,
+        };
+        let (firmware_top, pvh_kept) = match config.machine {
+            Machine::Pc => (PC_FIRMWARE_TOP, PC_ACPI_DATA),
+            Machine::Microvm => (0, 0),
+            Machine::Q35 => return None,
+        };
         // Zero terminators and QEMU's own name ("qemu") with room to spare.
         let strings = config.command_line().len() as u64 + config.module_string_len() as u64 + 16;
-        Guest {
+        Some(Guest {
             loader: Region::new(loader.0, loader.1),
             app,
-            boot: config.boot,
-            machine: config.machine,
+            entry,
+            firmware_top,
+            pvh_kept,
             strings,
-        }
+        })
     }
 
     /// Plans the boot as the loader would with `ram` bytes of RAM: its layout, or the
@@ -82,14 +109,11 @@ impl<'a> Guest<'a> {
     pub fn plan(&self, ram: u64) -> Result<Layout, LoadError> {
         let kernel = elf::inspect(self.app)?;
         let top = ram.min(MODEL_LIMIT);
-        let usable_end = match self.machine {
-            Machine::Pc => top.saturating_sub(PC_FIRMWARE_TOP),
-            Machine::Microvm => top,
-        };
+        let usable_end = top.saturating_sub(self.firmware_top);
         let usable = [Region::new(0, 0x9_fc00), Region::new(MIB, usable_end)];
         let len = self.app.len() as u64;
-        let (mbi, boot_data, module) = match self.boot {
-            BootProtocol::Multiboot => {
+        let (mbi, boot_data, module) = match self.entry {
+            ModelledEntry::Multiboot => {
                 let strings_start = self.loader.end.next_multiple_of(PAGE);
                 let boot_data =
                     Region::new(strings_start, strings_start + MODULE_ENTRY + self.strings);
@@ -100,12 +124,8 @@ impl<'a> Guest<'a> {
                     Region::new(module_start, module_start + len),
                 )
             }
-            BootProtocol::Pvh => {
-                let kept = match self.machine {
-                    Machine::Pc => PC_ACPI_DATA,
-                    Machine::Microvm => 0,
-                };
-                let initrd_max = top.saturating_sub(kept + 1);
+            ModelledEntry::Pvh => {
+                let initrd_max = top.saturating_sub(self.pvh_kept + 1);
                 let start = initrd_max
                     .checked_sub(len)
                     .ok_or(LoadError::NotEnoughMemory {
@@ -175,8 +195,9 @@ mod tests {
         let guest = Guest {
             loader: Region::new(0x10_0000, 0x25_8000),
             app: b"#!/bin/sh\n",
-            boot: BootProtocol::Multiboot,
-            machine: Machine::Pc,
+            entry: ModelledEntry::Multiboot,
+            firmware_top: PC_FIRMWARE_TOP,
+            pvh_kept: PC_ACPI_DATA,
             strings: 80,
         };
         assert!(matches!(

@@ -27,6 +27,8 @@ pub enum Machine {
     /// `microvm` without option ROMs, PIT or PIC. `ioapic2=off` keeps Hermit 0.6
     /// kernels from panicking on the second IOAPIC under QEMU 7.2.
     Microvm,
+    /// `q35` (ICH9, PCIe): with UEFI, the machine OVMF is mostly run on.
+    Q35,
 }
 
 /// How QEMU boots the loader (`-kernel`): the two entries of one loader build.
@@ -37,7 +39,13 @@ pub enum BootProtocol {
     Multiboot,
     /// The 64-bit ELF beside it (`rusty-loader.elf`), through PVH (its Xen note).
     Pvh,
+    /// The EFI application beside it (`rusty-loader.efi`), started by UEFI firmware
+    /// (OVMF, given with `-bios`).
+    Uefi,
 }
+
+/// Where Debian's `ovmf` package installs the one-image OVMF firmware.
+pub const DEFAULT_OVMF: &str = "/usr/share/ovmf/OVMF.fd";
 
 /// One boot of the loader with an application.
 #[derive(Clone, Debug)]
@@ -82,6 +90,13 @@ pub struct QemuConfig {
     /// (`rusty_loader::faults`): its name goes to the loader in the fw_cfg file
     /// `opt/rusty-loader/fault`. None: no such file (a normal loader ignores it).
     pub fault: Option<String>,
+    /// The UEFI firmware for `-bios` under [`BootProtocol::Uefi`] (default
+    /// [`DEFAULT_OVMF`]).
+    pub firmware: Option<PathBuf>,
+    /// Under [`BootProtocol::Uefi`]: boot from this directory as an EFI system
+    /// partition (QEMU's `fat:rw:` drive; the firmware starts
+    /// `EFI/BOOT/BOOTX64.EFI` on it) instead of `-kernel`/`-initrd`/`-append`.
+    pub efi_system_partition: Option<PathBuf>,
     /// Anything else, appended last.
     pub extra_args: Vec<OsString>,
     /// Where QEMU runs (relative paths above are relative to it); None: here.
@@ -106,6 +121,8 @@ impl QemuConfig {
             monitor: false,
             gdb_socket: None,
             fault: None,
+            firmware: None,
+            efi_system_partition: None,
             extra_args: Vec::new(),
             working_dir: None,
         }
@@ -151,6 +168,38 @@ impl QemuConfig {
             push("microvm,x-option-roms=off,pit=off,pic=off,rtc=on,auto-kernel-cmdline=off,ioapic2=off");
             push("-nodefaults");
             push("-no-user-config");
+        }
+        if self.machine == Machine::Q35 {
+            push("-M");
+            push("q35");
+        }
+        if self.boot == BootProtocol::Uefi {
+            args.push("-bios".into());
+            args.push(
+                self.firmware
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_OVMF))
+                    .into(),
+            );
+            // Without S3 (suspend to RAM) OVMF keeps no memory at 8 MiB for its
+            // resume path (ACPI NVS at 0x800000-0x900000 otherwise), where ET_EXEC
+            // Hermit kernels are linked. Hermit never suspends.
+            args.push("-global".into());
+            args.push(
+                match self.machine {
+                    Machine::Q35 => "ICH9-LPC.disable_s3=1",
+                    _ => "PIIX4_PM.disable_s3=1",
+                }
+                .into(),
+            );
+            if let Some(esp) = &self.efi_system_partition {
+                args.push("-drive".into());
+                let mut drive = OsString::from("format=raw,file=fat:rw:");
+                drive.push(esp);
+                args.push(drive);
+                args.extend(self.extra_args.iter().cloned());
+                return args;
+            }
         }
         if self.monitor {
             let (socket, log) = monitor_paths(run_dir);
@@ -296,16 +345,18 @@ impl QemuConfig {
             .join(" ")
     }
 
-    /// The file QEMU boots with `-kernel`: the 32-bit image (Multiboot) or the 64-bit
-    /// ELF beside it (PVH).
+    /// The file QEMU boots with `-kernel`: the 32-bit image (Multiboot), the 64-bit
+    /// ELF beside it (PVH) or the EFI application beside it (UEFI).
     pub fn kernel_file(&self) -> PathBuf {
+        let beside = |extension: &str| {
+            let mut file = self.loader.clone().into_os_string();
+            file.push(extension);
+            PathBuf::from(file)
+        };
         match self.boot {
             BootProtocol::Multiboot => self.loader.clone(),
-            BootProtocol::Pvh => {
-                let mut elf = self.loader.clone().into_os_string();
-                elf.push(".elf");
-                PathBuf::from(elf)
-            }
+            BootProtocol::Pvh => beside(".elf"),
+            BootProtocol::Uefi => beside(".efi"),
         }
     }
 
@@ -315,7 +366,8 @@ impl QemuConfig {
         let append = self.append.as_deref().unwrap_or("");
         match self.boot {
             BootProtocol::Multiboot => format!("{} {append}", self.kernel_file().display()),
-            BootProtocol::Pvh => append.to_string(),
+            // UEFI: the load options without the `initrd=initrd` OVMF appends.
+            BootProtocol::Pvh | BootProtocol::Uefi => append.to_string(),
         }
     }
 }

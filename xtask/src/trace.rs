@@ -41,7 +41,8 @@ pub const RUN_EXAMPLES: &str = "\
 Examples:
   cargo xtask run
   cargo xtask run target/test-kernels/debug/hello-dyn --append \"-freq 2800\" -- hello world
-  cargo xtask run app.elf --microvm -m 1G --qemu-arg=-s";
+  cargo xtask run app.elf --microvm -m 1G --qemu-arg=-s
+  cargo xtask run app.elf --boot uefi --q35 -m 256M";
 
 pub const TRACE_EXAMPLES: &str = "\
 Examples:
@@ -70,12 +71,20 @@ pub struct BootOptions {
     #[arg(long, value_enum, default_value = "info")]
     trace_level: TraceLevel,
     /// Use the microvm machine type instead of pc.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "q35")]
     microvm: bool,
-    /// How QEMU boots the loader: the 32-bit image through Multiboot, or the 64-bit
-    /// ELF through PVH (as Cloud Hypervisor and Firecracker would).
+    /// Use the q35 machine type instead of pc.
+    #[arg(long)]
+    q35: bool,
+    /// How QEMU boots the loader: the 32-bit image through Multiboot, the 64-bit ELF
+    /// through PVH (as Cloud Hypervisor and Firecracker would), or the EFI
+    /// application `rusty-loader.efi` through UEFI firmware (OVMF; pc or q35; S3 off,
+    /// see the README).
     #[arg(long, value_enum, default_value = "multiboot")]
     boot: BootProtocol,
+    /// The UEFI firmware for --boot uefi (one image, given to QEMU with -bios).
+    #[arg(long, value_name = "PATH", default_value = qemu::DEFAULT_OVMF)]
+    firmware: PathBuf,
     /// Guest memory, in QEMU's -m syntax (64M, 1.5G, size=1G,maxmem=2G); too little
     /// for the application is refused before the boot, with the least size that boots.
     #[arg(short = 'm', long, default_value = "64M")]
@@ -369,12 +378,23 @@ impl Prepared {
         if let Some(app) = &boot.app {
             preflight::check_app(app)?;
         }
-        if boot.boot == BootProtocol::Pvh && boot.keep_cmdline {
+        if boot.boot != BootProtocol::Multiboot && boot.keep_cmdline {
             // QEMU's PVH boot opens `-initrd` as one file name and passes no module
-            // string, which is where the loader reads its options.
+            // string, which is where the loader reads its options; neither does UEFI.
             anyhow::bail!(
-                "--keep-cmdline needs --boot multiboot: QEMU's PVH boot passes no module string for the loader's options"
+                "--keep-cmdline needs --boot multiboot: QEMU's PVH and UEFI boots pass no module string for the loader's options"
             );
+        }
+        if boot.boot == BootProtocol::Uefi {
+            if boot.microvm {
+                anyhow::bail!("--boot uefi needs the pc or q35 machine type, not microvm");
+            }
+            if !boot.firmware.is_file() {
+                anyhow::bail!(
+                    "no UEFI firmware at {}: install OVMF (Debian/Ubuntu: sudo apt-get install ovmf) or give --firmware PATH",
+                    boot.firmware.display()
+                );
+            }
         }
         for (flag, path) in outputs {
             if let Some(path) = path {
@@ -455,9 +475,12 @@ impl Prepared {
             monitor: true,
             machine: if boot.microvm {
                 Machine::Microvm
+            } else if boot.q35 {
+                Machine::Q35
             } else {
                 Machine::Pc
             },
+            firmware: (boot.boot == BootProtocol::Uefi).then(|| boot.firmware.clone()),
             memory: boot.memory.clone(),
             smp: boot.smp,
             kvm,
@@ -472,7 +495,11 @@ impl Prepared {
         };
         let app_bytes =
             std::fs::read(&app).with_context(|| format!("cannot read {}", app.display()))?;
-        preflight::check_memory(&boot.memory, &Guest::new(&config, loader_image, &app_bytes))?;
+        // Where the model knows QEMU's placement; elsewhere (UEFI, q35) the loader's
+        // own refusal names the least RAM.
+        if let Some(guest) = Guest::new(&config, loader_image, &app_bytes) {
+            preflight::check_memory(&boot.memory, &guest)?;
+        }
         if boot.verbose {
             eprintln!("{}", config.display());
             for note in config.staging_notes() {

@@ -44,9 +44,11 @@ fn check_good_run(config: &QemuConfig, run: &Captured, kernel_name: &str) -> Ker
                     with_inserted_freq(&config.command_line(), mhz.parse().unwrap())
                 }
                 // No file name: the loader inserts -freq first.
-                BootProtocol::Pvh => format!("-freq {mhz} {}", config.command_line())
-                    .trim_end()
-                    .to_string(),
+                BootProtocol::Pvh | BootProtocol::Uefi => {
+                    format!("-freq {mhz} {}", config.command_line())
+                        .trim_end()
+                        .to_string()
+                }
             }
         }
         None => config.command_line(),

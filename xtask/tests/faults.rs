@@ -103,11 +103,14 @@ fn expectations() -> Vec<Expected> {
 }
 
 /// The faults that end the loader itself, each with its exit code (booted in
-/// refusals.rs).
-const LOADER_ENDINGS: [Fault; 3] = [
+/// refusals.rs; the last three through the UEFI entry).
+const LOADER_ENDINGS: [Fault; 6] = [
     Fault::LoaderPanic,
     Fault::PageTablesMisaligned,
     Fault::FdtBuildFails,
+    Fault::ExitBootServicesFails,
+    Fault::UefiMapUnusable,
+    Fault::LoaderAreaTaken,
 ];
 
 /// What a boot with `config` printed, if it did not end as `expected` says.

@@ -96,6 +96,36 @@ fn the_pvh_qemu_command_is_the_runners_pvh_one() {
     assert!(words.contains(&"target/x86_64/debug/rusty-loader.elf".to_string()));
 }
 
+/// The UEFI section's QEMU command is the runner's with `--boot uefi --q35`.
+#[test]
+fn the_uefi_qemu_command_is_the_runners_uefi_one() {
+    let readme = read("README.md");
+    let section = &readme[readme
+        .find("## Booting through UEFI")
+        .expect("a UEFI section")..];
+    let start = section
+        .find("qemu-system-x86_64 -cpu ")
+        .expect("a full QEMU command line");
+    let end = start + section[start..].find("\n```").unwrap();
+    let words = shell_words(&section[start..end]);
+    let config = QemuConfig {
+        append: Some("-- app args".to_string()),
+        boot: BootProtocol::Uefi,
+        machine: xtask::qemu::Machine::Q35,
+        ..QemuConfig::new("target/x86_64/debug/rusty-loader", "app.elf")
+    };
+    let mut expected = vec!["qemu-system-x86_64".to_string()];
+    expected.extend(
+        config
+            .args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    expected.extend(["|".to_string(), "rusty-trace".to_string()]);
+    assert_eq!(words, expected);
+    assert!(words.contains(&"target/x86_64/debug/rusty-loader.efi".to_string()));
+}
+
 #[test]
 fn the_decoder_is_piped_as_a_built_binary() {
     let readme = read("README.md");
@@ -137,7 +167,7 @@ fn links_lead_somewhere_and_nothing_is_machine_specific() {
     assert!(!read("Cargo.toml").contains("example.invalid"));
 }
 
-/// The Quick start's first command installs QEMU only when it is missing, and uses
+/// The Quick start's first command installs QEMU and OVMF only when one is missing, and uses
 /// sudo only when not root (a root shell in a container has no sudo): run with
 /// stand-ins for `id`, `apt-get` and `sudo` that log their use.
 #[test]
@@ -145,16 +175,16 @@ fn the_quick_start_uses_sudo_only_when_not_root() {
     let readme = read("README.md");
     let line = readme
         .lines()
-        .find(|l| l.starts_with("(command -v qemu-system-x86_64 ||"))
+        .find(|l| l.starts_with("( (command -v qemu-system-x86_64 &&"))
         .expect("the Quick start's install line");
     let command = line
         .strip_suffix(" && cargo xtask run")
         .expect("it ends by booting the demo");
     for (uid, expected) in [
-        ("0", "apt-get update\napt-get install -y qemu-system-x86\n"),
+        ("0", "apt-get update\napt-get install -y qemu-system-x86 ovmf\n"),
         (
             "1000",
-            "sudo apt-get update\napt-get update\nsudo apt-get install -y qemu-system-x86\napt-get install -y qemu-system-x86\n",
+            "sudo apt-get update\napt-get update\nsudo apt-get install -y qemu-system-x86 ovmf\napt-get install -y qemu-system-x86 ovmf\n",
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();

@@ -185,6 +185,7 @@ fn empty_module() {
                 "the module is empty (0 bytes): -initrd names an empty file",
             ),
             BootProtocol::Pvh => (ExitCode::NoModule, "-initrd"),
+            BootProtocol::Uefi => unreachable!("UEFI boots are tests/uefi.rs's"),
         };
         check_refusal_of(&config, code, message);
     }
@@ -465,6 +466,7 @@ fn kernel_overlaps_module() {
                 let run = boot(&config);
                 assert_eq!(run.status, Some(3), "serial:\n{}", run.serial_text());
             }
+            BootProtocol::Uefi => unreachable!("UEFI boots are tests/uefi.rs's"),
         }
     }
 }
@@ -562,6 +564,7 @@ fn check_no_module_trace(config: &QemuConfig) {
     let protocol = match config.boot {
         BootProtocol::Multiboot => "multiboot",
         BootProtocol::Pvh => "pvh",
+        BootProtocol::Uefi => "uefi",
     };
     check_error_event_names_entry(&events, protocol);
 }
@@ -606,6 +609,7 @@ fn command_line_not_utf8() {
                 ExitCode::BadStartInfo,
                 "unusable PVH start info: the command line is not UTF-8",
             ),
+            BootProtocol::Uefi => unreachable!("UEFI boots are tests/uefi.rs's"),
         };
         let run = check_refusal_of(&config, code, message);
         check_error_event(&run.serial, "Refused", &[("name", code.name())]);
@@ -711,6 +715,33 @@ fn one_input_per_code() -> Vec<(ExitCode, QemuConfig)> {
     for (fault, code, _) in loader_bugs() {
         inputs.push((code, fault_config(hello(), fault)));
     }
+    // The UEFI entry's own codes (tests/uefi.rs has their details): no application
+    // (OVMF's 0-byte `initrd` without -initrd), a firmware call failing (an
+    // application too large to be held twice), and through injected faults what
+    // OVMF never does.
+    let uefi = |config: QemuConfig| QemuConfig {
+        boot: BootProtocol::Uefi,
+        memory: "256M".to_string(),
+        ..config
+    };
+    inputs.push((
+        ExitCode::NoApplication,
+        uefi(QemuConfig {
+            app: None,
+            ..app(hello())
+        }),
+    ));
+    inputs.push((ExitCode::FirmwareCallFailed, uefi(app(huge_case()))));
+    for (fault, code) in [
+        (
+            Fault::ExitBootServicesFails,
+            ExitCode::ExitBootServicesFailed,
+        ),
+        (Fault::UefiMapUnusable, ExitCode::UnusableUefiMemoryMap),
+        (Fault::LoaderAreaTaken, ExitCode::LoaderAreaTaken),
+    ] {
+        inputs.push((code, uefi(fault_config(hello(), fault))));
+    }
     // The files that parse but cannot be loaded as they say (elf_refusals.rs): the
     // first mutant of each code.
     for mutant in mutants::all() {
@@ -719,6 +750,15 @@ fn one_input_per_code() -> Vec<(ExitCode, QemuConfig)> {
         }
     }
     inputs
+}
+
+/// An application of 120 MiB (sparse): OVMF holds it, a second copy does not fit in
+/// 256 MiB (`AllocatePages` fails).
+fn huge_case() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("rusty-loader-huge-{}.elf", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(120 << 20).unwrap();
+    path
 }
 
 /// The exit code QEMU's `status` says the loader ended with.

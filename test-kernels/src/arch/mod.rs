@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod entry;
 pub mod exceptions;
 pub mod faults;
+pub mod low_memory;
 pub mod mem_ops;
 pub mod memory;
 pub mod pit;

@@ -105,5 +105,53 @@ pub(super) fn run(ctx: &mut Context, cmdline: &[u8], regions: &Regions) {
             u64::from(u32::from_be_bytes(khz)),
         );
     }
+    // The ACPI RSDP the loader names for kernels 0.11+ (under UEFI): a valid one.
+    if let Some(reg) = rsdp_node(&tree).unwrap_or_else(|e| structure(e)) {
+        let reg = reg.unwrap_or_else(|| {
+            fail(G, "fdt-rsdp", &|s| {
+                emit!(s, "/hermit,rsdp has no reg address")
+            })
+        });
+        let bytes = ctx.read("fdt-mapped", reg, 36);
+        check(
+            crate::acpi::valid_rsdp(bytes).is_some(),
+            G,
+            "fdt-rsdp",
+            &|s| {
+                emit!(
+                    s,
+                    "/hermit,rsdp points at ",
+                    Hex(reg),
+                    ", which holds no valid RSDP"
+                )
+            },
+        );
+        report::fact_hex(&mut ctx.out, "fdt-rsdp", reg);
+    }
     report::passed(&mut ctx.out, "fdt");
+}
+
+/// `/hermit,rsdp@...` (or `/hermit,rsdp`), if the tree has it: its first `reg`
+/// address (two cells), `None` inside when it has none.
+fn rsdp_node(tree: &fdt::Fdt) -> Result<Option<Option<u64>>, fdt::FdtError> {
+    let mut node = None;
+    let mut inside = false;
+    tree.tokens(&mut |depth, token| match (depth, token) {
+        (1, fdt::Token::Begin(name)) => {
+            inside = name == b"hermit,rsdp" || name.starts_with(b"hermit,rsdp@");
+            if inside && node.is_none() {
+                node = Some(None);
+            }
+        }
+        (1, fdt::Token::End) => inside = false,
+        (1, fdt::Token::Prop { name, value }) if inside && name == b"reg" => {
+            if let (Some(None), Some(address)) = (node, value.get(..8)) {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(address);
+                node = Some(Some(u64::from_be_bytes(bytes)));
+            }
+        }
+        _ => {}
+    })?;
+    Ok(node)
 }

@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+mod acpi;
 mod boot_info;
 mod bss;
 pub mod bulk;
@@ -176,6 +177,7 @@ pub fn start(spec: &'static Spec, entry: EntryState) -> ! {
     }
     tls::run(ctx, &own);
     page_tables::run(ctx, &regions);
+    acpi::run(ctx);
     if let Some(extra_group) = spec.extra_group {
         extra_group(ctx);
     }

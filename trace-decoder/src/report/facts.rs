@@ -20,11 +20,11 @@ pub struct LoaderInfo {
     #[serde(serialize_with = "ser_opt_hex")]
     pub build: Option<u64>,
     /// The address EBX held at the entry: the Multiboot information's, or after a
-    /// PVH entry the start info's.
+    /// PVH entry the start info's (0 after a UEFI entry).
     #[serde(serialize_with = "ser_opt_hex")]
     pub mbi: Option<u64>,
-    /// The boot protocol the loader was entered through (`multiboot`, `pvh`), when
-    /// the trace names it (`Entry`).
+    /// The boot protocol the loader was entered through (`multiboot`, `pvh`,
+    /// `uefi`), when the trace names it (`Entry`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry: Option<String>,
     /// The MBI the loader wrote for the kernel after a PVH entry: address, size.
@@ -32,6 +32,10 @@ pub struct LoaderInfo {
     pub mbi_built: Option<BuiltMbi>,
     /// The Multiboot command line.
     pub command_line: Option<CommandLine>,
+    /// After a UEFI entry: the firmware, its time before the loader, the UEFI
+    /// memory map per type, the RSDP (set once the clock is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uefi: Option<super::uefi::UefiInfo>,
 }
 
 /// The Multiboot information the loader wrote (after a PVH entry).
@@ -143,6 +147,7 @@ impl LoaderInfo {
                     app_args_at: at(*app_args_at),
                 }
             }),
+            uefi: None,
         }
     }
 }

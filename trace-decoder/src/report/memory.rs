@@ -108,9 +108,15 @@ impl RegionKind {
     /// Whether `self` may contain a region of kind `inner` without a warning.
     fn may_contain(self, inner: RegionKind) -> bool {
         match self {
+            // The MBI the loader writes (PVH, UEFI) lies on its heap; a firmware's
+            // MBI inside the image the loader refuses itself.
             RegionKind::Loader => matches!(
                 inner,
-                RegionKind::Fdt | RegionKind::BootInfo | RegionKind::Stack | RegionKind::PageTables
+                RegionKind::Fdt
+                    | RegionKind::BootInfo
+                    | RegionKind::Stack
+                    | RegionKind::PageTables
+                    | RegionKind::Mbi
             ),
             RegionKind::Segment => inner == RegionKind::Tls,
             _ => false,
@@ -240,9 +246,14 @@ fn placed(events: &[Event]) -> Vec<Region> {
     let mut once = std::collections::HashSet::new();
     let mut segments = 0;
     // After a PVH entry, EBX (in `LoaderStart`) held the start info, not an MBI.
-    let pvh = events
-        .iter()
-        .any(|e| matches!(&e.kind, LoaderEvent::Entry { protocol } if protocol == "pvh"));
+    let entry = |name: &str| {
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, LoaderEvent::Entry { protocol } if protocol == name))
+    };
+    let pvh = entry("pvh");
+    // After a UEFI entry `LoaderStart` holds 0: no firmware MBI.
+    let uefi = entry("uefi");
     for e in events {
         // Single-shot events are taken once: a repeated one in a damaged stream must
         // not add phantom regions.
@@ -254,6 +265,9 @@ fn placed(events: &[Event]) -> Vec<Region> {
             // Segments are numbered from 1 in the order they were loaded (the order
             // of their PT_LOAD headers).
             segments += 1;
+        }
+        if uefi && matches!(e.kind, LoaderEvent::LoaderStart { .. }) {
+            continue;
         }
         out.extend(placed_by(&e.kind, pvh, segments, || boot_info_size(events)));
     }

@@ -27,6 +27,7 @@ pub mod terminal;
 mod tests;
 mod text;
 pub mod timeline;
+pub mod uefi;
 
 use serde::Serialize;
 
@@ -165,12 +166,13 @@ impl Report {
         let mut warnings = Vec::new();
         let events = last_boot(record, &mut warnings);
         let stream = stream_health(record, events, &mut warnings);
-        let loader = LoaderInfo::of(events);
+        let mut loader = LoaderInfo::of(events);
         if let Some(warning) = loader.format.and_then(format_mismatch) {
             warnings.push(Warning::new("format", warning));
         }
         let frequency = frequency(events, record.errors_only, &mut warnings);
         let clock = Clock { khz: frequency.khz };
+        loader.uefi = uefi::build(events, clock);
         let timeline = timeline::build(events, clock, record.trace_bytes, &mut warnings);
         let memory = memory::regions(events, record.loader_image);
         warnings.extend(memory::check(&memory));
@@ -239,8 +241,16 @@ impl Report {
     fn make_summary(&self) -> String {
         let clock = self.clock();
         let mut parts = Vec::new();
-        if let Some(firmware) = self.host.firmware_us {
-            parts.push(format!("{} firmware", human_us(firmware)));
+        let by_tsc = self.loader.uefi.as_ref().and_then(|u| u.firmware_us);
+        match (self.host.firmware_us, by_tsc) {
+            (Some(host), Some(tsc)) => parts.push(format!(
+                "{} firmware ({} by the TSC)",
+                human_us(host),
+                human_us(tsc)
+            )),
+            (Some(host), None) => parts.push(format!("{} firmware", human_us(host))),
+            (None, Some(tsc)) => parts.push(format!("{} firmware (by the TSC)", human_us(tsc))),
+            (None, None) => {}
         }
         if self.stream.events > 0 {
             let mut categories = self.timeline.categories();

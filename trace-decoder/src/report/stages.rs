@@ -33,6 +33,9 @@ pub enum Timing {
     /// One stage per `SegmentLoaded`, numbered from 1 in load order: the segment
     /// copied, then zeroed (its two [`Timing::Part`]s), both measured.
     Segments,
+    /// One stage per `FirmwareCall` (UEFI), named after the call: its ticks ending
+    /// at its event's time.
+    FirmwareCalls,
     /// From the end of the stage before it to the first event named `to`, when a
     /// stage of kind `after` was found (the frequency is measured from the end of
     /// the loading; a boot refused earlier sends its event just before the refusal).
@@ -92,6 +95,42 @@ pub const STAGES: &[StageKind] = &[
     },
     part("paging", "paging on", "#6baed6"),
     part("long-mode", "long mode", "#4292c6"),
+    // UEFI: no mode switch (the firmware runs the loader in long mode). The EFI
+    // stub and the start-up, each boot-services call as measured, then the
+    // take-over (the loader's page tables, GDT and IDT, the UEFI map converted, the
+    // RSDP copied) up to the kernel's memory map.
+    StageKind {
+        id: "uefi-start-up",
+        name: "EFI stub & start-up",
+        summary: Some("start-up"),
+        color: "#c6dbef",
+        timing: Timing::Between {
+            from: None,
+            to: "UefiEntry",
+            measured: false,
+            split: None,
+        },
+        then: "firmware calls",
+    },
+    StageKind {
+        id: "firmware-call",
+        name: "firmware:",
+        summary: Some("firmware calls"),
+        color: "#a1d99b",
+        timing: Timing::FirmwareCalls,
+        then: "firmware calls",
+    },
+    StageKind {
+        id: "take-over",
+        name: "take-over & UEFI map",
+        summary: Some("take-over"),
+        color: "#9ecae1",
+        timing: Timing::Since {
+            after: "firmware-call",
+            to: "MemoryMap",
+        },
+        then: "command line",
+    },
     // The stages bracketed by two events. `MemoryMap` is the first event sent at
     // its own time (the three before it carry the start-up code's times).
     between(
@@ -276,6 +315,7 @@ mod tests {
                     assert!(kind(after).is_some(), "{}: no stage {after}", stage.id);
                     vec![to]
                 }
+                Timing::FirmwareCalls => vec!["FirmwareCall"],
                 Timing::Segments | Timing::Part | Timing::Failed => Vec::new(),
             };
             for name in names {

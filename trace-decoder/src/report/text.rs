@@ -83,8 +83,12 @@ enum Tone {
 type FactValue = fn(&Report) -> Option<String>;
 
 /// The facts block, in order: each fact's label, its value and how it is painted.
-const FACTS: [(&str, FactValue, Tone); 10] = [
+const FACTS: [(&str, FactValue, Tone); 14] = [
     ("Loader", loader_fact, Tone::Plain),
+    ("UEFI", uefi_fact, Tone::Plain),
+    ("App from", uefi_application_fact, Tone::Plain),
+    ("UEFI map", uefi_map_fact, Tone::Plain),
+    ("ACPI RSDP", uefi_rsdp_fact, Tone::Plain),
     ("Command", command_fact, Tone::Plain),
     ("Clock", clock_fact, Tone::Plain),
     ("Kernel", kernel_fact, Tone::Plain),
@@ -139,10 +143,11 @@ fn loader_fact(report: &Report) -> Option<String> {
         identity.push(format!("entry {}", escape_text(entry)));
     }
     if let Some(mbi) = loader.mbi {
-        if loader.entry.as_deref() == Some("pvh") {
-            identity.push(format!("start info at {}", hex(mbi)));
-        } else {
-            identity.push(format!("MBI at {}", hex(mbi)));
+        match loader.entry.as_deref() {
+            Some("pvh") => identity.push(format!("start info at {}", hex(mbi))),
+            // The firmware's pointers are not sent; the UEFI lines say what it gave.
+            Some("uefi") => {}
+            _ => identity.push(format!("MBI at {}", hex(mbi))),
         }
     }
     if let Some(built) = &loader.mbi_built {
@@ -153,6 +158,68 @@ fn loader_fact(report: &Report) -> Option<String> {
         ));
     }
     (!identity.is_empty()).then(|| identity.join(", "))
+}
+
+/// After a UEFI entry: the firmware and its time before the loader by the TSC.
+fn uefi_fact(report: &Report) -> Option<String> {
+    let uefi = report.loader.uefi.as_ref()?;
+    let time = uefi.firmware_us.map_or(
+        format!("TSC {} at the loader's entry", uefi.tsc_at_entry),
+        |us| format!("{} from reset to the loader by the TSC", human_us(us)),
+    );
+    Some(format!(
+        "{} (UEFI {}), {time}",
+        escape_text(&uefi.vendor),
+        super::uefi::revision_text(uefi.revision)
+    ))
+}
+
+/// After a UEFI entry: where the application came from.
+fn uefi_application_fact(report: &Report) -> Option<String> {
+    let (source, path) = report.loader.uefi.as_ref()?.application.as_ref()?;
+    Some(if path.is_empty() {
+        escape_text(source)
+    } else {
+        format!("{} {}", escape_text(source), escape_text(path))
+    })
+}
+
+/// After a UEFI entry: the firmware's memory map per type, largest first.
+fn uefi_map_fact(report: &Report) -> Option<String> {
+    let uefi = report.loader.uefi.as_ref()?;
+    if uefi.memory_types.is_empty() {
+        return None;
+    }
+    let mut types = uefi.memory_types.clone();
+    types.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    let descriptors: u64 = types.iter().map(|t| t.descriptors).sum();
+    let parts: Vec<String> = types
+        .iter()
+        .map(|t| format!("{} {} ({})", t.name, human_size(t.bytes), t.descriptors))
+        .collect();
+    Some(format!("{descriptors} descriptors: {}", parts.join(", ")))
+}
+
+/// After a UEFI entry: the RSDP and where the loader copied it.
+fn uefi_rsdp_fact(report: &Report) -> Option<String> {
+    let rsdp = report.loader.uefi.as_ref()?.rsdp.as_ref()?;
+    Some(if rsdp.firmware == 0 {
+        "none in the configuration table".to_string()
+    } else if rsdp.heap == 0 {
+        format!("{} is not a valid RSDP: not copied", hex(rsdp.firmware))
+    } else {
+        let ebda = if rsdp.ebda == 0 {
+            "no room for an EBDA".to_string()
+        } else {
+            format!("EBDA copy at {} (segment at 0x40e)", hex(rsdp.ebda))
+        };
+        format!(
+            "{} revision {}; {ebda}, heap copy at {} (/hermit,rsdp)",
+            hex(rsdp.firmware),
+            rsdp.revision,
+            hex(rsdp.heap)
+        )
+    })
 }
 
 fn command_fact(report: &Report) -> Option<String> {

@@ -173,6 +173,7 @@ pub fn build(
                 ends_at,
             } => b.measured(kind, events, event, ticks, ends_at),
             Timing::Segments => b.segments(index, events),
+            Timing::FirmwareCalls => b.firmware_calls(kind, events),
             Timing::Since { after, to } => b.since(kind, events, after, to),
             Timing::Failed => b.failed(kind, events),
             Timing::Part => {}
@@ -304,6 +305,17 @@ impl Builder<'_> {
             let children = vec![part(start, split), part(split, stage_end)];
             let stage = self.stages.last_mut().expect("a stage was just pushed");
             stage.children = children;
+        }
+    }
+
+    /// [`Timing::FirmwareCalls`]: each boot-services call the UEFI entry made.
+    fn firmware_calls(&mut self, kind: &StageKind, events: &[Event]) {
+        let calls = events.iter().filter_map(|e| match &e.kind {
+            LoaderEvent::FirmwareCall { call, ticks, .. } => Some((e.timestamp, *ticks, call)),
+            _ => None,
+        });
+        for (end, ticks, call) in calls {
+            self.push_measured(kind.id, format!("{} {call}", kind.name), end, ticks);
         }
     }
 

@@ -1,6 +1,6 @@
 //! Everything that touches the x86_64 machine directly: the Multiboot and PVH entries
-//! and the switch to long mode, the GDT, exception handling, port I/O, the TSC, the
-//! freestanding memory functions and the jump into the kernel. The rest of the
+//! and the switch to long mode, the UEFI entry and the take-over from the firmware,
+//! the GDT, exception handling, port I/O, the TSC, the freestanding memory functions and the jump into the kernel. The rest of the
 //! loader is safe Rust on top of these.
 
 pub mod exceptions;
@@ -9,6 +9,7 @@ pub mod mem;
 mod mem_ops;
 pub mod memory;
 mod port;
+pub mod uefi;
 
 use core::arch::global_asm;
 
@@ -24,12 +25,14 @@ pub const MULTIBOOT_BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
 /// What each entry tells `loader_main` it was (the first argument).
 const ENTRY_MULTIBOOT: u32 = 1;
 const ENTRY_PVH: u32 = 2;
+const ENTRY_UEFI: u32 = 3;
 
 /// The entry protocol `loader_main` was told of, if the value is one of ours.
 pub fn entry_protocol(entry: u32) -> Option<rusty_loader::EntryProtocol> {
     match entry {
         ENTRY_MULTIBOOT => Some(rusty_loader::EntryProtocol::Multiboot),
         ENTRY_PVH => Some(rusty_loader::EntryProtocol::Pvh),
+        ENTRY_UEFI => Some(rusty_loader::EntryProtocol::Uefi),
         _ => None,
     }
 }
