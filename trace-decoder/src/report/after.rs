@@ -46,7 +46,8 @@ pub struct KernelText {
     /// Lines of text after the hand-over (all lines when there was none).
     pub lines: usize,
     /// The kernel's log prefix, as recognised in its first line (normalized: digits
-    /// `0`, letters in brackets `A`); None when its first line has none.
+    /// `0`, letters in brackets `A`); None when its first line has none. Which lines
+    /// are the kernel's: `crate::decode::text_lines`.
     pub kernel_prefix: Option<String>,
     /// First line, first application line, last line, end of the stream.
     pub milestones: Vec<Milestone>,
@@ -133,17 +134,17 @@ fn milestones(
         report.milestones.push(milestone("first line", first));
     }
     let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
-    match (&lines.first_application, &lines.kernel_prefix) {
-        (Some(line), _) => report
+    match &lines.first_application {
+        Some(line) => report
             .milestones
             .push(milestone("first application line", line)),
-        (None, None) if kernel_lines > 0 => report.notes.push(
-            "the kernel's first line has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
+        None if kernel_lines > 0 && lines.kernel_unrecognised() => report.notes.push(
+            "the kernel's first line is no Hermit log record and has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
         ),
-        (None, Some(_)) if kernel_lines > 0 => report
-            .notes
-            .push("every line carries the kernel's log prefix: no application line".to_string()),
-        _ => {}
+        None if kernel_lines > 0 => report.notes.push(
+            "every line is the kernel's (log records, their continuation lines, its prefix): no application line".to_string(),
+        ),
+        None => {}
     }
     if let Some(last) = lines.last.as_ref().filter(|l| l.after_hand_over) {
         report.milestones.push(milestone("last line", last));
