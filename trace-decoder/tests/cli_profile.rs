@@ -268,7 +268,7 @@ fn an_input_that_is_not_a_whole_boot_is_refused() {
     );
     assert_error(
         &output,
-        1,
+        2,
         "not-an-elf.bin: the boot did not hand over to the kernel",
     );
     assert!(!profile.exists(), "no profile from a refused boot");
@@ -283,7 +283,7 @@ fn an_input_that_is_not_a_whole_boot_is_refused() {
         ],
         None,
     );
-    assert_error(&output, 1, "no boot trace found");
+    assert_error(&output, 2, "no boot trace found");
 }
 
 #[test]
@@ -295,7 +295,7 @@ fn help_names_the_profile_options_and_status_3() {
         "--baseline <PROFILE>",
         "--max-regression <PERCENT>",
         "--save-profile <FILE>",
-        "  3  a stage is slower than the --baseline",
+        "            3  --baseline: a stage is slower than the baseline allows",
         "rusty-trace --baseline profile.json --max-regression 10% new1.bin new2.bin",
     ] {
         assert!(help.contains(needle), "{needle:?} in\n{help}");

@@ -25,7 +25,7 @@
 //! backtrace and the registers and quits with status 0, and a gdb whose script
 //! failed (the boot ended, QEMU was stopped at the timeout) quits with 3; the
 //! session's status then says how the boot ended, in `cargo xtask run`'s words
-//! ([`crate::ending`]).
+//! ([`trace_decoder::report::ending`]).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -44,10 +44,10 @@ use trace_decoder::report::symbols::AppSymbols;
 
 use xshell::Shell;
 
-use crate::ending::{Ending, EndingKind, QemuEnd, USAGE_STATUS};
 use crate::qemu::{BootProtocol, QemuConfig};
 use crate::trace::{BootOptions, Prepared};
 use crate::traced_boot::{self as t, Live, TracedRun};
+use trace_decoder::report::ending::{Ending, EndingKind, QemuEnd, USAGE_STATUS};
 
 /// `cargo xtask debug`'s options: those of a boot, as for `run`, then the debugger's.
 #[derive(clap::Args)]

@@ -8,7 +8,6 @@ pub mod bench_table;
 pub mod build;
 pub mod census;
 pub mod debug;
-pub mod ending;
 pub mod fuzz;
 pub mod lint;
 pub mod preflight;

@@ -8,7 +8,7 @@
 //! 2. [`traced_boot::boot`]: QEMU runs, its serial output shown as it arrives;
 //! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline` the
 //!    per-stage statistics (`profile_verdict`);
-//! 4. `finish`: how the boot ended ([`crate::ending`]) as one line and the exit
+//! 4. `finish`: how the boot ended ([`trace_decoder::report::ending`]) as one line and the exit
 //!    status, the same under both commands.
 //!
 //! A new boot option is a field of [`BootOptions`] and its use in `Prepared::new`.
@@ -31,10 +31,10 @@ use trace_decoder::report::Report;
 use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};
-use crate::ending::{help_table, Ending, EndingKind};
 use crate::preflight;
 use crate::qemu::{self, BootProtocol, Machine, QemuConfig};
 use crate::traced_boot::{self, Live, TracedRun};
+use trace_decoder::report::ending::{help_table, Ending, EndingKind};
 
 pub const RUN_EXAMPLES: &str = "\
 Examples:
@@ -144,8 +144,9 @@ pub struct TraceArgs {
     /// Write an SVG boot chart and memory-layout picture.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// Keep the raw serial stream, for `rusty-trace FILE` later, and QEMU's exit
-    /// status beside it (FILE with the extension .status), which rusty-trace reads.
+    /// Keep the raw serial stream, for `rusty-trace FILE` later, and how QEMU ended
+    /// beside it (FILE with the extension .status): rusty-trace replays the boot
+    /// and ends with its exit status.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
     /// Boot N times and print per-stage min/median/max.
@@ -476,16 +477,20 @@ fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
     ExitCode::from(ending.status)
 }
 
-/// Writes the raw stream and QEMU's status beside it (`FILE.status`), the pair
-/// rusty-trace replays with the Exit line.
+/// Writes the raw stream and QEMU's end beside it (`FILE.status`: its exit status,
+/// or how it ended without one,
+/// [`trace_decoder::report::ending::QemuEnd::to_recorded`]), the pair `rusty-trace
+/// FILE` replays, ending with this boot's exit status.
 fn save(path: &Path, run: &TracedRun) -> Result<()> {
     write_file(path, "the raw stream", &run.raw)?;
     wrote(path);
-    if let Some(status) = run.status() {
-        let status_path = path.with_extension("status");
-        write_file(&status_path, "QEMU's exit status", format!("{status}\n"))?;
-        wrote(&status_path);
-    }
+    let status_path = path.with_extension("status");
+    write_file(
+        &status_path,
+        "QEMU's end",
+        run.qemu.to_recorded(run.qemu_error.as_deref()),
+    )?;
+    wrote(&status_path);
     Ok(())
 }
 

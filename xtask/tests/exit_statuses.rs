@@ -10,7 +10,7 @@ mod common;
 use std::process::Output;
 
 use common::{shown, xtask};
-use xtask::ending::{help_table, EndingKind};
+use trace_decoder::report::ending::{help_table, EndingKind};
 
 /// The `error: ` lines xtask wrote (QEMU's and cargo's own lines left aside).
 fn error_lines(output: &Output) -> Vec<String> {

@@ -46,6 +46,9 @@ pub struct BootRecord {
     pub exit_status: Option<i32>,
     /// Frames that did not decode.
     pub malformed_frames: usize,
+    /// Candidate frames seen (a frame marker up to its closing zero), decoded or
+    /// not, and how those that did not decode failed.
+    pub frames: FrameCounts,
     /// The stream ended inside a frame.
     pub truncated: bool,
     /// The loader image `[start, end)`, from the ELF's `__loader_start`/`__loader_end`.
@@ -61,6 +64,19 @@ pub struct BootRecord {
     pub text_lines: TextLines,
     /// How QEMU saw the guest stop, when it was asked (`cargo xtask trace`).
     pub qemu_stop: Option<QemuStop>,
+}
+
+/// The candidate frames of a stream: what a stream that holds no trace is made of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// Every candidate frame: a frame marker (`FF 00`) up to the next `00`.
+    pub candidates: usize,
+    /// Those whose rzcobs encoding was broken, or longer than any frame.
+    pub broken: usize,
+    /// Those that decoded to a table index naming no log statement of the ELF.
+    pub unknown_index: usize,
+    /// Those that failed otherwise (arguments that do not fit their format).
+    pub other: usize,
 }
 
 /// Everything in a recorded stream.

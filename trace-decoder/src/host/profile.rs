@@ -130,6 +130,7 @@ fn boot_times(elfs: &LoaderElfs, input: Input, color: ColorChoice) -> Result<Sta
     );
     let LiveRead {
         chosen,
+        elf_file,
         end,
         consumed: Consumed { status, record, .. },
     } = elfs.consume(input.reader, console, None);
@@ -139,7 +140,7 @@ fn boot_times(elfs: &LoaderElfs, input: Input, color: ColorChoice) -> Result<Sta
             input.name
         )));
     }
-    elfs.check_found(chosen, status, &record, &input.name)?;
+    elfs.check_found(chosen, elf_file, status, &record, &input.name)?;
     let report = Report::build(&record);
     if report.outcome.kind != OutcomeKind::HandedOver {
         return Err(Failure::Input(format!(

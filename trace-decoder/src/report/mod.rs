@@ -12,6 +12,7 @@
 pub mod after;
 mod chrome;
 pub mod crash;
+pub mod ending;
 mod facts;
 pub mod format;
 mod host_times;
