@@ -730,7 +730,7 @@ fn a_stream_read_in_one_burst_has_no_host_times() {
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
     let out = stdout(&output);
     assert!(
-        out.contains("Host       times unknown: the stream was not read as QEMU sent it"),
+        out.contains("Host       times unknown: the stream did not arrive as the loader sent it"),
         "{out}"
     );
     assert!(!out.contains(" firmware"), "{out}");

@@ -289,6 +289,6 @@ fn a_gap_between_two_lines_is_found_with_its_lines() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|n| n.as_str().unwrap().contains("not read live")));
+            .any(|n| n.as_str().unwrap().contains("no arrival times")));
     }
 }

@@ -97,7 +97,7 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         .collect();
     if !live && lines.total > 0 {
         report.notes.push(
-            "the input was not read live (a recording, or a stream that arrived in one burst): no arrival times, so no gaps".to_string(),
+            "no arrival times: the stream is a recording, or it arrived in one burst (buffered before it was read, or read by a busy host), so no gaps".to_string(),
         );
     }
     if lines.total > lines.kept.len() {
