@@ -60,6 +60,7 @@ pub fn read_record(input: &mut Input) -> BootRecord {
         truncated,
         loader_image,
         errors_only,
+        trace_level: None,
         text_bytes,
         trace_bytes,
         // The text's lines come from a live session, which the `stream` and `frames`

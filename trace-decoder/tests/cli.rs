@@ -708,7 +708,7 @@ fn a_replay_ends_with_the_status_of_the_live_run() {
         ),
         ("0\n", 4, "QEMU ended without an exit code"),
         (
-            "1\nqemu: qemu-system-x86_64: could not load kernel\n",
+            "1\nqemu-error: qemu-system-x86_64: could not load kernel\n",
             125,
             "QEMU failed: qemu-system-x86_64: could not load kernel",
         ),

@@ -234,6 +234,35 @@ impl QemuConfig {
         }
     }
 
+    /// How the guest's time runs, for a profile's context
+    /// (`trace_decoder::report::profile::TIME_BASES`): `wall`, or `instructions
+    /// (-icount <options>)` when QEMU counts instructions (`deterministic`, or an
+    /// `-icount` among the extra arguments, the last one QEMU takes).
+    pub fn time_base(&self) -> String {
+        let mut icount = self.deterministic.then(|| "shift=0,sleep=off".to_string());
+        let mut args = self.extra_args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "-icount" {
+                icount = Some(
+                    args.next()
+                        .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                );
+            }
+        }
+        match icount {
+            Some(options) => format!("instructions (-icount {options})"),
+            None => "wall".to_string(),
+        }
+    }
+
+    /// The machine type's name (`pc`, `microvm`).
+    pub fn machine_name(&self) -> &'static str {
+        match self.machine {
+            Machine::Pc => "pc",
+            Machine::Microvm => "microvm",
+        }
+    }
+
     /// The command line QEMU hands the loader: through Multiboot
     /// `"<kernel file> <append>"`, through PVH the `-append` text alone.
     pub fn command_line(&self) -> String {
@@ -578,6 +607,20 @@ pub fn describe_status(status: Option<i32>) -> String {
         Some(status) => format!("QEMU status {status}"),
         None => "no QEMU status (QEMU was stopped or killed)".to_string(),
     }
+}
+
+/// QEMU's version as `qemu --version` says it (`7.2.19`), for a profile's context;
+/// `None` when it does not say.
+pub fn qemu_version(qemu: &Path) -> Option<String> {
+    let output = Command::new(qemu)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().next()?;
+    let version = line.split("version ").nth(1)?.split_whitespace().next()?;
+    Some(version.to_string())
 }
 
 /// Finds QEMU or explains how to install it.

@@ -25,7 +25,7 @@ use trace_decoder::decode::TraceTable;
 use trace_decoder::host::color::ColorChoice;
 use trace_decoder::host::outputs::{write_file, ReportFiles};
 use trace_decoder::host::profile::{profile_boots, ProfileVerdict};
-use trace_decoder::report::profile::{Baseline, StageTimes};
+use trace_decoder::report::profile::{Baseline, RunContext, StageTimes};
 use trace_decoder::report::symbols::AppSymbols;
 use trace_decoder::report::Report;
 use xshell::Shell;
@@ -233,7 +233,7 @@ impl TraceArgs {
         }))?;
         drop(out);
         if let Some(path) = &self.save {
-            save(path, &run)?;
+            save(path, &run, &prepared.run_context)?;
         }
         let record = run.record.as_ref().expect("a traced boot has a record");
         let report = Report::build_with_app(record, prepared.symbols.as_ref());
@@ -280,7 +280,7 @@ impl TraceArgs {
                 );
                 return Ok(ExitCode::from(ending.status));
             }
-            boots.push(StageTimes::of(&Report::build(record)));
+            boots.push(StageTimes::of(&Report::build(record)).with_run(&prepared.run_context));
         }
         if progress {
             eprintln!("\r{} boots done.     ", self.runs);
@@ -323,6 +323,9 @@ pub struct Prepared {
     pub symbols: Option<AppSymbols>,
     /// The loader's 64-bit ELF, with its symbols.
     pub loader_elf: PathBuf,
+    /// How the boots run, as far as the trace does not say it: the time base,
+    /// the loader's profile, the application, the machine and QEMU's version.
+    pub run_context: RunContext,
 }
 
 impl Prepared {
@@ -442,12 +445,23 @@ impl Prepared {
         if boot.verbose {
             eprintln!("{}", config.display());
         }
+        let mut run_context = RunContext::default();
+        run_context.set("time-base", config.time_base());
+        run_context.set("loader-profile", profile.dir_name());
+        if let Some(name) = app.file_name() {
+            run_context.set("app", name.to_string_lossy());
+        }
+        run_context.set("machine", config.machine_name());
+        if let Some(version) = qemu::qemu_version(&config.qemu) {
+            run_context.set("qemu-version", version);
+        }
         Ok(Prepared {
             config,
             table,
             timeout: Duration::from_secs(boot.timeout),
             symbols,
             loader_elf: loader.elf,
+            run_context,
         })
     }
 
@@ -478,18 +492,15 @@ fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
 }
 
 /// Writes the raw stream and QEMU's end beside it (`FILE.status`: its exit status,
-/// or how it ended without one,
+/// or how it ended without one, then how the boot ran, for a profile of recordings,
 /// [`trace_decoder::report::ending::QemuEnd::to_recorded`]), the pair `rusty-trace
 /// FILE` replays, ending with this boot's exit status.
-fn save(path: &Path, run: &TracedRun) -> Result<()> {
+fn save(path: &Path, run: &TracedRun, context: &RunContext) -> Result<()> {
     write_file(path, "the raw stream", &run.raw)?;
     wrote(path);
     let status_path = path.with_extension("status");
-    write_file(
-        &status_path,
-        "QEMU's end",
-        run.qemu.to_recorded(run.qemu_error.as_deref()),
-    )?;
+    let beside = run.qemu.to_recorded(run.qemu_error.as_deref()) + &context.to_recorded();
+    write_file(&status_path, "QEMU's end", beside)?;
     wrote(&status_path);
     Ok(())
 }

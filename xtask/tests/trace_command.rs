@@ -61,10 +61,14 @@ fn trace_boots_the_demo_app_and_writes_every_report() {
             .any(|w| w == [0xFF, 0x00]),
         "raw stream kept"
     );
-    // QEMU's status beside it, for a replay with rusty-trace.
-    assert_eq!(
-        std::fs::read_to_string(dir.join("boot.status")).unwrap(),
-        "3\n"
+    // QEMU's status beside it, for a replay with rusty-trace, then how the boot ran,
+    // for a profile of recordings.
+    let beside = std::fs::read_to_string(dir.join("boot.status")).unwrap();
+    assert!(
+        beside.starts_with(
+            "3\ntime-base: wall\nloader-profile: debug\napp: hello-dyn\nmachine: pc\n"
+        ),
+        "{beside}"
     );
     // Each file written is confirmed on stderr.
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -128,6 +132,44 @@ fn runs_print_statistics_and_a_baseline_catches_a_slowdown() {
     assert_eq!(output.status.code(), Some(3), "{shown}");
     assert!(shown.contains("REGRESSION"), "{shown}");
     assert!(shown.contains("slower than the baseline"), "{shown}");
+}
+
+/// A profile keeps how its boots ran: a `--deterministic` run (instructions) is not
+/// compared with a wall-time baseline, in one line and status 2.
+#[test]
+fn a_baseline_of_another_time_base_is_refused() {
+    let dir = xtask::project_root().join("target/test-inputs/trace-time-base");
+    std::fs::create_dir_all(&dir).unwrap();
+    let baseline = dir.join("wall.json");
+    let output = xtask(&["trace", "--runs", "2", "--json", baseline.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&baseline).unwrap()).unwrap();
+    let context = &profile["context"];
+    assert_eq!(context["time-base"], "wall", "{context:#}");
+    assert_eq!(context["machine"], "pc", "{context:#}");
+    assert_eq!(context["app"], "hello-dyn", "{context:#}");
+    assert!(context["qemu-version"].is_string(), "{context:#}");
+    let output = xtask(&[
+        "trace",
+        "--deterministic",
+        "--runs",
+        "1",
+        "--baseline",
+        baseline.to_str().unwrap(),
+    ]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{shown}");
+    assert!(
+        errors[0].contains("the baseline's times count wall and this profile's instructions (-icount shift=0,sleep=off)"),
+        "{shown}"
+    );
 }
 
 /// `--deterministic`: every guest instruction takes the same virtual time, so two

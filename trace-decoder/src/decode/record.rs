@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use rusty_loader::wire::Level;
 
 use super::event::Event;
 use super::qemu_stop::QemuStop;
@@ -56,6 +57,9 @@ pub struct BootRecord {
     /// The loader traces only errors and warnings (its ELF has no `info` event): a
     /// boot without events is normal, not a trace cut short.
     pub errors_only: bool,
+    /// The level the loader was built to trace at (its ELF table's finest), when
+    /// the record comes from a session.
+    pub trace_level: Option<Level>,
     /// Bytes of text (kernel output and loader text lines) seen.
     pub text_bytes: usize,
     /// Bytes of trace frames seen, with their markers (of the last boot).

@@ -86,6 +86,7 @@ impl<'t> Session<'t> {
             record: BootRecord {
                 loader_image: table.loader_image(),
                 errors_only: table.errors_only(),
+                trace_level: Some(table.trace_level()),
                 ..BootRecord::default()
             },
             status: TraceStatus::NotFound,

@@ -12,6 +12,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::Failure;
 use crate::report::ending::QemuEnd;
+use crate::report::profile::RunContext;
 use crate::report::symbols::AppSymbols;
 
 /// A stream to decode.
@@ -72,6 +73,17 @@ pub fn recorded_end(path: Option<&Path>) -> Result<Option<(QemuEnd, Option<Strin
         beside.display()
     );
     Ok(Some((end, error)))
+}
+
+/// How the recording at `path` ran, as far as the file beside it says (the
+/// `key: value` lines of its `.status` file that `cargo xtask trace --save` writes:
+/// [`RunContext::from_recorded`]); nothing is known without one.
+pub fn recorded_context(path: Option<&Path>) -> RunContext {
+    path.filter(|p| *p != Path::new("-"))
+        .map(|path| path.with_extension("status"))
+        .filter(|beside| Some(beside.as_path()) != path)
+        .and_then(|beside| std::fs::read_to_string(beside).ok())
+        .map_or_else(RunContext::default, |text| RunContext::from_recorded(&text))
 }
 
 impl AppSymbols {

@@ -227,7 +227,7 @@ impl QemuEnd {
         };
         text.push('\n');
         if let Some(error) = qemu_error {
-            text += &format!("qemu: {}\n", error.replace('\n', " "));
+            text += &format!("qemu-error: {}\n", error.replace('\n', " "));
         }
         text
     }
@@ -254,7 +254,7 @@ impl QemuEnd {
                 ))
             }
         };
-        let error = lines.find_map(|line| line.strip_prefix("qemu: ").map(str::to_string));
+        let error = lines.find_map(|line| line.strip_prefix("qemu-error: ").map(str::to_string));
         Ok((end, error))
     }
 

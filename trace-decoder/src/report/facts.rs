@@ -32,6 +32,10 @@ pub struct LoaderInfo {
     pub mbi_built: Option<BuiltMbi>,
     /// The Multiboot command line.
     pub command_line: Option<CommandLine>,
+    /// The level the loader was built to trace at (the finest of its ELF's
+    /// table: `error`, `warn`, `info`, `debug`, `trace`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_level: Option<&'static str>,
 }
 
 /// The Multiboot information the loader wrote (after a PVH entry).
@@ -122,7 +126,8 @@ pub struct PageTables {
 }
 
 impl LoaderInfo {
-    /// From `LoaderStart`, `Entry`, `MbiBuilt` and `CommandLine`.
+    /// From `LoaderStart`, `Entry`, `MbiBuilt` and `CommandLine` (the trace level
+    /// is the record's, see [`crate::decode::BootRecord::trace_level`]).
     pub fn of(events: &[Event]) -> LoaderInfo {
         let start = first!(events, LoaderEvent::LoaderStart { format, build, mbi } => (*format, *build, *mbi));
         LoaderInfo {
@@ -143,6 +148,7 @@ impl LoaderInfo {
                     app_args_at: at(*app_args_at),
                 }
             }),
+            trace_level: None,
         }
     }
 }

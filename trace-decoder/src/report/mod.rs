@@ -166,7 +166,10 @@ impl Report {
         let mut warnings = Vec::new();
         let events = last_boot(record, &mut warnings);
         let stream = stream_health(record, events, &mut warnings);
-        let loader = LoaderInfo::of(events);
+        let loader = LoaderInfo {
+            trace_level: record.trace_level.map(|level| level.name()),
+            ..LoaderInfo::of(events)
+        };
         if let Some(warning) = loader.format.and_then(format_mismatch) {
             warnings.push(Warning::new("format", warning));
         }
