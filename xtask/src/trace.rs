@@ -172,9 +172,13 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 impl BootOptions {
     /// `cargo xtask run`: boots once, shows the application's text.
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
-        let prepared = Prepared::new(sh, self, &[], false)?;
-        // Ctrl-C reaches QEMU too; the runner then stops and says so.
+        // Ctrl-C stops the boot (QEMU, which does not get it, is stopped through its
+        // monitor), and the ending says so; before the boot, nothing booted.
         trace_decoder::host::pump::stop_on_ctrl_c();
+        let prepared = match prepare(|| Prepared::new(sh, self, &[], false))? {
+            Ok(prepared) => prepared,
+            Err(interrupted) => return Ok(interrupted),
+        };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = prepared.boot(Some(Live {
@@ -200,17 +204,27 @@ impl TraceArgs {
         // A bad baseline is refused before anything is built or booted.
         let baseline = self.baseline.as_deref().map(Baseline::read).transpose()?;
         let kvm = self.kvm && traced_boot::kvm_or_warn();
-        let prepared = Prepared::new(
-            sh,
-            &self.boot,
-            &[
-                ("--json", self.json.as_deref()),
-                ("--chrome-trace", self.chrome_trace.as_deref()),
-                ("--svg", self.svg.as_deref()),
-                ("--save", self.save.as_deref()),
-            ],
-            kvm,
-        )?;
+        // Ctrl-C stops the boot (QEMU, which does not get it, is stopped through its
+        // monitor, which says where the CPU was); the report of what arrived is
+        // still printed, and a second Ctrl-C ends xtask at once. Before the boot,
+        // nothing booted.
+        trace_decoder::host::pump::stop_on_ctrl_c();
+        let prepared = match prepare(|| {
+            Prepared::new(
+                sh,
+                &self.boot,
+                &[
+                    ("--json", self.json.as_deref()),
+                    ("--chrome-trace", self.chrome_trace.as_deref()),
+                    ("--svg", self.svg.as_deref()),
+                    ("--save", self.save.as_deref()),
+                ],
+                kvm,
+            )
+        })? {
+            Ok(prepared) => prepared,
+            Err(interrupted) => return Ok(interrupted),
+        };
         if self.runs == 1 && baseline.is_none() {
             self.trace_once(&prepared)
         } else {
@@ -220,10 +234,6 @@ impl TraceArgs {
 
     /// One boot, its text and events shown as they arrive, then the reports.
     fn trace_once(&self, prepared: &Prepared) -> Result<ExitCode> {
-        // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
-        // worth printing, so the first one only stops the boot (a second one ends
-        // xtask).
-        trace_decoder::host::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = prepared.boot(Some(Live {
@@ -310,6 +320,16 @@ fn profile_verdict(
         ProfileVerdict::Regressed(verdict) => finish(&Ending::regression(verdict), None),
         ProfileVerdict::NotCompared | ProfileVerdict::Within => ExitCode::SUCCESS,
     })
+}
+
+/// Prepares a boot with `prepare`; `Err` the exit of a Ctrl-C that came meanwhile
+/// (the builds it stopped fail for that reason, not their own).
+fn prepare(prepare: impl FnOnce() -> Result<Prepared>) -> Result<Result<Prepared, ExitCode>> {
+    let prepared = prepare();
+    if trace_decoder::host::pump::interrupted() {
+        return Ok(Err(finish(&Ending::interrupted_before_boot(), None)));
+    }
+    prepared.map(Ok)
 }
 
 /// A boot made ready: QEMU's command line and the loader's trace table.

@@ -203,6 +203,7 @@ fn qemu_stop(stop: &MachineStop, logged: bool, timeout: Duration, start: Instant
             StopReason::GuestReset => StopKind::GuestReset,
             StopReason::Shutdown(reason) => StopKind::Shutdown(reason.clone()),
             StopReason::Timeout => StopKind::Hang { timeout },
+            StopReason::Interrupted => StopKind::Interrupted,
         },
         at: stop.at.checked_duration_since(start),
         registers: stop.registers.clone(),

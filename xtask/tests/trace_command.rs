@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -340,6 +341,89 @@ fn ctrl_c_stops_the_boot_and_prints_the_report_of_what_arrived() {
         stderr.contains("interrupted: the report covers what arrived before Ctrl-C"),
         "{stderr}"
     );
+}
+
+/// A terminal's Ctrl-C on a boot that hangs: SIGINT to the whole process group,
+/// QEMU included, and to xtask once more, as `timeout -s INT` sends it. xtask must say "interrupted", exit 130, print the report, and say
+/// where the CPU was (QEMU, which keeps Ctrl-C held back, is stopped through its
+/// monitor): never a reset or a triple fault (QEMU ending on SIGINT exits with 0,
+/// which reads as one). Five boots, each interrupted once the kernel waits.
+#[test]
+fn ctrl_c_on_a_hung_boot_says_where_the_cpu_was() {
+    let crashing = xtask::build::test_kernel_dir(xtask::build::Profile::Debug).join("crashing");
+    for run in 1..=5 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["trace", "--color=never", "--timeout", "600"])
+            .arg(&crashing)
+            .args(["--", "hang"])
+            .current_dir(xtask::project_root())
+            // A group of its own, as a terminal's foreground job.
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xtask runs");
+        let (sender, receiver) = mpsc::channel();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+                if sender.send(buffer[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("tk: waiting for ever\n") {
+            match receiver.recv_timeout(Duration::from_secs(600)) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "run {run}: no hang; got {:?}",
+                        String::from_utf8_lossy(&seen)
+                    );
+                }
+            }
+        }
+        // As `timeout -s INT` does it: the command, then its whole group (so xtask
+        // gets it twice, QEMU once).
+        let group = format!("-{}", child.id());
+        for target in [child.id().to_string(), group] {
+            let interrupt = Command::new("kill")
+                .args(["-INT", "--", &target])
+                .status()
+                .unwrap();
+            assert!(interrupt.success());
+        }
+        let output = child.wait_with_output().unwrap();
+        while let Ok(chunk) = receiver.recv_timeout(Duration::from_secs(5)) {
+            seen.extend(chunk);
+        }
+        let stdout = String::from_utf8_lossy(&seen);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let shown = format!("run {run}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        assert_eq!(output.status.code(), Some(130), "{shown}");
+        assert!(stdout.contains("rusty-trace boot report"), "{shown}");
+        assert!(
+            stdout.contains(
+                "  stop     interrupted (Ctrl-C): the guest was still running and QEMU stopped it"
+            ),
+            "{shown}"
+        );
+        assert!(stderr.contains("error: interrupted: "), "{shown}");
+        assert!(
+            stderr.contains("test_kernels::arch::faults::halt_forever")
+                && stderr.contains("the CPU was halted (HLT)"),
+            "{shown}"
+        );
+        for wrong in ["reset", "triple fault", "Triple fault"] {
+            assert!(
+                !stdout.contains(wrong) && !stderr.contains(wrong),
+                "{wrong:?}: {shown}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn milestones(
 /// How the guest stopped, as QEMU said it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StopReport {
-    /// `triple-fault`, `guest-reset`, `shutdown` or `hang`.
+    /// `triple-fault`, `guest-reset`, `shutdown`, `hang` or `interrupted`.
     pub kind: &'static str,
     /// One sentence for people: what, when, where.
     pub message: String,
@@ -207,6 +207,10 @@ pub fn stop_report(
                 timeout.as_secs()
             ),
         ),
+        StopKind::Interrupted => (
+            "interrupted",
+            "interrupted (Ctrl-C): the guest was still running and QEMU stopped it".to_string(),
+        ),
     };
     let mut message = what;
     match (after_hand_over_us, host.hand_over) {
@@ -223,8 +227,10 @@ pub fn stop_report(
         if r.idt_limit == Some(0) {
             message += "; the IDT was empty (limit 0)";
         }
-        if r.halted == Some(true) {
-            message += "; the CPU was halted (HLT)";
+        match r.halted {
+            Some(true) => message += "; the CPU was halted (HLT)",
+            Some(false) => message += "; the CPU was running",
+            None => {}
         }
     }
     StopReport {

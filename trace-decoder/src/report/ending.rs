@@ -507,6 +507,16 @@ impl Ending {
         )
     }
 
+    /// Ctrl-C before the boot started (while the loader or the application was
+    /// built): nothing booted, so there is no report.
+    pub fn interrupted_before_boot() -> Ending {
+        Ending::new(
+            EndingKind::Interrupted,
+            130,
+            "interrupted before the boot started: nothing booted".to_string(),
+        )
+    }
+
     /// Not a boot's ending: a regression found by `--baseline`.
     pub fn regression(verdict: String) -> Ending {
         Ending::new(EndingKind::Regression, 3, verdict)

@@ -290,6 +290,7 @@ impl Report {
             OutcomeKind::GuestReset => line += "; the guest reset",
             OutcomeKind::Shutdown => line += "; the guest shut down without an exit code",
             OutcomeKind::Hang => line += "; the kernel hung",
+            OutcomeKind::Interrupted => line += "; interrupted (Ctrl-C)",
         }
         if !clock.known() && self.stream.events > 0 {
             line += " [TSC frequency unknown: ticks]";

@@ -35,6 +35,8 @@ pub enum OutcomeKind {
     Shutdown,
     /// Still running at the timeout: QEMU stopped it.
     Hang,
+    /// Still running when Ctrl-C came: QEMU stopped it.
+    Interrupted,
 }
 
 /// The jump into the kernel.
@@ -115,12 +117,13 @@ pub struct Outcome {
 
 impl Outcome {
     /// The boot as QEMU saw it stop after what the trace tells (a triple fault, a
-    /// reset, a power-off, a hang): that is how it ended.
+    /// reset, a power-off, a hang, Ctrl-C): that is how it ended.
     pub fn then_stopped(&mut self, stop: &StopReport) {
         self.kind = match stop.kind {
             "triple-fault" => OutcomeKind::TripleFault,
             "guest-reset" => OutcomeKind::GuestReset,
             "hang" => OutcomeKind::Hang,
+            "interrupted" => OutcomeKind::Interrupted,
             _ => OutcomeKind::Shutdown,
         };
         self.message = match &self.hand_over {

@@ -110,7 +110,7 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             Tone::Outcome => {
                 let style = |line: &str| match report.outcome.kind {
                     OutcomeKind::HandedOver => paint.green(line),
-                    OutcomeKind::Truncated => paint.yellow(line),
+                    OutcomeKind::Truncated | OutcomeKind::Interrupted => paint.yellow(line),
                     OutcomeKind::ErrorsOnly => line.to_string(),
                     OutcomeKind::Refused
                     | OutcomeKind::CpuException
