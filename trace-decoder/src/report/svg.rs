@@ -251,7 +251,14 @@ fn kernel_text_lines(report: &Report) -> Vec<String> {
     let mut lines: Vec<String> = text
         .milestones
         .iter()
-        .map(|m| format!("{}{}: {}", when(m.after_hand_over_us), m.name, m.line))
+        .map(|m| {
+            let line = if m.line.is_empty() {
+                String::new()
+            } else {
+                format!(": \"{}\"", m.line)
+            };
+            format!("{}{}{line}", when(m.after_hand_over_us), m.name)
+        })
         .collect();
     lines.extend(text.gaps.iter().map(|g| {
         format!(

@@ -144,6 +144,18 @@ fn host_times_add_firmware_and_kernel() {
     // The loader's own time can exceed the host's (a late reader): firmware is 0.
     record.host.first_timed_event = Some(Duration::from_millis(1));
     assert_eq!(Report::build(&record).host.firmware_us, Some(0.0));
+
+    // The kernel's first output in the hand-over's read: not "0 µs", untimed.
+    record.host.first_kernel_output = record.host.hand_over;
+    let report = Report::build(&record);
+    assert_eq!(report.host.kernel_to_first_output_us, None);
+    assert!(!report.summary_line().contains("kernel to first output"));
+    let text = report.render_text(false);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("the kernel's first output came in the hand-over's read (too soon to time)"),
+        "{text}"
+    );
 }
 
 #[test]

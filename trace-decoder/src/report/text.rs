@@ -254,6 +254,12 @@ fn host_fact(report: &Report) -> Option<String> {
     .into_iter()
     .filter_map(|(name, value)| Some(format!("{name} {}", human_us(value?))))
     .collect();
+    let mut parts = parts;
+    if host.hand_over_us.is_some() && host.first_kernel_output_us == host.hand_over_us {
+        parts.push(
+            "the kernel's first output came in the hand-over's read (too soon to time)".to_string(),
+        );
+    }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
