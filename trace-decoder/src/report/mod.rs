@@ -286,11 +286,27 @@ impl Report {
             }
             OutcomeKind::Truncated => {}
             OutcomeKind::ErrorsOnly => line += "; no error (only errors are traced)",
-            OutcomeKind::TripleFault => line += "; triple fault after the hand-over",
-            OutcomeKind::GuestReset => line += "; the guest reset",
-            OutcomeKind::Shutdown => line += "; the guest shut down without an exit code",
-            OutcomeKind::Hang => line += "; the kernel hung",
-            OutcomeKind::Interrupted => line += "; interrupted (Ctrl-C)",
+            OutcomeKind::TripleFault
+            | OutcomeKind::GuestReset
+            | OutcomeKind::Shutdown
+            | OutcomeKind::Hang
+            | OutcomeKind::Interrupted => {
+                let what = match self.outcome.kind {
+                    OutcomeKind::TripleFault => "triple fault",
+                    OutcomeKind::GuestReset => "the guest reset",
+                    OutcomeKind::Shutdown => "the guest shut down without an exit code",
+                    OutcomeKind::Hang => "hung",
+                    _ => "interrupted (Ctrl-C)",
+                };
+                // QEMU's stop can come before the hand-over too: then it is the
+                // loader's, not the kernel's.
+                let place = if self.outcome.hand_over.is_some() {
+                    "after the hand-over"
+                } else {
+                    "in the loader, before the hand-over"
+                };
+                line += &format!("; {what} {place}");
+            }
         }
         if !clock.known() && self.stream.events > 0 {
             line += " [TSC frequency unknown: ticks]";

@@ -172,7 +172,12 @@ pub fn exit_status(status: i32) -> ExitStatus {
     let (by, name, meaning) = if status == 3 {
         ("kernel", None, "the kernel reported success".to_string())
     } else if status == 1 {
-        ("kernel", None, "the kernel reported failure".to_string())
+        (
+            "kernel",
+            None,
+            "the kernel reported failure (or QEMU itself failed: its stderr then says why)"
+                .to_string(),
+        )
     } else if odd && (2..=15).contains(&value) {
         (
             "test-kernel",
@@ -199,7 +204,7 @@ pub fn exit_status(status: i32) -> ExitStatus {
         (
             "qemu",
             None,
-            "no isa-debug-exit code: the guest reset (a triple fault, with -no-reboot) or powered off".to_string(),
+            "no isa-debug-exit code: the guest reset (a triple fault, with -no-reboot) or powered off, or QEMU ended on a signal (Ctrl-C)".to_string(),
         )
     } else {
         ("unknown", None, "not an isa-debug-exit code".to_string())

@@ -524,6 +524,56 @@ fn a_trace_that_stops_early_is_truncated() {
 }
 
 #[test]
+fn qemus_stop_is_placed_before_or_after_the_hand_over() {
+    use crate::decode::{QemuStop, StopKind};
+    let stop = |kind| QemuStop {
+        kind,
+        at: None,
+        registers: Some("RIP=0000000000801234 RFL=00000002 HLT=0".to_string()),
+    };
+    // A loader that hangs in its frequency measurement, and one stopped by Ctrl-C
+    // there: the summary must not blame the kernel.
+    let mut record = record(boot().into_iter().take(10).collect());
+    for (kind, said) in [
+        (
+            StopKind::Hang {
+                timeout: Duration::from_secs(3),
+            },
+            "; hung in the loader, before the hand-over",
+        ),
+        (
+            StopKind::Interrupted,
+            "; interrupted (Ctrl-C) in the loader, before the hand-over",
+        ),
+    ] {
+        record.qemu_stop = Some(stop(kind));
+        let report = Report::build(&record);
+        assert!(report.summary_line().contains(said), "{}", report.summary);
+        assert!(
+            report
+                .stop
+                .as_ref()
+                .unwrap()
+                .message
+                .ends_with("; the CPU was running"),
+            "{:?}",
+            report.stop
+        );
+    }
+    let mut whole = super::tests::record(boot());
+    whole.qemu_stop = Some(stop(StopKind::Interrupted));
+    let report = Report::build(&whole);
+    assert!(
+        report
+            .summary_line()
+            .ends_with("; interrupted (Ctrl-C) after the hand-over"),
+        "{}",
+        report.summary
+    );
+    assert_eq!(report.outcome.kind, OutcomeKind::Interrupted);
+}
+
+#[test]
 fn a_loader_tracing_only_errors_is_not_a_truncated_trace() {
     let mut record = BootRecord {
         errors_only: true,
