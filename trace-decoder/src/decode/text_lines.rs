@@ -309,15 +309,13 @@ pub fn strip_ansi(text: &str) -> String {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('\x40'..='\x7e').contains(&c) {
-                        break;
-                    }
+        // A CSI runs to its final byte; any other escape is ESC and one character.
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('\x40'..='\x7e').contains(&c) {
+                    break;
                 }
             }
-            Some(_) | None => {}
         }
     }
     out

@@ -221,7 +221,7 @@ impl RunContext {
         let map: serde_json::Map<String, Value> = CONTEXT_FIELDS
             .iter()
             .map(|(key, _)| {
-                let value = self.get(key).map_or(Value::Null, |v| Value::from(v));
+                let value = self.get(key).map_or(Value::Null, Value::from);
                 (key.to_string(), value)
             })
             .collect();
