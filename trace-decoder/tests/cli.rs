@@ -491,6 +491,14 @@ fn an_elf_file_is_no_serial_stream() {
         );
         assert!(output.stdout.is_empty(), "{}", shown(&output));
     }
+    // Found by itself, the loader ELF is not announced either: one line.
+    let workspace = tempfile::tempdir().unwrap();
+    let found = workspace.path().join("target/x86_64/debug");
+    std::fs::create_dir_all(&found).unwrap();
+    std::fs::copy(&elf, found.join("rusty-loader.elf")).unwrap();
+    let output = run_command(rusty_trace().arg(&elf).current_dir(workspace.path()), b"");
+    assert_eq!(output.status.code(), Some(2), "{}", shown(&output));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", shown(&output));
 }
 
 #[test]

@@ -229,9 +229,12 @@ impl LoaderElfs {
         let mut held = Vec::new();
         let mut console = Some(console);
         let mut chosen = 0;
-        let mut start_consumer = |index: usize, matched: bool, held: &mut Vec<u8>| {
+        let mut start_consumer = |index: usize, matched: Option<bool>, held: &mut Vec<u8>| {
             chosen = index;
-            self.announce(index, matched);
+            // `None`: nothing to announce (an ELF file given as the stream).
+            if let Some(matched) = matched {
+                self.announce(index, matched);
+            }
             let console = console.take().expect("the consumer starts once");
             let mut started =
                 LiveConsumer::new(Session::with_start(&self.tables[index], start), console);
@@ -278,7 +281,7 @@ impl LoaderElfs {
             };
             let stalled = matches!(arrival, Arrival::Stalled);
             let (mut started, flow) =
-                start_consumer(choice.unwrap_or(0), choice.is_some(), &mut held);
+                start_consumer(choice.unwrap_or(0), Some(choice.is_some()), &mut held);
             if stalled {
                 let _ = started.take(Arrival::Stalled);
             }
@@ -287,12 +290,11 @@ impl LoaderElfs {
         });
         let consumer = match consumer {
             Some(consumer) => consumer,
-            None => {
-                if elf_file {
-                    held.clear();
-                }
-                start_consumer(0, false, &mut held).0
+            None if elf_file => {
+                held.clear();
+                start_consumer(0, None, &mut held).0
             }
+            None => start_consumer(0, Some(false), &mut held).0,
         };
         LiveRead {
             chosen,
