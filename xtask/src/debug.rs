@@ -961,6 +961,15 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
         let gdb_deadline =
             (mode == Mode::Batch).then(|| start + timeout.saturating_sub(GDB_MARGIN));
         let gdb_status = run_gdb(&checked.gdb, mode, &gdb_script, gdb_deadline);
+        // When gdb never got there because the boot ended first, the rest of the
+        // guest's text is still on its way from QEMU, which has ended: it is read
+        // to its end (briefly: a QEMU still running is stopped below).
+        if matches!(gdb_status, Ok(GdbRun::Exited(Some(GDB_NOT_REACHED)))) {
+            let drained = Instant::now() + DRAIN_PATIENCE;
+            while !qemu.is_finished() && Instant::now() < drained {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         // The guest's output after gdb is done is no longer the session's.
         output_open.store(false, Ordering::Relaxed);
         // QEMU ends now, or at its timeout, right after gdb's.
@@ -1094,6 +1103,10 @@ const KVM_HARDWARE_BREAKPOINTS: usize = 4;
 
 /// gdb's status when its script stopped before WHERE (given with `-ex quit`).
 const GDB_NOT_REACHED: i32 = 3;
+
+/// How long the guest's text is still read after gdb gave up because the boot
+/// ended: QEMU has ended, and its last text is in the pipe.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(2);
 
 fn of_kind(kind: EndingKind) -> u8 {
     kind.statuses().first
