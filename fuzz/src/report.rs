@@ -54,9 +54,13 @@ pub fn read_record(input: &mut Input) -> BootRecord {
         host,
         exit_status,
         malformed_frames,
+        // Frame counts only word the message of a stream without a trace, which
+        // the report does not build.
+        frames: Default::default(),
         truncated,
         loader_image,
         errors_only,
+        trace_level: None,
         text_bytes,
         trace_bytes,
         // The text's lines come from a live session, which the `stream` and `frames`

@@ -10,7 +10,8 @@
 //!
 //! What each mode prints before it fails is the protocol: one `tk: crashing=<mode>`
 //! line (none for `triple-fault`, which mimics a kernel that dies before its
-//! first line), then the failure. [`Crash::from_args`] is pure and host-tested;
+//! first line), then the failure; `hang` and `gap` print a kernel log shaped like
+//! a Hermit 0.6 kernel's first ([`crate::hermit_log::OLDER`]). [`Crash::from_args`] is pure and host-tested;
 //! `run` (feature `bare-metal`) commits the failures through [`crate::arch::faults`].
 
 #![forbid(unsafe_code)]
@@ -33,7 +34,7 @@ pub enum Crash {
     StackOverflow,
     /// An empty IDT, then a trap: the CPU shuts down (no output before).
     TripleFault,
-    /// Halts for ever after one line.
+    /// Halts for ever after a kernel log and one line.
     Hang,
     /// Two lines 50 ms apart, an application line, then success.
     Gap,
@@ -89,7 +90,7 @@ mod run {
     use crate::arch::{cpu, port};
     use crate::bootinfo::{BootInfo, RAW_SIZE};
     use crate::report::{Dec, Hex, EXIT_SUCCESS};
-    use crate::{cmdline, emit};
+    use crate::{cmdline, emit, hermit_log};
 
     /// Exit value for a run that could not even start failing (no boot info, no
     /// mode): the boot-info group's.
@@ -136,6 +137,7 @@ mod run {
             }
             Crash::TripleFault => faults::triple_fault(),
             Crash::Hang => {
+                hermit_log::write(out, hermit_log::OLDER);
                 emit!(out, "tk: waiting for ever\n");
                 faults::halt_forever()
             }
@@ -158,13 +160,15 @@ mod run {
         overflow_stack(depth + 1) + u64::from(frame[0])
     }
 
-    /// Two lines `GAP_MS` apart by the TSC (at the `-freq` the loader inserts),
-    /// then a line without the `tk:` prefix, as an application's, then success.
+    /// A kernel log of the older generation's shape, two lines `GAP_MS` apart by
+    /// the TSC (at the `-freq` the loader inserts), then a line without the `tk:`
+    /// prefix, as an application's, then success.
     fn gap(cmdline: &[u8]) -> ! {
         let out = &mut Serial;
         let Ok(Some(mhz)) = cmdline::freq_mhz(cmdline) else {
             give_up("gap needs -freq on the command line (the loader inserts it)")
         };
+        hermit_log::write(out, hermit_log::OLDER);
         emit!(out, "tk: waiting ", Dec(GAP_MS), " ms\n");
         let start = cpu::rdtsc();
         let ticks = u64::from(mhz) * 1000 * GAP_MS;

@@ -30,9 +30,10 @@ pub const FIRST_TICK_TIMEOUT: u64 = 120_000_000;
 pub const MEASUREMENT_TIMEOUT: u64 = 1 << 32;
 /// The frequency Hermit assumes when nothing else told it one.
 pub const GUESS_MHZ: u16 = 2000;
-/// The warning Hermit prints with its guess.
+/// The warning Hermit prints with its guess (a record of its 0.6 logger, as
+/// [`crate::hermit_log::OLDER`]).
 pub const GUESS_MESSAGE: &str =
-    "Could not determine the processor frequency! Guess a frequency of 2Ghz!";
+    "[0][WARN] Could not determine the processor frequency! Guess a frequency of 2Ghz!";
 
 /// The reload value for a tick rate, rounded to the nearest count as Hermit does:
 /// 11932 for 100 Hz.

@@ -27,10 +27,15 @@
 //!
 //! # Output protocol
 //!
-//! Everything goes to COM1 (0x3f8), one line at a time, `\n`-terminated.
-//! `hello-dyn` first prints a greeting line without prefix, and `calibrating` prints
-//! Hermit's warning "Could not determine the processor frequency! Guess a frequency
-//! of 2Ghz!" when it had to guess; every other line starts with `tk: `:
+//! Everything goes to COM1 (0x3f8), one line at a time, `\n`-terminated. After the
+//! first fact, `tk: kernel=<name>`, every kernel but `crashing` prints a kernel log
+//! shaped like a real Hermit kernel's of its generation ([`hermit_log`]: log
+//! records, a record of several lines, blank records, banners, a C runtime line),
+//! then `hello-dyn` its greeting, the application's first line, without prefix;
+//! `calibrating` prints Hermit's warning "[0][WARN] Could not determine the
+//! processor frequency! Guess a frequency of 2Ghz!" when it had to guess (`crashing`
+//! prints the older log after its `tk: crashing=<mode>` line). Every other line
+//! starts with `tk: `:
 //!
 //! - `tk: <key>=<value>`: a fact. Numbers are lowercase hexadecimal with `0x` and no
 //!   padding; ranges are `<start>-<end>` with the end exclusive. Byte strings (the
@@ -104,6 +109,7 @@ pub mod crash;
 pub mod elf;
 pub mod fdt;
 pub mod frequency;
+pub mod hermit_log;
 pub mod mbi;
 pub mod notes;
 pub mod paging;

@@ -17,19 +17,14 @@
 //! | warnings and errors | stderr | stderr |
 //!
 //! With `--baseline` or `--save-profile` only the statistics and the comparison go to
-//! stdout. Exit codes (also in `--help`):
+//! stdout.
 //!
-//! | code | meaning |
-//! | --- | --- |
-//! | 0 | a trace was decoded: the boot handed over, was refused, or stopped early |
-//! | 1 | no trace in the input, a trace from another loader build, or the input (or an output) could not be read or written |
-//! | 2 | usage error, no usable loader ELF (missing, not an ELF, stripped, not a rusty-loader, built without tracing), or no usable baseline |
-//! | 3 | a stage is slower than the `--baseline` allows |
-//! | 130 | interrupted (Ctrl-C) |
-//!
-//! QEMU's status given with `--status` goes into the report, not into the exit code:
-//! QEMU's own codes (1 for a kernel failure, the loader's refusal codes) would be
-//! indistinguishable from the ones above.
+//! Exit statuses (also in `--help`) are those of `cargo xtask trace`, from one table
+//! (`trace_decoder::report::ending`): a replay whose QEMU end is known (a
+//! recording's `.status` file, or `--status`) ends with the status the live run
+//! gave its boot; without it (a pipe from QEMU) a decoded trace ends with 0. Its
+//! own: 2 for a usage or setup error and an input that holds no trace (or another
+//! build's, or an ELF file), 3 for a regression, 130 when interrupted.
 
 use std::io;
 use std::path::PathBuf;
@@ -41,6 +36,7 @@ use trace_decoder::host::loader_elf::LoaderElfs;
 use trace_decoder::host::profile::profile_streams;
 use trace_decoder::host::show::{show_stream, ReportFormat, ShowOptions};
 use trace_decoder::host::Failure;
+use trace_decoder::report::ending::{help_table, EndingKind, USAGE_STATUS};
 use trace_decoder::report::profile::Baseline;
 use trace_decoder::report::symbols::AppSymbols;
 use trace_decoder::report::terminal::Paint;
@@ -78,18 +74,20 @@ arrives, flushed whenever the input pauses. With --baseline or --save-profile, s
 carries only the per-stage statistics (min, median, max, spread over the inputs) and
 the comparison with the baseline.
 
-Exit status:
-  0  a trace was decoded (the boot handed over, was refused, or stopped early)
-  1  no trace in the input, a trace from another loader build, or unreadable input
-     (or unwritable output); with --baseline or --save-profile also an input whose
-     boot did not hand over to the kernel
-  2  usage error, no usable loader ELF (missing, not an ELF, stripped, not a
-     rusty-loader, built without tracing), or no usable baseline
-  3  a stage is slower than the --baseline by more than --max-regression
-  130  interrupted (Ctrl-C): reading stopped, and the report covers what arrived
-QEMU's status given with --status appears in the report; it never becomes
-rusty-trace's exit status, since QEMU's own codes (1 = kernel failure, the loader's
-refusal codes) would be confused with the ones above.";
+Exit status: a replay ends as `cargo xtask trace` ended the boot it recorded, with
+the status of the table below: QEMU's end is read from the .status file beside the
+recording (--status overrides it), and a boot that did not end in the
+application's success adds one line on stderr saying why. Without QEMU's end (a
+pipe from QEMU), a decoded trace ends with 0. rusty-trace's own statuses are rows
+of the same table: 2 (no usable loader ELF, an input without a trace, another
+build's trace or an ELF file given as the stream, unreadable input or unwritable
+output; with --baseline or --save-profile also an input whose boot did not hand
+over), 3 (--baseline) and 130 (Ctrl-C: the report covers what arrived).";
+
+/// The `--help` text's end: the examples, then the exit statuses.
+fn after_help() -> String {
+    format!("{EXAMPLES}\n\n{}", help_table())
+}
 
 /// Decode rusty-loader's boot trace from a serial stream.
 #[derive(Parser, Debug)]
@@ -103,7 +101,7 @@ refusal codes) would be confused with the ones above.";
         ([    1.234 ms] SegmentLoaded addr=0x800000 filesz=0x33e0 ...), and ends with a report \
         of the boot. Decoding needs the unstripped loader ELF that produced the stream \
         (target/x86_64/<profile>/rusty-loader.elf, written by `cargo xtask build`).",
-    after_help = EXAMPLES,
+    after_help = after_help(),
 )]
 struct Cli {
     /// The serial stream: a file, or `-` for standard input (the default). Several
@@ -140,8 +138,8 @@ struct Cli {
     /// offset) and DWARF (file:line). A stripped ELF gives addresses only.
     #[arg(long, value_name = "FILE")]
     app: Option<PathBuf>,
-    /// QEMU's exit status for the report (`echo $?` after QEMU); overrides a
-    /// recording's .status file.
+    /// QEMU's exit status (`echo $?` after QEMU), for the report and the exit
+    /// status; overrides a recording's .status file.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     status: Option<i32>,
     /// Compare the inputs' per-stage times (one boot each, their medians) with a
@@ -172,10 +170,10 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 /// The exit code of each kind of failure (the table in `--help`).
 fn exit_code(failure: &Failure) -> u8 {
     match failure {
-        Failure::Input(_) => 1,
-        Failure::Setup(_) => 2,
-        Failure::Regression(_) => 3,
-        Failure::Interrupted => 130,
+        Failure::Input(_) | Failure::Setup(_) => USAGE_STATUS,
+        Failure::Regression(_) => EndingKind::Regression.statuses().first,
+        Failure::Interrupted => EndingKind::Interrupted.statuses().first,
+        Failure::Ended { status, .. } => *status,
     }
 }
 

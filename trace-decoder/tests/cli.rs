@@ -201,7 +201,8 @@ fn json_report_keeps_stdout_clean() {
         .stdin(file)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    // A replay ends as the boot did: the loader's refusal, QEMU status 35.
+    assert_eq!(output.status.code(), Some(35), "{}", shown(&output));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", shown(&output)));
     let expected: serde_json::Value =
@@ -351,7 +352,7 @@ fn text_arrives_live_before_the_input_ends() {
 }
 
 #[test]
-fn another_build_exits_1_naming_both_identities() {
+fn another_build_exits_2_naming_both_identities() {
     let mut stream = recording("hello-dyn-pc");
     let id = table_build_id(&std::fs::read(elf()).unwrap()).unwrap();
     // Change the second byte of the build identity inside LoaderStart (rzcobs
@@ -364,7 +365,7 @@ fn another_build_exits_1_naming_both_identities() {
     let ours = format!("{id:#010x}");
     assert_one_error_line(
         &output,
-        1,
+        2,
         &["another loader build", &other, &ours, "rusty-loader.elf"],
     );
     // The text still passes through; no events are shown.
@@ -437,7 +438,7 @@ fn no_trace_in_the_input() {
     let output = run(&["--elf", &elf], b"");
     assert_one_error_line(
         &output,
-        1,
+        2,
         &["no boot trace found", "the input is empty", &elf],
     );
 
@@ -445,7 +446,7 @@ fn no_trace_in_the_input() {
     let output = run(&["--elf", &elf], text);
     assert_one_error_line(
         &output,
-        1,
+        2,
         &["no boot trace found", "--trace-level off", &elf],
     );
     assert_eq!(output.stdout, text, "the text still passes through");
@@ -456,15 +457,54 @@ fn no_trace_in_the_input() {
         .chain(*b"\xff\x00\x12\x34\x00\xff\x00\x7f\x00")
         .collect();
     let output = run(&["--elf", &elf], &garbage);
-    assert_one_error_line(&output, 1, &["no boot trace found", "another loader build"]);
+    // What was found, not a guess: how many candidate frames, how each failed.
+    assert_one_error_line(
+        &output,
+        2,
+        &[
+            "no boot trace found",
+            "candidate frames (a frame marker FF 00 up to the next 00), none decodes (",
+            "broken encoding",
+            "random or damaged bytes",
+        ],
+    );
 }
 
 #[test]
-fn unreadable_input_exits_1() {
+fn an_elf_file_is_no_serial_stream() {
+    // The loader ELF itself, given as the stream: the easy mix-up with `cargo xtask
+    // trace app.elf`. Nothing is decoded or written to stdout.
+    let elf = elf_arg();
+    for output in [
+        run(&["--elf", &elf, &elf], b""),
+        run(&["--elf", &elf], &std::fs::read(&elf).unwrap()),
+    ] {
+        assert_one_error_line(
+            &output,
+            2,
+            &[
+                "is an ELF file, not a serial stream; to boot it: cargo xtask trace ",
+                "; to use it for symbols: --elf (the loader's ELF) or --app",
+            ],
+        );
+        assert!(output.stdout.is_empty(), "{}", shown(&output));
+    }
+    // Found by itself, the loader ELF is not announced either: one line.
+    let workspace = tempfile::tempdir().unwrap();
+    let found = workspace.path().join("target/x86_64/debug");
+    std::fs::create_dir_all(&found).unwrap();
+    std::fs::copy(&elf, found.join("rusty-loader.elf")).unwrap();
+    let output = run_command(rusty_trace().arg(&elf).current_dir(workspace.path()), b"");
+    assert_eq!(output.status.code(), Some(2), "{}", shown(&output));
+    assert_eq!(stderr(&output).lines().count(), 1, "{}", shown(&output));
+}
+
+#[test]
+fn unreadable_input_exits_2() {
     let output = run(&["--elf", &elf_arg(), "/nonexistent/boot.bin"], b"");
-    assert_one_error_line(&output, 1, &["cannot read /nonexistent/boot.bin"]);
+    assert_one_error_line(&output, 2, &["cannot read /nonexistent/boot.bin"]);
     let output = run(&["--elf", &elf_arg(), "/"], b"");
-    assert_one_error_line(&output, 1, &["cannot read /"]);
+    assert_one_error_line(&output, 2, &["cannot read /"]);
 }
 
 /// How long a test waits for output that must come before it calls it a hang: far
@@ -542,10 +582,9 @@ fn help_has_examples_and_exit_codes() {
         "Usage: rusty-trace [OPTIONS] [INPUT]",
         "-initrd app.elf | rusty-trace",
         "--format json",
-        "Exit status:",
-        "  0  a trace was decoded",
-        "  1  no trace in the input",
-        "  2  usage error",
+        "Exit status: a replay ends as `cargo xtask trace` ended the boot",
+        "            2  usage or setup error",
+        "          130  interrupted with Ctrl-C",
         "--status",
     ] {
         assert!(help.contains(needle), "{needle:?} in\n{help}");
@@ -683,7 +722,49 @@ fn a_recordings_status_file_gives_the_exit_line() {
         shown(&output)
     );
     std::fs::write(&status, "three\n").unwrap();
-    assert_one_error_line(&run(&args, b""), 1, &["does not hold a QEMU exit status"]);
+    assert_one_error_line(
+        &run(&args, b""),
+        2,
+        &["holds neither QEMU's exit status (a number) nor an end without one"],
+    );
+}
+
+#[test]
+fn a_replay_ends_with_the_status_of_the_live_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("boot.bin");
+    std::fs::write(&stream, recording("hello-dyn-pc")).unwrap();
+    let status = dir.path().join("boot.status");
+    let args = ["--elf", &elf_arg(), "--quiet", stream.to_str().unwrap()];
+    // Each as `cargo xtask trace --save` records it, with the status and the line
+    // that run ended with (docs/exit-codes.md).
+    for (recorded, code, line) in [
+        ("1\n", 1, "the application reported failure (QEMU status 1)"),
+        ("9\n", 9, "the application ended with its own value 4 (QEMU status 9)"),
+        (
+            "timeout 60\n",
+            124,
+            "QEMU did not end within 60 s and was stopped: the boot hangs after the hand-over, in the application",
+        ),
+        (
+            "interrupted\n",
+            130,
+            "interrupted: the report covers what arrived before Ctrl-C",
+        ),
+        ("0\n", 4, "QEMU ended without an exit code"),
+        (
+            "1\nqemu-error: qemu-system-x86_64: could not load kernel\n",
+            125,
+            "QEMU failed: qemu-system-x86_64: could not load kernel",
+        ),
+    ] {
+        std::fs::write(&status, recorded).unwrap();
+        let output = run(&args, b"");
+        assert_one_error_line(&output, code, &[line, &format!("; exit status {code}")]);
+    }
+    // `--status` overrides the file, as QEMU's status of a live pipe.
+    let output = run(&[&args[..], &["--status", "3"]].concat(), b"");
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
 }
 
 #[test]
@@ -694,7 +775,7 @@ fn a_stream_read_in_one_burst_has_no_host_times() {
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
     let out = stdout(&output);
     assert!(
-        out.contains("Host       times unknown: the stream was not read as QEMU sent it"),
+        out.contains("Host       times unknown: the stream did not arrive as the loader sent it"),
         "{out}"
     );
     assert!(!out.contains(" firmware"), "{out}");
@@ -744,8 +825,8 @@ fn a_terminal_as_input_is_told_what_rusty_trace_waits_for() {
     while let Ok(chunk) = receiver.recv_timeout(Duration::from_secs(2)) {
         seen.extend(chunk);
     }
-    // Nothing came: no trace, exit status 1, as for any empty input.
-    assert_eq!(status.code(), Some(1), "{}", String::from_utf8_lossy(&seen));
+    // Nothing came: no trace, exit status 2, as for any empty input.
+    assert_eq!(status.code(), Some(2), "{}", String::from_utf8_lossy(&seen));
     assert!(String::from_utf8_lossy(&seen).contains("the input is empty"));
 }
 

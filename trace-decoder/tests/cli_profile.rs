@@ -1,8 +1,10 @@
 //! `rusty-trace --save-profile` and `--baseline` on the recorded streams: a profile
 //! written from recordings, a recording compared with its own profile (passes), with
 //! a profile edited to be faster (fails with status 3, naming the stage), and every
-//! kind of bad input (exit status 2 for usage and baseline problems, 1 for an input
-//! that is not a whole boot).
+//! kind of bad input (exit status 2 for usage and baseline problems and for an input
+//! that is not a whole boot), and how the boots ran (the recordings' `.status`
+//! files) carried in the profile: another time base refused, other differences
+//! named.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -84,7 +86,7 @@ fn a_profile_holds_every_stage_of_every_input() {
     let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let profile = save_profile(&path, &inputs);
     assert_eq!(profile["schema"], "rusty-loader/boot-profile");
-    assert_eq!(profile["version"], 1);
+    assert_eq!(profile["version"], 2);
     assert_eq!(profile["unit"], "us");
     assert_eq!(profile["runs"], 3);
     let stages = profile["stages"].as_array().unwrap();
@@ -268,7 +270,7 @@ fn an_input_that_is_not_a_whole_boot_is_refused() {
     );
     assert_error(
         &output,
-        1,
+        2,
         "not-an-elf.bin: the boot did not hand over to the kernel",
     );
     assert!(!profile.exists(), "no profile from a refused boot");
@@ -283,7 +285,7 @@ fn an_input_that_is_not_a_whole_boot_is_refused() {
         ],
         None,
     );
-    assert_error(&output, 1, "no boot trace found");
+    assert_error(&output, 2, "no boot trace found");
 }
 
 #[test]
@@ -295,9 +297,106 @@ fn help_names_the_profile_options_and_status_3() {
         "--baseline <PROFILE>",
         "--max-regression <PERCENT>",
         "--save-profile <FILE>",
-        "  3  a stage is slower than the --baseline",
+        "            3  --baseline: a stage is slower than the baseline allows",
         "rusty-trace --baseline profile.json --max-regression 10% new1.bin new2.bin",
     ] {
         assert!(help.contains(needle), "{needle:?} in\n{help}");
     }
+}
+
+/// A copy of the recording `name` in `dir` as `file`, with `beside` as its
+/// `.status` file (QEMU's end and how the boot ran, as `cargo xtask trace --save`
+/// writes it).
+fn recorded_run(dir: &Path, name: &str, file: &str, beside: &str) -> String {
+    let path = dir.join(format!("{file}.bin"));
+    std::fs::copy(recording(name), &path).unwrap();
+    std::fs::write(dir.join(format!("{file}.status")), beside).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_profile_keeps_how_its_boots_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = recorded_run(
+        dir.path(),
+        "hello-dyn-pc",
+        "wall",
+        "3\ntime-base: wall\nloader-profile: debug\napp: hello-dyn\nmachine: pc\nqemu-version: 7.2.19\n",
+    );
+    let profile = save_profile(&dir.path().join("profile.json"), &[&input]);
+    let context = &profile["context"];
+    assert_eq!(profile["version"], 2, "{profile:#}");
+    for (key, value) in [
+        ("time-base", "wall"),
+        ("loader-profile", "debug"),
+        ("trace-level", "info"),
+        ("app", "hello-dyn"),
+        ("machine", "pc"),
+        ("qemu-version", "7.2.19"),
+    ] {
+        assert_eq!(context[key], value, "{key}: {context:#}");
+    }
+    // The recording's loader traced no `Entry` event yet: unknown, not guessed.
+    assert_eq!(context["entry"], serde_json::Value::Null, "{context:#}");
+    assert!(
+        context["loader-build"].as_str().unwrap().starts_with("0x"),
+        "{context:#}"
+    );
+    assert!(
+        context["kernel"]
+            .as_str()
+            .unwrap()
+            .starts_with("dyn, 0.13.0 (0.11+)"),
+        "{context:#}"
+    );
+}
+
+#[test]
+fn a_baseline_of_another_time_base_is_refused_and_other_differences_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let wall = recorded_run(
+        dir.path(),
+        "hello-dyn-pc",
+        "wall",
+        "3\ntime-base: wall\nloader-profile: release\nmachine: pc\n",
+    );
+    let baseline = dir.path().join("baseline.json");
+    save_profile(&baseline, &[&wall]);
+    let baseline = baseline.to_str().unwrap();
+
+    // A --deterministic recording against a wall-time baseline.
+    let counted = recorded_run(
+        dir.path(),
+        "hello-dyn-pc",
+        "counted",
+        "3\ntime-base: instructions (-icount shift=0,sleep=off)\nloader-profile: release\nmachine: pc\n",
+    );
+    let output = rusty_trace(&["--baseline", baseline, &counted], None);
+    assert_error(
+        &output,
+        2,
+        "the baseline's times count wall and this profile's instructions (-icount shift=0,sleep=off): wall-clock and instruction times do not compare",
+    );
+
+    // A debug loader on microvm against a release one on pc: compared, and named
+    // in the output and the verdict.
+    let other = recorded_run(
+        dir.path(),
+        "hello-dyn-pc",
+        "other",
+        "3\ntime-base: wall\nloader-profile: debug\nmachine: microvm\n",
+    );
+    let output = rusty_trace(&["--baseline", baseline, &other], None);
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains(
+            "the boots ran differently from the baseline's:\n  loader profile  release → debug\n  machine         pc → microvm\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("(the boots ran differently: loader profile, machine)\n"),
+        "{out}"
+    );
 }

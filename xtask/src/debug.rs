@@ -25,7 +25,7 @@
 //! backtrace and the registers and quits with status 0, and a gdb whose script
 //! failed (the boot ended, QEMU was stopped at the timeout) quits with 3; the
 //! session's status then says how the boot ended, in `cargo xtask run`'s words
-//! ([`crate::ending`]).
+//! ([`trace_decoder::report::ending`]).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -44,10 +44,10 @@ use trace_decoder::report::symbols::AppSymbols;
 
 use xshell::Shell;
 
-use crate::ending::{Ending, EndingKind, QemuEnd, USAGE_STATUS};
 use crate::qemu::{BootProtocol, QemuConfig};
 use crate::trace::{BootOptions, Prepared};
 use crate::traced_boot::{self as t, Live, TracedRun};
+use trace_decoder::report::ending::{Ending, EndingKind, QemuEnd, USAGE_STATUS};
 
 /// `cargo xtask debug`'s options: those of a boot, as for `run`, then the debugger's.
 #[derive(clap::Args)]
@@ -962,6 +962,15 @@ pub fn run(checked: Checked, options: &DebugOptions, boot: Boot) -> Result<ExitC
         let gdb_deadline =
             (mode == Mode::Batch).then(|| start + timeout.saturating_sub(GDB_MARGIN));
         let gdb_status = run_gdb(&checked.gdb, mode, &gdb_script, gdb_deadline);
+        // When gdb never got there because the boot ended first, the rest of the
+        // guest's text is still on its way from QEMU, which has ended: it is read
+        // to its end (briefly: a QEMU still running is stopped below).
+        if matches!(gdb_status, Ok(GdbRun::Exited(Some(GDB_NOT_REACHED)))) {
+            let drained = Instant::now() + DRAIN_PATIENCE;
+            while !qemu.is_finished() && Instant::now() < drained {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         // The guest's output after gdb is done is no longer the session's.
         output_open.store(false, Ordering::Relaxed);
         // QEMU ends now, or at its timeout, right after gdb's.
@@ -1095,6 +1104,10 @@ const KVM_HARDWARE_BREAKPOINTS: usize = 4;
 
 /// gdb's status when its script stopped before WHERE (given with `-ex quit`).
 const GDB_NOT_REACHED: i32 = 3;
+
+/// How long the guest's text is still read after gdb gave up because the boot
+/// ended: QEMU has ended, and its last text is in the pipe.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(2);
 
 fn of_kind(kind: EndingKind) -> u8 {
     kind.statuses().first

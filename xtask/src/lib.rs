@@ -9,7 +9,6 @@ pub mod build;
 pub mod census;
 pub mod debug;
 pub mod efi_image;
-pub mod ending;
 pub mod fuzz;
 pub mod lint;
 pub mod memory_plan;

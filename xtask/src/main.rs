@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use trace_decoder::report::ending::USAGE_STATUS;
 use xshell::Shell;
-use xtask::ending::USAGE_STATUS;
 use xtask::{bench, build, census, debug, fuzz, lint, record, test, trace};
 
 #[derive(Parser)]

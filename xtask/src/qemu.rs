@@ -309,7 +309,11 @@ impl QemuConfig {
             .collect()
     }
 
-    /// The command, ready to spawn, with the run's files in `run_dir`.
+    /// The command, ready to spawn, with the run's files in `run_dir`. QEMU ends
+    /// when the thread that spawns it does, whatever ends it (a second Ctrl-C, a
+    /// kill): [`run_until`] never returns before QEMU has ended, so this is only a
+    /// safety net. With a monitor, QEMU starts with Ctrl-C held back
+    /// ([`in_the_child`]).
     fn command(&self, run_dir: &Path) -> Result<Command> {
         for staged in self.staged_files() {
             let target = match &self.working_dir {
@@ -332,6 +336,15 @@ impl QemuConfig {
         }
         if self.gdb_socket.is_some() {
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let hold_back_ctrl_c = self.monitor && self.gdb_socket.is_none();
+        // SAFETY: the closure runs in the child between fork and exec, where only
+        // async-signal-safe calls are allowed: it makes two system calls
+        // (prctl, sigprocmask) on values built on its stack, and allocates nothing.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                in_the_child(hold_back_ctrl_c)
+            });
         }
         Ok(command)
     }
@@ -360,6 +373,36 @@ impl QemuConfig {
         }
     }
 
+    /// How the guest's time runs, for a profile's context
+    /// (`trace_decoder::report::profile::TIME_BASES`): `wall`, or `instructions
+    /// (-icount <options>)` when QEMU counts instructions (`deterministic`, or an
+    /// `-icount` among the extra arguments, the last one QEMU takes).
+    pub fn time_base(&self) -> String {
+        let mut icount = self.deterministic.then(|| "shift=0,sleep=off".to_string());
+        let mut args = self.extra_args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "-icount" {
+                icount = Some(
+                    args.next()
+                        .map_or(String::new(), |a| a.to_string_lossy().into_owned()),
+                );
+            }
+        }
+        match icount {
+            Some(options) => format!("instructions (-icount {options})"),
+            None => "wall".to_string(),
+        }
+    }
+
+    /// The machine type's name (`pc`, `q35`, `microvm`).
+    pub fn machine_name(&self) -> &'static str {
+        match self.machine {
+            Machine::Pc => "pc",
+            Machine::Q35 => "q35",
+            Machine::Microvm => "microvm",
+        }
+    }
+
     /// The command line QEMU hands the loader: through Multiboot
     /// `"<kernel file> <append>"`, through PVH the `-append` text alone.
     pub fn command_line(&self) -> String {
@@ -370,6 +413,25 @@ impl QemuConfig {
             BootProtocol::Pvh | BootProtocol::Uefi => append.to_string(),
         }
     }
+}
+
+/// What QEMU's process does before it runs QEMU: it asks to be killed when the
+/// thread that spawned it ends (`PR_SET_PDEATHSIG`), and with `hold_back_ctrl_c`
+/// blocks SIGINT. A terminal's Ctrl-C goes to the whole process group, and QEMU
+/// ends on SIGINT whatever `-no-shutdown` says (exiting with status 0, which reads
+/// as a reset): blocked, it keeps running, and the runner stops the guest through
+/// QMP, reads where the CPU was and ends QEMU, as at a timeout. QEMU keeps the
+/// signal mask it inherits (checked by `xtask/tests/trace_command.rs`'s Ctrl-C
+/// test); SIGTERM and SIGHUP still end it.
+fn in_the_child(hold_back_ctrl_c: bool) -> io::Result<()> {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    if hold_back_ctrl_c {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGINT);
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    }
+    Ok(())
 }
 
 /// The QMP socket and QEMU's log in a monitor directory.
@@ -579,8 +641,14 @@ pub fn run_until(
     // QEMU's standard output ends when QEMU does, however it ends: the watchdog makes
     // sure it does.
     let end = read_live(serial, on_serial);
-    if !matches!(end, InputEnd::Complete) {
-        stop.store(true, Ordering::Relaxed);
+    match end {
+        InputEnd::Complete => {}
+        // Ctrl-C, which QEMU did not get: the guest still runs, and is stopped and
+        // read through the monitor as at a timeout (the watchdog gives it the time).
+        InputEnd::Interrupted if monitor_connected.load(Ordering::Relaxed) => {
+            stop_guest.store(true, Ordering::Relaxed);
+        }
+        _ => stop.store(true, Ordering::Relaxed),
     }
     let ending = watchdog.join().expect("the watchdog does not panic");
     let (captured, error_message) = stderr_watch
@@ -621,14 +689,15 @@ struct Ending {
     wall: Duration,
 }
 
-/// How long a monitor may take to stop the guest, read it and end QEMU at the
-/// timeout before QEMU is killed.
+/// How long a monitor may take to stop the guest, read it and end QEMU (at the
+/// timeout, or on Ctrl-C) before QEMU is killed.
 const MONITOR_GRACE: Duration = Duration::from_secs(5);
 
-/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set. At the
-/// deadline, with a monitor that talks to QEMU (`monitor`: the flag that asks it to
-/// stop the guest, and whether it is connected), the monitor is asked to stop the
-/// guest and end QEMU first.
+/// Waits for QEMU to end, stopping it at `deadline` or when `stop` is set. With a
+/// monitor that talks to QEMU (`monitor`: the flag that asks it to stop the guest,
+/// and whether it is connected), the monitor is asked to stop the guest and end
+/// QEMU first, at the deadline or when the runner set that flag itself (Ctrl-C),
+/// and given [`MONITOR_GRACE`] to do so.
 fn watch(
     mut child: Child,
     start: Instant,
@@ -637,13 +706,14 @@ fn watch(
     monitor: Option<(&AtomicBool, &AtomicBool)>,
 ) -> io::Result<Ending> {
     let mut kill_at = None;
+    let mut timed_out = false;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => {
                 return Ok(Ending {
-                    // Ended by the monitor at the timeout: no status of the guest's.
+                    // Ended by the monitor: no status of the guest's.
                     status: status.code().filter(|_| kill_at.is_none()),
-                    timed_out: kill_at.is_some(),
+                    timed_out,
                     wall: start.elapsed(),
                 });
             }
@@ -655,15 +725,22 @@ fn watch(
             }
         }
         let now = Instant::now();
-        let timed_out = now >= deadline;
-        if let (true, None, Some((stop_guest, connected))) = (timed_out, kill_at, monitor) {
-            if connected.load(Ordering::Relaxed) {
-                stop_guest.store(true, Ordering::Relaxed);
+        if now >= deadline && !timed_out {
+            timed_out = true;
+            if let Some((stop_guest, connected)) = monitor {
+                if connected.load(Ordering::Relaxed) {
+                    stop_guest.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        if let (None, Some((stop_guest, _))) = (kill_at, monitor) {
+            if stop_guest.load(Ordering::Relaxed) {
                 kill_at = Some(now + MONITOR_GRACE);
             }
         }
         let grace_over = kill_at.is_none_or(|at| now >= at);
-        if (timed_out && grace_over) || stop.load(Ordering::Relaxed) {
+        let asked = timed_out || kill_at.is_some();
+        if (asked && grace_over) || stop.load(Ordering::Relaxed) {
             let _ = child.kill();
             child.wait()?;
             return Ok(Ending {
@@ -777,6 +854,20 @@ pub fn describe_status(status: Option<i32>) -> String {
         Some(status) => format!("QEMU status {status}"),
         None => "no QEMU status (QEMU was stopped or killed)".to_string(),
     }
+}
+
+/// QEMU's version as `qemu --version` says it (`7.2.19`), for a profile's context;
+/// `None` when it does not say.
+pub fn qemu_version(qemu: &Path) -> Option<String> {
+    let output = Command::new(qemu)
+        .arg("--version")
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().next()?;
+    let version = line.split("version ").nth(1)?.split_whitespace().next()?;
+    Some(version.to_string())
 }
 
 /// Finds QEMU or explains how to install it.

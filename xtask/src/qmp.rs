@@ -3,8 +3,9 @@
 //! [`crate::qemu::QemuConfig::monitor`] opens). With `-no-reboot -no-shutdown`, a
 //! guest that resets (a triple fault) or shuts down makes QEMU send a `SHUTDOWN`
 //! event and pause instead of exiting; the client then reads the CPU's registers
-//! (`info registers`) and ends QEMU. At a timeout the runner asks it to stop the
-//! guest and read them the same way, so a hang says where the CPU was.
+//! (`info registers`) and ends QEMU. At a timeout, or on Ctrl-C (which QEMU itself
+//! does not get), the runner asks it to stop the guest and read them the same way,
+//! so a hang or an interrupted boot says where the CPU was.
 //!
 //! Only what QEMU says is kept: the event's reason and time, and the register text
 //! as QEMU printed it (parsed by `trace_decoder::report::registers`).
@@ -27,6 +28,8 @@ pub enum StopReason {
     Shutdown(String),
     /// The runner stopped the guest at its timeout.
     Timeout,
+    /// The runner stopped the guest on Ctrl-C.
+    Interrupted,
 }
 
 /// What QEMU said when the guest stopped.
@@ -144,8 +147,8 @@ fn event_instant(event: &Value) -> Instant {
 const POLL: Duration = Duration::from_millis(20);
 
 /// Watches QEMU through its QMP socket until the guest stops (then reads the
-/// registers and ends QEMU), `stop_guest` is set (the runner's timeout: the guest is
-/// stopped, its registers read, QEMU ended), QEMU goes away, or `give_up` is set
+/// registers and ends QEMU), `stop_guest` is set (the runner's timeout, or Ctrl-C:
+/// the guest is stopped, its registers read, QEMU ended), QEMU goes away, or `give_up` is set
 /// before QEMU offered the socket. `connected` is set once QEMU answered.
 pub fn watch(
     socket: &Path,
@@ -162,8 +165,13 @@ pub fn watch(
             client.execute(json!({"execute": "stop"}));
             let registers = client.registers();
             client.quit();
+            let reason = if trace_decoder::host::pump::interrupted() {
+                StopReason::Interrupted
+            } else {
+                StopReason::Timeout
+            };
             return Some(MachineStop {
-                reason: StopReason::Timeout,
+                reason,
                 at,
                 registers,
             });

@@ -8,7 +8,7 @@
 //! 2. [`traced_boot::boot`]: QEMU runs, its serial output shown as it arrives;
 //! 3. `trace` only: the reports of the boot, or with `--runs`/`--baseline`/
 //!    `--save-profile` the per-stage statistics (`profile_verdict`);
-//! 4. `finish`: how the boot ended ([`crate::ending`]) as one line and the exit
+//! 4. `finish`: how the boot ended ([`trace_decoder::report::ending`]) as one line and the exit
 //!    status, the same under both commands.
 //!
 //! A new boot option is a field of [`BootOptions`] and its use in `Prepared::new`.
@@ -25,17 +25,17 @@ use trace_decoder::decode::TraceTable;
 use trace_decoder::host::color::ColorChoice;
 use trace_decoder::host::outputs::{write_file, ReportFiles};
 use trace_decoder::host::profile::{profile_boots, ProfileVerdict};
-use trace_decoder::report::profile::{Baseline, StageTimes};
+use trace_decoder::report::profile::{Baseline, RunContext, StageTimes};
 use trace_decoder::report::symbols::AppSymbols;
 use trace_decoder::report::Report;
 use xshell::Shell;
 
 use crate::build::{self, Profile, TraceLevel};
-use crate::ending::{help_table, Ending, EndingKind};
 use crate::memory_plan::Guest;
 use crate::preflight;
 use crate::qemu::{self, BootProtocol, Machine, QemuConfig};
 use crate::traced_boot::{self, Live, TracedRun};
+use trace_decoder::report::ending::{help_table, Ending, EndingKind};
 
 pub const RUN_EXAMPLES: &str = "\
 Examples:
@@ -156,8 +156,9 @@ pub struct TraceArgs {
     /// Write an SVG boot chart and memory-layout picture.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
-    /// Keep the raw serial stream, for `rusty-trace FILE` later, and QEMU's exit
-    /// status beside it (FILE with the extension .status), which rusty-trace reads.
+    /// Keep the raw serial stream, for `rusty-trace FILE` later, and how QEMU ended
+    /// beside it (FILE with the extension .status): rusty-trace replays the boot
+    /// and ends with its exit status.
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
     /// Boot N times and print per-stage min/median/max.
@@ -188,9 +189,13 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 impl BootOptions {
     /// `cargo xtask run`: boots once, shows the application's text.
     pub fn run(&self, sh: &Shell) -> Result<ExitCode> {
-        let prepared = Prepared::new(sh, self, &[], false)?;
-        // Ctrl-C reaches QEMU too; the runner then stops and says so.
+        // Ctrl-C stops the boot (QEMU, which does not get it, is stopped through its
+        // monitor), and the ending says so; before the boot, nothing booted.
         trace_decoder::host::pump::stop_on_ctrl_c();
+        let prepared = match prepare(|| Prepared::new(sh, self, &[], false))? {
+            Ok(prepared) => prepared,
+            Err(interrupted) => return Ok(interrupted),
+        };
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = prepared.boot(Some(Live {
@@ -232,18 +237,28 @@ impl TraceArgs {
         // A bad baseline is refused before anything is built or booted.
         let baseline = self.baseline.as_deref().map(Baseline::read).transpose()?;
         let kvm = self.kvm && traced_boot::kvm_or_warn();
-        let prepared = Prepared::new(
-            sh,
-            &self.boot,
-            &[
-                ("--json", self.json.as_deref()),
-                ("--chrome-trace", self.chrome_trace.as_deref()),
-                ("--svg", self.svg.as_deref()),
-                ("--save", self.save.as_deref()),
-                ("--save-profile", self.save_profile.as_deref()),
-            ],
-            kvm,
-        )?;
+        // Ctrl-C stops the boot (QEMU, which does not get it, is stopped through its
+        // monitor, which says where the CPU was); the report of what arrived is
+        // still printed, and a second Ctrl-C ends xtask at once. Before the boot,
+        // nothing booted.
+        trace_decoder::host::pump::stop_on_ctrl_c();
+        let prepared = match prepare(|| {
+            Prepared::new(
+                sh,
+                &self.boot,
+                &[
+                    ("--json", self.json.as_deref()),
+                    ("--chrome-trace", self.chrome_trace.as_deref()),
+                    ("--svg", self.svg.as_deref()),
+                    ("--save", self.save.as_deref()),
+                    ("--save-profile", self.save_profile.as_deref()),
+                ],
+                kvm,
+            )
+        })? {
+            Ok(prepared) => prepared,
+            Err(interrupted) => return Ok(interrupted),
+        };
         if !profiling {
             self.trace_once(&prepared)
         } else {
@@ -253,10 +268,6 @@ impl TraceArgs {
 
     /// One boot, its text and events shown as they arrive, then the reports.
     fn trace_once(&self, prepared: &Prepared) -> Result<ExitCode> {
-        // Ctrl-C reaches QEMU too, which stops; the report of what arrived is still
-        // worth printing, so the first one only stops the boot (a second one ends
-        // xtask).
-        trace_decoder::host::pump::stop_on_ctrl_c();
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let run = prepared.boot(Some(Live {
@@ -266,7 +277,7 @@ impl TraceArgs {
         }))?;
         drop(out);
         if let Some(path) = &self.save {
-            save(path, &run)?;
+            save(path, &run, &prepared.run_context)?;
         }
         let record = run.record.as_ref().expect("a traced boot has a record");
         let report = Report::build_with_app(record, prepared.symbols.as_ref());
@@ -313,7 +324,7 @@ impl TraceArgs {
                 );
                 return Ok(ExitCode::from(ending.status));
             }
-            boots.push(StageTimes::of(&Report::build(record)));
+            boots.push(StageTimes::of(&Report::build(record)).with_run(&prepared.run_context));
         }
         if progress {
             eprintln!("\r{} boots done.     ", self.runs);
@@ -351,6 +362,16 @@ fn profile_verdict(
     })
 }
 
+/// Prepares a boot with `prepare`; `Err` the exit of a Ctrl-C that came meanwhile
+/// (the builds it stopped fail for that reason, not their own).
+fn prepare(prepare: impl FnOnce() -> Result<Prepared>) -> Result<Result<Prepared, ExitCode>> {
+    let prepared = prepare();
+    if trace_decoder::host::pump::interrupted() {
+        return Ok(Err(finish(&Ending::interrupted_before_boot(), None)));
+    }
+    prepared.map(Ok)
+}
+
 /// A boot made ready: QEMU's command line and the loader's trace table.
 pub struct Prepared {
     pub config: QemuConfig,
@@ -362,6 +383,9 @@ pub struct Prepared {
     pub symbols: Option<AppSymbols>,
     /// The loader's 64-bit ELF, with its symbols.
     pub loader_elf: PathBuf,
+    /// How the boots run, as far as the trace does not say it: the time base,
+    /// the loader's profile, the application, the machine and QEMU's version.
+    pub run_context: RunContext,
 }
 
 impl Prepared {
@@ -506,12 +530,23 @@ impl Prepared {
                 eprintln!("{note}");
             }
         }
+        let mut run_context = RunContext::default();
+        run_context.set("time-base", config.time_base());
+        run_context.set("loader-profile", profile.dir_name());
+        if let Some(name) = app.file_name() {
+            run_context.set("app", name.to_string_lossy());
+        }
+        run_context.set("machine", config.machine_name());
+        if let Some(version) = qemu::qemu_version(&config.qemu) {
+            run_context.set("qemu-version", version);
+        }
         Ok(Prepared {
             config,
             table,
             timeout: Duration::from_secs(boot.timeout),
             symbols,
             loader_elf: loader.elf,
+            run_context,
         })
     }
 
@@ -549,16 +584,17 @@ fn finish(ending: &Ending, qemu_said: Option<&str>) -> ExitCode {
     ExitCode::from(ending.status)
 }
 
-/// Writes the raw stream and QEMU's status beside it (`FILE.status`), the pair
-/// rusty-trace replays with the Exit line.
-fn save(path: &Path, run: &TracedRun) -> Result<()> {
+/// Writes the raw stream and QEMU's end beside it (`FILE.status`: its exit status,
+/// or how it ended without one, then how the boot ran, for a profile of recordings,
+/// [`trace_decoder::report::ending::QemuEnd::to_recorded`]), the pair `rusty-trace
+/// FILE` replays, ending with this boot's exit status.
+fn save(path: &Path, run: &TracedRun, context: &RunContext) -> Result<()> {
     write_file(path, "the raw stream", &run.raw)?;
     wrote(path);
-    if let Some(status) = run.status() {
-        let status_path = path.with_extension("status");
-        write_file(&status_path, "QEMU's exit status", format!("{status}\n"))?;
-        wrote(&status_path);
-    }
+    let status_path = path.with_extension("status");
+    let beside = run.qemu.to_recorded(run.qemu_error.as_deref()) + &context.to_recorded();
+    write_file(&status_path, "QEMU's end", beside)?;
+    wrote(&status_path);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! One boot as `cargo xtask run` and `cargo xtask trace` see it: QEMU runs through
 //! [`crate::qemu::run`], its serial output goes through the decoder library's live
 //! consumer ([`trace_decoder::host::consumer`]) as it arrives, and the boot's end becomes
-//! an exit status and a one-line reason through [`crate::ending`]. `--runs`
+//! an exit status and a one-line reason through [`trace_decoder::report::ending`]. `--runs`
 //! statistics and baselines are the library's ([`trace_decoder::report::profile`]).
 
 use std::io::{self, IsTerminal, Write};
@@ -23,9 +23,9 @@ use trace_decoder::host::pump::Arrival;
 use trace_decoder::report::symbols::AppSymbols;
 use trace_decoder::report::Report;
 
-use crate::ending::{Ending, QemuEnd, TraceSeen};
 use crate::qemu::{self, Finished, QemuConfig, QemuStderr};
 use crate::qmp::{MachineStop, StopReason};
+use trace_decoder::report::ending::{Ending, QemuEnd, TraceSeen};
 
 /// One boot.
 pub struct TracedRun {
@@ -73,10 +73,7 @@ impl TracedRun {
 
     /// QEMU's exit status, when it exited by itself.
     pub fn status(&self) -> Option<i32> {
-        match self.qemu {
-            QemuEnd::Exited(status) => Some(status),
-            _ => None,
-        }
+        self.qemu.status()
     }
 }
 
@@ -298,6 +295,7 @@ fn qemu_stop(stop: &MachineStop, logged: bool, timeout: Duration, start: Instant
             StopReason::GuestReset => StopKind::GuestReset,
             StopReason::Shutdown(reason) => StopKind::Shutdown(reason.clone()),
             StopReason::Timeout => StopKind::Hang { timeout },
+            StopReason::Interrupted => StopKind::Interrupted,
         },
         at: stop.at.checked_duration_since(start),
         registers: stop.registers.clone(),

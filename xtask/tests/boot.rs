@@ -260,9 +260,8 @@ fn calibrating_guesses_without_a_pit_on_microvm() {
     assert_eq!(decimal(&report, "freq_mhz"), 2000);
     assert!(decimal(&report, "calibration_us") >= 60_000);
     assert!(
-        serial
-            .lines()
-            .any(|l| l == "Could not determine the processor frequency! Guess a frequency of 2Ghz!"),
+        serial.lines().any(|l| l
+            == "[0][WARN] Could not determine the processor frequency! Guess a frequency of 2Ghz!"),
         "Hermit's warning\n{serial}"
     );
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask run` and `trace` as a user runs them, through the real xtask binary:
 //! every way a boot ends gives the status of the one table
-//! (`xtask::ending`) and one line saying why; mistakes in the command line
+//! (`trace_decoder::report::ending`) and one line saying why; mistakes in the command line
 //! are found before anything boots. Endings a real boot cannot be made to show on
 //! demand (a reset, QEMU's own failure, a signal) come from a stand-in for QEMU
 //! (`tests/fake-qemu/`).
@@ -10,7 +10,7 @@ mod common;
 use std::process::Output;
 
 use common::{shown, xtask};
-use xtask::ending::{help_table, EndingKind};
+use trace_decoder::report::ending::{help_table, EndingKind};
 
 /// The `error: ` lines xtask wrote (QEMU's and cargo's own lines left aside).
 fn error_lines(output: &Output) -> Vec<String> {
@@ -356,7 +356,7 @@ fn both_help_texts_list_the_exit_statuses() {
 fn the_docs_list_the_same_statuses() {
     let doc = std::fs::read_to_string(xtask::project_root().join("docs/exit-codes.md")).unwrap();
     let section = doc
-        .split("## Exit statuses of cargo xtask run and trace")
+        .split("## Exit statuses of cargo xtask run and trace, and of rusty-trace")
         .nth(1)
         .expect("the section");
     let section = section.split("\n## ").next().unwrap();
@@ -379,7 +379,7 @@ fn the_docs_list_the_same_statuses() {
             .map(|(status, meaning)| format!("| {status} | {meaning} |"))
             .collect();
         panic!(
-            "docs/exit-codes.md differs from xtask::ending; the rows:\n{}",
+            "docs/exit-codes.md differs from trace_decoder::report::ending; the rows:\n{}",
             table.join("\n")
         );
     }

@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -61,10 +62,14 @@ fn trace_boots_the_demo_app_and_writes_every_report() {
             .any(|w| w == [0xFF, 0x00]),
         "raw stream kept"
     );
-    // QEMU's status beside it, for a replay with rusty-trace.
-    assert_eq!(
-        std::fs::read_to_string(dir.join("boot.status")).unwrap(),
-        "3\n"
+    // QEMU's status beside it, for a replay with rusty-trace, then how the boot ran,
+    // for a profile of recordings.
+    let beside = std::fs::read_to_string(dir.join("boot.status")).unwrap();
+    assert!(
+        beside.starts_with(
+            "3\ntime-base: wall\nloader-profile: debug\napp: hello-dyn\nmachine: pc\n"
+        ),
+        "{beside}"
     );
     // Each file written is confirmed on stderr.
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -128,6 +133,50 @@ fn runs_print_statistics_and_a_baseline_catches_a_slowdown() {
     assert_eq!(output.status.code(), Some(3), "{shown}");
     assert!(shown.contains("REGRESSION"), "{shown}");
     assert!(shown.contains("slower than the baseline"), "{shown}");
+}
+
+/// A profile keeps how its boots ran: a `--deterministic` run (instructions) is not
+/// compared with a wall-time baseline, in one line and status 2.
+#[test]
+fn a_baseline_of_another_time_base_is_refused() {
+    let dir = xtask::project_root().join("target/test-inputs/trace-time-base");
+    std::fs::create_dir_all(&dir).unwrap();
+    let baseline = dir.join("wall.json");
+    let output = xtask(&[
+        "trace",
+        "--runs",
+        "2",
+        "--save-profile",
+        baseline.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&baseline).unwrap()).unwrap();
+    let context = &profile["context"];
+    assert_eq!(context["time-base"], "wall", "{context:#}");
+    assert_eq!(context["machine"], "pc", "{context:#}");
+    assert_eq!(context["app"], "hello-dyn", "{context:#}");
+    assert!(context["qemu-version"].is_string(), "{context:#}");
+    let output = xtask(&[
+        "trace",
+        "--deterministic",
+        "--runs",
+        "1",
+        "--baseline",
+        baseline.to_str().unwrap(),
+    ]);
+    let shown = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{shown}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{shown}");
+    assert!(
+        errors[0].contains("the baseline's times count wall and this profile's instructions (-icount shift=0,sleep=off)"),
+        "{shown}"
+    );
 }
 
 /// `--deterministic`: every guest instruction takes the same virtual time, so two
@@ -299,6 +348,89 @@ fn ctrl_c_stops_the_boot_and_prints_the_report_of_what_arrived() {
         stderr.contains("interrupted: the report covers what arrived before Ctrl-C"),
         "{stderr}"
     );
+}
+
+/// A terminal's Ctrl-C on a boot that hangs: SIGINT to the whole process group,
+/// QEMU included, and to xtask once more, as `timeout -s INT` sends it. xtask must say "interrupted", exit 130, print the report, and say
+/// where the CPU was (QEMU, which keeps Ctrl-C held back, is stopped through its
+/// monitor): never a reset or a triple fault (QEMU ending on SIGINT exits with 0,
+/// which reads as one). Five boots, each interrupted once the kernel waits.
+#[test]
+fn ctrl_c_on_a_hung_boot_says_where_the_cpu_was() {
+    let crashing = xtask::build::test_kernel_dir(xtask::build::Profile::Debug).join("crashing");
+    for run in 1..=5 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["trace", "--color=never", "--timeout", "600"])
+            .arg(&crashing)
+            .args(["--", "hang"])
+            .current_dir(xtask::project_root())
+            // A group of its own, as a terminal's foreground job.
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xtask runs");
+        let (sender, receiver) = mpsc::channel();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buffer = [0; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buffer) {
+                if sender.send(buffer[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("tk: waiting for ever\n") {
+            match receiver.recv_timeout(Duration::from_secs(600)) {
+                Ok(chunk) => seen.extend(chunk),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "run {run}: no hang; got {:?}",
+                        String::from_utf8_lossy(&seen)
+                    );
+                }
+            }
+        }
+        // As `timeout -s INT` does it: the command, then its whole group (so xtask
+        // gets it twice, QEMU once).
+        let group = format!("-{}", child.id());
+        for target in [child.id().to_string(), group] {
+            let interrupt = Command::new("kill")
+                .args(["-INT", "--", &target])
+                .status()
+                .unwrap();
+            assert!(interrupt.success());
+        }
+        let output = child.wait_with_output().unwrap();
+        while let Ok(chunk) = receiver.recv_timeout(Duration::from_secs(5)) {
+            seen.extend(chunk);
+        }
+        let stdout = String::from_utf8_lossy(&seen);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let shown = format!("run {run}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        assert_eq!(output.status.code(), Some(130), "{shown}");
+        assert!(stdout.contains("rusty-trace boot report"), "{shown}");
+        assert!(
+            stdout.contains(
+                "  stop     interrupted (Ctrl-C): the guest was still running and QEMU stopped it"
+            ),
+            "{shown}"
+        );
+        assert!(stderr.contains("error: interrupted: "), "{shown}");
+        assert!(
+            stderr.contains("test_kernels::arch::faults::halt_forever")
+                && stderr.contains("the CPU was halted (HLT)"),
+            "{shown}"
+        );
+        for wrong in ["reset", "triple fault", "Triple fault"] {
+            assert!(
+                !stdout.contains(wrong) && !stderr.contains(wrong),
+                "{wrong:?}: {shown}"
+            );
+        }
+    }
 }
 
 #[test]

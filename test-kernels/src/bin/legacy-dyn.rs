@@ -16,7 +16,7 @@ test_kernels::entry_point!(SPEC);
 
 const SPEC: Spec = Spec {
     name: "legacy-dyn",
-    greeting: None,
+    greeting: Some("Hello from legacy-dyn, a Hermit-ABI test kernel of the older generation!"),
     kind: Kind::Dyn,
     generation: Generation::Older,
     entry_version: test_kernels::notes::ENTRY_VERSION,

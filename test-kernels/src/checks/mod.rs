@@ -46,7 +46,7 @@ use crate::arch::{cpu as registers, exceptions, port, serial};
 use crate::bootinfo::BootInfo;
 use crate::report::{self, EXIT_SUCCESS};
 use crate::tls::TlsOffsets;
-use crate::{emit, paging};
+use crate::{emit, hermit_log, paging};
 
 /// How the kernel is linked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,8 @@ pub enum Generation {
 pub struct Spec {
     /// Its name, printed as `kernel=`.
     pub name: &'static str,
-    /// A line printed first, for humans (the demo app's greeting).
+    /// The application's first line, for humans (the demo app's greeting), after
+    /// the `kernel=` fact and the kernel log ([`crate::hermit_log`]).
     pub greeting: Option<&'static str>,
     /// How it is linked.
     pub kind: Kind,
@@ -149,10 +150,18 @@ pub fn start(spec: &'static Spec, entry: EntryState) -> ! {
     exceptions::install_idt(verdict::report_exception);
     let scan = stack::scan(entry.stack_low);
     let out = &mut Serial;
+    report::fact_bytes(out, "kernel", spec.name.as_bytes());
+    // A kernel log of this generation's shape, then the application's first line.
+    hermit_log::write(
+        out,
+        match spec.generation {
+            Generation::Newer => hermit_log::NEWER,
+            Generation::Older => hermit_log::OLDER,
+        },
+    );
     if let Some(greeting) = spec.greeting {
         emit!(out, greeting, "\n");
     }
-    report::fact_bytes(out, "kernel", spec.name.as_bytes());
     cpu::run(&entry, out);
     relocations::run(out);
     let boot_info = boot_info::run(spec, &entry, out);

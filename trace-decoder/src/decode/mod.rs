@@ -31,6 +31,6 @@ pub mod trace_table;
 
 pub use event::{memory_map, Event, LinePiece};
 pub use qemu_stop::{QemuStop, StopKind};
-pub use record::{decode_recording, BootRecord, Decoded, HostTimes};
+pub use record::{decode_recording, BootRecord, Decoded, FrameCounts, HostTimes};
 pub use session::{Output, Session, TraceStatus};
 pub use trace_table::{format_mismatch, FrameDecoder, TraceTable, TRACE_FORMAT};

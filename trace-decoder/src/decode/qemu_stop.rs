@@ -1,5 +1,6 @@
 //! What QEMU said about the guest when the loader could not: how it stopped (a
-//! triple fault, a reset, a power-off, or stopped by the runner at a timeout) and
+//! triple fault, a reset, a power-off, or stopped by the runner at a timeout or on
+//! Ctrl-C) and
 //! its `info registers` text. `cargo xtask trace` asks QEMU (through QMP) and puts a
 //! [`QemuStop`] into the boot record; the report reads the registers from it
 //! (`report::registers`) and only repeats what it holds.
@@ -22,6 +23,8 @@ pub enum StopKind {
         /// The timeout that ran out.
         timeout: Duration,
     },
+    /// Still running when Ctrl-C came: the runner stopped it.
+    Interrupted,
 }
 
 /// What QEMU said when the guest stopped.

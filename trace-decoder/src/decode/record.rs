@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use rusty_loader::wire::Level;
 
 use super::event::Event;
 use super::qemu_stop::QemuStop;
@@ -46,6 +47,9 @@ pub struct BootRecord {
     pub exit_status: Option<i32>,
     /// Frames that did not decode.
     pub malformed_frames: usize,
+    /// Candidate frames seen (a frame marker up to its closing zero), decoded or
+    /// not, and how those that did not decode failed.
+    pub frames: FrameCounts,
     /// The stream ended inside a frame.
     pub truncated: bool,
     /// The loader image `[start, end)`, from the ELF's `__loader_start`/`__loader_end`.
@@ -53,6 +57,9 @@ pub struct BootRecord {
     /// The loader traces only errors and warnings (its ELF has no `info` event): a
     /// boot without events is normal, not a trace cut short.
     pub errors_only: bool,
+    /// The level the loader was built to trace at (its ELF table's finest), when
+    /// the record comes from a session.
+    pub trace_level: Option<Level>,
     /// Bytes of text (kernel output and loader text lines) seen.
     pub text_bytes: usize,
     /// Bytes of trace frames seen, with their markers (of the last boot).
@@ -61,6 +68,19 @@ pub struct BootRecord {
     pub text_lines: TextLines,
     /// How QEMU saw the guest stop, when it was asked (`cargo xtask trace`).
     pub qemu_stop: Option<QemuStop>,
+}
+
+/// The candidate frames of a stream: what a stream that holds no trace is made of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCounts {
+    /// Every candidate frame: a frame marker (`FF 00`) up to the next `00`.
+    pub candidates: usize,
+    /// Those whose rzcobs encoding was broken, or longer than any frame.
+    pub broken: usize,
+    /// Those that decoded to a table index naming no log statement of the ELF.
+    pub unknown_index: usize,
+    /// Those that failed otherwise (arguments that do not fit their format).
+    pub other: usize,
 }
 
 /// Everything in a recorded stream.

@@ -66,7 +66,6 @@ pub struct Session<'t> {
     /// Events of `record.events` not yet handed out: those before `Frequency`, held
     /// back so that they can be shown with their time.
     pending_from: usize,
-    frames: usize,
     after_hand_over: bool,
 }
 
@@ -87,13 +86,13 @@ impl<'t> Session<'t> {
             record: BootRecord {
                 loader_image: table.loader_image(),
                 errors_only: table.errors_only(),
+                trace_level: Some(table.trace_level()),
                 ..BootRecord::default()
             },
             status: TraceStatus::NotFound,
             khz: None,
             frequency_seen: false,
             pending_from: 0,
-            frames: 0,
             after_hand_over: false,
         }
     }
@@ -146,7 +145,7 @@ impl<'t> Session<'t> {
         if self.record.malformed_frames > MALFORMED_WARNINGS {
             out(Output::Warning(format!(
                 "{} of {} frames did not decode and were skipped",
-                self.record.malformed_frames, self.frames
+                self.record.malformed_frames, self.record.frames.candidates
             )));
         }
         self.record.text_lines.finish(Some(now));
@@ -175,14 +174,14 @@ impl<'t> Session<'t> {
             }
             Piece::Frame(frame) => self.frame(&frame, now, out),
             Piece::Oversized(_) => {
-                self.frames += 1;
+                self.record.frames.candidates += 1;
                 self.malformed(FrameError::TooLong, out);
             }
         }
     }
 
     fn frame(&mut self, frame: &[u8], now: Duration, out: &mut impl FnMut(Output)) {
-        self.frames += 1;
+        self.record.frames.candidates += 1;
         // The frame with its marker and closing zero (a new boot counts anew).
         let size = frame.len() + 3;
         if matches!(self.status, TraceStatus::OtherBuild { .. }) {
@@ -294,6 +293,12 @@ impl<'t> Session<'t> {
 
     fn malformed(&mut self, error: FrameError, out: &mut impl FnMut(Output)) {
         self.record.malformed_frames += 1;
+        let counts = &mut self.record.frames;
+        match error {
+            FrameError::Encoding | FrameError::TooLong => counts.broken += 1,
+            FrameError::UnknownIndex(_) => counts.unknown_index += 1,
+            _ => counts.other += 1,
+        }
         let count = self.record.malformed_frames;
         let after = self.record.events.last().map_or_else(
             || "before any event".to_string(),
@@ -307,7 +312,7 @@ impl<'t> Session<'t> {
             };
             out(Output::Warning(format!(
                 "frame {} ({after}) did not decode ({}) and was skipped; later times may be early{more}",
-                self.frames,
+                self.record.frames.candidates,
                 error.describe()
             )));
         }

@@ -147,6 +147,16 @@ impl TraceTable {
         self.errors_only
     }
 
+    /// The finest level among the table's statements: the level the loader was
+    /// built to trace at (`cargo xtask build --trace-level`).
+    pub fn trace_level(&self) -> Level {
+        self.statements
+            .values()
+            .map(|s| s.level)
+            .min()
+            .unwrap_or(Level::Error)
+    }
+
     /// Events of the contract whose format in this ELF differs from the contract's
     /// (a loader of another trace format): they are decoded as unknown events.
     pub fn changed_events(&self) -> &[String] {

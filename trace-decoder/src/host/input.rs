@@ -1,7 +1,7 @@
 //! Opening what the command lines read: the stream to decode (a file, or standard
-//! input, `-` or nothing), telling a recording from a live stream, and a
-//! recording's QEMU exit status kept beside it; and the application's ELF for
-//! naming a crash's addresses.
+//! input, `-` or nothing), telling a recording from a live stream, and how QEMU
+//! ended a recording, kept beside it; and the application's ELF for naming a
+//! crash's addresses.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read};
@@ -11,7 +11,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 
 use super::Failure;
-use crate::report::format::escape_text;
+use crate::report::ending::QemuEnd;
+use crate::report::profile::RunContext;
 use crate::report::symbols::AppSymbols;
 
 /// A stream to decode.
@@ -46,11 +47,12 @@ pub fn open(path: Option<&Path>) -> Result<Input> {
     })
 }
 
-/// QEMU's exit status of the recording at `path`, from the file beside it with the
-/// extension `.status` (what `cargo xtask trace --save` and `cargo xtask record`
-/// write), announced on stderr; `None` when there is no such file (or the input is
-/// standard input).
-pub fn recorded_status(path: Option<&Path>) -> Result<Option<i32>, Failure> {
+/// How QEMU ended the recording at `path` (its exit status, or an end without one)
+/// and its last error line, from the file beside it with the extension `.status`
+/// (what `cargo xtask trace --save` and `cargo xtask record` write, or `echo $? >
+/// FILE.status`: [`QemuEnd::from_recorded`]), announced on stderr; `None` when
+/// there is no such file (or the input is standard input).
+pub fn recorded_end(path: Option<&Path>) -> Result<Option<(QemuEnd, Option<String>)>, Failure> {
     let Some(path) = path.filter(|p| *p != Path::new("-")) else {
         return Ok(None);
     };
@@ -60,20 +62,28 @@ pub fn recorded_status(path: Option<&Path>) -> Result<Option<i32>, Failure> {
     }
     let text = std::fs::read_to_string(&beside)
         .map_err(|e| Failure::Input(format!("cannot read {}: {e}", beside.display())))?;
-    match text.trim().parse() {
-        Ok(status) => {
-            eprintln!(
-                "rusty-trace: QEMU status {status} from {} (--status overrides it)",
-                beside.display()
-            );
-            Ok(Some(status))
-        }
-        Err(_) => Err(Failure::Input(format!(
-            "{} does not hold a QEMU exit status (a number): {}",
-            beside.display(),
-            escape_text(text.trim())
-        ))),
-    }
+    let (end, error) = QemuEnd::from_recorded(&text)
+        .map_err(|why| Failure::Input(format!("{} {why}", beside.display())))?;
+    let said = match &end {
+        QemuEnd::Exited(status) => format!("QEMU status {status}"),
+        other => format!("QEMU's end ({})", other.to_recorded(None).trim_end()),
+    };
+    eprintln!(
+        "rusty-trace: {said} from {} (--status overrides it)",
+        beside.display()
+    );
+    Ok(Some((end, error)))
+}
+
+/// How the recording at `path` ran, as far as the file beside it says (the
+/// `key: value` lines of its `.status` file that `cargo xtask trace --save` writes:
+/// [`RunContext::from_recorded`]); nothing is known without one.
+pub fn recorded_context(path: Option<&Path>) -> RunContext {
+    path.filter(|p| *p != Path::new("-"))
+        .map(|path| path.with_extension("status"))
+        .filter(|beside| Some(beside.as_path()) != path)
+        .and_then(|beside| std::fs::read_to_string(beside).ok())
+        .map_or_else(RunContext::default, |text| RunContext::from_recorded(&text))
 }
 
 impl AppSymbols {

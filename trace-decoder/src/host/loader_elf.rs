@@ -168,6 +168,9 @@ pub struct LoaderElfs {
 pub struct LiveRead<O: io::Write, E: io::Write> {
     /// The index of the ELF (and table) that decoded the stream.
     pub chosen: usize,
+    /// The input starts with the ELF magic: it is an ELF file, not a serial stream,
+    /// and nothing of it was decoded or shown.
+    pub elf_file: bool,
     pub end: InputEnd,
     pub consumed: Consumed<O, E>,
 }
@@ -226,9 +229,12 @@ impl LoaderElfs {
         let mut held = Vec::new();
         let mut console = Some(console);
         let mut chosen = 0;
-        let mut start_consumer = |index: usize, matched: bool, held: &mut Vec<u8>| {
+        let mut start_consumer = |index: usize, matched: Option<bool>, held: &mut Vec<u8>| {
             chosen = index;
-            self.announce(index, matched);
+            // `None`: nothing to announce (an ELF file given as the stream).
+            if let Some(matched) = matched {
+                self.announce(index, matched);
+            }
             let console = console.take().expect("the consumer starts once");
             let mut started =
                 LiveConsumer::new(Session::with_start(&self.tables[index], start), console);
@@ -237,6 +243,7 @@ impl LoaderElfs {
             (started, flow)
         };
         let mut consumer = None;
+        let mut elf_file = false;
         let end = read_live(reader, |arrival| {
             if let Some(consumer) = consumer.as_mut() {
                 return LiveConsumer::take(consumer, arrival);
@@ -244,6 +251,17 @@ impl LoaderElfs {
             let decided = match arrival {
                 Arrival::Bytes(bytes) => {
                     held.extend_from_slice(bytes);
+                    // No serial stream starts with an ELF header (the firmware's
+                    // text or the loader's first frame come first): an ELF file
+                    // given by mistake is neither decoded nor shown.
+                    match starts_as_elf(&held) {
+                        Some(true) => {
+                            elf_file = true;
+                            return ControlFlow::Break(());
+                        }
+                        None => return ControlFlow::Continue(()),
+                        Some(false) => {}
+                    }
                     if self.tables.len() == 1 {
                         Some(Some(0))
                     } else {
@@ -263,7 +281,7 @@ impl LoaderElfs {
             };
             let stalled = matches!(arrival, Arrival::Stalled);
             let (mut started, flow) =
-                start_consumer(choice.unwrap_or(0), choice.is_some(), &mut held);
+                start_consumer(choice.unwrap_or(0), Some(choice.is_some()), &mut held);
             if stalled {
                 let _ = started.take(Arrival::Stalled);
             }
@@ -272,10 +290,15 @@ impl LoaderElfs {
         });
         let consumer = match consumer {
             Some(consumer) => consumer,
-            None => start_consumer(0, false, &mut held).0,
+            None if elf_file => {
+                held.clear();
+                start_consumer(0, None, &mut held).0
+            }
+            None => start_consumer(0, Some(false), &mut held).0,
         };
         LiveRead {
             chosen,
+            elf_file,
             end,
             consumed: consumer.finish(exit_status),
         }
@@ -300,15 +323,34 @@ impl LoaderElfs {
         );
     }
 
-    /// Whether the session found a trace; if not, why, as the failure to stop with.
+    /// Whether the session found a trace; if not, why, as the failure to stop with:
+    /// an ELF file given as the stream (`elf_file`) is a usage error.
     pub fn check_found(
         &self,
         chosen: usize,
+        elf_file: bool,
         status: TraceStatus,
         record: &BootRecord,
         input: &str,
     ) -> Result<(), Failure> {
+        if elf_file {
+            let file = if input == "standard input" {
+                "FILE"
+            } else {
+                input
+            };
+            return Err(Failure::Setup(format!(
+                "{input} is an ELF file, not a serial stream; to boot it: cargo xtask trace {file}; to use it for symbols: --elf (the loader's ELF) or --app (the application's)"
+            )));
+        }
         match status {
+            // A few frames decoded by chance among many that did not, none of them a
+            // `LoaderStart`: random bytes, not a trace.
+            TraceStatus::Decoded { verified: false }
+                if record.malformed_frames > record.events.len() =>
+            {
+                Err(Failure::Input(self.no_trace_message(chosen, record, input)))
+            }
             TraceStatus::Decoded { .. } => Ok(()),
             TraceStatus::OtherBuild { stream, elf } => Err(Failure::Input(format!(
                 "the trace in {input} comes from another loader build: the stream says build {stream:#010x}, {} is build {elf:#010x}; pass the ELF of the loader that produced it with --elf",
@@ -326,11 +368,26 @@ impl LoaderElfs {
             self.paths[chosen].display(),
             self.tables[chosen].build_id()
         );
-        if record.malformed_frames > 0 {
+        let frames = record.frames;
+        if frames.candidates > 0 {
+            let decoded = frames.candidates.saturating_sub(record.malformed_frames);
             let _ = write!(
                 message,
-                ": none of its {} frames decodes with this ELF, so they probably come from another loader build",
-                record.malformed_frames
+                ": of its {} candidate frames (a frame marker FF 00 up to the next 00), ",
+                frames.candidates
+            );
+            if decoded == 0 {
+                message.push_str("none decodes");
+            } else {
+                let _ = write!(
+                    message,
+                    "{decoded} decoded as events by chance, none a LoaderStart, and the others do not"
+                );
+            }
+            let _ = write!(
+                message,
+                " ({} broken encoding, {} naming no log statement of this ELF, {} with arguments that do not fit); random or damaged bytes, or the trace of a loader build whose ELF this is not",
+                frames.broken, frames.unknown_index, frames.other
             );
         } else if record.text_bytes > 0 {
             message.push_str(
@@ -343,9 +400,31 @@ impl LoaderElfs {
     }
 }
 
+/// Whether `bytes`, the start of an input, is the start of an ELF file: `None`
+/// while too few bytes arrived to tell.
+fn starts_as_elf(bytes: &[u8]) -> Option<bool> {
+    const MAGIC: &[u8] = b"\x7fELF";
+    let known = bytes.len().min(MAGIC.len());
+    if bytes[..known] != MAGIC[..known] {
+        Some(false)
+    } else if known < MAGIC.len() {
+        None
+    } else {
+        Some(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_elf_file_is_told_by_its_first_bytes() {
+        assert_eq!(starts_as_elf(b"\x7fELF\x02\x01"), Some(true));
+        assert_eq!(starts_as_elf(b"\x7fEL"), None);
+        assert_eq!(starts_as_elf(b"\x7fX"), Some(false));
+        assert_eq!(starts_as_elf(b"SeaBIOS"), Some(false));
+    }
 
     fn recorded(name: &str) -> Vec<u8> {
         std::fs::read(format!(

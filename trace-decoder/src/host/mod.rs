@@ -20,7 +20,8 @@ use std::fmt;
 use std::io::{self, Write};
 
 /// Why a command line stops, by the kinds of cause its exit status tells apart
-/// (`rusty-trace` maps them to 1, 2, 3 and 130; see its `--help`).
+/// (`rusty-trace` maps them to the statuses of `crate::report::ending`: 2, 3, 130
+/// and a boot's own; see its `--help`).
 #[derive(Debug)]
 pub enum Failure {
     /// The input holds no usable trace (or not a whole boot), or reading it or
@@ -33,6 +34,9 @@ pub enum Failure {
     Regression(String),
     /// Ctrl-C stopped the reading; what arrived was still reported.
     Interrupted,
+    /// A replay whose boot did not end in the application's success: the exit
+    /// status of its ending, as `cargo xtask trace` gave it live, and why.
+    Ended { status: u8, reason: String },
 }
 
 impl Failure {
@@ -56,6 +60,7 @@ impl fmt::Display for Failure {
             Failure::Interrupted => {
                 f.write_str("interrupted: the report covers what arrived before Ctrl-C")
             }
+            Failure::Ended { status, reason } => write!(f, "{reason}; exit status {status}"),
         }
     }
 }

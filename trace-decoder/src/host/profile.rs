@@ -82,8 +82,10 @@ pub fn profile_boots(
 }
 
 /// `rusty-trace --baseline` and `--save-profile`: each input (standard input when
-/// there is none) one boot, decoded without showing it; their statistics shown on
-/// standard output, kept and compared through [`profile_boots`].
+/// there is none) one boot, decoded without showing it, with how it ran as far as
+/// the trace and the file beside it say ([`input::recorded_context`]); their
+/// statistics shown on standard output, kept and compared through
+/// [`profile_boots`].
 pub fn profile_streams(
     inputs: &[PathBuf],
     elfs: &LoaderElfs,
@@ -99,7 +101,8 @@ pub fn profile_streams(
     let mut boots = Vec::new();
     for path in paths {
         let input = input::open(path).map_err(Failure::input)?;
-        boots.push(boot_times(elfs, input, color)?);
+        let run = input::recorded_context(path);
+        boots.push(boot_times(elfs, input, color)?.with_run(&run));
     }
     // Shown once all of it is known: a profile that cannot be kept shows nothing.
     let mut text = Vec::new();
@@ -130,6 +133,7 @@ fn boot_times(elfs: &LoaderElfs, input: Input, color: ColorChoice) -> Result<Sta
     );
     let LiveRead {
         chosen,
+        elf_file,
         end,
         consumed: Consumed { status, record, .. },
     } = elfs.consume(input.reader, console, None);
@@ -139,7 +143,7 @@ fn boot_times(elfs: &LoaderElfs, input: Input, color: ColorChoice) -> Result<Sta
             input.name
         )));
     }
-    elfs.check_found(chosen, status, &record, &input.name)?;
+    elfs.check_found(chosen, elf_file, status, &record, &input.name)?;
     let report = Report::build(&record);
     if report.outcome.kind != OutcomeKind::HandedOver {
         return Err(Failure::Input(format!(
@@ -162,6 +166,7 @@ mod tests {
                 ("page tables".to_string(), page_tables),
                 ("loader total".to_string(), 1000.0),
             ],
+            context: Default::default(),
         }
     }
 
@@ -241,6 +246,7 @@ mod tests {
             &Profile::from_boots(&[StageTimes {
                 unit: Unit::Ticks,
                 stages: vec![("page tables".to_string(), 5.0)],
+                context: Default::default(),
             }])
             .unwrap()
             .to_json(),

@@ -11,8 +11,8 @@ use std::io::{self, Read};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::{Mutex, Once};
-use std::time::Duration;
+use std::sync::{Mutex, Once, OnceLock};
+use std::time::{Duration, Instant};
 
 /// How long the source must be silent before [`Arrival::Stalled`]: long enough not
 /// to fire between the chunks of a busy stream, short enough for a person watching.
@@ -68,16 +68,28 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static WAITING: Mutex<Vec<(u64, SyncSender<Message>)>> = Mutex::new(Vec::new());
 static NEXT_LOOP: AtomicU64 = AtomicU64::new(0);
 
+/// How soon after the first Ctrl-C another one is the same: `timeout -s INT`
+/// signals its command and then the command's whole process group, so one
+/// interrupt can arrive twice in quick succession; a person's second Ctrl-C comes
+/// later.
+const SAME_INTERRUPT: Duration = Duration::from_secs(1);
+
 /// Makes the first Ctrl-C stop every [`read_live`] (which then ends with
 /// [`InputEnd::Interrupted`], so that the caller can still report what arrived) and
-/// a second one end the process at once with status 130. Without this, Ctrl-C
-/// keeps its default effect, which ends the process. Calling it again does nothing;
-/// when another handler is already set (as in some tests), it is kept.
+/// a second one (more than [`SAME_INTERRUPT`] later) end the process at once with
+/// status 130. Without this, Ctrl-C keeps its default effect, which ends the
+/// process. Calling it again does nothing; when another handler is already set (as
+/// in some tests), it is kept.
 pub fn stop_on_ctrl_c() {
     static INSTALL: Once = Once::new();
+    static FIRST: OnceLock<Instant> = OnceLock::new();
     INSTALL.call_once(|| {
         let _ = ctrlc::set_handler(|| {
+            let first = *FIRST.get_or_init(Instant::now);
             if INTERRUPTED.swap(true, Ordering::Relaxed) {
+                if first.elapsed() < SAME_INTERRUPT {
+                    return;
+                }
                 std::process::exit(130);
             }
             for (_, waiting) in WAITING.lock().unwrap_or_else(|e| e.into_inner()).iter() {

@@ -1,6 +1,7 @@
 //! One stream shown as `rusty-trace` shows it: the kernel's text and the event lines
 //! live as they arrive (on standard output, or standard error when the report is
-//! JSON), then the report and the timeline files.
+//! JSON), then the report and the timeline files, and, when how QEMU ended is known
+//! (a recording's `.status`, `--status`), the boot's ending as its exit status.
 
 use std::io::{self, BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use super::outputs::ReportFiles;
 use super::pump::{stop_on_ctrl_c, InputEnd};
 use super::Failure;
 use crate::decode::{BootRecord, HostTimes};
+use crate::report::ending::{Ending, EndingKind, QemuEnd, TraceSeen};
 use crate::report::symbols::AppSymbols;
 use crate::report::Report;
 
@@ -38,7 +40,8 @@ pub struct ShowOptions<'a> {
     pub chrome_trace: Option<PathBuf>,
     /// Also the timeline and memory layout as SVG, to this file.
     pub svg: Option<PathBuf>,
-    /// QEMU's exit status for the report; without it, a recording's `.status` file.
+    /// QEMU's exit status for the report and the exit status; without it, a
+    /// recording's `.status` file.
     pub status: Option<i32>,
     /// The application's symbols, to name a crash's addresses.
     pub app: Option<&'a AppSymbols>,
@@ -51,10 +54,11 @@ pub fn show_stream(
     elfs: &LoaderElfs,
     options: &ShowOptions,
 ) -> Result<(), Failure> {
-    let exit_status = match options.status {
-        Some(status) => Some(status),
-        None => input::recorded_status(path)?,
+    let qemu_end = match options.status {
+        Some(status) => Some((QemuEnd::Exited(status), None)),
+        None => input::recorded_end(path)?,
     };
+    let exit_status = qemu_end.as_ref().and_then(|(end, _)| end.status());
     let input = input::open(path).map_err(Failure::input)?;
     if input.terminal {
         eprintln!(
@@ -83,6 +87,7 @@ pub fn show_stream(
     stop_on_ctrl_c();
     let LiveRead {
         chosen,
+        elf_file,
         end,
         consumed,
     } = elfs.consume(input.reader, console, exit_status);
@@ -97,7 +102,7 @@ pub fn show_stream(
         record.text_lines.forget_times();
     }
     let result = elfs
-        .check_found(chosen, status, &record, &input.name)
+        .check_found(chosen, elf_file, status, &record, &input.name)
         .and_then(|()| write_reports(&record, options, &mut console));
     console.flush();
     if console.reader_gone() {
@@ -109,13 +114,30 @@ pub fn show_stream(
         return Err(Failure::Input(format!("cannot write the output: {error}")));
     }
     match end {
-        InputEnd::Complete | InputEnd::Stopped => result,
+        InputEnd::Complete | InputEnd::Stopped => result.and_then(|()| match &qemu_end {
+            Some((end, error)) => replayed_ending(&record, end, error.as_deref()),
+            None => Ok(()),
+        }),
         InputEnd::ReadError(error) => Err(Failure::Input(format!(
             "reading {} failed: {error}",
             input.name
         ))),
         InputEnd::Interrupted => Err(Failure::Interrupted),
     }
+}
+
+/// A replay ends as the live run did: with the status `cargo xtask trace` gives the
+/// boot's ending ([`Ending::of`]), from how QEMU ended and what the trace says.
+fn replayed_ending(record: &BootRecord, end: &QemuEnd, error: Option<&str>) -> Result<(), Failure> {
+    let serial_bytes = record.text_bytes + record.trace_bytes;
+    let ending = Ending::of(end, error, &TraceSeen::of(record, serial_bytes));
+    if ending.kind == EndingKind::AppSucceeded {
+        return Ok(());
+    }
+    Err(Failure::Ended {
+        status: ending.status,
+        reason: ending.reason,
+    })
 }
 
 /// The end of the run: the report and the timeline files.

@@ -46,7 +46,8 @@ pub struct KernelText {
     /// Lines of text after the hand-over (all lines when there was none).
     pub lines: usize,
     /// The kernel's log prefix, as recognised in its first line (normalized: digits
-    /// `0`, letters in brackets `A`); None when its first line has none.
+    /// `0`, letters in brackets `A`); None when its first line has none. Which lines
+    /// are the kernel's: `crate::decode::text_lines`.
     pub kernel_prefix: Option<String>,
     /// First line, first application line, last line, end of the stream.
     pub milestones: Vec<Milestone>,
@@ -96,7 +97,7 @@ pub fn kernel_text(lines: &TextLines, host: &HostTimes, live: bool) -> KernelTex
         .collect();
     if !live && lines.total > 0 {
         report.notes.push(
-            "the input was not read live (a recording, or a stream that arrived in one burst): no arrival times, so no gaps".to_string(),
+            "no arrival times: the stream is a recording, or it arrived in one burst (buffered before it was read, or read by a busy host), so no gaps".to_string(),
         );
     }
     if lines.total > lines.kept.len() {
@@ -133,17 +134,17 @@ fn milestones(
         report.milestones.push(milestone("first line", first));
     }
     let kernel_lines = lines.kept.iter().filter(|l| l.after_hand_over).count();
-    match (&lines.first_application, &lines.kernel_prefix) {
-        (Some(line), _) => report
+    match &lines.first_application {
+        Some(line) => report
             .milestones
             .push(milestone("first application line", line)),
-        (None, None) if kernel_lines > 0 => report.notes.push(
-            "the kernel's first line has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
+        None if kernel_lines > 0 && lines.kernel_unrecognised() => report.notes.push(
+            "the kernel's first line is no Hermit log record and has no log prefix ([...] or word:), so its lines cannot be told from the application's".to_string(),
         ),
-        (None, Some(_)) if kernel_lines > 0 => report
-            .notes
-            .push("every line carries the kernel's log prefix: no application line".to_string()),
-        _ => {}
+        None if kernel_lines > 0 => report.notes.push(
+            "every line is the kernel's (log records, their continuation lines, its prefix): no application line".to_string(),
+        ),
+        None => {}
     }
     if let Some(last) = lines.last.as_ref().filter(|l| l.after_hand_over) {
         report.milestones.push(milestone("last line", last));
@@ -160,7 +161,7 @@ fn milestones(
 /// How the guest stopped, as QEMU said it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StopReport {
-    /// `triple-fault`, `guest-reset`, `shutdown` or `hang`.
+    /// `triple-fault`, `guest-reset`, `shutdown`, `hang` or `interrupted`.
     pub kind: &'static str,
     /// One sentence for people: what, when, where.
     pub message: String,
@@ -206,6 +207,10 @@ pub fn stop_report(
                 timeout.as_secs()
             ),
         ),
+        StopKind::Interrupted => (
+            "interrupted",
+            "interrupted (Ctrl-C): the guest was still running and QEMU stopped it".to_string(),
+        ),
     };
     let mut message = what;
     match (after_hand_over_us, host.hand_over) {
@@ -222,8 +227,10 @@ pub fn stop_report(
         if r.idt_limit == Some(0) {
             message += "; the IDT was empty (limit 0)";
         }
-        if r.halted == Some(true) {
-            message += "; the CPU was halted (HLT)";
+        match r.halted {
+            Some(true) => message += "; the CPU was halted (HLT)",
+            Some(false) => message += "; the CPU was running",
+            None => {}
         }
     }
     StopReport {

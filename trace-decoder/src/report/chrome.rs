@@ -1,6 +1,7 @@
 //! The Chrome trace-event rendering (JSON object format), which ui.perfetto.dev and
 //! chrome://tracing open: one process for the boot, a "loader" thread whose stages
-//! are complete events (`"ph": "X"`, `ts` and `dur` in microseconds) nested by time,
+//! are complete events (`"ph": "X"`, `ts` and `dur` in microseconds) nested by time
+//! inside one "loader total" event, with the trace's output after them,
 //! a "host" thread with firmware and kernel times when the host measured them, an
 //! instant event for a refusal or an exception, and the memory layout, outcome and
 //! warnings as metadata.
@@ -51,7 +52,9 @@ pub fn render(report: &Report) -> String {
             .filter(|_| clock.known())
             .unwrap_or(0.0),
     };
-    let loader_end = axis.at(report.timeline.loader_ticks);
+    // The loader hands over once it wrote its trace too: the kernel's and the
+    // host's times start after the loader total, not after its work alone.
+    let loader_end = axis.at(report.timeline.total_ticks);
     let mut events = loader_thread(report, axis);
     events.extend(host_thread(report, loader_end));
     events.extend(kernel_thread(report, loader_end));
@@ -98,8 +101,40 @@ fn loader_thread(report: &Report, axis: Axis) -> Vec<Value> {
             add(events, child, axis);
         }
     }
-    for stage in &report.timeline.stages {
+    let timeline = &report.timeline;
+    // The loader total (the text report's, the JSON's `timeline.total_us`) holds
+    // the stages and the trace's output. The stages' times leave the output out
+    // (the loader subtracts it), so it is shown as one span after them.
+    if !timeline.stages.is_empty() {
+        events.push(json!({
+            "name": "loader total",
+            "cat": "loader-total",
+            "ph": "X",
+            "ts": round_ns(axis.at(0)),
+            "dur": round_ns(axis.span(timeline.total_ticks)),
+            "pid": PID,
+            "tid": LOADER_TID,
+            "args": {
+                "total_ticks": timeline.total_ticks,
+                "work_ticks": timeline.loader_ticks,
+                "trace_output_ticks": timeline.trace_output_ticks,
+            },
+        }));
+    }
+    for stage in &timeline.stages {
         add(&mut events, stage, axis);
+    }
+    if let Some(output) = timeline.trace_output_ticks.filter(|&t| t > 0) {
+        events.push(json!({
+            "name": format!("trace output ({} B, written between the stages)", timeline.trace_bytes),
+            "cat": "trace-output",
+            "ph": "X",
+            "ts": round_ns(axis.at(timeline.loader_ticks)),
+            "dur": round_ns(axis.span(output)),
+            "pid": PID,
+            "tid": LOADER_TID,
+            "args": {"duration_ticks": output, "bytes": timeline.trace_bytes},
+        }));
     }
     if matches!(
         report.outcome.kind,
@@ -216,6 +251,7 @@ fn metadata(report: &Report) -> Value {
     json!({
         "source": "rusty-trace",
         "summary": report.summary,
+        "loader_total_us": report.timeline.total_us,
         "time_unit": if clock.known() { "us" } else { "ticks" },
         "tsc_khz": report.frequency.khz,
         "outcome": report.outcome.message,

@@ -110,6 +110,60 @@ pub struct Crash {
     pub symbols: String,
 }
 
+impl Crash {
+    /// The crash section as every rendering shows it, line by line: a label (empty
+    /// for a line that continues the one before) and its text, unescaped (each
+    /// rendering escapes for its medium): RIP named, CR2 and its class, the error
+    /// code, RSP, CR3 and RFLAGS, the stack's return addresses, the symbols' source.
+    pub fn lines(&self) -> Vec<(&'static str, String)> {
+        let mut lines = vec![(
+            "RIP",
+            format!("{} {}", hex(self.rip.address), self.rip.described),
+        )];
+        if let Some(cr2) = &self.cr2 {
+            lines.push((
+                "CR2",
+                format!("{} {}: {}", hex(cr2.address), cr2.class, cr2.meaning),
+            ));
+        }
+        if let Some(error) = &self.error_meaning {
+            lines.push(("error", error.clone()));
+        }
+        lines.push(("RSP", format!("{} {}", hex(self.rsp), self.rsp_meaning)));
+        lines.push((
+            "CR3",
+            format!(
+                "{} {}; RFLAGS {}",
+                hex(self.cr3),
+                self.cr3_meaning,
+                hex(self.rflags)
+            ),
+        ));
+        let code: Vec<(&StackWord, &CodeAddress)> = self
+            .stack
+            .iter()
+            .filter_map(|word| Some((word, word.code.as_ref()?)))
+            .collect();
+        let mut stack = format!("{} words read from RSP", self.stack.len());
+        if let Some(note) = &self.stack_note {
+            stack += &format!(" ({note})");
+        }
+        stack += &match code.len() {
+            0 => ", none points into the kernel's code".to_string(),
+            n => format!(", {n} into the kernel's code (return addresses, innermost first):"),
+        };
+        lines.push(("stack", stack));
+        for (word, code) in code {
+            lines.push((
+                "",
+                format!("[{}] {} {}", hex(word.at), hex(word.value), code.described),
+            ));
+        }
+        lines.push(("symbols", self.symbols.clone()));
+        lines
+    }
+}
+
 /// What the events say about the boot that a classification needs.
 struct Facts {
     /// The kernel's image `[start, end)` as loaded.

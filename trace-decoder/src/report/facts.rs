@@ -36,6 +36,10 @@ pub struct LoaderInfo {
     /// memory map per type, the RSDP (set once the clock is known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uefi: Option<super::uefi::UefiInfo>,
+    /// The level the loader was built to trace at (the finest of its ELF's
+    /// table: `error`, `warn`, `info`, `debug`, `trace`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_level: Option<&'static str>,
 }
 
 /// The Multiboot information the loader wrote (after a PVH entry).
@@ -126,7 +130,8 @@ pub struct PageTables {
 }
 
 impl LoaderInfo {
-    /// From `LoaderStart`, `Entry`, `MbiBuilt` and `CommandLine`.
+    /// From `LoaderStart`, `Entry`, `MbiBuilt` and `CommandLine` (the trace level
+    /// is the record's, see [`crate::decode::BootRecord::trace_level`]).
     pub fn of(events: &[Event]) -> LoaderInfo {
         let start = first!(events, LoaderEvent::LoaderStart { format, build, mbi } => (*format, *build, *mbi));
         LoaderInfo {
@@ -148,6 +153,7 @@ impl LoaderInfo {
                 }
             }),
             uefi: None,
+            trace_level: None,
         }
     }
 }

@@ -35,7 +35,9 @@ pub struct HostReport {
     /// Firmware time: `LoaderStart`'s arrival minus the loader's own time to it,
     /// clamped at 0. Needs the TSC frequency.
     pub firmware_us: Option<f64>,
-    /// From the hand-over's arrival to the kernel's first output.
+    /// From the hand-over's arrival to the kernel's first output; `None` also when
+    /// both came in one read (`hand_over_us` = `first_kernel_output_us`): the host
+    /// cannot time what lies between them.
     pub kernel_to_first_output_us: Option<f64>,
     /// From the hand-over's arrival to the end of the stream.
     pub kernel_to_exit_us: Option<f64>,
@@ -97,7 +99,8 @@ pub fn host_report(host: &HostTimes, events: &[Event], clock: Clock) -> HostRepo
         first_kernel_output_us: host.first_kernel_output.map(micros),
         end_us: host.end.map(micros),
         firmware_us,
-        kernel_to_first_output_us: between(host.hand_over, host.first_kernel_output),
+        kernel_to_first_output_us: between(host.hand_over, host.first_kernel_output)
+            .filter(|_| host.first_kernel_output != host.hand_over),
         kernel_to_exit_us: between(host.hand_over, host.end),
     }
 }

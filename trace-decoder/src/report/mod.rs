@@ -12,6 +12,7 @@
 pub mod after;
 mod chrome;
 pub mod crash;
+pub mod ending;
 mod facts;
 pub mod format;
 mod host_times;
@@ -166,7 +167,10 @@ impl Report {
         let mut warnings = Vec::new();
         let events = last_boot(record, &mut warnings);
         let stream = stream_health(record, events, &mut warnings);
-        let mut loader = LoaderInfo::of(events);
+        let mut loader = LoaderInfo {
+            trace_level: record.trace_level.map(|level| level.name()),
+            ..LoaderInfo::of(events)
+        };
         if let Some(warning) = loader.format.and_then(format_mismatch) {
             warnings.push(Warning::new("format", warning));
         }
@@ -292,10 +296,27 @@ impl Report {
             }
             OutcomeKind::Truncated => {}
             OutcomeKind::ErrorsOnly => line += "; no error (only errors are traced)",
-            OutcomeKind::TripleFault => line += "; triple fault after the hand-over",
-            OutcomeKind::GuestReset => line += "; the guest reset",
-            OutcomeKind::Shutdown => line += "; the guest shut down without an exit code",
-            OutcomeKind::Hang => line += "; the kernel hung",
+            OutcomeKind::TripleFault
+            | OutcomeKind::GuestReset
+            | OutcomeKind::Shutdown
+            | OutcomeKind::Hang
+            | OutcomeKind::Interrupted => {
+                let what = match self.outcome.kind {
+                    OutcomeKind::TripleFault => "triple fault",
+                    OutcomeKind::GuestReset => "the guest reset",
+                    OutcomeKind::Shutdown => "the guest shut down without an exit code",
+                    OutcomeKind::Hang => "hung",
+                    _ => "interrupted (Ctrl-C)",
+                };
+                // QEMU's stop can come before the hand-over too: then it is the
+                // loader's, not the kernel's.
+                let place = if self.outcome.hand_over.is_some() {
+                    "after the hand-over"
+                } else {
+                    "in the loader, before the hand-over"
+                };
+                line += &format!("; {what} {place}");
+            }
         }
         if !clock.known() && self.stream.events > 0 {
             line += " [TSC frequency unknown: ticks]";

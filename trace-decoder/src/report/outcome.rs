@@ -35,6 +35,8 @@ pub enum OutcomeKind {
     Shutdown,
     /// Still running at the timeout: QEMU stopped it.
     Hang,
+    /// Still running when Ctrl-C came: QEMU stopped it.
+    Interrupted,
 }
 
 /// The jump into the kernel.
@@ -115,12 +117,13 @@ pub struct Outcome {
 
 impl Outcome {
     /// The boot as QEMU saw it stop after what the trace tells (a triple fault, a
-    /// reset, a power-off, a hang): that is how it ended.
+    /// reset, a power-off, a hang, Ctrl-C): that is how it ended.
     pub fn then_stopped(&mut self, stop: &StopReport) {
         self.kind = match stop.kind {
             "triple-fault" => OutcomeKind::TripleFault,
             "guest-reset" => OutcomeKind::GuestReset,
             "hang" => OutcomeKind::Hang,
+            "interrupted" => OutcomeKind::Interrupted,
             _ => OutcomeKind::Shutdown,
         };
         self.message = match &self.hand_over {
@@ -169,7 +172,12 @@ pub fn exit_status(status: i32) -> ExitStatus {
     let (by, name, meaning) = if status == 3 {
         ("kernel", None, "the kernel reported success".to_string())
     } else if status == 1 {
-        ("kernel", None, "the kernel reported failure".to_string())
+        (
+            "kernel",
+            None,
+            "the kernel reported failure (or QEMU itself failed: its stderr then says why)"
+                .to_string(),
+        )
     } else if odd && (2..=15).contains(&value) {
         (
             "test-kernel",
@@ -196,7 +204,7 @@ pub fn exit_status(status: i32) -> ExitStatus {
         (
             "qemu",
             None,
-            "no isa-debug-exit code: the guest reset (a triple fault, with -no-reboot) or powered off".to_string(),
+            "no isa-debug-exit code: the guest reset (a triple fault, with -no-reboot) or powered off, or QEMU ended on a signal (Ctrl-C)".to_string(),
         )
     } else {
         ("unknown", None, "not an isa-debug-exit code".to_string())

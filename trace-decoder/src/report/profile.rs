@@ -9,21 +9,28 @@
 //! file:
 //!
 //! ```json
-//! {"schema": "rusty-loader/boot-profile", "version": 1, "unit": "us", "runs": 3,
+//! {"schema": "rusty-loader/boot-profile", "version": 2, "unit": "us", "runs": 3,
+//!  "context": {"time-base": "wall", "loader-build": "0xbc3a2d07", ...},
 //!  "stages": [{"name": "page tables", "min": 1.2, "median": 1.3, "max": 1.5}, ...]}
 //! ```
+//!
+//! The context ([`RunContext`]) says what makes two profiles' times comparable:
+//! how time was counted (wall clock, or instructions under QEMU's `-icount`), the
+//! loader build, its profile and trace level, the application, the machine type,
+//! the entry and QEMU's version. A comparison refuses a baseline whose time base
+//! is of the other kind, and names every other difference in its output.
 
 use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-use super::Report;
+use super::{RegionKind, Report};
 
 /// What the file's `schema` says.
 const SCHEMA: &str = "rusty-loader/boot-profile";
-/// The file format this module writes and reads.
-const VERSION: u64 = 1;
+/// The file format this module writes; version 1 (without a context) is read too.
+const VERSION: u64 = 2;
 
 /// What a profile's durations count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,18 +79,203 @@ impl Unit {
     }
 }
 
-/// The durations of one boot's stages, in order.
+/// The fields of a [`RunContext`]: the key in the profile file (and in a
+/// recording's `.status` file) and the name people read.
+pub const CONTEXT_FIELDS: [(&str, &str); 9] = [
+    ("time-base", "time base"),
+    ("loader-build", "loader build"),
+    ("loader-profile", "loader profile"),
+    ("trace-level", "trace level"),
+    ("app", "application"),
+    ("kernel", "kernel"),
+    ("machine", "machine"),
+    ("entry", "entry"),
+    ("qemu-version", "QEMU"),
+];
+
+/// The fields a boot's trace gives ([`RunContext::of_report`]); the others are the
+/// run's (`cargo xtask trace` knows them, a recording keeps them beside it).
+const TRACE_FIELDS: [&str; 4] = ["loader-build", "trace-level", "kernel", "entry"];
+
+/// The two kinds of time base: times that count the host's wall clock, and times
+/// that count guest instructions (QEMU's `-icount`): never comparable.
+pub const TIME_BASES: [&str; 2] = ["wall", "instructions"];
+
+/// What makes boots comparable, each field (of [`CONTEXT_FIELDS`]) known or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunContext {
+    values: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// A field whose value differs between a baseline and a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextDifference {
+    /// The field's name for people.
+    pub label: &'static str,
+    pub baseline: Option<String>,
+    pub now: Option<String>,
+}
+
+impl RunContext {
+    /// The value of the field `key`, when known.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// Sets the field `key` (one of [`CONTEXT_FIELDS`]; others are ignored).
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        if let Some((key, _)) = CONTEXT_FIELDS.iter().find(|(k, _)| *k == key) {
+            self.values.insert(key, value.into());
+        }
+    }
+
+    /// What a boot's report says of its run: the loader build, its trace level, the
+    /// kernel the trace describes and the entry.
+    pub fn of_report(report: &Report) -> RunContext {
+        let mut context = RunContext::default();
+        if let Some(build) = report.loader.build {
+            context.set("loader-build", format!("{build:#010x}"));
+        }
+        if let Some(level) = report.loader.trace_level {
+            context.set("trace-level", level);
+        }
+        if let Some(k) = &report.kernel {
+            let mut kernel = format!("{}, {} ({})", k.kind, k.version, k.generation);
+            if let Some(segments) = k.segments {
+                kernel += &format!(", {segments} segments");
+            }
+            if let Some(entry) = k.entry {
+                kernel += &format!(", entry {entry:#x}");
+            }
+            if let Some(module) = report.memory.iter().find(|r| r.kind == RegionKind::Module) {
+                kernel += &format!(", {} bytes", module.size);
+            }
+            context.set("kernel", kernel);
+        }
+        if let Some(entry) = &report.loader.entry {
+            context.set("entry", entry.clone());
+        }
+        context
+    }
+
+    /// This context with the fields `run` knows and this one does not.
+    pub fn with_run(mut self, run: &RunContext) -> RunContext {
+        for (key, value) in &run.values {
+            self.values.entry(key).or_insert_with(|| value.clone());
+        }
+        self
+    }
+
+    /// The kind of time base (`wall`, `instructions`), the first word of the field.
+    pub fn time_base_kind(&self) -> Option<&str> {
+        self.get("time-base")?.split_whitespace().next()
+    }
+
+    /// The context of several boots: a field they agree on keeps its value, one
+    /// they do not becomes `mixed: a | b`; boots of both kinds of time base make no
+    /// profile.
+    pub fn merged<'a>(boots: impl IntoIterator<Item = &'a RunContext>) -> Result<RunContext> {
+        let boots: Vec<&RunContext> = boots.into_iter().collect();
+        let mut merged = RunContext::default();
+        for (key, _) in CONTEXT_FIELDS {
+            let mut seen: Vec<String> = Vec::new();
+            for boot in &boots {
+                let value = boot.get(key).unwrap_or("unknown").to_string();
+                if !seen.contains(&value) {
+                    seen.push(value);
+                }
+            }
+            match seen.as_slice() {
+                [] => {}
+                [one] if one == "unknown" => {}
+                [one] => merged.set(key, one.clone()),
+                many => merged.set(key, format!("mixed: {}", many.join(" | "))),
+            }
+        }
+        let kinds: Vec<&str> = boots.iter().filter_map(|b| b.time_base_kind()).collect();
+        if let Some(other) = kinds.iter().find(|kind| **kind != kinds[0]) {
+            bail!(
+                "the boots count time differently ({} and {other}): wall-clock and instruction times do not make one profile",
+                kinds[0]
+            );
+        }
+        Ok(merged)
+    }
+
+    /// The fields that differ from `baseline`'s (one side unknown counts too).
+    pub fn differences(&self, baseline: &RunContext) -> Vec<ContextDifference> {
+        CONTEXT_FIELDS
+            .iter()
+            .filter(|(key, _)| self.get(key) != baseline.get(key))
+            .map(|(key, label)| ContextDifference {
+                label,
+                baseline: baseline.get(key).map(str::to_string),
+                now: self.get(key).map(str::to_string),
+            })
+            .collect()
+    }
+
+    /// The context as the profile file's `context` object: every field, `null`
+    /// when unknown.
+    pub fn to_json(&self) -> Value {
+        let map: serde_json::Map<String, Value> = CONTEXT_FIELDS
+            .iter()
+            .map(|(key, _)| {
+                let value = self.get(key).map_or(Value::Null, Value::from);
+                (key.to_string(), value)
+            })
+            .collect();
+        Value::Object(map)
+    }
+
+    fn from_json(value: &Value) -> RunContext {
+        let mut context = RunContext::default();
+        for (key, _) in CONTEXT_FIELDS {
+            if let Some(text) = value[key].as_str() {
+                context.set(key, text);
+            }
+        }
+        context
+    }
+
+    /// The fields the trace does not give, as a recording keeps them beside its
+    /// stream (`key: value` lines of its `.status` file, after QEMU's end).
+    pub fn to_recorded(&self) -> String {
+        CONTEXT_FIELDS
+            .iter()
+            .filter(|(key, _)| !TRACE_FIELDS.contains(key))
+            .filter_map(|(key, _)| Some(format!("{key}: {}\n", self.get(key)?)))
+            .collect()
+    }
+
+    /// Reads the fields [`RunContext::to_recorded`] wrote, among other lines.
+    pub fn from_recorded(text: &str) -> RunContext {
+        let mut context = RunContext::default();
+        for line in text.lines() {
+            if let Some((key, value)) = line.split_once(": ") {
+                if !TRACE_FIELDS.contains(&key) {
+                    context.set(key, value.trim());
+                }
+            }
+        }
+        context
+    }
+}
+
+/// The durations of one boot's stages, in order, and how the boot ran.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StageTimes {
     pub unit: Unit,
     pub stages: Vec<(String, f64)>,
+    pub context: RunContext,
 }
 
 impl StageTimes {
     /// Every stage of a report (sub-stages too, as `stage / sub-stage`), plus the
     /// time spent writing the trace as `trace output` and the whole loader as
     /// `loader total`; in microseconds when the TSC frequency is
-    /// known, in ticks otherwise.
+    /// known, in ticks otherwise. The context is what the report says
+    /// ([`RunContext::of_report`]); the caller adds the run's.
     pub fn of(report: &Report) -> StageTimes {
         let timeline = &report.timeline;
         let unit = if timeline.loader_us.is_some() {
@@ -121,7 +313,17 @@ impl StageTimes {
             "loader total".to_string(),
             amount(timeline.total_us, timeline.total_ticks),
         ));
-        StageTimes { unit, stages }
+        StageTimes {
+            unit,
+            stages,
+            context: RunContext::of_report(report),
+        }
+    }
+
+    /// These times with the fields of the run's context the report does not know.
+    pub fn with_run(mut self, run: &RunContext) -> StageTimes {
+        self.context = self.context.with_run(run);
+        self
     }
 }
 
@@ -153,6 +355,8 @@ pub struct Profile {
     pub runs: usize,
     /// In the order the stages first appear.
     pub stages: Vec<StageStats>,
+    /// How the boots ran ([`RunContext::merged`]).
+    pub context: RunContext,
 }
 
 impl Profile {
@@ -200,6 +404,7 @@ impl Profile {
             unit: first.unit,
             runs: boots.len(),
             stages,
+            context: RunContext::merged(boots.iter().map(|b| &b.context))?,
         })
     }
 
@@ -215,6 +420,7 @@ impl Profile {
             "version": VERSION,
             "unit": self.unit.name(),
             "runs": self.runs,
+            "context": self.context.to_json(),
             "stages": stages,
         });
         serde_json::to_string_pretty(&value).expect("JSON values serialise") + "\n"
@@ -241,11 +447,15 @@ impl Profile {
     }
 }
 
-/// What a comparison needs of an earlier profile: each stage's median.
+/// What a comparison needs of an earlier profile: each stage's median, and how
+/// its boots ran.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Baseline {
     pub unit: Unit,
     pub medians: Vec<(String, f64)>,
+    pub context: RunContext,
+    /// The file's version: 1 kept no context.
+    pub version: u64,
 }
 
 impl Baseline {
@@ -255,9 +465,10 @@ impl Baseline {
         if value["schema"] != SCHEMA {
             bail!("the baseline is not a boot profile (write one with `cargo xtask trace --runs N --save-profile FILE` or `rusty-trace --save-profile FILE`)");
         }
-        if value["version"] != VERSION {
+        let version = value["version"].as_u64().unwrap_or(0);
+        if !(1..=VERSION).contains(&version) {
             bail!(
-                "the baseline has profile version {}, only version {VERSION} is read",
+                "the baseline has profile version {}, only versions 1 to {VERSION} are read",
                 value["version"]
             );
         }
@@ -275,7 +486,12 @@ impl Baseline {
                 Ok((name.to_string(), median))
             })
             .collect::<Result<_>>()?;
-        Ok(Baseline { unit, medians })
+        Ok(Baseline {
+            unit,
+            medians,
+            context: RunContext::from_json(&value["context"]),
+            version,
+        })
     }
 }
 
@@ -302,13 +518,30 @@ pub struct Comparison {
     pub baseline_only: Vec<String>,
     /// Stages only the profile has: not compared.
     pub new: Vec<String>,
+    /// How the profile's boots ran differently from the baseline's.
+    pub differences: Vec<ContextDifference>,
+    /// The baseline says nothing of how its boots ran (profile version 1).
+    pub baseline_without_context: bool,
 }
 
 impl Comparison {
     /// Compares medians. A stage regresses when it is slower by more than
     /// `max_regression` *and* by more than the unit's noise floor: a 2 µs stage that
     /// takes 3 µs is noise, not a regression.
+    /// Times of two kinds of time base (wall clock, instructions) never compare:
+    /// such a baseline is refused, in one line naming both.
     pub fn new(current: &Profile, baseline: &Baseline, max_regression: f64) -> Result<Comparison> {
+        if let (Some(before), Some(now)) = (
+            baseline.context.time_base_kind(),
+            current.context.time_base_kind(),
+        ) {
+            ensure!(
+                before == now,
+                "the baseline's times count {} and this profile's {}: wall-clock and instruction times do not compare (profile both with --deterministic, or both without)",
+                baseline.context.get("time-base").unwrap_or(before),
+                current.context.get("time-base").unwrap_or(now)
+            );
+        }
         ensure!(
             baseline.unit == current.unit,
             "the baseline is in {}, this profile in {}: pass -freq the same way to both",
@@ -347,12 +580,19 @@ impl Comparison {
             .filter(|s| !baseline.medians.iter().any(|(name, _)| *name == s.name))
             .map(|s| s.name.clone())
             .collect();
+        let without_context = baseline.version < 2;
         Ok(Comparison {
             unit: current.unit,
             max_regression,
             stages,
             baseline_only,
             new,
+            differences: if without_context {
+                Vec::new()
+            } else {
+                current.context.differences(&baseline.context)
+            },
+            baseline_without_context: without_context,
         })
     }
 
@@ -361,10 +601,36 @@ impl Comparison {
         self.stages.iter().filter(|s| s.regressed).count()
     }
 
-    /// The comparison table, then the stages that were not compared.
+    /// How the boots ran differently, one line per field (`baseline → now`), or
+    /// that the baseline does not say.
+    fn render_differences(&self) -> String {
+        if self.baseline_without_context {
+            return "the baseline (profile version 1) does not say how its boots ran: check that both ran the same way\n".to_string();
+        }
+        if self.differences.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from("the boots ran differently from the baseline's:\n");
+        for difference in &self.differences {
+            let side = |value: &Option<String>| value.clone().unwrap_or("unknown".to_string());
+            let _ = writeln!(
+                text,
+                "  {:<15} {} → {}",
+                difference.label,
+                side(&difference.baseline),
+                side(&difference.now)
+            );
+        }
+        text
+    }
+
+    /// The differences in how the boots ran, the comparison table, then the stages
+    /// that were not compared.
     pub fn render(&self) -> String {
-        let mut text = format!(
-            "{:<28} {:>12} {:>12} {:>9}\n",
+        let mut text = self.render_differences();
+        let _ = writeln!(
+            text,
+            "{:<28} {:>12} {:>12} {:>9}",
             "stage vs baseline", "baseline", "now", "change"
         );
         for stage in &self.stages {
@@ -394,10 +660,15 @@ impl Comparison {
     /// The verdict in one sentence: how many stages are too slow, or none.
     pub fn verdict(&self) -> String {
         let limit = self.max_regression * 100.0;
-        match self.regressions() {
+        let mut verdict = match self.regressions() {
             0 => format!("no stage slower than the baseline by more than {limit:.0}%"),
             n => format!("{n} stage(s) slower than the baseline by more than {limit:.0}%"),
+        };
+        if !self.differences.is_empty() {
+            let fields: Vec<&str> = self.differences.iter().map(|d| d.label).collect();
+            verdict += &format!(" (the boots ran differently: {})", fields.join(", "));
         }
+        verdict
     }
 }
 
@@ -421,6 +692,7 @@ mod tests {
         StageTimes {
             unit: Unit::Micros,
             stages: stages.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            context: RunContext::default(),
         }
     }
 
@@ -428,7 +700,147 @@ mod tests {
         Baseline {
             unit: Unit::Micros,
             medians: boot(stages).stages,
+            context: RunContext::default(),
+            version: VERSION,
         }
+    }
+
+    fn context(fields: &[(&str, &str)]) -> RunContext {
+        let mut context = RunContext::default();
+        for (key, value) in fields {
+            context.set(key, *value);
+        }
+        context
+    }
+
+    fn with_context(mut times: StageTimes, fields: &[(&str, &str)]) -> StageTimes {
+        times.context = context(fields);
+        times
+    }
+
+    #[test]
+    fn a_baseline_of_the_other_time_base_is_refused_in_one_line() {
+        let wall = Profile::from_boots(&[with_context(
+            boot(&[("loader total", 17_820.0)]),
+            &[("time-base", "wall")],
+        )])
+        .unwrap();
+        let deterministic = Profile::from_boots(&[with_context(
+            boot(&[("loader total", 28.6)]),
+            &[("time-base", "instructions (-icount shift=0,sleep=off)")],
+        )])
+        .unwrap();
+        let base = Baseline::parse(&wall.to_json()).unwrap();
+        let error = Comparison::new(&deterministic, &base, 0.1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "the baseline's times count wall and this profile's instructions (-icount shift=0,sleep=off): wall-clock and instruction times do not compare (profile both with --deterministic, or both without)"
+        );
+        // Another -icount shift is the same kind: compared, and named.
+        let shifted = Profile::from_boots(&[with_context(
+            boot(&[("loader total", 60.0)]),
+            &[("time-base", "instructions (-icount shift=4)")],
+        )])
+        .unwrap();
+        let base = Baseline::parse(&deterministic.to_json()).unwrap();
+        let comparison = Comparison::new(&shifted, &base, 0.1).unwrap();
+        assert_eq!(comparison.differences.len(), 1);
+        assert!(comparison.render().contains(
+            "  time base       instructions (-icount shift=0,sleep=off) → instructions (-icount shift=4)\n"
+        ));
+        // Boots of both kinds make no profile.
+        let error = Profile::from_boots(&[
+            with_context(boot(&[("copy", 1.0)]), &[("time-base", "wall")]),
+            with_context(
+                boot(&[("copy", 1.0)]),
+                &[("time-base", "instructions (-icount shift=0)")],
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("count time differently"), "{error}");
+    }
+
+    #[test]
+    fn every_other_difference_is_named_with_the_verdict() {
+        let run = |profile: &str, level: &str| {
+            Profile::from_boots(&[with_context(
+                boot(&[(
+                    "page tables",
+                    if profile == "debug" { 900.0 } else { 100.0 },
+                )]),
+                &[
+                    ("time-base", "wall"),
+                    ("loader-profile", profile),
+                    ("trace-level", level),
+                    ("machine", "pc"),
+                ],
+            )])
+            .unwrap()
+        };
+        let base = Baseline::parse(&run("release", "info").to_json()).unwrap();
+        let comparison = Comparison::new(&run("debug", "debug"), &base, 0.1).unwrap();
+        let labels: Vec<&str> = comparison.differences.iter().map(|d| d.label).collect();
+        assert_eq!(labels, ["loader profile", "trace level"]);
+        let text = comparison.render();
+        assert!(
+            text.starts_with("the boots ran differently from the baseline's:\n  loader profile  release → debug\n  trace level     info → debug\n"),
+            "{text}"
+        );
+        assert_eq!(
+            comparison.verdict(),
+            "1 stage(s) slower than the baseline by more than 10% (the boots ran differently: loader profile, trace level)"
+        );
+        // The same run: nothing to name.
+        let same = Comparison::new(&run("release", "info"), &base, 0.1).unwrap();
+        assert!(same.differences.is_empty());
+        assert!(same.render().starts_with("stage vs baseline"));
+    }
+
+    #[test]
+    fn a_version_1_baseline_is_compared_and_said_to_have_no_context() {
+        let text = r#"{"schema": "rusty-loader/boot-profile", "version": 1, "unit": "us", "runs": 1,
+            "stages": [{"name": "copy", "min": 1.0, "median": 1.0, "max": 1.0}]}"#;
+        let base = Baseline::parse(text).unwrap();
+        assert_eq!(base.context, RunContext::default());
+        let current = Profile::from_boots(&[with_context(
+            boot(&[("copy", 1.0)]),
+            &[("time-base", "wall")],
+        )])
+        .unwrap();
+        let comparison = Comparison::new(&current, &base, 0.1).unwrap();
+        assert!(comparison
+            .render()
+            .starts_with("the baseline (profile version 1) does not say how its boots ran"));
+    }
+
+    #[test]
+    fn contexts_merge_and_travel_beside_a_recording() {
+        let merged = RunContext::merged([
+            &context(&[("machine", "pc"), ("loader-build", "0x1")]),
+            &context(&[("machine", "pc"), ("loader-build", "0x2")]),
+        ])
+        .unwrap();
+        assert_eq!(merged.get("machine"), Some("pc"));
+        assert_eq!(merged.get("loader-build"), Some("mixed: 0x1 | 0x2"));
+        let run = context(&[
+            ("time-base", "wall"),
+            ("machine", "microvm"),
+            ("qemu-version", "7.2.19"),
+            // The trace's own field is not kept beside it.
+            ("loader-build", "0x1"),
+        ]);
+        let recorded = run.to_recorded();
+        assert_eq!(
+            recorded,
+            "time-base: wall\nmachine: microvm\nqemu-version: 7.2.19\n"
+        );
+        let read = RunContext::from_recorded(&format!("3\nqemu-error: x\n{recorded}"));
+        assert_eq!(read.get("machine"), Some("microvm"));
+        assert_eq!(read.get("loader-build"), None);
+        assert_eq!(read.get("time-base"), Some("wall"));
     }
 
     #[test]
@@ -467,6 +879,7 @@ mod tests {
         let ticks = StageTimes {
             unit: Unit::Ticks,
             stages: vec![("copy".into(), 1000.0)],
+            context: RunContext::default(),
         };
         let error = Profile::from_boots(&[boot(&[("copy", 1.0)]), ticks])
             .unwrap_err()
@@ -487,8 +900,8 @@ mod tests {
             ("not json", "not JSON"),
             (r#"{"schema": "rusty-trace/report"}"#, "not a boot profile"),
             (
-                r#"{"schema": "rusty-loader/boot-profile", "version": 2}"#,
-                "profile version 2",
+                r#"{"schema": "rusty-loader/boot-profile", "version": 3}"#,
+                "profile version 3",
             ),
             (
                 r#"{"schema": "rusty-loader/boot-profile", "version": 1, "unit": "s", "stages": []}"#,
@@ -555,6 +968,8 @@ mod tests {
         let base = Baseline {
             unit: Unit::Ticks,
             medians: vec![],
+            context: RunContext::default(),
+            version: VERSION,
         };
         let error = Comparison::new(&current, &base, 0.1)
             .unwrap_err()

@@ -12,8 +12,8 @@ use rusty_loader::wire::LoaderEvent;
 pub enum Timing {
     /// From the first event named `from` (the loader's entry, time 0, when `None`)
     /// to the first named `to`. `measured`: both ends are the start-up code's own
-    /// times; otherwise the stage also holds the serial output of the event that
-    /// opens it. `split`: an event between the two that divides the stage into its
+    /// times; otherwise they are the times the two events were sent (which leave
+    /// the trace's own output out). `split`: an event between the two that divides the stage into its
     /// two [`Timing::Part`]s (the rows that follow it in [`STAGES`]).
     Between {
         from: Option<&'static str>,

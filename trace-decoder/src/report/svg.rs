@@ -1,6 +1,8 @@
-//! The SVG rendering, written by hand: a boot chart (one row per stage on a time
-//! axis, sub-stages drawn inside their stage) and a memory-layout picture, followed
-//! by the warnings. It needs no script, font or stylesheet beyond what every browser
+//! The SVG rendering, written by hand: the summary, a crashed boot's crash section
+//! (as the text report has it), a boot chart (one row per stage on a time axis,
+//! sub-stages drawn inside their stage, then the text report's totals: the time
+//! between stages, the trace's output, the loader total) and a memory-layout
+//! picture, the kernel's text over time, followed by the warnings. It needs no script, font or stylesheet beyond what every browser
 //! has, and every bar and region carries a `<title>` tooltip with its numbers.
 //!
 //! Physical addresses span from 0 to beyond 1 TiB while the interesting regions are
@@ -10,6 +12,7 @@
 
 use std::fmt::Write as _;
 
+use super::crash::Crash;
 use super::format::{hex, hex_padded, human_size, truncate, wrap, xml_escape, Clock};
 use super::stages;
 use super::{Region, RegionKind, Report, Stage};
@@ -101,6 +104,10 @@ pub fn render(report: &Report) -> String {
         y += 16.0;
     }
     y += 12.0;
+    if let Some(crash) = &report.crash {
+        y = crash_section(crash, &mut body, y);
+        y += 24.0;
+    }
     y = boot_chart(report, &mut body, y);
     y += 24.0;
     y = memory_picture(report, &mut body, y);
@@ -219,7 +226,22 @@ fn kernel_strip(report: &Report, out: &mut String, strip_y: f64, end_us: f64) ->
             x = n(x_of(at))
         );
     }
-    strip_y + ROW + 8.0
+    // The strip's legend: what each mark is.
+    let mut legend = vec!["blue tick: a line's arrival"];
+    if text.gaps.iter().any(|g| g.at_us.is_some()) {
+        legend.push("red band: one of the largest gaps between lines");
+    }
+    if stop.and_then(|s| s.after_hand_over_us).is_some() {
+        legend.push("thick red mark: QEMU stopped the guest");
+    }
+    let _ = writeln!(
+        out,
+        r##"<text x="{}" y="{}" font-size="10" fill="#555555">{}</text>"##,
+        n(PLOT_X),
+        n(strip_y + ROW + 14.0),
+        xml_escape(&legend.join("; "))
+    );
+    strip_y + ROW + 22.0
 }
 
 /// The kernel's milestones, gaps, QEMU's stop and the notes, in words.
@@ -229,7 +251,14 @@ fn kernel_text_lines(report: &Report) -> Vec<String> {
     let mut lines: Vec<String> = text
         .milestones
         .iter()
-        .map(|m| format!("{}{}: {}", when(m.after_hand_over_us), m.name, m.line))
+        .map(|m| {
+            let line = if m.line.is_empty() {
+                String::new()
+            } else {
+                format!(": \"{}\"", m.line)
+            };
+            format!("{}{}{line}", when(m.after_hand_over_us), m.name)
+        })
         .collect();
     lines.extend(text.gaps.iter().map(|g| {
         format!(
@@ -284,21 +313,68 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
         }
         y += ROW;
     }
-    for (name, ticks) in [
-        ("other (between stages)", timeline.other_ticks),
-        ("loader total", timeline.loader_ticks),
-    ] {
-        chart_label(out, y, name, &clock.human(ticks), true);
+    // The rows after the stages are the text report's (`other`, the trace's
+    // output, the loader total): the same figures, from the same fields.
+    let mut totals = vec![("other (between stages)".to_string(), timeline.other_ticks)];
+    if let Some(output) = timeline.trace_output_ticks {
+        totals.push((
+            format!("trace output ({})", human_size(timeline.trace_bytes as u64)),
+            output,
+        ));
+    }
+    totals.push(("loader total".to_string(), timeline.total_ticks));
+    for (name, ticks) in totals {
+        chart_label(out, y, &name, &clock.human(ticks), true);
         y += ROW;
     }
-    y += 14.0;
-    let _ = writeln!(
-        out,
-        r##"<text x="{}" y="{}" font-size="10" fill="#555555">solid: measured by the loader; pale: between two events (with the trace's own output); segments: copy green, zero yellow</text>"##,
-        n(PLOT_X),
-        n(y)
-    );
+    let mut legend = vec![
+        "solid: measured by the loader; pale: between two events; segments: copy green, zero yellow".to_string(),
+    ];
+    if let Some(output) = timeline.trace_output_ticks {
+        legend.push(format!(
+            "The axis is the loader's work ({}); writing the trace took {} more, between the stages: the loader total is both.",
+            clock.human(timeline.loader_ticks),
+            clock.human(output)
+        ));
+    }
+    for line in legend {
+        y += 14.0;
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" font-size="10" fill="#555555">{}</text>"##,
+            n(MARGIN),
+            n(y),
+            xml_escape(&line)
+        );
+    }
     y
+}
+
+/// The crash section, as the text report has it ([`Crash::lines`]): a heading and
+/// one line per fact, wrapped; returns the next free y.
+fn crash_section(crash: &Crash, out: &mut String, mut y: f64) -> f64 {
+    section_heading(out, y, "Crash");
+    for (label, text) in crash.lines() {
+        for (i, line) in wrap(&text, 118).into_iter().enumerate() {
+            y += 16.0;
+            if i == 0 && !label.is_empty() {
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{}" y="{}" font-weight="bold">{label}</text>"#,
+                    n(MARGIN),
+                    n(y)
+                );
+            }
+            let _ = writeln!(
+                out,
+                r##"<text x="{}" y="{}" fill="#b03000">{}</text>"##,
+                n(MARGIN + 70.0),
+                n(y),
+                xml_escape(&line)
+            );
+        }
+    }
+    y + 8.0
 }
 
 /// The time axis on baseline `axis_y` with its grid down the chart, in
@@ -307,7 +383,12 @@ fn boot_chart(report: &Report, out: &mut String, mut y: f64) -> f64 {
 /// first row.
 fn time_axis(report: &Report, out: &mut String, axis_y: f64) -> f64 {
     let timeline = &report.timeline;
-    let rows = timeline.stages.len() as f64 + 2.0;
+    let rows = timeline.stages.len() as f64
+        + if timeline.trace_output_ticks.is_some() {
+            3.0
+        } else {
+            2.0
+        };
     let grid_bottom = axis_y + 6.0 + rows * ROW;
     // A run too short to show in milliseconds falls back to ticks.
     let (units, unit) = match report.clock().us(timeline.loader_ticks) {

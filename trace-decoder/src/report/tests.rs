@@ -144,6 +144,18 @@ fn host_times_add_firmware_and_kernel() {
     // The loader's own time can exceed the host's (a late reader): firmware is 0.
     record.host.first_timed_event = Some(Duration::from_millis(1));
     assert_eq!(Report::build(&record).host.firmware_us, Some(0.0));
+
+    // The kernel's first output in the hand-over's read: not "0 µs", untimed.
+    record.host.first_kernel_output = record.host.hand_over;
+    let report = Report::build(&record);
+    assert_eq!(report.host.kernel_to_first_output_us, None);
+    assert!(!report.summary_line().contains("kernel to first output"));
+    let text = report.render_text(false);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("the kernel's first output came in the hand-over's read (too soon to time)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -241,7 +253,7 @@ fn a_stream_that_arrived_in_one_burst_has_no_host_times() {
     );
     let text = report.render_text(false);
     assert!(
-        text.contains("Host       times unknown: the stream was not read as QEMU sent it"),
+        text.contains("Host       times unknown: the stream did not arrive as the loader sent it"),
         "{text}"
     );
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
@@ -432,6 +444,66 @@ fn cpu_exception_in_the_kernel() {
 }
 
 #[test]
+fn the_svg_of_a_crash_shows_the_crash_section_of_the_text() {
+    let mut events = boot();
+    events.push(ev(
+        15000,
+        "CpuException vector=14 error_code=0x2 rip=0x801234 cr2=0xdead000 in_kernel=true trace_ticks=900 rsp=0x103f80 rflags=0x46 cr3=0x134000 stack=[0x801250, 0x0]",
+    ));
+    let report = Report::build(&record(events));
+    let crash = report.crash.as_ref().expect("a crash section");
+    let svg = report.to_svg();
+    let text = report.render_text(false);
+    assert!(svg.contains(">Crash</text>"), "{svg}");
+    // Every line of the text's crash section is in the SVG, escaped for XML.
+    for (label, line) in crash.lines() {
+        assert!(text.contains(&format::escape_text(&line)[..20.min(line.len())]));
+        let first = format::wrap(&line, 118).remove(0);
+        assert!(
+            svg.contains(&format::xml_escape(&first)),
+            "{line:?} in {svg}"
+        );
+        if !label.is_empty() {
+            assert!(svg.contains(&format!(">{label}</text>")), "{label}");
+        }
+    }
+    assert!(svg.contains("0xdead000"), "CR2");
+    assert!(svg.contains("0x801234"), "RIP");
+}
+
+#[test]
+fn the_loader_total_is_one_number_in_every_rendering() {
+    let report = Report::build(&record(boot()));
+    let total = report.clock().human(report.timeline.total_ticks);
+    assert_eq!(report.timeline.total_us, Some(15_500.0));
+    // The text report's row, the SVG chart's row, the summary in both, the Chrome
+    // trace's span: the work (14.7 ms) and the trace's output (0.8 ms) together.
+    let text = report.render_text(false);
+    assert!(
+        text.contains("  loader total") && text.contains("15.500 ms"),
+        "{text}"
+    );
+    let svg = report.to_svg();
+    // The chart's row: its name, then its duration in the next element.
+    let row = svg
+        .split_once(">loader total</text>\n")
+        .map(|(_, rest)| rest.lines().next().unwrap_or(""))
+        .unwrap_or_else(|| panic!("no loader total row in {svg}"));
+    assert!(row.ends_with(&format!(">{total}</text>")), "{row}");
+    assert!(svg.contains("trace output (0 B)</text>"), "{svg}");
+    assert!(report.summary.starts_with(&format!("boot: {total} loader")));
+    let chrome: serde_json::Value = serde_json::from_str(&report.to_chrome_trace()).unwrap();
+    let span = chrome["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "loader total")
+        .expect("a loader total span");
+    assert_eq!(span["dur"], 15_500.0);
+    assert_eq!(chrome["metadata"]["loader_total_us"], 15_500.0);
+}
+
+#[test]
 fn a_trace_that_stops_early_is_truncated() {
     let mut record = record(boot().into_iter().take(9).collect());
     record.truncated = true;
@@ -449,6 +521,56 @@ fn a_trace_that_stops_early_is_truncated() {
     assert!(report
         .render_text(false)
         .contains("9 events, 2 malformed frames, ends inside a frame"));
+}
+
+#[test]
+fn qemus_stop_is_placed_before_or_after_the_hand_over() {
+    use crate::decode::{QemuStop, StopKind};
+    let stop = |kind| QemuStop {
+        kind,
+        at: None,
+        registers: Some("RIP=0000000000801234 RFL=00000002 HLT=0".to_string()),
+    };
+    // A loader that hangs in its frequency measurement, and one stopped by Ctrl-C
+    // there: the summary must not blame the kernel.
+    let mut record = record(boot().into_iter().take(10).collect());
+    for (kind, said) in [
+        (
+            StopKind::Hang {
+                timeout: Duration::from_secs(3),
+            },
+            "; hung in the loader, before the hand-over",
+        ),
+        (
+            StopKind::Interrupted,
+            "; interrupted (Ctrl-C) in the loader, before the hand-over",
+        ),
+    ] {
+        record.qemu_stop = Some(stop(kind));
+        let report = Report::build(&record);
+        assert!(report.summary_line().contains(said), "{}", report.summary);
+        assert!(
+            report
+                .stop
+                .as_ref()
+                .unwrap()
+                .message
+                .ends_with("; the CPU was running"),
+            "{:?}",
+            report.stop
+        );
+    }
+    let mut whole = super::tests::record(boot());
+    whole.qemu_stop = Some(stop(StopKind::Interrupted));
+    let report = Report::build(&whole);
+    assert!(
+        report
+            .summary_line()
+            .ends_with("; interrupted (Ctrl-C) after the hand-over"),
+        "{}",
+        report.summary
+    );
+    assert_eq!(report.outcome.kind, OutcomeKind::Interrupted);
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn facts(report: &Report, paint: Paint, out: &mut String) {
             Tone::Outcome => {
                 let style = |line: &str| match report.outcome.kind {
                     OutcomeKind::HandedOver => paint.green(line),
-                    OutcomeKind::Truncated => paint.yellow(line),
+                    OutcomeKind::Truncated | OutcomeKind::Interrupted => paint.yellow(line),
                     OutcomeKind::ErrorsOnly => line.to_string(),
                     OutcomeKind::Refused
                     | OutcomeKind::CpuException
@@ -311,7 +311,7 @@ fn paging_fact(report: &Report) -> Option<String> {
 fn host_fact(report: &Report) -> Option<String> {
     let host = &report.host;
     if !host.live {
-        return Some("times unknown: the stream was not read as QEMU sent it (a recording, or output buffered before it was read)".to_string());
+        return Some("times unknown: the stream did not arrive as the loader sent it (a recording, or output that arrived in one burst: buffered before it was read, or read by a busy host)".to_string());
     }
     let parts: Vec<String> = [
         ("firmware", host.firmware_us),
@@ -321,6 +321,12 @@ fn host_fact(report: &Report) -> Option<String> {
     .into_iter()
     .filter_map(|(name, value)| Some(format!("{name} {}", human_us(value?))))
     .collect();
+    let mut parts = parts;
+    if host.hand_over_us.is_some() && host.first_kernel_output_us == host.hand_over_us {
+        parts.push(
+            "the kernel's first output came in the hand-over's read (too soon to time)".to_string(),
+        );
+    }
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
@@ -342,75 +348,18 @@ fn stream_fact(report: &Report) -> Option<String> {
     ))
 }
 
-/// The crash: registers, what RIP and CR2 are, the return addresses on the stack.
+/// The crash: registers, what RIP and CR2 are, the return addresses on the stack
+/// ([`super::crash::Crash::lines`], which the SVG shows too).
 fn crash_section(crash: &super::crash::Crash, paint: Paint, out: &mut String) {
     let _ = writeln!(out, "{}", paint.bold("Crash"));
-    fact(
-        out,
-        paint,
-        "  RIP",
-        &format!(
-            "{} {}",
-            hex(crash.rip.address),
-            escape_text(&crash.rip.described)
-        ),
-    );
-    if let Some(cr2) = &crash.cr2 {
-        fact(
-            out,
-            paint,
-            "  CR2",
-            &format!(
-                "{} {}: {}",
-                hex(cr2.address),
-                cr2.class,
-                escape_text(&cr2.meaning)
-            ),
-        );
+    for (label, text) in crash.lines() {
+        let label = if label.is_empty() {
+            String::new()
+        } else {
+            format!("  {label}")
+        };
+        fact(out, paint, &label, &escape_text(&text));
     }
-    if let Some(error) = &crash.error_meaning {
-        fact(out, paint, "  error", error);
-    }
-    fact(
-        out,
-        paint,
-        "  RSP",
-        &format!("{} {}", hex(crash.rsp), crash.rsp_meaning),
-    );
-    fact(
-        out,
-        paint,
-        "  CR3",
-        &format!(
-            "{} {}; RFLAGS {}",
-            hex(crash.cr3),
-            crash.cr3_meaning,
-            hex(crash.rflags)
-        ),
-    );
-    let candidates: Vec<&super::crash::StackWord> =
-        crash.stack.iter().filter(|w| w.code.is_some()).collect();
-    let mut stack = format!("{} words read from RSP", crash.stack.len());
-    if let Some(note) = &crash.stack_note {
-        stack += &format!(" ({note})");
-    }
-    stack += &match candidates.len() {
-        0 => ", none points into the kernel's code".to_string(),
-        n => format!(", {n} into the kernel's code (return addresses, innermost first):"),
-    };
-    fact(out, paint, "  stack", &stack);
-    for word in candidates {
-        if let Some(code) = &word.code {
-            let line = format!(
-                "[{}] {} {}",
-                hex(word.at),
-                hex(word.value),
-                escape_text(&code.described)
-            );
-            fact(out, paint, "", &line);
-        }
-    }
-    fact(out, paint, "  symbols", &escape_text(&crash.symbols));
 }
 
 /// What QEMU said about the guest's end.

@@ -4,16 +4,17 @@
 //! Time 0 is the Multiboot entry. Two kinds of stage exist:
 //!
 //! - **Between events**: the work between two events that bracket it, e.g. ELF
-//!   inspection and placement runs from `Frequency` to `Kernel`. Such a stage also
-//!   contains the serial output of the event that opens it.
+//!   inspection and placement runs from `CommandLine` to `Kernel`. (Since trace
+//!   format 3 no stage holds the trace's own output: the loader takes the ticks it
+//!   spends writing frames out of every time, and reports them once.)
 //! - **Measured**: a stage whose event carries its own tick count (`copy_ticks`,
 //!   `ticks`). It ends at its event's timestamp (the loader reads the TSC right after
 //!   the work and sends the event next) and starts that many ticks earlier.
 //!
 //! Top-level stages never overlap: a stage that would start before the previous one
 //! ended is cut at that end (and a warning says so). The loader's time not covered
-//! by any stage is "other": mostly the trace's own serial output between measured
-//! stages, zeroing the gaps between segments, and building the boot info.
+//! by any stage is "other": the work between measured stages (zeroing the gaps
+//! between segments, building the boot info, the events' own bookkeeping).
 
 use serde::Serialize;
 

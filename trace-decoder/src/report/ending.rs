@@ -1,7 +1,9 @@
 //! How a boot ended, and the exit status `cargo xtask run` and `cargo xtask trace`
-//! give it: the one table of those statuses. Both `--help` texts print it from
-//! here ([`help_table`]), and docs/exit-codes.md lists it (a test keeps the two in
-//! step).
+//! give it, which `rusty-trace` gives a replay of its recording too: the one table
+//! of those statuses. The three `--help` texts print it from here ([`help_table`]),
+//! and docs/exit-codes.md lists it (a test keeps the two in step). A recording
+//! keeps QEMU's end beside the stream ([`QemuEnd::to_recorded`]), so that a replay
+//! ends as the live run did.
 //!
 //! A boot's end is put together from what the runner saw of QEMU ([`QemuEnd`], the
 //! last error line QEMU printed) and what the serial stream said ([`TraceSeen`]);
@@ -14,9 +16,9 @@
 use rusty_loader::error::ExitCode;
 use rusty_loader::wire::LoaderEvent;
 
-use trace_decoder::decode::BootRecord;
-use trace_decoder::report::format::{escape_text, wrap};
-use trace_decoder::report::outcome::exception_name;
+use super::format::{escape_text, wrap};
+use super::outcome::exception_name;
+use crate::decode::BootRecord;
 
 /// The kinds of ending, one exit status (or one range of them) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +31,7 @@ pub enum EndingKind {
     /// The command line or the setup was wrong (arguments, files, the build, QEMU
     /// missing); nothing was booted, or the boot was never started.
     Usage,
-    /// `trace --runs/--baseline`: a stage is slower than the baseline allows.
+    /// `--baseline`: a stage is slower than the baseline allows.
     Regression,
     /// QEMU ended without an isa-debug-exit code: the guest reset or powered off.
     /// With `-no-reboot` a triple fault ends QEMU this way.
@@ -111,10 +113,10 @@ impl EndingKind {
                 "the application reported failure (QEMU status 1), or ended with a value no other row has"
             }
             EndingKind::Usage => {
-                "usage or setup error (arguments, a missing file, -m malformed or too small for the application, the build, QEMU not found): nothing booted"
+                "usage or setup error (arguments, a missing file, -m malformed or too small for the application, the build, QEMU not found; for rusty-trace also an input without a trace, or an ELF file given as the stream): nothing booted or decoded"
             }
             EndingKind::Regression => {
-                "trace --runs/--baseline: a stage is slower than the baseline allows"
+                "--baseline: a stage is slower than the baseline allows"
             }
             EndingKind::Reset => {
                 "QEMU ended without an isa-debug-exit code: the guest reset (a triple fault, with -no-reboot) or powered off"
@@ -206,6 +208,63 @@ pub enum QemuEnd {
     Interrupted,
     /// QEMU reported a KVM internal error and was stopped.
     KvmFailed,
+}
+
+impl QemuEnd {
+    /// QEMU's end as a recording keeps it beside its stream (`FILE.status`, which
+    /// `cargo xtask trace --save FILE` writes and `rusty-trace FILE` reads): QEMU's
+    /// exit status as a number (what `echo $? > FILE.status` writes too), or for an
+    /// end without one `timeout <seconds>`, `interrupted`, `killed` or
+    /// `kvm-failed`; then, when QEMU printed one, its last error line as
+    /// `qemu: <line>`.
+    pub fn to_recorded(&self, qemu_error: Option<&str>) -> String {
+        let mut text = match self {
+            QemuEnd::Exited(status) => status.to_string(),
+            QemuEnd::TimedOut { seconds } => format!("timeout {seconds}"),
+            QemuEnd::Interrupted => "interrupted".to_string(),
+            QemuEnd::Killed => "killed".to_string(),
+            QemuEnd::KvmFailed => "kvm-failed".to_string(),
+        };
+        text.push('\n');
+        if let Some(error) = qemu_error {
+            text += &format!("qemu-error: {}\n", error.replace('\n', " "));
+        }
+        text
+    }
+
+    /// Reads what [`QemuEnd::to_recorded`] wrote: the end and QEMU's error line.
+    pub fn from_recorded(text: &str) -> Result<(QemuEnd, Option<String>), String> {
+        let mut lines = text.lines();
+        let first = lines.next().unwrap_or("").trim();
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let end = match words.as_slice() {
+            [status] if status.parse::<i32>().is_ok() => {
+                QemuEnd::Exited(status.parse().expect("checked"))
+            }
+            ["timeout", seconds] if seconds.parse::<u64>().is_ok() => QemuEnd::TimedOut {
+                seconds: seconds.parse().expect("checked"),
+            },
+            ["interrupted"] => QemuEnd::Interrupted,
+            ["killed"] => QemuEnd::Killed,
+            ["kvm-failed"] => QemuEnd::KvmFailed,
+            _ => {
+                return Err(format!(
+                    "holds neither QEMU's exit status (a number) nor an end without one (timeout N, interrupted, killed, kvm-failed): {}",
+                    escape_text(first)
+                ))
+            }
+        };
+        let error = lines.find_map(|line| line.strip_prefix("qemu-error: ").map(str::to_string));
+        Ok((end, error))
+    }
+
+    /// QEMU's exit status, when it exited by itself.
+    pub fn status(&self) -> Option<i32> {
+        match self {
+            QemuEnd::Exited(status) => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 /// What the serial stream said about the loader.
@@ -448,6 +507,16 @@ impl Ending {
         )
     }
 
+    /// Ctrl-C before the boot started (while the loader or the application was
+    /// built): nothing booted, so there is no report.
+    pub fn interrupted_before_boot() -> Ending {
+        Ending::new(
+            EndingKind::Interrupted,
+            130,
+            "interrupted before the boot started: nothing booted".to_string(),
+        )
+    }
+
     /// Not a boot's ending: a regression found by `--baseline`.
     pub fn regression(verdict: String) -> Ending {
         Ending::new(EndingKind::Regression, 3, verdict)
@@ -457,7 +526,7 @@ impl Ending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use trace_decoder::decode::fixtures::event;
+    use crate::decode::fixtures::event;
 
     fn exited(status: i32) -> QemuEnd {
         QemuEnd::Exited(status)
@@ -630,6 +699,30 @@ mod tests {
         assert_eq!(Ending::of(&exited(2), None, &undecoded).status, 125);
         let plain_failure = Ending::of(&exited(1), None, &undecoded);
         assert_eq!(plain_failure.kind, EndingKind::AppFailed);
+    }
+
+    #[test]
+    fn a_recording_keeps_every_end() {
+        for (end, error) in [
+            (exited(3), None),
+            (exited(-1), None),
+            (exited(1), Some("qemu-system-x86_64: could not load kernel")),
+            (QemuEnd::TimedOut { seconds: 60 }, None),
+            (QemuEnd::Interrupted, None),
+            (QemuEnd::Killed, None),
+            (QemuEnd::KvmFailed, Some("KVM internal error")),
+        ] {
+            let text = end.to_recorded(error);
+            assert_eq!(
+                QemuEnd::from_recorded(&text),
+                Ok((end.clone(), error.map(str::to_string))),
+                "{text}"
+            );
+        }
+        // What `echo $? > boot.status` writes.
+        assert_eq!(QemuEnd::from_recorded("35\n"), Ok((exited(35), None)));
+        let error = QemuEnd::from_recorded("timeout soon").unwrap_err();
+        assert!(error.starts_with("holds neither"), "{error}");
     }
 
     #[test]
